@@ -1,0 +1,168 @@
+import type { MessageHeaders } from '@keel/protocol';
+
+/**
+ * The Store port: the durable log behind a broker. The broker keeps the working state in memory and
+ * writes through `commit(batch)`, one transaction per round of group commit (see group-commit.ts).
+ * Implementations: MemoryStore (core, tests and non-persistent use) and PgStore (store-pg). Both
+ * pass the conformance suite in packages/testkit.
+ *
+ * Ids: message ids are assigned by the master as `epoch * 2^32 + counter` (see message-ids.ts), so
+ * they grow across takeovers and delivery order within a priority is id order.
+ */
+
+export type StoredDestinationType = 'queue' | 'topic';
+
+export interface DestinationRecord {
+  id: number;
+  type: StoredDestinationType;
+  name: string;
+}
+
+export interface DurableSubscriptionRecord {
+  id: number;
+  clientId: string;
+  name: string;
+  /** Topic destination id (a topic name, possibly with wildcards, is stored as a topic destination). */
+  destId: number;
+  selector: string | null;
+  noLocal: boolean;
+}
+
+/** A message as it is stored: headers as a JSON object, body as bytes. */
+export interface StoredMessage {
+  id: number;
+  destId: number;
+  priority: number;
+  /** ms since the epoch, 0 = never. */
+  expiration: number;
+  deliveryCount: number;
+  headers: MessageHeaders;
+  body: Buffer;
+}
+
+/** Position in delivery order: page after this (priority descending, then id ascending). */
+export interface PageCursor {
+  priority: number;
+  id: number;
+}
+
+export interface SubEntry {
+  subId: number;
+  msgId: number;
+  priority: number;
+}
+
+/**
+ * Everything one group-commit round writes, in one transaction. Applied in this order: inserts,
+ * subEntries, moves, deliveryCounts, subDeliveryCounts, deletes, subEntryDeletes, producers,
+ * txOutcomes. The transaction first checks that the cluster's epoch is still `epoch` and aborts
+ * with FencedError otherwise.
+ */
+export interface StoreBatch {
+  inserts: StoredMessage[];
+  subEntries: SubEntry[];
+  /** Move a message to another destination (DLQ, admin move/retry), replacing its headers. */
+  moves: { id: number; destId: number; priority: number; headers: MessageHeaders; deliveryCount: number }[];
+  deliveryCounts: { id: number; deliveryCount: number }[];
+  subDeliveryCounts: { subId: number; msgId: number; deliveryCount: number }[];
+  /** Message rows to delete (queue messages acknowledged, expired, purged). */
+  deletes: number[];
+  subEntryDeletes: { subId: number; msgId: number }[];
+  /** Highest stored sequence per producer (duplicate detection). */
+  producers: { producerId: string; seq: number }[];
+  /** Client transaction ids whose commit this batch makes durable. */
+  txOutcomes: string[];
+}
+
+export function emptyBatch(): StoreBatch {
+  return {
+    inserts: [],
+    subEntries: [],
+    moves: [],
+    deliveryCounts: [],
+    subDeliveryCounts: [],
+    deletes: [],
+    subEntryDeletes: [],
+    producers: [],
+    txOutcomes: [],
+  };
+}
+
+export function isEmptyBatch(b: StoreBatch): boolean {
+  return (
+    b.inserts.length === 0 &&
+    b.subEntries.length === 0 &&
+    b.moves.length === 0 &&
+    b.deliveryCounts.length === 0 &&
+    b.subDeliveryCounts.length === 0 &&
+    b.deletes.length === 0 &&
+    b.subEntryDeletes.length === 0 &&
+    b.producers.length === 0 &&
+    b.txOutcomes.length === 0
+  );
+}
+
+export interface TakeoverRecord {
+  node: string;
+  epoch: number;
+  reason: string;
+  at: Date;
+}
+
+export interface StoreStats {
+  /** Per destination id: stored message count. */
+  depths: Map<number, number>;
+}
+
+export interface Store {
+  readonly kind: 'memory' | 'postgres';
+  /** Cluster whose rows this store reads and writes. */
+  readonly cluster: string;
+
+  /** Prepare (connect, check schema). Idempotent. */
+  open(): Promise<void>;
+  close(): Promise<void>;
+
+  /** Current committed epoch of the cluster (0 when never taken over). */
+  readEpoch(): Promise<number>;
+  /**
+   * Become the writer: commit epoch + 1 (recording node and reason in the takeover history) and
+   * make every later write check it. Returns the new epoch.
+   */
+  takeOver(node: string, reason: string): Promise<number>;
+  /** The epoch writes are checked against (set by takeOver). */
+  readonly epoch: number;
+  takeovers(limit: number): Promise<TakeoverRecord[]>;
+
+  /** Find or create a destination row; returns its id. Not fenced (idempotent). */
+  ensureDestination(type: StoredDestinationType, name: string): Promise<number>;
+  deleteDestination(id: number): Promise<void>;
+  loadDestinations(): Promise<DestinationRecord[]>;
+
+  ensureDurableSubscription(
+    sub: Omit<DurableSubscriptionRecord, 'id'>,
+  ): Promise<DurableSubscriptionRecord>;
+  deleteDurableSubscription(id: number): Promise<void>;
+  loadDurableSubscriptions(): Promise<DurableSubscriptionRecord[]>;
+
+  /** Messages of a destination in delivery order, after `cursor` (exclusive), at most `limit`. */
+  pageMessages(destId: number, cursor: PageCursor | null, limit: number): Promise<StoredMessage[]>;
+  /** The messages a durable subscription still has to receive, in delivery order. */
+  pageSubscription(subId: number, cursor: PageCursor | null, limit: number): Promise<StoredMessage[]>;
+  countMessages(destId: number): Promise<number>;
+  countSubscription(subId: number): Promise<number>;
+  getMessage(id: number): Promise<StoredMessage | null>;
+
+  /** Highest stored sequence of a producer, or -1 when unknown. */
+  producerSequence(producerId: string): Promise<number>;
+  /** Whether a client transaction with this id committed. */
+  txCommitted(txId: string): Promise<boolean>;
+
+  /** Apply one group-commit round atomically; rejects with FencedError on an epoch mismatch. */
+  commit(batch: StoreBatch): Promise<void>;
+
+  /** Ids of stored messages expired at `now` (ms), at most `limit`. */
+  expiredMessages(now: number, limit: number): Promise<StoredMessage[]>;
+  /** Delete topic messages no durable subscription references any more; returns how many. */
+  cleanupTopicMessages(): Promise<number>;
+}

@@ -1,0 +1,4 @@
+export * from './errors';
+export * from './destination';
+export * from './message';
+export * from './native/frames';
