@@ -1,1 +1,5 @@
 export {};
+export * from './migrate';
+export * from './pg-errors';
+export * from './pg-store';
+export * from './copy-binary';

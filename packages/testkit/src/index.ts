@@ -1,1 +1,6 @@
-export {};
+export * from './broker-process';
+export * from './fault-proxy';
+export * from './free-port';
+export * from './postgres-server';
+export * from './test-database';
+export * from './test-env';

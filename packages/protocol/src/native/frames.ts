@@ -59,7 +59,10 @@ export interface BrokerDescription {
 export interface HelloFrame {
   type: FrameType.Hello;
   channel: 0;
+  /** The highest protocol version the client speaks. */
   protocolVersion: number;
+  /** The lowest version the client accepts (default: `protocolVersion`). */
+  minProtocolVersion?: number;
   clientId?: string;
   username?: string;
   password?: string;
@@ -72,6 +75,7 @@ export interface HelloFrame {
 export interface WelcomeFrame {
   type: FrameType.Welcome;
   channel: 0;
+  /** The version chosen: the highest one both sides speak. */
   protocolVersion: number;
   connectionId: string;
   clientId: string;

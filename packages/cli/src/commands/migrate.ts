@@ -1,0 +1,41 @@
+/**
+ * `keel migrate`: applies the numbered SQL migrations to the message database, then makes sure the
+ * lock database exists (default `<database>_lock` on the same server) and is migrated. Safe to run
+ * while nodes start: the migration runner claims each migration's row first.
+ */
+import { loadConfig, redactUrl } from '@keel/server';
+import { ensureLockDatabase, migrate } from '@keel/store-pg';
+import type { Output } from '../output';
+
+export interface MigrateOptions {
+  db?: string;
+  lockDb?: string;
+  config?: string;
+  /** Where migrations live; defaults to the repository's migrations/ folder (tests). */
+  migrationsDir?: string;
+  /** Environment for KEEL_DB / KEEL_LOCK_DB / KEEL_CONFIG; defaults to process.env (tests). */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface MigrateCommandResult {
+  db: string;
+  lockDb: string;
+  applied: string[];
+  current: number;
+}
+
+export async function runMigrate(options: MigrateOptions, output: Output): Promise<MigrateCommandResult> {
+  // The database URLs resolve like a broker's (flags > KEEL_* > config file), so `keel migrate`
+  // and `keel broker` given the same settings agree on where the schema goes.
+  const cfg = loadConfig({
+    argv: { db: options.db, lockDb: options.lockDb, config: options.config },
+    env: options.env,
+  });
+  const result = await migrate({ connectionString: cfg.db, migrationsDir: options.migrationsDir });
+  output.out(
+    `${redactUrl(cfg.db)}: ${result.applied.length === 0 ? 'up to date' : `applied ${result.applied.join(', ')}`} (schema version ${result.current})\n`,
+  );
+  const lockDb = await ensureLockDatabase(cfg.db, cfg.lockDb);
+  output.out(`${redactUrl(lockDb)}: lock database ready\n`);
+  return { db: cfg.db, lockDb, applied: result.applied, current: result.current };
+}

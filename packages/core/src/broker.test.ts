@@ -1,0 +1,275 @@
+import type { DeliveredMessage, Message } from '@keel/protocol';
+import { Broker, type BrokerOptions } from './broker';
+import type { ConnectionState } from './connection';
+import type { Delivery } from './consumer';
+import { MemoryDatabase, MemoryStore } from './store/memory-store';
+
+function msg(destination: string, text: string, extra: Partial<Message> = {}): Message {
+  return {
+    destination,
+    persistent: true,
+    priority: 4,
+    timestamp: Date.now(),
+    expiration: 0,
+    properties: {},
+    body: Buffer.from(text),
+    ...extra,
+  };
+}
+
+/** Collects deliveries and lets a test await the n-th one. */
+class Inbox {
+  readonly items: DeliveredMessage[] = [];
+  private waiters: { n: number; resolve: () => void }[] = [];
+  readonly sink = (d: Delivery): void => {
+    this.items.push(d.message);
+    this.waiters = this.waiters.filter((w) => {
+      if (this.items.length >= w.n) w.resolve();
+      return this.items.length < w.n;
+    });
+  };
+  wait(n: number, timeoutMs = 3000): Promise<DeliveredMessage[]> {
+    if (this.items.length >= n) return Promise.resolve(this.items);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`timed out waiting for ${n} messages, got ${this.items.length}`)), timeoutMs);
+      this.waiters.push({ n, resolve: () => (clearTimeout(t), resolve(this.items)) });
+    });
+  }
+  texts(): string[] {
+    return this.items.map((m) => m.body.toString());
+  }
+}
+
+async function startBroker(opts: Partial<BrokerOptions> = {}, db = new MemoryDatabase()): Promise<Broker> {
+  const store = new MemoryStore({ database: db, cluster: 'test' });
+  await store.open();
+  await store.takeOver('node-1', 'test');
+  const broker = new Broker({ nodeName: 'node-1', store, redelivery: { initialRedeliveryDelay: 0, redeliveryDelay: 0 }, ...opts });
+  await broker.start();
+  return broker;
+}
+
+describe('Broker over the memory store', () => {
+  let broker: Broker;
+  let conn: ConnectionState;
+  afterEach(async () => {
+    await broker?.stop();
+  });
+
+  it('delivers queue messages FIFO within a priority, highest priority first', async () => {
+    broker = await startBroker();
+    conn = broker.openConnection({ protocol: 'internal', clientId: 'c1' });
+    for (const [t, p] of [['a', 4], ['b', 9], ['c', 4], ['d', 0], ['e', 9]] as const) {
+      await broker.send(conn, msg('queue://orders', t, { priority: p }));
+    }
+    const inbox = new Inbox();
+    await broker.subscribe(conn, { consumerId: 'k1', destination: 'queue://orders', prefetch: 10 }, inbox.sink);
+    await inbox.wait(5);
+    expect(inbox.texts()).toEqual(['b', 'e', 'a', 'c', 'd']);
+  });
+
+  it('shares a queue between competing consumers by credit, and prefetch bounds what is in flight', async () => {
+    broker = await startBroker();
+    conn = broker.openConnection({ protocol: 'internal' });
+    const a = new Inbox();
+    const b = new Inbox();
+    await broker.subscribe(conn, { consumerId: 'a', destination: 'queue://work', prefetch: 3 }, a.sink);
+    await broker.subscribe(conn, { consumerId: 'b', destination: 'queue://work', prefetch: 3 }, b.sink);
+    for (let i = 0; i < 10; i++) await broker.send(conn, msg('queue://work', `m${i}`));
+    await a.wait(3);
+    await b.wait(3);
+    await new Promise((r) => setImmediate(r));
+    expect(a.items.length + b.items.length).toBe(6);
+    expect(broker.getQueue('work')!.depth).toBe(10);
+    await broker.ack(conn, 'a', a.items.map((m) => m.messageId));
+    await a.wait(6);
+    expect(broker.getQueue('work')!.depth).toBe(7);
+  });
+
+  it('gives every topic subscriber its copy and matches wildcards', async () => {
+    broker = await startBroker();
+    conn = broker.openConnection({ protocol: 'internal' });
+    const exact = new Inbox();
+    const star = new Inbox();
+    const tail = new Inbox();
+    await broker.subscribe(conn, { consumerId: 'x', destination: 'topic://prices.eu.fr', prefetch: 100, ackOnDelivery: true }, exact.sink);
+    await broker.subscribe(conn, { consumerId: 's', destination: 'topic://prices.*.fr', prefetch: 100, ackOnDelivery: true }, star.sink);
+    await broker.subscribe(conn, { consumerId: 't', destination: 'topic://prices.>', prefetch: 100, ackOnDelivery: true }, tail.sink);
+    await broker.send(conn, msg('topic://prices.eu.fr', '1'));
+    await broker.send(conn, msg('topic://prices.eu.de', '2'));
+    await broker.send(conn, msg('topic://prices', '3'));
+    await tail.wait(2);
+    await star.wait(1);
+    expect(exact.texts()).toEqual(['1']);
+    expect(star.texts()).toEqual(['1']);
+    expect(tail.texts()).toEqual(['1', '2']);
+  });
+
+  it('keeps messages for an absent durable subscriber and survives a restart', async () => {
+    const db = new MemoryDatabase();
+    broker = await startBroker({}, db);
+    conn = broker.openConnection({ protocol: 'internal', clientId: 'app' });
+    const first = new Inbox();
+    await broker.subscribe(conn, { consumerId: 'd', destination: 'topic://news', prefetch: 10, durableName: 'sub1' }, first.sink);
+    broker.unsubscribe(conn, 'd');
+    await broker.send(conn, msg('topic://news', 'while away'));
+    await broker.stop();
+    broker = await startBroker({}, db);
+    const conn2 = broker.openConnection({ protocol: 'internal', clientId: 'app' });
+    const second = new Inbox();
+    await broker.subscribe(conn2, { consumerId: 'd', destination: 'topic://news', prefetch: 10, durableName: 'sub1' }, second.sink);
+    const [m] = await second.wait(1);
+    expect(m.body.toString()).toBe('while away');
+    expect(m.redelivered).toBe(true); // recovered from an earlier epoch
+    await broker.ack(conn2, 'd', [m.messageId]);
+    expect(broker.listDurables()[0].pending).toBe(0);
+  });
+
+  it('redelivers after nack with a growing delivery count, then dead-letters with the reason', async () => {
+    broker = await startBroker({ redelivery: { maximumRedeliveries: 2, initialRedeliveryDelay: 0, redeliveryDelay: 0 } });
+    conn = broker.openConnection({ protocol: 'internal' });
+    const inbox = new Inbox();
+    await broker.subscribe(conn, { consumerId: 'k', destination: 'queue://jobs', prefetch: 1 }, inbox.sink);
+    await broker.send(conn, msg('queue://jobs', 'poison'));
+    for (let i = 1; i <= 3; i++) {
+      const items = await inbox.wait(i);
+      broker.nack(conn, 'k', [items[i - 1].messageId]);
+    }
+    expect(inbox.items.map((m) => m.deliveryCount)).toEqual([0, 1, 2]);
+    expect(inbox.items[1].redelivered).toBe(true);
+    const dlq = new Inbox();
+    await broker.subscribe(conn, { consumerId: 'dlq', destination: 'queue://ActiveMQ.DLQ', prefetch: 1 }, dlq.sink);
+    const [dead] = await dlq.wait(1);
+    expect(dead.body.toString()).toBe('poison');
+    expect(dead.originalDestination).toBe('queue://jobs');
+    expect(dead.dlqReason).toMatch(/maximumRedeliveries=2/);
+  });
+
+  it('uses individual dead-letter queues when configured', async () => {
+    broker = await startBroker({ redelivery: { maximumRedeliveries: 0 }, deadLetter: { strategy: 'individual' } });
+    conn = broker.openConnection({ protocol: 'internal' });
+    const inbox = new Inbox();
+    await broker.subscribe(conn, { consumerId: 'k', destination: 'queue://jobs', prefetch: 1 }, inbox.sink);
+    await broker.send(conn, msg('queue://jobs', 'x'));
+    const [m] = await inbox.wait(1);
+    broker.nack(conn, 'k', [m.messageId]);
+    const dlq = new Inbox();
+    await broker.subscribe(conn, { consumerId: 'dlq', destination: 'queue://DLQ.jobs', prefetch: 1 }, dlq.sink);
+    await dlq.wait(1);
+  });
+
+  it('never delivers an expired message', async () => {
+    broker = await startBroker();
+    conn = broker.openConnection({ protocol: 'internal' });
+    await broker.send(conn, msg('queue://q', 'old', { expiration: Date.now() - 1 }));
+    await broker.send(conn, msg('queue://q', 'fresh', { expiration: Date.now() + 60_000 }));
+    const inbox = new Inbox();
+    await broker.subscribe(conn, { consumerId: 'k', destination: 'queue://q', prefetch: 5 }, inbox.sink);
+    await inbox.wait(1);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(inbox.texts()).toEqual(['fresh']);
+    expect(broker.getQueue('q')!.expired).toBe(1);
+  });
+
+  it('redelivers unacknowledged messages when a consumer closes, and acks cumulatively', async () => {
+    broker = await startBroker();
+    conn = broker.openConnection({ protocol: 'internal' });
+    for (let i = 0; i < 4; i++) await broker.send(conn, msg('queue://q', `m${i}`));
+    const a = new Inbox();
+    await broker.subscribe(conn, { consumerId: 'a', destination: 'queue://q', prefetch: 10 }, a.sink);
+    await a.wait(4);
+    await broker.ack(conn, 'a', [a.items[1].messageId], { cumulative: true });
+    broker.unsubscribe(conn, 'a');
+    const b = new Inbox();
+    await broker.subscribe(conn, { consumerId: 'b', destination: 'queue://q', prefetch: 10 }, b.sink);
+    await b.wait(2);
+    expect(b.texts()).toEqual(['m2', 'm3']);
+    expect(b.items.every((m) => m.redelivered)).toBe(true);
+  });
+
+  it('commits sends and acks of a transaction together; rollback redelivers', async () => {
+    broker = await startBroker();
+    conn = broker.openConnection({ protocol: 'internal' });
+    await broker.send(conn, msg('queue://in', 'input'));
+    const inbox = new Inbox();
+    await broker.subscribe(conn, { consumerId: 'k', destination: 'queue://in', prefetch: 1 }, inbox.sink);
+    const [m] = await inbox.wait(1);
+    broker.begin(conn, 'tx1');
+    await broker.ack(conn, 'k', [m.messageId], { txId: 'tx1' });
+    await broker.send(conn, msg('queue://out', 'output'), 'tx1');
+    expect(broker.getQueue('out')).toBeNull();
+    broker.rollback(conn, 'tx1');
+    const [, again] = await inbox.wait(2);
+    expect(again.redelivered).toBe(true);
+    broker.begin(conn, 'tx2');
+    await broker.ack(conn, 'k', [again.messageId], { txId: 'tx2' });
+    await broker.send(conn, msg('queue://out', 'output'), 'tx2');
+    await broker.commit(conn, 'tx2');
+    expect(broker.getQueue('in')!.depth).toBe(0);
+    expect(broker.getQueue('out')!.depth).toBe(1);
+    expect(await broker.txOutcome('tx2')).toBe('committed');
+    expect(await broker.txOutcome('tx1')).toBe('unknown');
+  });
+
+  it('drops a resend of the same producer id and sequence', async () => {
+    const db = new MemoryDatabase();
+    broker = await startBroker({}, db);
+    conn = broker.openConnection({ protocol: 'internal' });
+    const r1 = await broker.send(conn, msg('queue://q', 'once', { producerId: 'p1', producerSeq: 1 }));
+    const r2 = await broker.send(conn, msg('queue://q', 'once', { producerId: 'p1', producerSeq: 1 }));
+    expect(r1.duplicate).toBe(false);
+    expect(r2.duplicate).toBe(true);
+    await broker.stop();
+    // across a takeover the sequence comes from the store
+    broker = await startBroker({}, db);
+    const c2 = broker.openConnection({ protocol: 'internal' });
+    expect((await broker.send(c2, msg('queue://q', 'once', { producerId: 'p1', producerSeq: 1 }))).duplicate).toBe(true);
+    expect((await broker.send(c2, msg('queue://q', 'two', { producerId: 'p1', producerSeq: 2 }))).duplicate).toBe(false);
+    expect(broker.getQueue('q')!.depth).toBe(2);
+  });
+
+  it('pages a backlog larger than its memory window in delivery order', async () => {
+    broker = await startBroker({ memoryWindow: 20 });
+    conn = broker.openConnection({ protocol: 'internal' });
+    const n = 300;
+    await Promise.all(Array.from({ length: n }, (_, i) => broker.send(conn, msg('queue://big', String(i), { priority: i % 50 === 0 ? 9 : 4 }))));
+    const info = broker.getQueue('big')!;
+    expect(info.depth).toBe(n);
+    expect(info.inMemory).toBeLessThanOrEqual(30);
+    const inbox = new Inbox();
+    let acked = 0;
+    await broker.subscribe(conn, { consumerId: 'k', destination: 'queue://big', prefetch: 5 }, (d) => {
+      inbox.sink(d);
+      broker.ack(conn, "k", [d.message.messageId]).then(() => (acked += 1), () => {});
+    });
+    await inbox.wait(n, 10000);
+    const got = inbox.texts().map(Number);
+    expect(new Set(got).size).toBe(n);
+    // every priority-9 message (i % 50 === 0) came before the priority-4 messages sent after it
+    const nines = got.filter((i) => i % 50 === 0);
+    expect(nines).toEqual([...nines].sort((a, b) => a - b));
+    const fours = got.filter((i) => i % 50 !== 0);
+    expect(fours).toEqual([...fours].sort((a, b) => a - b));
+    expect(broker.getQueue('big')!.depth).toBe(0);
+  });
+
+  it('rejects bad input with typed errors', async () => {
+    broker = await startBroker();
+    conn = broker.openConnection({ protocol: 'internal' });
+    await expect(broker.send(conn, msg('nowhere', 'x'))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(broker.send(conn, msg('queue://q', 'x', { priority: 12 }))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(broker.send(conn, msg('queue://a.*', 'x'))).rejects.toThrow(/wildcard/);
+    expect(() => broker.nack(conn, 'nope', ['1'])).toThrow(/unknown consumer/);
+    expect(() => broker.rollback(conn, 'nope')).toThrow(/unknown transaction/);
+  });
+
+  it('fences: after another node takes over, writes fail and the broker reports it', async () => {
+    const db = new MemoryDatabase();
+    broker = await startBroker({}, db);
+    conn = broker.openConnection({ protocol: 'internal' });
+    const fenced = new Promise((resolve) => broker.once('fenced', resolve));
+    (broker.store as MemoryStore).simulateTakeover();
+    await expect(broker.send(conn, msg('queue://q', 'late'))).rejects.toMatchObject({ code: 'FENCED' });
+    await fenced;
+  });
+});

@@ -1,0 +1,1171 @@
+import { EventEmitter } from 'node:events';
+import {
+  DEFAULT_PRIORITY,
+  type Destination,
+  type DestinationType,
+  FencedError,
+  formatDestination,
+  InvalidArgumentError,
+  isTopicType,
+  isWildcard,
+  KeelError,
+  MAX_PRIORITY,
+  type Message,
+  matchesWildcard,
+  NotMasterError,
+  parseDestination,
+} from '@keel/protocol';
+import { BrokerConsumer, type DeliverySink, type InflightRef } from './consumer';
+import { type ConnectionInfo, ConnectionState, type Transaction } from './connection';
+import { GroupCommitWriter } from './group-commit';
+import { epochOfId, MessageIdAllocator, parseMessageId } from './message-ids';
+import { MessageQueue, type QueueBacking, type QueueHost } from './message-queue';
+import { type Clock, type Logger, silentLogger, systemClock } from './ports';
+import { entrySize, type QueueEntry } from './queue-entry';
+import { type RedeliveryPolicy, redeliveryPolicy } from './redelivery-policy';
+import type { DurableSubscriptionRecord, Store, StoreBatch, StoredMessage } from './store/store';
+
+export interface DeadLetterOptions {
+  /** 'shared': one queue for all (ActiveMQ's SharedDeadLetterStrategy); 'individual': one per queue. */
+  strategy: 'shared' | 'individual';
+  /** Shared DLQ name (ActiveMQ.DLQ). */
+  queueName: string;
+  /** Individual DLQ prefix (DLQ.<queue>). */
+  queuePrefix: string;
+  /** Send expired messages to the DLQ (ActiveMQ's processExpired, default true); else drop them. */
+  processExpired: boolean;
+}
+
+export const DEFAULT_DEAD_LETTER: Readonly<DeadLetterOptions> = Object.freeze({
+  strategy: 'shared',
+  queueName: 'ActiveMQ.DLQ',
+  queuePrefix: 'DLQ.',
+  processExpired: true,
+});
+
+export const DEFAULT_MEMORY_WINDOW = 2000;
+export const DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024;
+export const DEFAULT_PREFETCH = 1000;
+
+export interface BrokerOptions {
+  nodeName: string;
+  store: Store;
+  logger?: Logger;
+  clock?: Clock;
+  redelivery?: Partial<RedeliveryPolicy>;
+  deadLetter?: Partial<DeadLetterOptions>;
+  /** Messages per queue held in memory; the rest is paged from the store. */
+  memoryWindow?: number;
+  maxBatchMessages?: number;
+  maxMessageSize?: number;
+  onCommit?: (stats: { operations: number; inserts: number; durationMs: number }) => void;
+}
+
+export interface SubscribeOptions {
+  consumerId: string;
+  destination: string;
+  prefetch: number;
+  /** Broker acknowledges on delivery (STOMP ack:auto). */
+  ackOnDelivery?: boolean;
+  selector?: string;
+  durableName?: string;
+  noLocal?: boolean;
+  /** Consumer priority; network bridges use a lower one. Default 0. */
+  priority?: number;
+}
+
+export interface SendResult {
+  messageId: string;
+  duplicate: boolean;
+}
+
+export interface BrokerEvents {
+  'connection:open': [ConnectionState];
+  'connection:close': [ConnectionState];
+  'consumer:add': [{ connection: ConnectionState; consumer: BrokerConsumer; destination: string }];
+  'consumer:remove': [{ connection: ConnectionState; consumer: BrokerConsumer; destination: string }];
+  'destination:create': [{ destination: string }];
+  'message:in': [{ destination: string }];
+  'message:out': [{ destination: string }];
+  fenced: [FencedError];
+  'store:error': [KeelError];
+}
+
+interface QueueRecord {
+  name: string;
+  type: 'queue' | 'temp-queue';
+  destId: number | null;
+  queue: MessageQueue;
+  ownerConnection: string | null;
+  createdAt: number;
+}
+
+interface TopicRecord {
+  name: string;
+  type: 'topic' | 'temp-topic';
+  destId: number | null;
+  enqueued: number;
+  ownerConnection: string | null;
+  createdAt: number;
+}
+
+export interface Subscription {
+  key: string;
+  pattern: string;
+  queue: MessageQueue;
+  durable: DurableSubscriptionRecord | null;
+  consumer: BrokerConsumer | null;
+  connectionId: string | null;
+  noLocal: boolean;
+}
+
+export interface QueueInfo {
+  name: string;
+  temporary: boolean;
+  depth: number;
+  enqueued: number;
+  dequeued: number;
+  expired: number;
+  deadLettered: number;
+  consumers: number;
+  inflight: number;
+  inMemory: number;
+  oldestMessageAgeMs: number | null;
+}
+
+export interface TopicInfo {
+  name: string;
+  temporary: boolean;
+  enqueued: number;
+  subscribers: number;
+  durableSubscriptions: number;
+}
+
+export interface DurableInfo {
+  clientId: string;
+  name: string;
+  topic: string;
+  active: boolean;
+  pending: number;
+  inflight: number;
+}
+
+export interface ConnectionSummary {
+  id: string;
+  clientId: string;
+  protocol: string;
+  username: string | null;
+  remoteAddress: string | null;
+  connectedAt: string;
+  consumers: number;
+  messagesIn: number;
+  messagesOut: number;
+}
+
+export interface ConsumerSummary {
+  connectionId: string;
+  clientId: string;
+  consumerId: string;
+  destinations: string[];
+  credit: number;
+  inflight: number;
+  delivered: number;
+}
+
+export interface BrowsedMessage {
+  id: string;
+  message: Message;
+  deliveryCount: number;
+  redelivered: boolean;
+}
+
+let connectionCounter = 0;
+
+/**
+ * The broker's domain: destinations, dispatch, subscriptions, acknowledgements, redelivery,
+ * transactions and duplicate detection, over a Store. One Broker serves while its node is master;
+ * `start()` recovers from the store, `stop()` drops every client.
+ */
+export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
+  readonly nodeName: string;
+  readonly store: Store;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly redelivery: RedeliveryPolicy;
+  readonly deadLetterOptions: DeadLetterOptions;
+  private readonly memoryWindow: number;
+  readonly maxMessageSize: number;
+  private readonly opts: BrokerOptions;
+
+  writer: GroupCommitWriter | null = null;
+  private ids: MessageIdAllocator | null = null;
+  epoch = 0;
+  private running = false;
+  private readonly startedAt = Date.now();
+
+  private readonly queues = new Map<string, QueueRecord>();
+  private readonly queueCreations = new Map<string, Promise<QueueRecord>>();
+  private readonly topics = new Map<string, TopicRecord>();
+  private readonly topicCreations = new Map<string, Promise<TopicRecord>>();
+  private readonly subscriptions = new Set<Subscription>();
+  private readonly durables = new Map<string, Subscription>();
+  private subsByTopic = new Map<string, Subscription[]>();
+  private readonly wildcardQueueConsumers = new Set<{ pattern: string; consumer: BrokerConsumer }>();
+  readonly connections = new Map<string, ConnectionState>();
+  private readonly producers = new Map<string, { seq: number; done: Promise<unknown> }>();
+  private readonly producerLookups = new Map<string, Promise<number>>();
+
+  constructor(options: BrokerOptions) {
+    super();
+    this.opts = options;
+    this.nodeName = options.nodeName;
+    this.store = options.store;
+    this.logger = options.logger ?? silentLogger;
+    this.clock = options.clock ?? systemClock;
+    this.redelivery = redeliveryPolicy(options.redelivery);
+    this.deadLetterOptions = { ...DEFAULT_DEAD_LETTER, ...options.deadLetter };
+    this.memoryWindow = options.memoryWindow ?? DEFAULT_MEMORY_WINDOW;
+    this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    if (!(this.memoryWindow >= 10)) throw new InvalidArgumentError('memoryWindow must be at least 10');
+  }
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  get uptimeMs(): number {
+    return Date.now() - this.startedAt;
+  }
+
+  /**
+   * Recover destinations, durable subscriptions and pending messages from the store. The caller
+   * has taken over the store (store.epoch is ours) before.
+   */
+  async start(): Promise<void> {
+    this.epoch = this.store.epoch;
+    this.ids = new MessageIdAllocator(this.epoch);
+    this.writer = new GroupCommitWriter(this.store, {
+      logger: this.logger,
+      maxBatchMessages: this.opts.maxBatchMessages,
+      onCommit: this.opts.onCommit,
+      onFenced: (err) => this.emit('fenced', err),
+      onStoreError: (err) => this.emit('store:error', err),
+    });
+    const started = Date.now();
+    const dests = await this.store.loadDestinations();
+    for (const d of dests) {
+      if (d.type === 'queue') this.registerQueue(d.name, 'queue', d.id, null);
+      else this.registerTopic(d.name, 'topic', d.id, null);
+    }
+    for (const rec of await this.store.loadDurableSubscriptions()) {
+      const topicName = dests.find((d) => d.id === rec.destId)?.name;
+      if (!topicName) continue;
+      this.addDurable(rec, topicName);
+    }
+    await Promise.all([
+      ...[...this.queues.values()].map((q) => q.queue.recover()),
+      ...[...this.durables.values()].map((s) => s.queue.recover()),
+    ]);
+    this.running = true;
+    this.logger.info(
+      {
+        epoch: this.epoch,
+        queues: this.queues.size,
+        topics: this.topics.size,
+        durableSubscriptions: this.durables.size,
+        recoveryMs: Date.now() - started,
+      },
+      'broker recovered from store',
+    );
+  }
+
+  /** Stop serving: close every connection (in-flight messages stay in the store). */
+  async stop(options: { drain?: boolean } = {}): Promise<void> {
+    if (!this.running && !this.writer) return;
+    this.running = false;
+    for (const c of [...this.connections.values()]) this.closeConnection(c, { redeliver: false });
+    if (options.drain && this.writer && !this.writer.isFenced) {
+      await this.writer.drain();
+    }
+    this.writer?.close(new NotMasterError('broker stopped'));
+    for (const q of this.queues.values()) q.queue.close();
+    for (const s of this.subscriptions) s.queue.close();
+  }
+
+  // ----- connections ---------------------------------------------------------------------------
+
+  openConnection(info: ConnectionInfo): ConnectionState {
+    this.assertRunning();
+    connectionCounter += 1;
+    const id = `${this.nodeName}-${process.pid}-${connectionCounter}`;
+    const clientId = info.clientId && info.clientId.length > 0 ? info.clientId : `ID:${id}`;
+    const conn = new ConnectionState(id, clientId, info);
+    this.connections.set(id, conn);
+    this.emit('connection:open', conn);
+    return conn;
+  }
+
+  /** Connection ended: consumers closed (their in-flight messages redelivered), transactions rolled back. */
+  closeConnection(conn: ConnectionState, options: { redeliver?: boolean } = {}): void {
+    if (conn.closed) return;
+    conn.closed = true;
+    for (const tx of conn.transactions.values()) this.rollbackTx(tx);
+    conn.transactions.clear();
+    for (const consumer of [...conn.consumers.values()]) this.closeConsumer(conn, consumer, options.redeliver ?? true);
+    for (const name of conn.tempDestinations) this.deleteTemporary(name);
+    this.connections.delete(conn.id);
+    this.emit('connection:close', conn);
+  }
+
+  setWritable(conn: ConnectionState, writable: boolean): void {
+    if (conn.writable === writable) return;
+    conn.writable = writable;
+    if (writable) for (const c of conn.consumers.values()) c.wake();
+  }
+
+  // ----- sending -------------------------------------------------------------------------------
+
+  /**
+   * Accept a message. Resolves once it is safe: for a persistent message on a durable destination
+   * after the store commit that holds it. A resend of a (producerId, producerSeq) already accepted
+   * resolves without storing it again.
+   */
+  async send(conn: ConnectionState, message: Message, txId?: string): Promise<SendResult> {
+    this.assertRunning();
+    const dest = this.checkMessage(message);
+    conn.messagesIn += 1;
+    if (txId !== undefined) {
+      const tx = this.transaction(conn, txId);
+      const messageId = String(this.ids!.next());
+      message.messageId = messageId;
+      tx.sends.push(message);
+      return { messageId, duplicate: false };
+    }
+    const dup = await this.checkDuplicate(message);
+    if (dup) return dup;
+    const id = this.ids!.next();
+    message.messageId = String(id);
+    const done = this.route(conn, dest, id, message);
+    if (message.producerId !== undefined && message.producerSeq !== undefined) {
+      this.producers.set(message.producerId, { seq: message.producerSeq, done });
+    }
+    await done;
+    return { messageId: message.messageId, duplicate: false };
+  }
+
+  private checkMessage(message: Message): Destination {
+    if (!message || typeof message !== 'object') throw new InvalidArgumentError('message missing');
+    const dest = parseDestination(message.destination);
+    if (isWildcard(dest.name)) throw new InvalidArgumentError(`cannot send to a wildcard destination ${message.destination}`);
+    if (!Buffer.isBuffer(message.body)) throw new InvalidArgumentError('message body must be bytes');
+    if (message.body.length > this.maxMessageSize) {
+      throw new InvalidArgumentError(
+        `message body of ${message.body.length} bytes exceeds the maximum of ${this.maxMessageSize}`,
+        'RESOURCE_LIMIT',
+      );
+    }
+    if (message.priority === undefined || message.priority === null) message.priority = DEFAULT_PRIORITY;
+    if (!Number.isInteger(message.priority) || message.priority < 0 || message.priority > MAX_PRIORITY) {
+      throw new InvalidArgumentError(`priority must be an integer 0-9 (got ${message.priority})`);
+    }
+    if (!message.timestamp) message.timestamp = this.clock.now();
+    if (!message.expiration) message.expiration = 0;
+    if (!message.properties) message.properties = {};
+    message.persistent = message.persistent === true;
+    return dest;
+  }
+
+  private async checkDuplicate(message: Message): Promise<SendResult | null> {
+    const pid = message.producerId;
+    const seq = message.producerSeq;
+    if (pid === undefined || seq === undefined) return null;
+    if (typeof pid !== 'string' || !Number.isSafeInteger(seq) || seq < 0) {
+      throw new InvalidArgumentError('producerId must be a string and producerSeq a non-negative integer');
+    }
+    let state = this.producers.get(pid);
+    if (!state) {
+      let lookup = this.producerLookups.get(pid);
+      if (!lookup) {
+        lookup = this.store.producerSequence(pid);
+        this.producerLookups.set(pid, lookup);
+        lookup.finally(() => this.producerLookups.delete(pid)).catch(() => {});
+      }
+      const stored = await lookup;
+      state = this.producers.get(pid);
+      if (!state) {
+        state = { seq: stored, done: Promise.resolve() };
+        this.producers.set(pid, state);
+      }
+    }
+    if (seq <= state.seq) {
+      await state.done;
+      this.logger.debug({ producerId: pid, seq }, 'duplicate send dropped');
+      return { messageId: message.messageId ?? '', duplicate: true };
+    }
+    return null;
+  }
+
+  private route(conn: ConnectionState | null, dest: Destination, id: number, message: Message): Promise<void> {
+    const name = formatDestination(dest);
+    this.emit('message:in', { destination: name });
+    if (isTopicType(dest.type)) return this.publish(conn, dest, id, message);
+    const existing = this.queues.get(name);
+    if (existing) return this.enqueueTo(existing, id, message);
+    return this.ensureQueue(dest).then((rec) => this.enqueueTo(rec, id, message));
+  }
+
+  private async enqueueTo(rec: QueueRecord, id: number, message: Message): Promise<void> {
+    const entry = this.newEntry(id, message, rec.destId !== null && message.persistent);
+    if (entry.stored) {
+      const destId = rec.destId!;
+      await this.writer!.write((b) => {
+        b.inserts.push(this.storedRow(id, destId, message));
+        this.noteProducer(b, message);
+      });
+    } else if (message.persistent && message.producerId !== undefined) {
+      // temp destinations: nothing stored
+    }
+    rec.queue.enqueue(entry);
+  }
+
+  private async publish(conn: ConnectionState | null, dest: Destination, id: number, message: Message): Promise<void> {
+    const rec = this.topics.get(formatDestination(dest)) ?? (await this.ensureTopic(dest));
+    rec.enqueued += 1;
+    const subs = this.matchingSubscriptions(dest.name).filter(
+      (s) => !(s.noLocal && conn !== null && s.connectionId === conn.id),
+    );
+    const durable = subs.filter((s) => s.durable !== null);
+    const store = message.persistent && durable.length > 0 && rec.destId !== null;
+    if (store) {
+      const destId = rec.destId!;
+      await this.writer!.write((b) => {
+        b.inserts.push(this.storedRow(id, destId, message));
+        for (const s of durable) b.subEntries.push({ subId: s.durable!.id, msgId: id, priority: message.priority });
+        this.noteProducer(b, message);
+      });
+    }
+    for (const s of subs) s.queue.enqueue(this.newEntry(id, message, store && s.durable !== null));
+  }
+
+  private noteProducer(b: StoreBatch, message: Message): void {
+    if (message.producerId !== undefined && message.producerSeq !== undefined) {
+      b.producers.push({ producerId: message.producerId, seq: message.producerSeq });
+    }
+  }
+
+  private storedRow(id: number, destId: number, message: Message): StoredMessage {
+    const { body, ...headers } = message;
+    return {
+      id,
+      destId,
+      priority: message.priority,
+      expiration: message.expiration,
+      deliveryCount: 0,
+      headers,
+      body,
+    };
+  }
+
+  private newEntry(id: number, message: Message, stored: boolean): QueueEntry {
+    return {
+      id,
+      message,
+      priority: message.priority,
+      expiration: message.expiration,
+      deliveryCount: 0,
+      redelivered: false,
+      stored,
+      size: entrySize(message),
+      notBefore: 0,
+    };
+  }
+
+  entryFromStored(row: StoredMessage): QueueEntry {
+    const message: Message = { ...row.headers, body: row.body };
+    return {
+      id: row.id,
+      message,
+      priority: row.priority,
+      expiration: row.expiration,
+      deliveryCount: row.deliveryCount,
+      // Recovered after a takeover: it may have been delivered by the previous master.
+      redelivered: row.deliveryCount > 0 || epochOfId(row.id) < this.epoch,
+      stored: true,
+      size: entrySize(message),
+      notBefore: 0,
+    };
+  }
+
+  // ----- destinations --------------------------------------------------------------------------
+
+  private registerQueue(name: string, type: 'queue' | 'temp-queue', destId: number | null, owner: string | null): QueueRecord {
+    const key = formatDestination({ type, name });
+    const store = this.store;
+    const backing: QueueBacking | null =
+      destId === null
+        ? null
+        : {
+            page: (cursor, limit) => store.pageMessages(destId, cursor, limit),
+            count: () => store.countMessages(destId),
+            remove: (b, id) => b.deletes.push(id),
+            setDeliveryCount: (b, id, deliveryCount) => b.deliveryCounts.push({ id, deliveryCount }),
+          };
+    const rec: QueueRecord = {
+      name,
+      type,
+      destId,
+      queue: new MessageQueue(key, this, backing, { memoryWindow: this.memoryWindow }),
+      ownerConnection: owner,
+      createdAt: Date.now(),
+    };
+    this.queues.set(key, rec);
+    for (const w of this.wildcardQueueConsumers) {
+      if (matchesWildcard(w.pattern, name)) w.consumer.attach(rec.queue);
+    }
+    return rec;
+  }
+
+  private registerTopic(name: string, type: 'topic' | 'temp-topic', destId: number | null, owner: string | null): TopicRecord {
+    const rec: TopicRecord = { name, type, destId, enqueued: 0, ownerConnection: owner, createdAt: Date.now() };
+    this.topics.set(formatDestination({ type, name }), rec);
+    return rec;
+  }
+
+  /** Find or create a queue (created on first use, like ActiveMQ). */
+  ensureQueue(dest: Destination, owner: string | null = null): Promise<QueueRecord> {
+    const key = formatDestination(dest);
+    const existing = this.queues.get(key);
+    if (existing) return Promise.resolve(existing);
+    let creating = this.queueCreations.get(key);
+    if (!creating) {
+      creating = (async () => {
+        const destId = dest.type === 'queue' ? await this.store.ensureDestination('queue', dest.name) : null;
+        const rec = this.queues.get(key) ?? this.registerQueue(dest.name, dest.type as 'queue' | 'temp-queue', destId, owner);
+        this.emit('destination:create', { destination: key });
+        return rec;
+      })();
+      this.queueCreations.set(key, creating);
+      creating.finally(() => this.queueCreations.delete(key)).catch(() => {});
+    }
+    return creating;
+  }
+
+  ensureTopic(dest: Destination, owner: string | null = null): Promise<TopicRecord> {
+    const key = formatDestination(dest);
+    const existing = this.topics.get(key);
+    if (existing) return Promise.resolve(existing);
+    let creating = this.topicCreations.get(key);
+    if (!creating) {
+      creating = (async () => {
+        const destId = dest.type === 'topic' ? await this.store.ensureDestination('topic', dest.name) : null;
+        const rec = this.topics.get(key) ?? this.registerTopic(dest.name, dest.type as 'topic' | 'temp-topic', destId, owner);
+        this.emit('destination:create', { destination: key });
+        return rec;
+      })();
+      this.topicCreations.set(key, creating);
+      creating.finally(() => this.topicCreations.delete(key)).catch(() => {});
+    }
+    return creating;
+  }
+
+  private deleteTemporary(key: string): void {
+    const q = this.queues.get(key);
+    if (q) {
+      for (const c of q.queue.consumerList) (c as BrokerConsumer).closed = true;
+      q.queue.close();
+      this.queues.delete(key);
+    }
+    this.topics.delete(key);
+  }
+
+  private matchingSubscriptions(topicName: string): Subscription[] {
+    let subs = this.subsByTopic.get(topicName);
+    if (!subs) {
+      subs = [...this.subscriptions].filter((s) => s.pattern === topicName || matchesWildcard(s.pattern, topicName));
+      if (this.subsByTopic.size > 10000) this.subsByTopic.clear();
+      this.subsByTopic.set(topicName, subs);
+    }
+    return subs;
+  }
+
+  private addDurable(rec: DurableSubscriptionRecord, topicName: string): Subscription {
+    const store = this.store;
+    const backing: QueueBacking = {
+      page: (cursor, limit) => store.pageSubscription(rec.id, cursor, limit),
+      count: () => store.countSubscription(rec.id),
+      remove: (b, id) => b.subEntryDeletes.push({ subId: rec.id, msgId: id }),
+      setDeliveryCount: (b, id, deliveryCount) => b.subDeliveryCounts.push({ subId: rec.id, msgId: id, deliveryCount }),
+    };
+    const key = durableKey(rec.clientId, rec.name);
+    const sub: Subscription = {
+      key,
+      pattern: topicName,
+      queue: new MessageQueue(`durable://${key}`, this, backing, { memoryWindow: this.memoryWindow }),
+      durable: rec,
+      consumer: null,
+      connectionId: null,
+      noLocal: rec.noLocal,
+    };
+    this.durables.set(key, sub);
+    this.subscriptions.add(sub);
+    this.subsByTopic.clear();
+    return sub;
+  }
+
+  // ----- consuming -----------------------------------------------------------------------------
+
+  async subscribe(conn: ConnectionState, options: SubscribeOptions, sink: DeliverySink): Promise<BrokerConsumer> {
+    this.assertRunning();
+    if (conn.consumers.has(options.consumerId)) {
+      throw new InvalidArgumentError(`consumer id ${options.consumerId} already in use on this connection`);
+    }
+    if (options.selector !== undefined && options.selector !== null && options.selector.trim() !== '') {
+      throw new InvalidArgumentError('message selectors are not supported by this broker yet', 'NOT_SUPPORTED');
+    }
+    if (!Number.isInteger(options.prefetch) || options.prefetch < 0) {
+      throw new InvalidArgumentError(`prefetch must be a non-negative integer (got ${options.prefetch})`);
+    }
+    const dest = parseDestination(options.destination);
+    const consumer = new BrokerConsumer(
+      options.consumerId,
+      options.priority ?? 0,
+      options.prefetch,
+      options.ackOnDelivery === true,
+      conn,
+      (d) => {
+        conn.messagesOut += 1;
+        sink(d);
+      },
+      options.noLocal ? conn.id : undefined,
+    );
+    if (isTopicType(dest.type)) {
+      await this.subscribeTopic(conn, dest, options, consumer);
+    } else if (isWildcard(dest.name)) {
+      this.wildcardQueueConsumers.add({ pattern: dest.name, consumer });
+      for (const rec of this.queues.values()) {
+        if (rec.type === 'queue' && matchesWildcard(dest.name, rec.name)) consumer.attach(rec.queue);
+      }
+    } else {
+      const rec = await this.ensureQueue(dest, dest.type === 'temp-queue' ? conn.id : null);
+      if (dest.type === 'temp-queue' && rec.ownerConnection === conn.id) conn.tempDestinations.add(formatDestination(dest));
+      consumer.attach(rec.queue);
+    }
+    conn.consumers.set(consumer.id, consumer);
+    this.emit('consumer:add', { connection: conn, consumer, destination: options.destination });
+    return consumer;
+  }
+
+  private async subscribeTopic(
+    conn: ConnectionState,
+    dest: Destination,
+    options: SubscribeOptions,
+    consumer: BrokerConsumer,
+  ): Promise<void> {
+    if (!isWildcard(dest.name)) await this.ensureTopic(dest, dest.type === 'temp-topic' ? conn.id : null);
+    if (dest.type === 'temp-topic') conn.tempDestinations.add(formatDestination(dest));
+    if (options.durableName) {
+      if (dest.type !== 'topic') throw new InvalidArgumentError('durable subscriptions need a topic');
+      if (!conn.info.clientId) {
+        throw new InvalidArgumentError('a durable subscription needs a client id on the connection');
+      }
+      const key = durableKey(conn.clientId, options.durableName);
+      let sub = this.durables.get(key);
+      if (sub && sub.pattern !== dest.name) {
+        // ActiveMQ: subscribing with another topic replaces the subscription.
+        if (sub.consumer) throw new InvalidArgumentError(`durable subscription ${options.durableName} is in use`);
+        await this.deleteDurable(sub);
+        sub = undefined;
+      }
+      if (!sub) {
+        const topicRec = await this.ensureTopic(dest);
+        const rec = await this.store.ensureDurableSubscription({
+          clientId: conn.clientId,
+          name: options.durableName,
+          destId: topicRec.destId!,
+          selector: null,
+          noLocal: options.noLocal === true,
+        });
+        sub = this.durables.get(key) ?? this.addDurable(rec, dest.name);
+      }
+      if (sub.consumer && !sub.consumer.closed) {
+        throw new InvalidArgumentError(`durable subscription ${options.durableName} already has an active consumer`);
+      }
+      sub.consumer = consumer;
+      sub.connectionId = conn.id;
+      consumer.attach(sub.queue);
+      return;
+    }
+    const sub: Subscription = {
+      key: `${conn.id}/${consumer.id}`,
+      pattern: dest.name,
+      queue: new MessageQueue(`subscriber://${conn.id}/${consumer.id}`, this, null, { memoryWindow: this.memoryWindow }),
+      durable: null,
+      consumer,
+      connectionId: conn.id,
+      noLocal: options.noLocal === true,
+    };
+    this.subscriptions.add(sub);
+    this.subsByTopic.clear();
+    consumer.attach(sub.queue);
+  }
+
+  consumer(conn: ConnectionState, consumerId: string): BrokerConsumer {
+    const c = conn.consumers.get(consumerId);
+    if (!c) throw new InvalidArgumentError(`unknown consumer ${consumerId}`, 'UNKNOWN_CONSUMER');
+    return c;
+  }
+
+  unsubscribe(conn: ConnectionState, consumerId: string): void {
+    this.closeConsumer(conn, this.consumer(conn, consumerId), true);
+  }
+
+  private closeConsumer(conn: ConnectionState, consumer: BrokerConsumer, redeliver: boolean): void {
+    const refs = consumer.detach();
+    conn.consumers.delete(consumer.id);
+    for (const w of this.wildcardQueueConsumers) if (w.consumer === consumer) this.wildcardQueueConsumers.delete(w);
+    for (const ref of refs) {
+      if (redeliver) ref.queue.redeliver(ref.entry, 'consumer closed');
+      else ref.queue.unconsumed(ref.entry);
+    }
+    for (const s of this.subscriptions) {
+      if (s.consumer !== consumer) continue;
+      if (s.durable) {
+        s.consumer = null;
+        s.connectionId = null;
+      } else {
+        s.queue.close();
+        this.subscriptions.delete(s);
+        this.subsByTopic.clear();
+      }
+    }
+    this.emit('consumer:remove', { connection: conn, consumer, destination: consumer.queues[0]?.key ?? '' });
+  }
+
+  /**
+   * Acknowledge. Individual: exactly these messages. Cumulative (JMS CLIENT_ACKNOWLEDGE, STOMP
+   * ack:client): every message delivered to this consumer up to and including each id. Inside a
+   * transaction the acks take effect at commit. Resolves after the removal is committed.
+   */
+  async ack(conn: ConnectionState, consumerId: string, messageIds: string[], options: { cumulative?: boolean; txId?: string } = {}): Promise<void> {
+    const consumer = this.consumer(conn, consumerId);
+    const refs = this.takeInflight(consumer, messageIds, options.cumulative === true);
+    if (options.txId !== undefined) {
+      this.transaction(conn, options.txId).acks.push(...refs);
+      consumer.addCredit(refs.length);
+      return;
+    }
+    const waits: Promise<unknown>[] = [];
+    for (const ref of refs) {
+      ref.queue.acknowledge(ref.entry);
+    }
+    consumer.addCredit(refs.length);
+    // The removal is written by MessageQueue.forget; wait for the round that holds it.
+    if (this.writer && refs.some((r) => r.entry.stored)) waits.push(this.writer.write(() => {}));
+    await Promise.all(waits);
+  }
+
+  /** Negative acknowledgement: redeliver (after the redelivery delay) or dead-letter. */
+  nack(conn: ConnectionState, consumerId: string, messageIds: string[]): void {
+    const consumer = this.consumer(conn, consumerId);
+    const refs = this.takeInflight(consumer, messageIds, false);
+    for (const ref of refs) ref.queue.redeliver(ref.entry, 'negative acknowledgement');
+    consumer.addCredit(refs.length);
+  }
+
+  private takeInflight(consumer: BrokerConsumer, messageIds: string[], cumulative: boolean): InflightRef[] {
+    if (!Array.isArray(messageIds)) throw new InvalidArgumentError('messageIds must be a list');
+    const out: InflightRef[] = [];
+    for (const raw of messageIds) {
+      const id = parseMessageId(raw);
+      if (Number.isNaN(id)) throw new InvalidArgumentError(`invalid message id ${JSON.stringify(raw)}`);
+      for (const ref of consumer.select(id, cumulative)) {
+        consumer.inflight.delete(ref.entry.id);
+        out.push(ref);
+      }
+    }
+    return out;
+  }
+
+  // ----- transactions --------------------------------------------------------------------------
+
+  begin(conn: ConnectionState, txId: string): void {
+    this.assertRunning();
+    if (typeof txId !== 'string' || txId.length === 0) throw new InvalidArgumentError('transaction id missing');
+    if (conn.transactions.has(txId)) throw new InvalidArgumentError(`transaction ${txId} already begun`);
+    conn.transactions.set(txId, { id: txId, sends: [], acks: [] });
+  }
+
+  private transaction(conn: ConnectionState, txId: string): Transaction {
+    const tx = conn.transactions.get(txId);
+    if (!tx) throw new InvalidArgumentError(`unknown transaction ${txId}`, 'UNKNOWN_TRANSACTION');
+    return tx;
+  }
+
+  /** Commit: every send and ack of the transaction in one store transaction, then dispatch. */
+  async commit(conn: ConnectionState, txId: string): Promise<void> {
+    this.assertRunning();
+    const tx = this.transaction(conn, txId);
+    conn.transactions.delete(txId);
+    const targets: { message: Message; id: number; destId: number | null; kind: 'queue' | 'topic'; subs: Subscription[]; rec: QueueRecord | null }[] = [];
+    const fresh: Message[] = [];
+    for (const message of tx.sends) {
+      if (await this.checkDuplicate(message)) continue;
+      fresh.push(message);
+    }
+    for (const message of fresh) {
+      const dest = parseDestination(message.destination);
+      const id = Number(message.messageId);
+      if (isTopicType(dest.type)) {
+        const rec = this.topics.get(formatDestination(dest)) ?? (await this.ensureTopic(dest));
+        rec.enqueued += 1;
+        const subs = this.matchingSubscriptions(dest.name).filter((s) => !(s.noLocal && s.connectionId === conn.id));
+        targets.push({ message, id, destId: rec.destId, kind: 'topic', subs, rec: null });
+      } else {
+        const rec = await this.ensureQueue(dest);
+        targets.push({ message, id, destId: rec.destId, kind: 'queue', subs: [], rec });
+      }
+    }
+    const committed = this.writer!.write((b) => {
+      for (const t of targets) {
+        if (!t.message.persistent || t.destId === null) continue;
+        if (t.kind === 'queue') b.inserts.push(this.storedRow(t.id, t.destId, t.message));
+        else {
+          const durable = t.subs.filter((s) => s.durable);
+          if (durable.length === 0) continue;
+          b.inserts.push(this.storedRow(t.id, t.destId, t.message));
+          for (const s of durable) b.subEntries.push({ subId: s.durable!.id, msgId: t.id, priority: t.message.priority });
+        }
+        this.noteProducer(b, t.message);
+      }
+      for (const ref of tx.acks) ref.queue.removeOp(b, ref.entry);
+      b.txOutcomes.push(txId);
+    });
+    for (const m of fresh) {
+      if (m.producerId !== undefined && m.producerSeq !== undefined) {
+        this.producers.set(m.producerId, { seq: m.producerSeq, done: committed });
+      }
+    }
+    for (const ref of tx.acks) ref.queue.trackRemoval(ref.entry.id, committed);
+    try {
+      await committed;
+    } catch (err) {
+      // Nothing of the transaction took effect: its acked messages come back.
+      for (const ref of tx.acks) ref.queue.redeliver(ref.entry, 'transaction commit failed');
+      throw err;
+    }
+    for (const ref of tx.acks) {
+      ref.queue.inflight -= 1;
+      ref.queue.stats.dequeued += 1;
+    }
+    for (const t of targets) {
+      this.emit('message:in', { destination: t.message.destination });
+      if (t.kind === 'queue') t.rec!.queue.enqueue(this.newEntry(t.id, t.message, t.message.persistent && t.destId !== null));
+      else {
+        const stored = t.message.persistent && t.destId !== null && t.subs.some((s) => s.durable);
+        for (const s of t.subs) s.queue.enqueue(this.newEntry(t.id, t.message, stored && s.durable !== null));
+      }
+    }
+  }
+
+  rollback(conn: ConnectionState, txId: string): void {
+    const tx = this.transaction(conn, txId);
+    conn.transactions.delete(txId);
+    this.rollbackTx(tx);
+  }
+
+  private rollbackTx(tx: Transaction): void {
+    for (const ref of tx.acks) ref.queue.redeliver(ref.entry, 'transaction rolled back');
+  }
+
+  async txOutcome(txId: string): Promise<'committed' | 'unknown'> {
+    return (await this.store.txCommitted(txId)) ? 'committed' : 'unknown';
+  }
+
+  // ----- durable subscriptions -----------------------------------------------------------------
+
+  async removeDurable(clientId: string, name: string): Promise<void> {
+    const sub = this.durables.get(durableKey(clientId, name));
+    if (!sub) throw new InvalidArgumentError(`no durable subscription ${name} for client ${clientId}`, 'UNKNOWN_DESTINATION');
+    if (sub.consumer && !sub.consumer.closed) throw new InvalidArgumentError(`durable subscription ${name} is active`);
+    await this.deleteDurable(sub);
+  }
+
+  private async deleteDurable(sub: Subscription): Promise<void> {
+    await this.store.deleteDurableSubscription(sub.durable!.id);
+    sub.queue.close();
+    this.durables.delete(sub.key);
+    this.subscriptions.delete(sub);
+    this.subsByTopic.clear();
+  }
+
+  // ----- dead letters and expiry ---------------------------------------------------------------
+
+  deadLetterQueueFor(queueKey: string): string {
+    const o = this.deadLetterOptions;
+    if (o.strategy === 'shared') return o.queueName;
+    const i = queueKey.indexOf('://');
+    return `${o.queuePrefix}${i >= 0 ? queueKey.slice(i + 3) : queueKey}`;
+  }
+
+  private isDeadLetterQueue(name: string): boolean {
+    const o = this.deadLetterOptions;
+    return name === o.queueName || name.startsWith(o.queuePrefix);
+  }
+
+  /** QueueHost: move an entry to its dead-letter queue, keeping the reason on the message. */
+  deadLetter(queue: MessageQueue, entry: QueueEntry, reason: string): void {
+    const expired = reason === 'expired';
+    const source = queue.key;
+    const sourceName = source.slice(source.indexOf('://') + 3);
+    const drop =
+      (expired && !this.deadLetterOptions.processExpired) ||
+      !entry.message.persistent ||
+      (source.startsWith('queue://') && this.isDeadLetterQueue(sourceName));
+    const writer = this.writer;
+    if (drop) {
+      this.logger.debug({ queue: source, messageId: entry.id, reason }, 'message discarded');
+      if (entry.stored && writer) {
+        queue.trackRemoval(entry.id, writer.write((b) => queue.removeOp(b, entry)));
+      }
+      return;
+    }
+    const dlqName = this.deadLetterQueueFor(source.startsWith('durable://') ? entry.message.destination : source);
+    const headers = {
+      ...entry.message,
+      destination: `queue://${dlqName}`,
+      originalDestination: entry.message.originalDestination ?? entry.message.destination,
+      dlqReason: reason,
+      expiration: 0,
+    };
+    const moved: Message = headers;
+    void this.ensureQueue({ type: 'queue', name: dlqName })
+      .then(async (dlq) => {
+        if (!writer) return;
+        const fromDurable = source.startsWith('durable://');
+        const newId = fromDurable ? this.ids!.next() : entry.id;
+        const done = writer.write((b) => {
+          const { body, ...h } = moved;
+          if (!entry.stored) {
+            b.inserts.push({ id: newId, destId: dlq.destId!, priority: entry.priority, expiration: 0, deliveryCount: entry.deliveryCount, headers: h, body });
+          } else if (fromDurable) {
+            b.inserts.push({ id: newId, destId: dlq.destId!, priority: entry.priority, expiration: 0, deliveryCount: entry.deliveryCount, headers: h, body });
+            queue.removeOp(b, entry);
+          } else {
+            b.moves.push({ id: entry.id, destId: dlq.destId!, priority: entry.priority, headers: h, deliveryCount: entry.deliveryCount });
+          }
+        });
+        if (entry.stored) queue.trackRemoval(entry.id, done);
+        await done;
+        dlq.queue.enqueue({ ...this.newEntry(newId, moved, true), deliveryCount: entry.deliveryCount });
+        this.logger.info({ from: source, to: dlqName, messageId: entry.id, reason }, 'message dead-lettered');
+      })
+      .catch((err) => this.logger.warn({ err: (err as Error).message, messageId: entry.id }, 'dead-lettering failed'));
+  }
+
+  /** Expiry sweep (scheduled on the master): expired messages in memory and in the store. */
+  async sweepExpired(limit = 1000): Promise<number> {
+    if (!this.running) return 0;
+    const now = this.clock.now();
+    let n = 0;
+    const all = [...this.queues.values()].map((r) => r.queue).concat([...this.subscriptions].map((s) => s.queue));
+    for (const q of all) {
+      for (const e of [...q.pending.values()]) {
+        if (e.expiration > 0 && now >= e.expiration && q.takePending(e.id)) {
+          q.stats.expired += 1;
+          q.inflight += 1;
+          q.inflight -= 1;
+          this.deadLetter(q, e, 'expired');
+          n += 1;
+        }
+      }
+    }
+    const rows = await this.store.expiredMessages(now, limit);
+    for (const row of rows) {
+      const rec = [...this.queues.values()].find((r) => r.destId === row.destId);
+      if (!rec || rec.queue.pending.size < 0) continue;
+      const inMemory = rec.queue.takePending(row.id);
+      if (inMemory) {
+        rec.queue.stats.expired += 1;
+        this.deadLetter(rec.queue, inMemory, 'expired');
+        n += 1;
+      }
+    }
+    return n;
+  }
+
+  async cleanupTopicMessages(): Promise<number> {
+    if (!this.running) return 0;
+    return this.store.cleanupTopicMessages();
+  }
+
+  // ----- inspection and administration ---------------------------------------------------------
+
+  queueInfo(rec: QueueRecord): QueueInfo {
+    const q = rec.queue;
+    const oldest = q.oldestTimestamp();
+    return {
+      name: rec.name,
+      temporary: rec.type === 'temp-queue',
+      depth: q.depth,
+      enqueued: q.stats.enqueued,
+      dequeued: q.stats.dequeued,
+      expired: q.stats.expired,
+      deadLettered: q.stats.deadLettered,
+      consumers: q.consumerCount,
+      inflight: q.inflight,
+      inMemory: q.inMemory,
+      oldestMessageAgeMs: oldest === null ? null : Math.max(0, this.clock.now() - oldest),
+    };
+  }
+
+  listQueues(): QueueInfo[] {
+    return [...this.queues.values()].map((r) => this.queueInfo(r)).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  getQueue(name: string): QueueInfo | null {
+    const rec = this.queues.get(`queue://${name}`) ?? this.queues.get(`temp-queue://${name}`);
+    return rec ? this.queueInfo(rec) : null;
+  }
+
+  private queueRecord(name: string): QueueRecord {
+    const rec = this.queues.get(`queue://${name}`) ?? this.queues.get(`temp-queue://${name}`);
+    if (!rec) throw new InvalidArgumentError(`unknown queue ${name}`, 'UNKNOWN_DESTINATION');
+    return rec;
+  }
+
+  async browseQueue(name: string, limit: number, offset = 0): Promise<BrowsedMessage[]> {
+    const rec = this.queueRecord(name);
+    const entries = await rec.queue.browse(limit, offset);
+    return entries.map((e) => ({
+      id: String(e.id),
+      message: e.message,
+      deliveryCount: e.deliveryCount,
+      redelivered: e.redelivered || e.deliveryCount > 0,
+    }));
+  }
+
+  async purgeQueue(name: string): Promise<number> {
+    return this.queueRecord(name).queue.purge();
+  }
+
+  async deleteQueue(name: string): Promise<void> {
+    const rec = this.queueRecord(name);
+    if (rec.queue.consumerCount > 0) {
+      throw new InvalidArgumentError(`queue ${name} has ${rec.queue.consumerCount} consumers`, 'DESTINATION_IN_USE');
+    }
+    await rec.queue.purge();
+    rec.queue.close();
+    this.queues.delete(formatDestination({ type: rec.type, name: rec.name }));
+    if (rec.destId !== null) await this.store.deleteDestination(rec.destId);
+  }
+
+  /** Move a pending message to another queue (admin move, or retry of a DLQ message). */
+  async moveMessage(fromQueue: string, messageId: string, toQueue: string | null): Promise<string> {
+    const rec = this.queueRecord(fromQueue);
+    const id = parseMessageId(messageId);
+    if (Number.isNaN(id)) throw new InvalidArgumentError(`invalid message id ${messageId}`);
+    let entry = rec.queue.takePending(id);
+    if (!entry && rec.destId !== null) {
+      const row = await this.store.getMessage(id);
+      if (row && row.destId === rec.destId) {
+        entry = this.entryFromStored(row);
+        rec.queue.spilledRemoved();
+      }
+    }
+    if (!entry) throw new InvalidArgumentError(`message ${messageId} is not pending on ${fromQueue}`, 'UNKNOWN_MESSAGE');
+    const target = toQueue ?? entry.message.originalDestination?.replace(/^queue:\/\//, '') ?? null;
+    if (!target || entry.message.originalDestination?.startsWith('topic://')) {
+      rec.queue.enqueue(entry);
+      throw new InvalidArgumentError(`message ${messageId} has no original queue to retry to`);
+    }
+    const dest = await this.ensureQueue({ type: 'queue', name: target });
+    const { dlqReason: _r, originalDestination: _o, ...rest } = entry.message;
+    const moved: Message = toQueue === null ? { ...rest, destination: `queue://${target}` } : { ...entry.message, destination: `queue://${target}` };
+    const moveEntry = entry;
+    if (entry.stored && dest.destId !== null && this.writer) {
+      const { body: _b, ...headers } = moved;
+      await this.writer.write((b) =>
+        b.moves.push({ id: moveEntry.id, destId: dest.destId!, priority: moveEntry.priority, headers, deliveryCount: toQueue === null ? 0 : moveEntry.deliveryCount }),
+      );
+    }
+    dest.queue.enqueue({ ...entry, message: moved, deliveryCount: toQueue === null ? 0 : entry.deliveryCount, redelivered: false });
+    return String(entry.id);
+  }
+
+  listTopics(): TopicInfo[] {
+    return [...this.topics.values()]
+      .map((t) => {
+        const subs = this.matchingSubscriptions(t.name);
+        return {
+          name: t.name,
+          temporary: t.type === 'temp-topic',
+          enqueued: t.enqueued,
+          subscribers: subs.filter((s) => s.consumer && !s.consumer.closed).length,
+          durableSubscriptions: subs.filter((s) => s.durable).length,
+        };
+      })
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  listDurables(): DurableInfo[] {
+    return [...this.durables.values()].map((s) => ({
+      clientId: s.durable!.clientId,
+      name: s.durable!.name,
+      topic: s.pattern,
+      active: s.consumer !== null && !s.consumer.closed,
+      pending: s.queue.depth,
+      inflight: s.queue.inflight,
+    }));
+  }
+
+  listConnections(): ConnectionSummary[] {
+    return [...this.connections.values()].map((c) => ({
+      id: c.id,
+      clientId: c.clientId,
+      protocol: c.info.protocol,
+      username: c.info.username ?? null,
+      remoteAddress: c.info.remoteAddress ?? null,
+      connectedAt: new Date(c.connectedAt).toISOString(),
+      consumers: c.consumers.size,
+      messagesIn: c.messagesIn,
+      messagesOut: c.messagesOut,
+    }));
+  }
+
+  listConsumers(): ConsumerSummary[] {
+    const out: ConsumerSummary[] = [];
+    for (const c of this.connections.values()) {
+      for (const k of c.consumers.values()) {
+        out.push({
+          connectionId: c.id,
+          clientId: c.clientId,
+          consumerId: k.id,
+          destinations: k.queues.map((q) => q.key),
+          credit: k.credit,
+          inflight: k.inflight.size,
+          delivered: k.delivered,
+        });
+      }
+    }
+    return out;
+  }
+
+  /** Send from inside the broker (admin API, network bridges): a connection of its own. */
+  private internal: ConnectionState | null = null;
+  async sendInternal(message: Message): Promise<SendResult> {
+    if (!this.internal || this.internal.closed) this.internal = this.openConnection({ protocol: 'internal', clientId: `${this.nodeName}-internal` });
+    return this.send(this.internal, message);
+  }
+
+  private assertRunning(): void {
+    if (!this.running) throw new NotMasterError(`broker ${this.nodeName} is not serving`);
+  }
+}
+
+function durableKey(clientId: string, name: string): string {
+  return `${clientId}:${name}`;
+}
+
+export function destinationKey(type: DestinationType, name: string): string {
+  return `${type}://${name}`;
+}

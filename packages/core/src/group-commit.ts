@@ -1,0 +1,213 @@
+import { FencedError, KeelError, StoreError } from '@keel/protocol';
+import type { Logger } from './ports';
+import { silentLogger } from './ports';
+import { emptyBatch, isEmptyBatch, type Store, type StoreBatch } from './store/store';
+
+export interface GroupCommitOptions {
+  /** A round closes early once it holds this many inserted messages. */
+  maxBatchMessages?: number;
+  logger?: Logger;
+  /** Called once when a commit is refused because another node took over. */
+  onFenced?: (err: FencedError) => void;
+  /** Called after every round with its size and duration (metrics). */
+  onCommit?: (stats: { operations: number; inserts: number; durationMs: number }) => void;
+  /** Called when a round fails for any other reason (Postgres away …). */
+  onStoreError?: (err: KeelError) => void;
+}
+
+export const DEFAULT_MAX_BATCH_MESSAGES = 1000;
+
+interface Round {
+  batch: StoreBatch;
+  waiters: { resolve: () => void; reject: (err: Error) => void }[];
+  /** Operations that must not be lost if the round fails: retried in the next round. */
+  retryable: ((b: StoreBatch) => void)[];
+}
+
+function newRound(): Round {
+  return { batch: emptyBatch(), waiters: [], retryable: [] };
+}
+
+function countOps(b: StoreBatch): number {
+  return (
+    b.inserts.length +
+    b.subEntries.length +
+    b.moves.length +
+    b.deliveryCounts.length +
+    b.subDeliveryCounts.length +
+    b.deletes.length +
+    b.subEntryDeletes.length +
+    b.producers.length +
+    b.txOutcomes.length
+  );
+}
+
+/**
+ * Group commit: one writer, at most one store transaction in flight. Operations that arrive while a
+ * round commits gather into the next round, so under load each transaction carries hundreds of
+ * sends and acks (DESIGN.md, "Group commit"). A caller that needs durability awaits `write()`; the
+ * promise settles after the commit that holds its operation.
+ */
+export class GroupCommitWriter {
+  private readonly store: Store;
+  private readonly maxBatchMessages: number;
+  private readonly log: Logger;
+  private readonly opts: GroupCommitOptions;
+  private next: Round = newRound();
+  private inFlight = false;
+  private scheduled = false;
+  private fenced: FencedError | null = null;
+  private closed = false;
+  private idleWaiters: (() => void)[] = [];
+  /** Back-off after a failed round, so a database outage is not hammered (ms, 0 = none). */
+  private retryDelayMs = 0;
+
+  constructor(store: Store, options: GroupCommitOptions = {}) {
+    this.store = store;
+    this.opts = options;
+    this.maxBatchMessages = options.maxBatchMessages ?? DEFAULT_MAX_BATCH_MESSAGES;
+    this.log = options.logger ?? silentLogger;
+  }
+
+  get isFenced(): boolean {
+    return this.fenced !== null;
+  }
+
+  /** Add operations to the next round; resolves after the round commits. */
+  write(mutate: (b: StoreBatch) => void): Promise<void> {
+    const refused = this.refusal();
+    if (refused) return Promise.reject(refused);
+    mutate(this.next.batch);
+    return new Promise<void>((resolve, reject) => {
+      this.next.waiters.push({ resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /**
+   * Add operations nobody waits for (acks, delivery counts). If the round fails for a passing
+   * reason they are carried into the following round, so an acknowledged message is not redelivered
+   * after a brief database outage.
+   */
+  writeLater(mutate: (b: StoreBatch) => void): void {
+    if (this.refusal()) return;
+    mutate(this.next.batch);
+    this.next.retryable.push(mutate);
+    this.schedule();
+  }
+
+  /** Resolves when nothing is pending or in flight. */
+  drain(): Promise<void> {
+    if (!this.inFlight && isEmptyBatch(this.next.batch) && this.next.waiters.length === 0) {
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Refuse further writes; pending ones fail with `reason`. */
+  close(reason: KeelError = new StoreError('store writer closed', 'STORE_CLOSED')): void {
+    this.closed = true;
+    const round = this.next;
+    this.next = newRound();
+    for (const w of round.waiters) w.reject(reason);
+    this.notifyIdle();
+  }
+
+  private refusal(): KeelError | null {
+    if (this.fenced) return this.fenced;
+    if (this.closed) return new StoreError('store writer closed', 'STORE_CLOSED');
+    return null;
+  }
+
+  private schedule(): void {
+    if (this.inFlight || this.scheduled) return;
+    this.scheduled = true;
+    const run = (): void => {
+      this.scheduled = false;
+      void this.flush();
+    };
+    // setImmediate lets every operation of the current I/O turn join the round.
+    if (this.retryDelayMs > 0) setTimeout(run, this.retryDelayMs).unref();
+    else setImmediate(run);
+  }
+
+  private async flush(): Promise<void> {
+    if (this.inFlight) return;
+    const round = this.next;
+    if (isEmptyBatch(round.batch) && round.waiters.length === 0) {
+      this.notifyIdle();
+      return;
+    }
+    this.next = newRound();
+    this.inFlight = true;
+    const started = performance.now();
+    try {
+      collapseProducers(round.batch);
+      if (!isEmptyBatch(round.batch)) await this.store.commit(round.batch);
+      this.retryDelayMs = 0;
+      for (const w of round.waiters) w.resolve();
+      this.opts.onCommit?.({
+        operations: countOps(round.batch),
+        inserts: round.batch.inserts.length,
+        durationMs: performance.now() - started,
+      });
+    } catch (err) {
+      this.failRound(round, err);
+    } finally {
+      this.inFlight = false;
+    }
+    if (!isEmptyBatch(this.next.batch) || this.next.waiters.length > 0) {
+      if (this.next.batch.inserts.length >= this.maxBatchMessages) void this.flush();
+      else this.schedule();
+    } else {
+      this.notifyIdle();
+    }
+  }
+
+  private failRound(round: Round, err: unknown): void {
+    if (err instanceof FencedError || (KeelError.isInstance(err) && err.code === 'FENCED')) {
+      const fenced = err instanceof FencedError ? err : new FencedError(err.message, { cause: err });
+      this.fenced = fenced;
+      for (const w of round.waiters) w.reject(fenced);
+      const pending = this.next;
+      this.next = newRound();
+      for (const w of pending.waiters) w.reject(fenced);
+      this.log.error({ err: fenced.message }, 'store write fenced: another node took over');
+      this.opts.onFenced?.(fenced);
+      return;
+    }
+    const storeErr = KeelError.isInstance(err)
+      ? err
+      : new StoreError(`store commit failed: ${(err as Error)?.message ?? String(err)}`, 'STORE_UNAVAILABLE', {
+          retryable: true,
+          cause: err,
+        });
+    for (const w of round.waiters) w.reject(storeErr);
+    this.retryDelayMs = Math.min(2000, Math.max(50, this.retryDelayMs * 2));
+    // Carry fire-and-forget operations into the next round.
+    for (const m of round.retryable) {
+      m(this.next.batch);
+      this.next.retryable.push(m);
+    }
+    this.log.warn({ err: storeErr.message, code: storeErr.code }, 'store commit failed');
+    this.opts.onStoreError?.(storeErr);
+  }
+
+  private notifyIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+/** One row per producer, the highest sequence: a statement may not update a row twice. */
+function collapseProducers(b: StoreBatch): void {
+  if (b.producers.length < 2) return;
+  const max = new Map<string, number>();
+  for (const p of b.producers) {
+    const cur = max.get(p.producerId);
+    if (cur === undefined || p.seq > cur) max.set(p.producerId, p.seq);
+  }
+  if (max.size === b.producers.length) return;
+  b.producers = [...max].map(([producerId, seq]) => ({ producerId, seq }));
+}

@@ -1,0 +1,472 @@
+import type { GroupCommitWriter } from './group-commit';
+import { PendingList } from './pending-list';
+import type { Clock, Logger } from './ports';
+import { entrySize, isExpired, type QueueEntry } from './queue-entry';
+import { exceedsRedeliveries, type RedeliveryPolicy, redeliveryDelayMs } from './redelivery-policy';
+import type { PageCursor, StoreBatch, StoredMessage } from './store/store';
+
+/** Where a queue's stored messages live: a queue's rows, or a durable subscription's entries. */
+export interface QueueBacking {
+  page(cursor: PageCursor | null, limit: number): Promise<StoredMessage[]>;
+  count(): Promise<number>;
+  /** Store operation that removes the message from this queue (ack, purge, expiry). */
+  remove(b: StoreBatch, id: number): void;
+  setDeliveryCount(b: StoreBatch, id: number, deliveryCount: number): void;
+}
+
+/** A consumer as the queue sees it. */
+export interface QueueConsumer {
+  readonly id: string;
+  /** Higher first; network bridges consume at a lower priority (decreaseNetworkConsumerPriority). */
+  readonly priority: number;
+  /** Free credit and a writable transport. */
+  canTake(): boolean;
+  /** Hand over one message; the consumer now holds it in flight until ack, nack or close. */
+  take(queue: MessageQueue, entry: QueueEntry): void;
+}
+
+export interface QueueHost {
+  readonly clock: Clock;
+  readonly writer: GroupCommitWriter | null;
+  readonly redelivery: RedeliveryPolicy;
+  readonly logger: Logger;
+  /** Move an entry to the dead-letter queue (or drop it); `reason` is kept on the message. */
+  deadLetter(queue: MessageQueue, entry: QueueEntry, reason: string): void;
+  /** Build an entry from a stored row (headers, redelivered flag after takeover). */
+  entryFromStored(row: StoredMessage): QueueEntry;
+}
+
+export interface QueueStats {
+  enqueued: number;
+  dequeued: number;
+  expired: number;
+  deadLettered: number;
+}
+
+export interface QueueOptions {
+  /** Messages held in memory before the rest stays in Postgres only. */
+  memoryWindow: number;
+}
+
+/**
+ * A FIFO-within-priority queue of messages with competing consumers: used for queues, durable
+ * subscriptions (each its own queue of references) and non-durable topic subscribers (memory only).
+ *
+ * Memory stays bounded: beyond `memoryWindow` messages, committed messages stay in the store only
+ * ("spilled") and are paged back in delivery order as the window drains (DESIGN.md, "Bounded
+ * memory"). Invariant while spilled: every spilled message lies after `cursor` in delivery order;
+ * a newer message with a higher priority than the cursor is admitted to memory instead.
+ */
+export class MessageQueue {
+  readonly pending = new PendingList();
+  readonly stats: QueueStats = { enqueued: 0, dequeued: 0, expired: 0, deadLettered: 0 };
+  private consumers: QueueConsumer[] = [];
+  private rr = 0;
+  inflight = 0;
+  private delayed = new Set<QueueEntry>();
+  private delayTimer: NodeJS.Timeout | null = null;
+  private dispatchScheduled = false;
+
+  // paging state
+  private spilled = false;
+  private cursor: PageCursor | null = null;
+  private spilledCount = 0;
+  private paging: Promise<void> | null = null;
+  /** Ids held in memory (pending, in flight, delayed): never paged in twice. */
+  private readonly memoryIds = new Set<number>();
+  /** Ids whose removal is not yet committed: a page read before the commit must skip them. */
+  private readonly removing = new Set<number>();
+  private removedDuringPage: number[] = [];
+  private closed = false;
+
+  constructor(
+    readonly key: string,
+    private readonly host: QueueHost,
+    private readonly backing: QueueBacking | null,
+    private readonly options: QueueOptions,
+  ) {}
+
+  /** Start from the store (recovery): everything stored is on disk until paged in. */
+  async recover(): Promise<void> {
+    if (!this.backing) return;
+    const n = await this.backing.count();
+    if (n > 0) {
+      this.spilled = true;
+      this.cursor = null;
+      this.spilledCount = n;
+      await this.pageIn();
+    }
+  }
+
+  get depth(): number {
+    return this.pending.size + this.inflight + this.delayed.size + this.spilledCount;
+  }
+
+  get consumerCount(): number {
+    return this.consumers.length;
+  }
+
+  get consumerList(): readonly QueueConsumer[] {
+    return this.consumers;
+  }
+
+  get inMemory(): number {
+    return this.pending.size + this.inflight + this.delayed.size;
+  }
+
+  get isSpilled(): boolean {
+    return this.spilled;
+  }
+
+  /** Oldest pending message timestamp (ms) among those in memory, or null. */
+  oldestTimestamp(): number | null {
+    const e = this.pending.peek();
+    return e ? e.message.timestamp : null;
+  }
+
+  addConsumer(c: QueueConsumer): void {
+    this.consumers.push(c);
+    this.consumers.sort((a, b) => b.priority - a.priority);
+    this.scheduleDispatch();
+  }
+
+  removeConsumer(c: QueueConsumer): void {
+    this.consumers = this.consumers.filter((x) => x !== c);
+  }
+
+  /** A new message (already committed when stored). */
+  enqueue(entry: QueueEntry): void {
+    this.stats.enqueued += 1;
+    if (entry.stored && this.backing && this.shouldSpill(entry)) {
+      if (!this.spilled) {
+        this.spilled = true;
+        this.cursor = { priority: entry.priority, id: entry.id - 1 };
+      }
+      this.spilledCount += 1;
+      return;
+    }
+    this.hold(entry);
+    this.pending.push(entry);
+    this.scheduleDispatch();
+  }
+
+  private shouldSpill(entry: QueueEntry): boolean {
+    if (this.spilled) {
+      return !(this.cursor !== null && entry.priority > this.cursor.priority);
+    }
+    return this.inMemory >= this.options.memoryWindow;
+  }
+
+  private hold(entry: QueueEntry): void {
+    if (entry.stored) this.memoryIds.add(entry.id);
+  }
+
+  scheduleDispatch(): void {
+    if (this.dispatchScheduled || this.closed) return;
+    this.dispatchScheduled = true;
+    queueMicrotask(() => {
+      this.dispatchScheduled = false;
+      this.dispatch();
+    });
+  }
+
+  /** Hand pending messages to consumers with credit, highest consumer priority first, round robin. */
+  dispatch(): void {
+    const now = this.host.clock.now();
+    while (this.pending.size > 0) {
+      const consumer = this.pickConsumer();
+      if (!consumer) break;
+      const entry = this.pending.shift()!;
+      if (isExpired(entry, now)) {
+        this.expire(entry);
+        continue;
+      }
+      this.inflight += 1;
+      consumer.take(this, entry);
+    }
+    this.maybePageIn();
+  }
+
+  private pickConsumer(): QueueConsumer | null {
+    const cs = this.consumers;
+    const n = cs.length;
+    if (n === 0) return null;
+    let best: QueueConsumer | null = null;
+    let bestIndex = -1;
+    for (let k = 0; k < n; k++) {
+      const i = (this.rr + k) % n;
+      const c = cs[i];
+      if (!c.canTake()) continue;
+      if (best === null || c.priority > best.priority) {
+        best = c;
+        bestIndex = i;
+        if (c.priority >= cs[0].priority) break;
+      }
+    }
+    if (best) this.rr = (bestIndex + 1) % n;
+    return best;
+  }
+
+  /** The consumer acknowledged the entry: it is done. */
+  acknowledge(entry: QueueEntry): void {
+    this.inflight -= 1;
+    this.stats.dequeued += 1;
+    this.forget(entry);
+  }
+
+  /** Store operation for an acknowledged entry, to join a transaction's batch. */
+  removeOp(b: StoreBatch, entry: QueueEntry): void {
+    if (entry.stored && this.backing) this.backing.remove(b, entry.id);
+  }
+
+  /** Release an entry from memory; its store removal is written (or joined to `batch` by the caller). */
+  forget(entry: QueueEntry, writeRemoval = true): void {
+    if (!entry.stored || !this.backing) return;
+    this.memoryIds.delete(entry.id);
+    const writer = this.host.writer;
+    if (!writer || !writeRemoval) return;
+    this.removing.add(entry.id);
+    const backing = this.backing;
+    writer
+      .write((b) => backing.remove(b, entry.id))
+      .then(
+        () => this.removalCommitted(entry.id),
+        () => this.removalCommitted(entry.id),
+      );
+  }
+
+  /** Called once a removal written elsewhere (a transaction) committed. */
+  trackRemoval(id: number, committed: Promise<unknown>): void {
+    this.memoryIds.delete(id);
+    this.removing.add(id);
+    committed.then(
+      () => this.removalCommitted(id),
+      () => this.removalCommitted(id),
+    );
+  }
+
+  private removalCommitted(id: number): void {
+    if (this.paging) this.removedDuringPage.push(id);
+    else this.removing.delete(id);
+  }
+
+  /**
+   * Put an in-flight entry back (nack, consumer closed, transaction rolled back). The delivery count
+   * grows; past the redelivery policy's maximum the entry goes to the dead-letter queue.
+   */
+  redeliver(entry: QueueEntry, reason: string): void {
+    this.inflight -= 1;
+    entry.deliveryCount += 1;
+    entry.redelivered = true;
+    const policy = this.host.redelivery;
+    if (exceedsRedeliveries(policy, entry.deliveryCount)) {
+      this.memoryIds.delete(entry.id);
+      this.stats.deadLettered += 1;
+      this.host.deadLetter(
+        this,
+        entry,
+        `${reason}: delivered ${entry.deliveryCount} times, more than maximumRedeliveries=${policy.maximumRedeliveries}`,
+      );
+      return;
+    }
+    if (entry.stored && this.backing && this.host.writer) {
+      const backing = this.backing;
+      const count = entry.deliveryCount;
+      this.host.writer.writeLater((b) => backing.setDeliveryCount(b, entry.id, count));
+    }
+    const delay = redeliveryDelayMs(policy, entry.deliveryCount);
+    if (delay > 0) {
+      entry.notBefore = this.host.clock.now() + delay;
+      this.delayed.add(entry);
+      this.armDelayTimer();
+    } else {
+      this.pending.push(entry);
+      this.scheduleDispatch();
+    }
+  }
+
+  /** Return an in-flight entry without counting a delivery (a consumer that never saw it). */
+  unconsumed(entry: QueueEntry): void {
+    this.inflight -= 1;
+    this.pending.push(entry);
+    this.scheduleDispatch();
+  }
+
+  private armDelayTimer(): void {
+    if (this.delayTimer || this.closed) return;
+    let next = Number.POSITIVE_INFINITY;
+    for (const e of this.delayed) next = Math.min(next, e.notBefore);
+    const wait = Math.max(0, next - this.host.clock.now());
+    this.delayTimer = setTimeout(() => {
+      this.delayTimer = null;
+      const now = this.host.clock.now();
+      for (const e of this.delayed) {
+        if (e.notBefore <= now) {
+          this.delayed.delete(e);
+          this.pending.push(e);
+        }
+      }
+      if (this.delayed.size > 0) this.armDelayTimer();
+      this.scheduleDispatch();
+    }, wait);
+    this.delayTimer.unref?.();
+  }
+
+  private expire(entry: QueueEntry): void {
+    this.stats.expired += 1;
+    this.memoryIds.delete(entry.id);
+    this.host.deadLetter(this, entry, 'expired');
+  }
+
+  private maybePageIn(): void {
+    if (!this.spilled || this.paging || this.closed) return;
+    if (this.pending.size + this.delayed.size >= this.options.memoryWindow / 2) return;
+    void this.pageIn();
+  }
+
+  private pageIn(): Promise<void> {
+    if (this.paging) return this.paging;
+    const run = async (): Promise<void> => {
+      try {
+        const limit = Math.max(1, this.options.memoryWindow - this.inMemory);
+        const rows = await this.backing!.page(this.cursor, limit);
+        for (const row of rows) {
+          this.cursor = { priority: row.priority, id: row.id };
+          if (this.memoryIds.has(row.id) || this.removing.has(row.id)) continue;
+          this.spilledCount -= 1;
+          const entry = this.host.entryFromStored(row);
+          this.hold(entry);
+          this.pending.push(entry);
+        }
+        if (rows.length < limit) {
+          // Everything after the cursor is in memory now (or the count drifted: recount).
+          if (this.spilledCount > 0) {
+            this.spilledCount = Math.max(0, (await this.backing!.count()) - this.storedInMemory());
+          }
+          if (this.spilledCount <= 0) {
+            this.spilled = false;
+            this.cursor = null;
+            this.spilledCount = 0;
+          }
+        }
+      } catch (err) {
+        this.host.logger.warn({ queue: this.key, err: (err as Error).message }, 'paging from store failed');
+      } finally {
+        this.paging = null;
+        for (const id of this.removedDuringPage) this.removing.delete(id);
+        this.removedDuringPage = [];
+      }
+      this.scheduleDispatch();
+    };
+    this.paging = run();
+    return this.paging;
+  }
+
+  private storedInMemory(): number {
+    return this.memoryIds.size;
+  }
+
+  /** Remove every message not in flight (admin purge). Returns how many were removed. */
+  async purge(): Promise<number> {
+    let removed = 0;
+    const writer = this.host.writer;
+    const backing = this.backing;
+    for (const e of [...this.pending.clear(), ...this.delayed]) {
+      removed += 1;
+      this.memoryIds.delete(e.id);
+      if (e.stored && backing && writer) writer.writeLater((b) => backing.remove(b, e.id));
+    }
+    this.delayed.clear();
+    if (backing && writer && this.spilledCount > 0) {
+      let cursor: PageCursor | null = this.cursor;
+      for (;;) {
+        const rows = await backing.page(cursor, 5000);
+        if (rows.length === 0) break;
+        const ids = rows.filter((r) => !this.memoryIds.has(r.id)).map((r) => r.id);
+        removed += ids.length;
+        await writer.write((b) => {
+          for (const id of ids) backing.remove(b, id);
+        });
+        cursor = { priority: rows[rows.length - 1].priority, id: rows[rows.length - 1].id };
+      }
+      this.spilled = false;
+      this.cursor = null;
+      this.spilledCount = 0;
+    }
+    return removed;
+  }
+
+  /** Entries in delivery order without consuming them (browse), from memory then the store. */
+  async browse(limit: number, offset = 0): Promise<QueueEntry[]> {
+    const out: QueueEntry[] = [];
+    let skipped = 0;
+    for (const e of this.pending.values()) {
+      if (skipped < offset) {
+        skipped += 1;
+        continue;
+      }
+      if (out.length >= limit) return out;
+      out.push(e);
+    }
+    if (this.spilled && this.backing && out.length < limit) {
+      const rows = await this.backing.page(this.cursor, limit - out.length + Math.max(0, offset - skipped));
+      for (const row of rows) {
+        if (this.memoryIds.has(row.id)) continue;
+        if (skipped < offset) {
+          skipped += 1;
+          continue;
+        }
+        if (out.length >= limit) break;
+        out.push(this.host.entryFromStored(row));
+      }
+    }
+    return out;
+  }
+
+  /** Find a pending entry in memory by id and take it out (admin move/retry). */
+  takePending(id: number): QueueEntry | null {
+    for (const e of this.pending.values()) {
+      if (e.id === id) {
+        this.pending.remove(e);
+        this.memoryIds.delete(id);
+        return e;
+      }
+    }
+    for (const e of this.delayed) {
+      if (e.id === id) {
+        this.delayed.delete(e);
+        this.memoryIds.delete(id);
+        return e;
+      }
+    }
+    return null;
+  }
+
+  /** A message taken out of the store directly (spilled): keep the count right. */
+  spilledRemoved(n = 1): void {
+    this.spilledCount = Math.max(0, this.spilledCount - n);
+  }
+
+  /** Drop every in-memory structure (node stops serving). */
+  close(): void {
+    this.closed = true;
+    if (this.delayTimer) clearTimeout(this.delayTimer);
+    this.delayTimer = null;
+    this.consumers = [];
+  }
+
+  /** Make a memory entry for a message that is not stored. */
+  static memoryEntry(id: number, message: QueueEntry['message']): QueueEntry {
+    return {
+      id,
+      message,
+      priority: message.priority,
+      expiration: message.expiration,
+      deliveryCount: 0,
+      redelivered: false,
+      stored: false,
+      size: entrySize(message),
+      notBefore: 0,
+    };
+  }
+}

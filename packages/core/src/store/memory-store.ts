@@ -1,0 +1,409 @@
+import { FencedError, type MessageHeaders, StoreError } from '@keel/protocol';
+import type {
+  DestinationRecord,
+  DurableSubscriptionRecord,
+  PageCursor,
+  Store,
+  StoreBatch,
+  StoredDestinationType,
+  StoredMessage,
+  TakeoverRecord,
+} from './store';
+
+/**
+ * The in-memory Store: the same semantics as PgStore (it passes the same conformance suite in
+ * packages/testkit), kept in maps. For unit tests of the broker core and for non-persistent use.
+ *
+ * Several MemoryStore instances can share one MemoryDatabase, like several broker nodes sharing one
+ * Postgres: a second instance that takes over the same cluster fences the first one's commits.
+ */
+
+interface ClusterRow {
+  epoch: number;
+  master: string | null;
+}
+
+interface TakeoverRow extends TakeoverRecord {
+  cluster: string;
+}
+
+interface DestinationRow extends DestinationRecord {
+  cluster: string;
+}
+
+interface SubscriptionRow extends DurableSubscriptionRecord {
+  cluster: string;
+}
+
+interface SubEntryRow {
+  priority: number;
+  deliveryCount: number;
+}
+
+/** The shared "database" behind MemoryStore instances. Tables mirror migrations/001_initial.sql. */
+export class MemoryDatabase {
+  readonly clusters = new Map<string, ClusterRow>();
+  readonly takeovers: TakeoverRow[] = [];
+  readonly destinations = new Map<number, DestinationRow>();
+  readonly messages = new Map<number, StoredMessage>();
+  readonly subscriptions = new Map<number, SubscriptionRow>();
+  /** subId → msgId → entry. */
+  readonly subEntries = new Map<number, Map<number, SubEntryRow>>();
+  /** `${cluster}\u0000${producerId}` → highest sequence. */
+  readonly producers = new Map<string, number>();
+  /** `${cluster}\u0000${txId}`. */
+  readonly txOutcomes = new Set<string>();
+  nextDestinationId = 1;
+  nextSubscriptionId = 1;
+}
+
+export interface MemoryStoreOptions {
+  /** Defaults to 'default'. */
+  cluster?: string;
+  /** Share one database between instances to model several nodes on one Postgres. */
+  database?: MemoryDatabase;
+}
+
+export const DEFAULT_MEMORY_CLUSTER = 'default';
+
+function copyMessage(m: StoredMessage): StoredMessage {
+  return {
+    id: m.id,
+    destId: m.destId,
+    priority: m.priority,
+    expiration: m.expiration,
+    deliveryCount: m.deliveryCount,
+    headers: structuredClone(m.headers),
+    body: Buffer.from(m.body),
+  };
+}
+
+/** Delivery order: priority descending, then id ascending. */
+function compareDelivery(a: { priority: number; id: number }, b: { priority: number; id: number }): number {
+  return b.priority - a.priority || a.id - b.id;
+}
+
+function afterCursor(m: { priority: number; id: number }, cursor: PageCursor | null): boolean {
+  return cursor === null || m.priority < cursor.priority || (m.priority === cursor.priority && m.id > cursor.id);
+}
+
+export class MemoryStore implements Store {
+  readonly kind = 'memory' as const;
+  readonly cluster: string;
+  readonly database: MemoryDatabase;
+  private currentEpoch = 0;
+  private closed = false;
+  private pendingFailure: Error | null = null;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    this.cluster = options.cluster ?? DEFAULT_MEMORY_CLUSTER;
+    this.database = options.database ?? new MemoryDatabase();
+  }
+
+  get epoch(): number {
+    return this.currentEpoch;
+  }
+
+  async open(): Promise<void> {
+    this.closed = false;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  // ---- test helpers -------------------------------------------------------------------------------
+
+  /**
+   * Commit an epoch bump as another node would, without changing this store's epoch: this store's
+   * next fenced write rejects with FencedError. Returns the new epoch.
+   */
+  simulateTakeover(node = 'other-node', reason = 'simulated'): number {
+    return this.bumpEpoch(node, reason);
+  }
+
+  /** Make the next commit reject with `error` (nothing is written). For group-commit tests. */
+  failNextCommit(error: Error = new StoreError('injected commit failure', 'STORE_UNAVAILABLE', { retryable: true })): void {
+    this.pendingFailure = error;
+  }
+
+  // ---- epoch --------------------------------------------------------------------------------------
+
+  async readEpoch(): Promise<number> {
+    this.assertOpen();
+    return this.database.clusters.get(this.cluster)?.epoch ?? 0;
+  }
+
+  async takeOver(node: string, reason: string): Promise<number> {
+    this.assertOpen();
+    this.currentEpoch = this.bumpEpoch(node, reason);
+    return this.currentEpoch;
+  }
+
+  async takeovers(limit: number): Promise<TakeoverRecord[]> {
+    this.assertOpen();
+    const out: TakeoverRecord[] = [];
+    for (let i = this.database.takeovers.length - 1; i >= 0 && out.length < limit; i--) {
+      const t = this.database.takeovers[i]!;
+      if (t.cluster === this.cluster) out.push({ node: t.node, epoch: t.epoch, reason: t.reason, at: new Date(t.at) });
+    }
+    return out;
+  }
+
+  private bumpEpoch(node: string, reason: string): number {
+    const row = this.database.clusters.get(this.cluster) ?? { epoch: 0, master: null };
+    row.epoch += 1;
+    row.master = node;
+    this.database.clusters.set(this.cluster, row);
+    this.database.takeovers.push({ cluster: this.cluster, node, epoch: row.epoch, reason, at: new Date() });
+    return row.epoch;
+  }
+
+  /** The fencing check every write runs first (a cluster never taken over has epoch 0). */
+  private checkEpoch(): void {
+    const current = this.database.clusters.get(this.cluster)?.epoch ?? 0;
+    if (current !== this.currentEpoch) {
+      throw new FencedError(
+        `cluster ${this.cluster} is at epoch ${current}, this store writes for epoch ${this.currentEpoch}`,
+      );
+    }
+  }
+
+  // ---- destinations and subscriptions -------------------------------------------------------------
+
+  async ensureDestination(type: StoredDestinationType, name: string): Promise<number> {
+    this.assertOpen();
+    for (const d of this.database.destinations.values()) {
+      if (d.cluster === this.cluster && d.type === type && d.name === name) return d.id;
+    }
+    const id = this.database.nextDestinationId++;
+    this.database.destinations.set(id, { id, cluster: this.cluster, type, name });
+    return id;
+  }
+
+  async deleteDestination(id: number): Promise<void> {
+    this.assertOpen();
+    this.checkEpoch();
+    const db = this.database;
+    const dest = db.destinations.get(id);
+    if (dest === undefined || dest.cluster !== this.cluster) return;
+    for (const [subId, sub] of db.subscriptions) {
+      if (sub.destId === id) {
+        db.subscriptions.delete(subId);
+        db.subEntries.delete(subId);
+      }
+    }
+    for (const [msgId, m] of db.messages) {
+      if (m.destId !== id) continue;
+      db.messages.delete(msgId);
+      for (const entries of db.subEntries.values()) entries.delete(msgId);
+    }
+    db.destinations.delete(id);
+  }
+
+  async loadDestinations(): Promise<DestinationRecord[]> {
+    this.assertOpen();
+    return [...this.database.destinations.values()]
+      .filter((d) => d.cluster === this.cluster)
+      .sort((a, b) => a.id - b.id)
+      .map((d) => ({ id: d.id, type: d.type, name: d.name }));
+  }
+
+  async ensureDurableSubscription(
+    sub: Omit<DurableSubscriptionRecord, 'id'>,
+  ): Promise<DurableSubscriptionRecord> {
+    this.assertOpen();
+    for (const s of this.database.subscriptions.values()) {
+      if (s.cluster === this.cluster && s.clientId === sub.clientId && s.name === sub.name) return publicSub(s);
+    }
+    const id = this.database.nextSubscriptionId++;
+    const row: SubscriptionRow = {
+      id,
+      cluster: this.cluster,
+      clientId: sub.clientId,
+      name: sub.name,
+      destId: sub.destId,
+      selector: sub.selector,
+      noLocal: sub.noLocal,
+    };
+    this.database.subscriptions.set(id, row);
+    return publicSub(row);
+  }
+
+  async deleteDurableSubscription(id: number): Promise<void> {
+    this.assertOpen();
+    this.checkEpoch();
+    const sub = this.database.subscriptions.get(id);
+    if (sub === undefined || sub.cluster !== this.cluster) return;
+    this.database.subscriptions.delete(id);
+    this.database.subEntries.delete(id);
+  }
+
+  async loadDurableSubscriptions(): Promise<DurableSubscriptionRecord[]> {
+    this.assertOpen();
+    return [...this.database.subscriptions.values()]
+      .filter((s) => s.cluster === this.cluster)
+      .sort((a, b) => a.id - b.id)
+      .map(publicSub);
+  }
+
+  // ---- reads --------------------------------------------------------------------------------------
+
+  async pageMessages(destId: number, cursor: PageCursor | null, limit: number): Promise<StoredMessage[]> {
+    this.assertOpen();
+    const matches: StoredMessage[] = [];
+    for (const m of this.database.messages.values()) {
+      if (m.destId === destId && afterCursor(m, cursor)) matches.push(m);
+    }
+    return matches.sort(compareDelivery).slice(0, Math.max(0, limit)).map(copyMessage);
+  }
+
+  async pageSubscription(subId: number, cursor: PageCursor | null, limit: number): Promise<StoredMessage[]> {
+    this.assertOpen();
+    const entries = this.database.subEntries.get(subId);
+    if (entries === undefined) return [];
+    const matches: { priority: number; id: number; deliveryCount: number; message: StoredMessage }[] = [];
+    for (const [msgId, e] of entries) {
+      const message = this.database.messages.get(msgId);
+      const key = { priority: e.priority, id: msgId };
+      if (message !== undefined && afterCursor(key, cursor)) {
+        matches.push({ ...key, deliveryCount: e.deliveryCount, message });
+      }
+    }
+    return matches
+      .sort(compareDelivery)
+      .slice(0, Math.max(0, limit))
+      .map((x) => ({ ...copyMessage(x.message), priority: x.priority, deliveryCount: x.deliveryCount }));
+  }
+
+  async countMessages(destId: number): Promise<number> {
+    this.assertOpen();
+    let n = 0;
+    for (const m of this.database.messages.values()) if (m.destId === destId) n++;
+    return n;
+  }
+
+  async countSubscription(subId: number): Promise<number> {
+    this.assertOpen();
+    return this.database.subEntries.get(subId)?.size ?? 0;
+  }
+
+  async getMessage(id: number): Promise<StoredMessage | null> {
+    this.assertOpen();
+    const m = this.database.messages.get(id);
+    return m === undefined ? null : copyMessage(m);
+  }
+
+  async producerSequence(producerId: string): Promise<number> {
+    this.assertOpen();
+    return this.database.producers.get(`${this.cluster}\u0000${producerId}`) ?? -1;
+  }
+
+  async txCommitted(txId: string): Promise<boolean> {
+    this.assertOpen();
+    return this.database.txOutcomes.has(`${this.cluster}\u0000${txId}`);
+  }
+
+  async expiredMessages(now: number, limit: number): Promise<StoredMessage[]> {
+    this.assertOpen();
+    const out: StoredMessage[] = [];
+    for (const m of this.database.messages.values()) {
+      if (m.expiration > 0 && m.expiration <= now && this.ownsDestination(m.destId)) out.push(m);
+    }
+    return out
+      .sort((a, b) => a.expiration - b.expiration || a.id - b.id)
+      .slice(0, Math.max(0, limit))
+      .map(copyMessage);
+  }
+
+  async cleanupTopicMessages(): Promise<number> {
+    this.assertOpen();
+    const db = this.database;
+    const referenced = new Set<number>();
+    for (const entries of db.subEntries.values()) for (const msgId of entries.keys()) referenced.add(msgId);
+    let removed = 0;
+    for (const [id, m] of db.messages) {
+      const dest = db.destinations.get(m.destId);
+      if (dest?.cluster === this.cluster && dest.type === 'topic' && !referenced.has(id)) {
+        db.messages.delete(id);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  // ---- the write path -----------------------------------------------------------------------------
+
+  async commit(batch: StoreBatch): Promise<void> {
+    this.assertOpen();
+    if (this.pendingFailure !== null) {
+      const err = this.pendingFailure;
+      this.pendingFailure = null;
+      throw err;
+    }
+    this.checkEpoch();
+    const db = this.database;
+
+    // Validate everything that Postgres would refuse before changing anything (all or nothing).
+    const newIds = new Set<number>();
+    for (const m of batch.inserts) {
+      if (db.messages.has(m.id) || newIds.has(m.id)) {
+        throw new StoreError(`duplicate message id ${m.id}`, 'STORE_ERROR');
+      }
+      newIds.add(m.id);
+    }
+    const newEntries = new Set<string>();
+    for (const e of batch.subEntries) {
+      const key = `${e.subId}:${e.msgId}`;
+      if (db.subEntries.get(e.subId)?.has(e.msgId) || newEntries.has(key)) {
+        throw new StoreError(`duplicate subscription entry ${key}`, 'STORE_ERROR');
+      }
+      newEntries.add(key);
+    }
+
+    for (const m of batch.inserts) db.messages.set(m.id, copyMessage(m));
+    for (const e of batch.subEntries) {
+      let entries = db.subEntries.get(e.subId);
+      if (entries === undefined) {
+        entries = new Map();
+        db.subEntries.set(e.subId, entries);
+      }
+      entries.set(e.msgId, { priority: e.priority, deliveryCount: 0 });
+    }
+    for (const mv of batch.moves) {
+      const m = db.messages.get(mv.id);
+      if (m === undefined) continue;
+      m.destId = mv.destId;
+      m.priority = mv.priority;
+      m.headers = structuredClone(mv.headers) as MessageHeaders;
+      m.deliveryCount = mv.deliveryCount;
+    }
+    for (const dc of batch.deliveryCounts) {
+      const m = db.messages.get(dc.id);
+      if (m !== undefined) m.deliveryCount = dc.deliveryCount;
+    }
+    for (const dc of batch.subDeliveryCounts) {
+      const e = db.subEntries.get(dc.subId)?.get(dc.msgId);
+      if (e !== undefined) e.deliveryCount = dc.deliveryCount;
+    }
+    for (const id of batch.deletes) db.messages.delete(id);
+    for (const d of batch.subEntryDeletes) db.subEntries.get(d.subId)?.delete(d.msgId);
+    for (const p of batch.producers) {
+      const key = `${this.cluster}\u0000${p.producerId}`;
+      db.producers.set(key, Math.max(db.producers.get(key) ?? -1, p.seq));
+    }
+    for (const tx of batch.txOutcomes) db.txOutcomes.add(`${this.cluster}\u0000${tx}`);
+  }
+
+  private ownsDestination(destId: number): boolean {
+    return this.database.destinations.get(destId)?.cluster === this.cluster;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StoreError('store is closed', 'STORE_CLOSED');
+  }
+}
+
+function publicSub(s: SubscriptionRow): DurableSubscriptionRecord {
+  return { id: s.id, clientId: s.clientId, name: s.name, destId: s.destId, selector: s.selector, noLocal: s.noLocal };
+}

@@ -1,0 +1,214 @@
+import { randomBytes } from 'node:crypto';
+import { emptyBatch, type StoreBatch } from '@keel/core';
+import { FencedError, KeelError, StoreError } from '@keel/protocol';
+import { makeMessage, storeConformanceSuite, useTestDatabase } from '@keel/testkit';
+import { Client } from 'pg';
+import { PgStore, type PgStoreOptions } from './pg-store';
+
+const db = useTestDatabase();
+let clusterCounter = 0;
+
+function uniqueCluster(): string {
+  clusterCounter += 1;
+  return `c${clusterCounter}-${randomBytes(3).toString('hex')}`;
+}
+
+function factory(extra: Partial<PgStoreOptions>) {
+  return async () => {
+    const cluster = uniqueCluster();
+    const options = { connectionString: db.url, cluster, poolSize: 4, ...extra };
+    return {
+      store: new PgStore(options),
+      peer: async () => new PgStore(options),
+      cleanup: async () => {},
+    };
+  };
+}
+
+// Default: small insert batches through INSERT … unnest; then everything through binary COPY.
+storeConformanceSuite('PgStore (unnest inserts)', factory({}));
+storeConformanceSuite('PgStore (binary COPY inserts)', factory({ copyThresholdRows: 1 }));
+
+function batch(parts: Partial<StoreBatch>): StoreBatch {
+  return { ...emptyBatch(), ...parts };
+}
+
+describe('PgStore on Postgres', () => {
+  const stores: PgStore[] = [];
+  const clients: Client[] = [];
+
+  function store(extra: Partial<PgStoreOptions> = {}): PgStore {
+    const s = new PgStore({ connectionString: db.url, cluster: uniqueCluster(), poolSize: 2, ...extra });
+    stores.push(s);
+    return s;
+  }
+
+  async function rawClient(config: { idle_in_transaction_session_timeout?: number } = {}): Promise<Client> {
+    const c = new Client({ connectionString: db.url, ...config });
+    c.on('error', () => {});
+    clients.push(c);
+    await c.connect();
+    return c;
+  }
+
+  /** Resolves once a session with this application_name waits on a lock (bounded polling). */
+  async function waitForLockWait(applicationName: string): Promise<void> {
+    const c = await rawClient();
+    for (let i = 0; i < 500; i++) {
+      const r = await c.query(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
+        [applicationName],
+      );
+      if (r.rows[0].n > 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    throw new Error(`no session of ${applicationName} waited on a lock within 5 s`);
+  }
+
+  afterEach(async () => {
+    for (const s of stores.splice(0)) await s.close();
+    for (const c of clients.splice(0)) await c.end().catch(() => {});
+  });
+
+  it.each([
+    ['unnest', 1000],
+    ['binary COPY', 1],
+  ])('round-trips bodies with all 256 byte values (%s)', async (_path, copyThresholdRows) => {
+    const s = store({ copyThresholdRows });
+    const q = await s.ensureDestination('queue', 'bytes');
+    const all = Buffer.alloc(256);
+    for (let i = 0; i < 256; i++) all[i] = i;
+    const msgs = [
+      makeMessage(q, { body: all }),
+      makeMessage(q, { body: Buffer.alloc(0) }),
+      makeMessage(q, { body: Buffer.concat([all, all.reverse()]) }),
+    ];
+    msgs[0]!.headers.properties = { unicode: 'héllo ✓ 😀', quote: '"\\\'{}', big: 2 ** 52 };
+    await s.commit(batch({ inserts: msgs }));
+    const page = await s.pageMessages(q, null, 10);
+    expect(page).toEqual(msgs);
+    expect(Buffer.isBuffer(page[0]!.body)).toBe(true);
+  });
+
+  it('stores headers as jsonb readable with SQL', async () => {
+    const s = store();
+    const q = await s.ensureDestination('queue', 'sql');
+    const m = makeMessage(q);
+    await s.commit(batch({ inserts: [m] }));
+    const c = await rawClient();
+    const r = await c.query(
+      "SELECT headers->>'correlationId' AS corr, headers->'properties'->>'n' AS n, id::text FROM keel_messages WHERE id = $1",
+      [m.id],
+    );
+    expect(r.rows).toEqual([{ corr: m.headers.correlationId, n: '42', id: String(m.id) }]);
+  });
+
+  it('returns bigint columns as JS numbers without touching global pg types', async () => {
+    const s = store();
+    await s.takeOver('n', 'r');
+    expect(await s.readEpoch()).toBe(1);
+    const c = await rawClient();
+    const r = await c.query('SELECT 5::bigint AS v');
+    expect(r.rows[0].v).toBe('5');
+  });
+
+  it('a takeover that commits while a commit waits fences that commit', async () => {
+    const appName = `keel-fence-${randomBytes(3).toString('hex')}`;
+    const old = store({ applicationName: appName });
+    const q = await old.ensureDestination('queue', 'race');
+    await old.takeOver('old', 'startup');
+
+    // A takeover in flight: the epoch row is updated but not yet committed.
+    const takeover = await rawClient();
+    await takeover.query('BEGIN');
+    await takeover.query('UPDATE keel_clusters SET epoch = epoch + 1, master = $2 WHERE cluster = $1', [
+      old.cluster,
+      'new',
+    ]);
+
+    const m = makeMessage(q);
+    const pending = old.commit(batch({ inserts: [m] })).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    await waitForLockWait(appName);
+    await takeover.query('COMMIT');
+
+    expect(await pending).toBeInstanceOf(FencedError);
+    expect(await old.getMessage(m.id)).toBeNull();
+  });
+
+  it('a takeover waits for an in-flight commit, which lands before it', async () => {
+    const appName = `keel-takeover-${randomBytes(3).toString('hex')}`;
+    const old = store();
+    const q = await old.ensureDestination('queue', 'inflight');
+    await old.takeOver('old', 'startup');
+
+    // An old master's commit in flight: epoch checked FOR SHARE, a row written, not yet committed.
+    const inflight = await rawClient();
+    await inflight.query('BEGIN');
+    const e = await inflight.query('SELECT epoch FROM keel_clusters WHERE cluster = $1 FOR SHARE', [old.cluster]);
+    expect(Number(e.rows[0].epoch)).toBe(1);
+    const m = makeMessage(q);
+    await inflight.query(
+      "INSERT INTO keel_messages (id, dest_id, priority, headers, body) VALUES ($1, $2, 4, '{}', '\\x00')",
+      [m.id, q],
+    );
+
+    const next = store({ cluster: old.cluster, applicationName: appName });
+    const pending = next.takeOver('new', 'master lost');
+    await waitForLockWait(appName);
+    await inflight.query('COMMIT');
+    expect(await pending).toBe(2);
+    expect(await next.getMessage(m.id)).not.toBeNull();
+    await expect(old.commit(batch({ txOutcomes: ['late'] }))).rejects.toBeInstanceOf(FencedError);
+  });
+
+  it("a frozen old master's transaction is ended by idle_in_transaction_session_timeout and the takeover proceeds", async () => {
+    const old = store();
+    await old.takeOver('old', 'startup');
+    // The frozen write: holds the epoch row and then goes quiet inside its transaction.
+    const frozen = await rawClient({ idle_in_transaction_session_timeout: 300 });
+    await frozen.query('BEGIN');
+    await frozen.query('SELECT epoch FROM keel_clusters WHERE cluster = $1 FOR SHARE', [old.cluster]);
+
+    const next = store({ cluster: old.cluster, idleInTransactionTimeoutMs: 300 });
+    expect(await next.takeOver('new', 'frozen master')).toBe(2);
+  });
+
+  it('takeOver gives up after takeOverLockTimeoutMs with a retryable StoreError', async () => {
+    const old = store();
+    await old.takeOver('old', 'startup');
+    const holder = await rawClient();
+    await holder.query('BEGIN');
+    await holder.query('SELECT epoch FROM keel_clusters WHERE cluster = $1 FOR SHARE', [old.cluster]);
+
+    const next = store({ cluster: old.cluster, takeOverLockTimeoutMs: 200 });
+    const err = await next.takeOver('new', 'x').then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(StoreError);
+    expect((err as KeelError).retryable).toBe(true);
+    await holder.query('ROLLBACK');
+    expect(await next.readEpoch()).toBe(1);
+    expect(await next.takeovers(10)).toHaveLength(1);
+  });
+
+  it('validates options, naming the property', () => {
+    expect(() => new PgStore({ connectionString: db.url, cluster: 'x', poolSize: 0 })).toThrow(/poolSize/);
+    expect(() => new PgStore({ connectionString: '', cluster: 'x' })).toThrow(/connectionString/);
+  });
+
+  it('close is idempotent and later calls fail with a KeelError', async () => {
+    const s = store();
+    await s.open();
+    await s.close();
+    await s.close();
+    const err = await s.readEpoch().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(KeelError.isInstance(err)).toBe(true);
+  });
+});

@@ -1,0 +1,659 @@
+/**
+ * The Store on PostgreSQL (schema: migrations/001_initial.sql). The write path is `commit(batch)`:
+ * one transaction per group-commit round, fenced by the cluster epoch (DESIGN.md, "Fencing token"),
+ * with every kind of change written as one set-based statement (unnest of arrays, `= ANY`), and
+ * large insert batches sent with binary COPY.
+ *
+ * Every session of the pool sets `idle_in_transaction_session_timeout` and TCP keepalives, so a
+ * broker frozen in the middle of a transaction cannot hold the epoch row's lock for ever
+ * (DESIGN.md, "Mind the frozen write"); takeOver waits for such a lock a bounded time only.
+ */
+import type {
+  DestinationRecord,
+  DurableSubscriptionRecord,
+  PageCursor,
+  Store,
+  StoreBatch,
+  StoredDestinationType,
+  StoredMessage,
+  TakeoverRecord,
+} from '@keel/core';
+import { FencedError, InvalidArgumentError, type MessageHeaders, StoreError } from '@keel/protocol';
+import { escapeLiteral, Pool, type PoolClient, type QueryResult, types as pgTypes } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { COPY_MESSAGES_SQL, encodeMessagesCopy } from './copy-binary';
+import { sqlState, toStoreError } from './pg-errors';
+
+export interface PgStoreLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface PgStoreOptions {
+  connectionString: string;
+  /** Cluster whose rows this store reads and writes. */
+  cluster: string;
+  /** Connections in the pool. */
+  poolSize?: number;
+  logger?: PgStoreLogger;
+  /** Postgres ends a session left idle inside a transaction this long (frozen broker). */
+  idleInTransactionTimeoutMs?: number;
+  /** statement_timeout of every session; 0 = none. */
+  statementTimeoutMs?: number;
+  /** First TCP keepalive probe after this much idle time. */
+  keepAliveInitialDelayMs?: number;
+  /** How long takeOver waits for the epoch row (an old master's frozen write); default idle timeout + 2 s. */
+  takeOverLockTimeoutMs?: number;
+  /** Insert batches with at least this many messages go through binary COPY; others through unnest. */
+  copyThresholdRows?: number;
+  /** application_name of the sessions (visible in pg_stat_activity). */
+  applicationName?: string;
+}
+
+export const PG_STORE_DEFAULTS = {
+  poolSize: 10,
+  idleInTransactionTimeoutMs: 10_000,
+  statementTimeoutMs: 0,
+  keepAliveInitialDelayMs: 10_000,
+  copyThresholdRows: 50,
+  applicationName: 'keel',
+} as const;
+
+/** Extra time takeOver waits beyond the idle-in-transaction timeout, so the frozen session is gone. */
+const TAKEOVER_LOCK_MARGIN_MS = 2_000;
+
+const INT8_OID = 20;
+/** bigint (ids, epochs, expirations, counts) as JS numbers: every value we store is < 2^53. */
+const parseInt8 = (value: string): number => Number(value);
+const poolTypes = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8_OID && format !== 'binary' ? parseInt8 : pgTypes.getTypeParser(oid, format)) as typeof pgTypes.getTypeParser,
+};
+
+const SILENT: PgStoreLogger = { debug() {}, info() {}, warn() {}, error() {} };
+
+const MESSAGE_COLUMNS = 'id, dest_id, priority, expiration, delivery_count, headers, body';
+
+const SQL = {
+  insertMessages: `INSERT INTO keel_messages (${MESSAGE_COLUMNS})
+    SELECT * FROM unnest($1::bigint[], $2::int[], $3::smallint[], $4::bigint[], $5::int[], $6::jsonb[], $7::bytea[])`,
+  insertSubEntries: `INSERT INTO keel_sub_entries (sub_id, msg_id, priority)
+    SELECT * FROM unnest($1::int[], $2::bigint[], $3::smallint[])`,
+  moveMessages: `UPDATE keel_messages m
+    SET dest_id = u.dest_id, priority = u.priority, headers = u.headers, delivery_count = u.delivery_count
+    FROM unnest($1::bigint[], $2::int[], $3::smallint[], $4::jsonb[], $5::int[])
+      AS u(id, dest_id, priority, headers, delivery_count)
+    WHERE m.id = u.id`,
+  deliveryCounts: `UPDATE keel_messages m SET delivery_count = u.delivery_count
+    FROM unnest($1::bigint[], $2::int[]) AS u(id, delivery_count) WHERE m.id = u.id`,
+  subDeliveryCounts: `UPDATE keel_sub_entries e SET delivery_count = u.delivery_count
+    FROM unnest($1::int[], $2::bigint[], $3::int[]) AS u(sub_id, msg_id, delivery_count)
+    WHERE e.sub_id = u.sub_id AND e.msg_id = u.msg_id`,
+  deleteMessages: 'DELETE FROM keel_messages WHERE id = ANY($1::bigint[])',
+  deleteSubEntries: `DELETE FROM keel_sub_entries e USING unnest($1::int[], $2::bigint[]) AS u(sub_id, msg_id)
+    WHERE e.sub_id = u.sub_id AND e.msg_id = u.msg_id`,
+  upsertProducers: `INSERT INTO keel_producers (cluster, producer_id, last_seq)
+    SELECT $1, u.producer_id, u.last_seq FROM unnest($2::text[], $3::bigint[]) AS u(producer_id, last_seq)
+    ON CONFLICT (cluster, producer_id)
+    DO UPDATE SET last_seq = GREATEST(keel_producers.last_seq, EXCLUDED.last_seq), updated_at = now()`,
+  insertTxOutcomes: `INSERT INTO keel_tx_outcomes (cluster, tx_id) SELECT $1, unnest($2::text[])
+    ON CONFLICT DO NOTHING`,
+  // Delivery order with a keyset cursor (priority DESC, id ASC), written as two index range scans on
+  // keel_messages_order so a page deep in a backlog does not filter its way past the earlier rows.
+  pageFirst: `SELECT ${MESSAGE_COLUMNS} FROM keel_messages WHERE dest_id = $1
+    ORDER BY priority DESC, id LIMIT $2`,
+  pageAfter: `SELECT ${MESSAGE_COLUMNS} FROM (
+      (SELECT ${MESSAGE_COLUMNS} FROM keel_messages WHERE dest_id = $1 AND priority = $2 AND id > $3
+        ORDER BY id LIMIT $4)
+      UNION ALL
+      (SELECT ${MESSAGE_COLUMNS} FROM keel_messages WHERE dest_id = $1 AND priority < $2
+        ORDER BY priority DESC, id LIMIT $4)
+    ) p ORDER BY priority DESC, id LIMIT $4`,
+  subFirst: `SELECT m.id, m.dest_id, e.priority, m.expiration, e.delivery_count, m.headers, m.body
+    FROM keel_sub_entries e JOIN keel_messages m ON m.id = e.msg_id
+    WHERE e.sub_id = $1 ORDER BY e.priority DESC, e.msg_id LIMIT $2`,
+  subAfter: `SELECT p.id, p.dest_id, p.priority, m.expiration, p.delivery_count, m.headers, m.body FROM (
+      (SELECT e.msg_id AS id, m.dest_id, e.priority, e.delivery_count
+        FROM keel_sub_entries e JOIN keel_messages m ON m.id = e.msg_id
+        WHERE e.sub_id = $1 AND e.priority = $2 AND e.msg_id > $3 ORDER BY e.msg_id LIMIT $4)
+      UNION ALL
+      (SELECT e.msg_id AS id, m.dest_id, e.priority, e.delivery_count
+        FROM keel_sub_entries e JOIN keel_messages m ON m.id = e.msg_id
+        WHERE e.sub_id = $1 AND e.priority < $2 ORDER BY e.priority DESC, e.msg_id LIMIT $4)
+    ) p JOIN keel_messages m ON m.id = p.id ORDER BY p.priority DESC, p.id LIMIT $4`,
+} as const;
+
+interface MessageRow {
+  id: number;
+  dest_id: number;
+  priority: number;
+  expiration: number;
+  delivery_count: number;
+  headers: MessageHeaders;
+  body: Buffer;
+}
+
+function toMessage(r: MessageRow): StoredMessage {
+  return {
+    id: r.id,
+    destId: r.dest_id,
+    priority: r.priority,
+    expiration: r.expiration,
+    deliveryCount: r.delivery_count,
+    headers: r.headers,
+    body: r.body,
+  };
+}
+
+interface SubRow {
+  id: number;
+  client_id: string;
+  name: string;
+  dest_id: number;
+  selector: string | null;
+  no_local: boolean;
+}
+
+function toSub(r: SubRow): DurableSubscriptionRecord {
+  return { id: r.id, clientId: r.client_id, name: r.name, destId: r.dest_id, selector: r.selector, noLocal: r.no_local };
+}
+
+/** Keeps the last entry per key (later changes in a batch win, as MemoryStore applies them in order). */
+function lastByKey<T>(items: readonly T[], key: (item: T) => string | number): T[] {
+  if (items.length < 2) return items as T[];
+  const map = new Map<string | number, T>();
+  for (const item of items) {
+    const k = key(item);
+    map.delete(k);
+    map.set(k, item);
+  }
+  return map.size === items.length ? (items as T[]) : [...map.values()];
+}
+
+function requirePositiveInt(name: string, value: number, allowZero = false): void {
+  if (!Number.isInteger(value) || value < 0 || (!allowZero && value === 0)) {
+    throw new InvalidArgumentError(`PgStore: option ${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer, got ${value}`);
+  }
+}
+
+export class PgStore implements Store {
+  readonly kind = 'postgres' as const;
+  readonly cluster: string;
+  private readonly pool: Pool;
+  private readonly logger: PgStoreLogger;
+  private readonly takeOverLockTimeoutMs: number;
+  private readonly copyThresholdRows: number;
+  /** `BEGIN; SELECT epoch ... FOR SHARE` as one simple-protocol round trip. */
+  private readonly beginFencedSql: string;
+  private currentEpoch = 0;
+  private closing: Promise<void> | null = null;
+  private opened = false;
+
+  constructor(options: PgStoreOptions) {
+    if (typeof options.connectionString !== 'string' || options.connectionString === '') {
+      throw new InvalidArgumentError('PgStore: option connectionString is required');
+    }
+    if (typeof options.cluster !== 'string' || options.cluster === '') {
+      throw new InvalidArgumentError('PgStore: option cluster is required');
+    }
+    const poolSize = options.poolSize ?? PG_STORE_DEFAULTS.poolSize;
+    const idleMs = options.idleInTransactionTimeoutMs ?? PG_STORE_DEFAULTS.idleInTransactionTimeoutMs;
+    const statementMs = options.statementTimeoutMs ?? PG_STORE_DEFAULTS.statementTimeoutMs;
+    const keepAliveMs = options.keepAliveInitialDelayMs ?? PG_STORE_DEFAULTS.keepAliveInitialDelayMs;
+    this.takeOverLockTimeoutMs = options.takeOverLockTimeoutMs ?? idleMs + TAKEOVER_LOCK_MARGIN_MS;
+    this.copyThresholdRows = options.copyThresholdRows ?? PG_STORE_DEFAULTS.copyThresholdRows;
+    requirePositiveInt('poolSize', poolSize);
+    requirePositiveInt('idleInTransactionTimeoutMs', idleMs);
+    requirePositiveInt('statementTimeoutMs', statementMs, true);
+    requirePositiveInt('keepAliveInitialDelayMs', keepAliveMs, true);
+    requirePositiveInt('takeOverLockTimeoutMs', this.takeOverLockTimeoutMs);
+    requirePositiveInt('copyThresholdRows', this.copyThresholdRows);
+
+    this.cluster = options.cluster;
+    this.logger = options.logger ?? SILENT;
+    this.beginFencedSql = `BEGIN; SELECT epoch FROM keel_clusters WHERE cluster = ${escapeLiteral(this.cluster)} FOR SHARE`;
+    this.pool = new Pool({
+      connectionString: options.connectionString,
+      max: poolSize,
+      // Session settings travel in the startup packet: no extra round trip per connection.
+      idle_in_transaction_session_timeout: idleMs,
+      ...(statementMs > 0 ? { statement_timeout: statementMs } : {}),
+      keepAlive: true,
+      keepAliveInitialDelayMillis: keepAliveMs,
+      application_name: options.applicationName ?? PG_STORE_DEFAULTS.applicationName,
+      types: poolTypes,
+    });
+    // An idle client's connection died (server restart, idle timeout, network): pg removes it from
+    // the pool; without a listener the 'error' event would kill the process.
+    this.pool.on('error', (err) => {
+      this.logger.warn({ err, cluster: this.cluster }, 'idle Postgres connection failed');
+    });
+    this.logger.debug(
+      { cluster: this.cluster, poolSize, idleInTransactionTimeoutMs: idleMs, statementTimeoutMs: statementMs },
+      'PgStore created',
+    );
+  }
+
+  get epoch(): number {
+    return this.currentEpoch;
+  }
+
+  async open(): Promise<void> {
+    if (this.opened) return;
+    try {
+      await this.pool.query('SELECT 1 FROM keel_clusters LIMIT 0');
+    } catch (err) {
+      if (sqlState(err) === '42P01') {
+        throw new StoreError('the Keel schema is missing: run the migrations first', 'STORE_ERROR', { cause: err });
+      }
+      throw toStoreError(err, 'open');
+    }
+    this.opened = true;
+  }
+
+  close(): Promise<void> {
+    if (this.closing === null) this.closing = this.pool.end();
+    return this.closing;
+  }
+
+  // ---- epoch --------------------------------------------------------------------------------------
+
+  async readEpoch(): Promise<number> {
+    const r = await this.query<{ epoch: number }>('readEpoch', 'SELECT epoch FROM keel_clusters WHERE cluster = $1', [
+      this.cluster,
+    ]);
+    return r[0]?.epoch ?? 0;
+  }
+
+  async takeOver(node: string, reason: string): Promise<number> {
+    const epoch = await this.transaction('takeOver', async (client) => {
+      // Wait for an old master's in-flight (or frozen) commit, which holds the epoch row FOR SHARE,
+      // at most until its session is ended by idle_in_transaction_session_timeout, plus a margin.
+      const waitMs = String(this.takeOverLockTimeoutMs);
+      await client.query("SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)", [
+        waitMs,
+        String(this.takeOverLockTimeoutMs + TAKEOVER_LOCK_MARGIN_MS),
+      ]);
+      await client.query('INSERT INTO keel_clusters (cluster) VALUES ($1) ON CONFLICT DO NOTHING', [this.cluster]);
+      const r = await client.query<{ epoch: number }>(
+        `WITH bumped AS (
+           UPDATE keel_clusters SET epoch = epoch + 1, master = $2, updated_at = now() WHERE cluster = $1
+           RETURNING epoch)
+         INSERT INTO keel_takeovers (cluster, node, epoch, reason) SELECT $1, $2, epoch, $3 FROM bumped
+         RETURNING epoch`,
+        [this.cluster, node, reason],
+      );
+      return r.rows[0]!.epoch;
+    });
+    this.currentEpoch = epoch;
+    this.logger.info({ cluster: this.cluster, node, epoch, reason }, 'took over the cluster epoch');
+    return epoch;
+  }
+
+  async takeovers(limit: number): Promise<TakeoverRecord[]> {
+    return this.query<TakeoverRecord>(
+      'takeovers',
+      'SELECT node, epoch, reason, at FROM keel_takeovers WHERE cluster = $1 ORDER BY id DESC LIMIT $2',
+      [this.cluster, limit],
+    );
+  }
+
+  // ---- destinations and subscriptions -------------------------------------------------------------
+
+  async ensureDestination(type: StoredDestinationType, name: string): Promise<number> {
+    const params = [this.cluster, type, name];
+    const find = 'SELECT id FROM keel_destinations WHERE cluster = $1 AND type = $2 AND name = $3';
+    const found = await this.query<{ id: number }>('ensureDestination', find, params);
+    if (found[0]) return found[0].id;
+    // Race-safe: a concurrent insert makes ours do nothing, and the select after it (a new
+    // statement, so a new snapshot) sees the winner's row.
+    const inserted = await this.query<{ id: number }>(
+      'ensureDestination',
+      'INSERT INTO keel_destinations (cluster, type, name) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING id',
+      params,
+    );
+    if (inserted[0]) return inserted[0].id;
+    const again = await this.query<{ id: number }>('ensureDestination', find, params);
+    if (!again[0]) throw new StoreError(`destination ${type}://${name} vanished while being created`, 'STORE_ERROR');
+    return again[0].id;
+  }
+
+  async deleteDestination(id: number): Promise<void> {
+    await this.fencedTransaction('deleteDestination', async (client) => {
+      const owned = await client.query('SELECT 1 FROM keel_destinations WHERE id = $1 AND cluster = $2 FOR UPDATE', [
+        id,
+        this.cluster,
+      ]);
+      if (owned.rowCount === 0) return;
+      await client.query(
+        `DELETE FROM keel_sub_entries WHERE sub_id IN (SELECT id FROM keel_durable_subs WHERE dest_id = $1)
+           OR msg_id IN (SELECT id FROM keel_messages WHERE dest_id = $1)`,
+        [id],
+      );
+      await client.query('DELETE FROM keel_durable_subs WHERE dest_id = $1', [id]);
+      await client.query('DELETE FROM keel_messages WHERE dest_id = $1', [id]);
+      await client.query('DELETE FROM keel_destinations WHERE id = $1', [id]);
+    });
+  }
+
+  async loadDestinations(): Promise<DestinationRecord[]> {
+    return this.query<DestinationRecord>(
+      'loadDestinations',
+      'SELECT id, type, name FROM keel_destinations WHERE cluster = $1 ORDER BY id',
+      [this.cluster],
+    );
+  }
+
+  async ensureDurableSubscription(
+    sub: Omit<DurableSubscriptionRecord, 'id'>,
+  ): Promise<DurableSubscriptionRecord> {
+    const find = `SELECT id, client_id, name, dest_id, selector, no_local FROM keel_durable_subs
+      WHERE cluster = $1 AND client_id = $2 AND name = $3`;
+    const key = [this.cluster, sub.clientId, sub.name];
+    const found = await this.query<SubRow>('ensureDurableSubscription', find, key);
+    if (found[0]) return toSub(found[0]);
+    const inserted = await this.query<SubRow>(
+      'ensureDurableSubscription',
+      `INSERT INTO keel_durable_subs (cluster, client_id, name, dest_id, selector, no_local)
+       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING
+       RETURNING id, client_id, name, dest_id, selector, no_local`,
+      [...key, sub.destId, sub.selector, sub.noLocal],
+    );
+    if (inserted[0]) return toSub(inserted[0]);
+    const again = await this.query<SubRow>('ensureDurableSubscription', find, key);
+    if (!again[0]) throw new StoreError(`durable subscription ${sub.clientId}/${sub.name} vanished`, 'STORE_ERROR');
+    return toSub(again[0]);
+  }
+
+  async deleteDurableSubscription(id: number): Promise<void> {
+    await this.fencedTransaction('deleteDurableSubscription', async (client) => {
+      const r = await client.query('DELETE FROM keel_durable_subs WHERE id = $1 AND cluster = $2', [id, this.cluster]);
+      if (r.rowCount !== 0) await client.query('DELETE FROM keel_sub_entries WHERE sub_id = $1', [id]);
+    });
+  }
+
+  async loadDurableSubscriptions(): Promise<DurableSubscriptionRecord[]> {
+    const rows = await this.query<SubRow>(
+      'loadDurableSubscriptions',
+      'SELECT id, client_id, name, dest_id, selector, no_local FROM keel_durable_subs WHERE cluster = $1 ORDER BY id',
+      [this.cluster],
+    );
+    return rows.map(toSub);
+  }
+
+  // ---- reads --------------------------------------------------------------------------------------
+
+  async pageMessages(destId: number, cursor: PageCursor | null, limit: number): Promise<StoredMessage[]> {
+    const rows =
+      cursor === null
+        ? await this.query<MessageRow>('pageMessages', SQL.pageFirst, [destId, limit], 'keel_page_first')
+        : await this.query<MessageRow>(
+            'pageMessages',
+            SQL.pageAfter,
+            [destId, cursor.priority, cursor.id, limit],
+            'keel_page_after',
+          );
+    return rows.map(toMessage);
+  }
+
+  async pageSubscription(subId: number, cursor: PageCursor | null, limit: number): Promise<StoredMessage[]> {
+    const rows =
+      cursor === null
+        ? await this.query<MessageRow>('pageSubscription', SQL.subFirst, [subId, limit], 'keel_sub_first')
+        : await this.query<MessageRow>(
+            'pageSubscription',
+            SQL.subAfter,
+            [subId, cursor.priority, cursor.id, limit],
+            'keel_sub_after',
+          );
+    return rows.map(toMessage);
+  }
+
+  async countMessages(destId: number): Promise<number> {
+    const r = await this.query<{ n: number }>(
+      'countMessages',
+      'SELECT count(*) AS n FROM keel_messages WHERE dest_id = $1',
+      [destId],
+    );
+    return r[0]!.n;
+  }
+
+  async countSubscription(subId: number): Promise<number> {
+    const r = await this.query<{ n: number }>(
+      'countSubscription',
+      'SELECT count(*) AS n FROM keel_sub_entries WHERE sub_id = $1',
+      [subId],
+    );
+    return r[0]!.n;
+  }
+
+  async getMessage(id: number): Promise<StoredMessage | null> {
+    const r = await this.query<MessageRow>(
+      'getMessage',
+      `SELECT ${MESSAGE_COLUMNS} FROM keel_messages WHERE id = $1`,
+      [id],
+    );
+    return r[0] ? toMessage(r[0]) : null;
+  }
+
+  async producerSequence(producerId: string): Promise<number> {
+    const r = await this.query<{ last_seq: number }>(
+      'producerSequence',
+      'SELECT last_seq FROM keel_producers WHERE cluster = $1 AND producer_id = $2',
+      [this.cluster, producerId],
+    );
+    return r[0]?.last_seq ?? -1;
+  }
+
+  async txCommitted(txId: string): Promise<boolean> {
+    const r = await this.query('txCommitted', 'SELECT 1 FROM keel_tx_outcomes WHERE cluster = $1 AND tx_id = $2', [
+      this.cluster,
+      txId,
+    ]);
+    return r.length > 0;
+  }
+
+  async expiredMessages(now: number, limit: number): Promise<StoredMessage[]> {
+    const rows = await this.query<MessageRow>(
+      'expiredMessages',
+      `SELECT m.id, m.dest_id, m.priority, m.expiration, m.delivery_count, m.headers, m.body
+       FROM keel_messages m JOIN keel_destinations d ON d.id = m.dest_id
+       WHERE m.expiration > 0 AND m.expiration <= $2 AND d.cluster = $1
+       ORDER BY m.expiration, m.id LIMIT $3`,
+      [this.cluster, now, limit],
+    );
+    return rows.map(toMessage);
+  }
+
+  async cleanupTopicMessages(): Promise<number> {
+    try {
+      const r = await this.pool.query(
+        `DELETE FROM keel_messages m USING keel_destinations d
+         WHERE m.dest_id = d.id AND d.cluster = $1 AND d.type = 'topic'
+           AND NOT EXISTS (SELECT 1 FROM keel_sub_entries e WHERE e.msg_id = m.id)`,
+        [this.cluster],
+      );
+      return r.rowCount ?? 0;
+    } catch (err) {
+      throw toStoreError(err, 'cleanupTopicMessages');
+    }
+  }
+
+  // ---- the write path -----------------------------------------------------------------------------
+
+  async commit(batch: StoreBatch): Promise<void> {
+    await this.fencedTransaction('commit', (client) => this.writeBatch(client, batch));
+  }
+
+  private async writeBatch(client: PoolClient, b: StoreBatch): Promise<void> {
+    if (b.inserts.length >= this.copyThresholdRows) {
+      await this.copyInserts(client, b.inserts);
+    } else if (b.inserts.length > 0) {
+      const n = b.inserts.length;
+      const ids = new Array<number>(n);
+      const dests = new Array<number>(n);
+      const prios = new Array<number>(n);
+      const exps = new Array<number>(n);
+      const dcs = new Array<number>(n);
+      const headers = new Array<string>(n);
+      const bodies = new Array<Buffer>(n);
+      for (let i = 0; i < n; i++) {
+        const m = b.inserts[i]!;
+        ids[i] = m.id;
+        dests[i] = m.destId;
+        prios[i] = m.priority;
+        exps[i] = m.expiration;
+        dcs[i] = m.deliveryCount;
+        headers[i] = JSON.stringify(m.headers);
+        bodies[i] = m.body;
+      }
+      await client.query({
+        name: 'keel_insert_messages',
+        text: SQL.insertMessages,
+        values: [ids, dests, prios, exps, dcs, headers, bodies],
+      });
+    }
+    if (b.subEntries.length > 0) {
+      await client.query({
+        name: 'keel_insert_sub_entries',
+        text: SQL.insertSubEntries,
+        values: [b.subEntries.map((e) => e.subId), b.subEntries.map((e) => e.msgId), b.subEntries.map((e) => e.priority)],
+      });
+    }
+    if (b.moves.length > 0) {
+      const moves = lastByKey(b.moves, (m) => m.id);
+      await client.query({
+        name: 'keel_move_messages',
+        text: SQL.moveMessages,
+        values: [
+          moves.map((m) => m.id),
+          moves.map((m) => m.destId),
+          moves.map((m) => m.priority),
+          moves.map((m) => JSON.stringify(m.headers)),
+          moves.map((m) => m.deliveryCount),
+        ],
+      });
+    }
+    if (b.deliveryCounts.length > 0) {
+      const dcs = lastByKey(b.deliveryCounts, (d) => d.id);
+      await client.query({
+        name: 'keel_delivery_counts',
+        text: SQL.deliveryCounts,
+        values: [dcs.map((d) => d.id), dcs.map((d) => d.deliveryCount)],
+      });
+    }
+    if (b.subDeliveryCounts.length > 0) {
+      const dcs = lastByKey(b.subDeliveryCounts, (d) => `${d.subId}:${d.msgId}`);
+      await client.query({
+        name: 'keel_sub_delivery_counts',
+        text: SQL.subDeliveryCounts,
+        values: [dcs.map((d) => d.subId), dcs.map((d) => d.msgId), dcs.map((d) => d.deliveryCount)],
+      });
+    }
+    if (b.deletes.length > 0) {
+      await client.query({ name: 'keel_delete_messages', text: SQL.deleteMessages, values: [b.deletes] });
+    }
+    if (b.subEntryDeletes.length > 0) {
+      await client.query({
+        name: 'keel_delete_sub_entries',
+        text: SQL.deleteSubEntries,
+        values: [b.subEntryDeletes.map((d) => d.subId), b.subEntryDeletes.map((d) => d.msgId)],
+      });
+    }
+    if (b.producers.length > 0) {
+      // One row per producer (an upsert may not touch a row twice): keep the highest sequence.
+      const max = new Map<string, number>();
+      for (const p of b.producers) max.set(p.producerId, Math.max(max.get(p.producerId) ?? -1, p.seq));
+      await client.query({
+        name: 'keel_upsert_producers',
+        text: SQL.upsertProducers,
+        values: [this.cluster, [...max.keys()], [...max.values()]],
+      });
+    }
+    if (b.txOutcomes.length > 0) {
+      await client.query({
+        name: 'keel_insert_tx_outcomes',
+        text: SQL.insertTxOutcomes,
+        values: [this.cluster, [...new Set(b.txOutcomes)]],
+      });
+    }
+  }
+
+  private copyInserts(client: PoolClient, messages: readonly StoredMessage[]): Promise<void> {
+    const payload = encodeMessagesCopy(messages);
+    return new Promise<void>((resolve, reject) => {
+      const stream = client.query(copyFrom(COPY_MESSAGES_SQL));
+      stream.on('error', reject);
+      stream.on('finish', resolve);
+      stream.end(payload);
+    });
+  }
+
+  // ---- plumbing -----------------------------------------------------------------------------------
+
+  private async query<R>(context: string, text: string, values: unknown[], name?: string): Promise<R[]> {
+    try {
+      const r = await this.pool.query(name === undefined ? { text, values } : { name, text, values });
+      return r.rows as R[];
+    } catch (err) {
+      throw toStoreError(err, context);
+    }
+  }
+
+  /** BEGIN … COMMIT on one pooled client; any error rolls back and is mapped to a KeelError. */
+  private async transaction<T>(
+    context: string,
+    body: (client: PoolClient, begun: QueryResult | QueryResult[]) => Promise<T>,
+    begin = 'BEGIN',
+  ): Promise<T> {
+    let client: PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw toStoreError(err, context);
+    }
+    let broken: Error | undefined;
+    try {
+      const begun = (await client.query(begin)) as QueryResult | QueryResult[];
+      const result = await body(client, begun);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      try {
+        await client.query('ROLLBACK');
+      } catch (rollbackErr) {
+        // The connection is unusable (terminated, timed out): drop it instead of pooling it.
+        broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
+      }
+      throw toStoreError(err, context);
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /**
+   * A transaction that first checks the cluster epoch, in the same round trip as BEGIN. FOR SHARE:
+   * a concurrent takeover's UPDATE waits for us to finish; if the takeover committed first, our
+   * read waits for it and sees its epoch (READ COMMITTED re-reads the updated row), and we abort.
+   * A cluster without a row is at epoch 0.
+   */
+  private fencedTransaction(context: string, body: (client: PoolClient) => Promise<void>): Promise<void> {
+    return this.transaction(
+      context,
+      async (client, begun) => {
+        const results = Array.isArray(begun) ? begun : [begun];
+        const row = results[results.length - 1]?.rows[0] as { epoch: number } | undefined;
+        const current = row?.epoch ?? 0;
+        if (current !== this.currentEpoch) {
+          throw new FencedError(
+            `cluster ${this.cluster} is at epoch ${current}, this store writes for epoch ${this.currentEpoch}`,
+          );
+        }
+        await body(client);
+      },
+      this.beginFencedSql,
+    );
+  }
+}
