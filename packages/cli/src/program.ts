@@ -3,7 +3,7 @@
  * lists without running anything (pass `actions`) and capture help and errors (pass `output`).
  * Commands that are not implemented are not registered: `keel --help` lists what works.
  */
-import { Command, Option } from 'commander';
+
 import {
   DEFAULT_ADMIN_PORT,
   DEFAULT_CLUSTER,
@@ -13,6 +13,7 @@ import {
   DEFAULT_PORT,
   DEFAULT_STOMP_PORT,
 } from '@keel/server';
+import { Command, Option } from 'commander';
 import { type BrokerOptions, runBroker } from './commands/broker';
 import { type MigrateOptions, runMigrate } from './commands/migrate';
 import { DEFAULT_START_DIR, runStart, type StartOptions } from './commands/start';
@@ -63,47 +64,82 @@ export function buildProgram(options: BuildProgramOptions = {}): Command {
     )
     .option('--dir <path>', 'where the playground keeps its data and logs', DEFAULT_START_DIR)
     .addOption(logLevelOption())
-    .action((opts: StartOptions) => actions.start(opts, output));
+    .action(async (opts: StartOptions) => {
+      await actions.start(opts, output);
+    });
 
   program
     .command('migrate')
     .description('apply the SQL migrations to the message database and create and migrate its lock database')
     .option('--db <url>', 'Postgres URL of the message database (KEEL_DB)')
-    .option('--lock-db <url>', 'Postgres URL of the lock database (KEEL_LOCK_DB; default: <database>_lock on the same server)')
+    .option(
+      '--lock-db <url>',
+      'Postgres URL of the lock database (KEEL_LOCK_DB; default: <database>_lock on the same server)',
+    )
     .option('--config <file>', 'configuration file, YAML or JSON (KEEL_CONFIG)')
-    .action((opts: MigrateOptions) => actions.migrate(opts, output));
+    .action(async (opts: MigrateOptions) => {
+      await actions.migrate(opts, output);
+    });
 
   program
     .command('broker')
-    .description('run a broker node: it serves clients while it holds its cluster\'s lock, and waits as a slave otherwise')
+    .description(
+      "run a broker node: it serves clients while it holds its cluster's lock, and waits as a slave otherwise",
+    )
     .option('--config <file>', 'configuration file, YAML or JSON (KEEL_CONFIG)')
     .option('--db <url>', 'Postgres URL of the message database (KEEL_DB, required)')
-    .option('--lock-db <url>', 'Postgres URL of the lock database (KEEL_LOCK_DB; default: <database>_lock on the same server)')
+    .option(
+      '--lock-db <url>',
+      'Postgres URL of the lock database (KEEL_LOCK_DB; default: <database>_lock on the same server)',
+    )
     .option('--name <name>', 'node name (KEEL_NAME; default: <hostname>-<port>)')
-    .option('--cluster <name>', `cluster name: nodes of one cluster share one lock (KEEL_CLUSTER; default: ${DEFAULT_CLUSTER})`)
+    .option(
+      '--cluster <name>',
+      `cluster name: nodes of one cluster share one lock (KEEL_CLUSTER; default: "${DEFAULT_CLUSTER}")`,
+    )
     .option('--host <host>', `address to listen on (KEEL_HOST; default: ${DEFAULT_HOST})`)
     .option('--port <port>', `native protocol port, 0 for any (KEEL_PORT; default: ${DEFAULT_PORT})`)
-    .option('--stomp-port <port>', `STOMP 1.2 port, 0 or false to disable (KEEL_STOMP_PORT; default: ${DEFAULT_STOMP_PORT})`)
-    .option('--admin-port <port>', `HTTP admin API port, 0 for any (KEEL_ADMIN_PORT; default: ${DEFAULT_ADMIN_PORT})`)
-    .option('--advertised-url <url>', 'a client URL this node announces, repeatable (KEEL_ADVERTISED_URLS)', collect)
+    .option(
+      '--stomp-port <port>',
+      `STOMP 1.2 port, 0 or false to disable (KEEL_STOMP_PORT; default: ${DEFAULT_STOMP_PORT})`,
+    )
+    .option(
+      '--admin-port <port>',
+      `HTTP admin API port, 0 for any (KEEL_ADMIN_PORT; default: ${DEFAULT_ADMIN_PORT})`,
+    )
+    .option(
+      '--advertised-url <url>',
+      'a client URL this node announces, repeatable (KEEL_ADVERTISED_URLS)',
+      collect,
+    )
     .option('--user <name:password>', 'a client user, repeatable (KEEL_USERS)', collect)
     .option('--admin-user <name>', 'admin API user (KEEL_ADMIN_USER)')
-    .option('--admin-password <password>', 'admin API password (KEEL_ADMIN_PASSWORD; prefer the variable: flags show in ps)')
-    .addOption(
-      new Option('--locker <kind>', `master lock: row (SELECT ... FOR UPDATE) or lease (KEEL_LOCKER; default: ${DEFAULT_LOCKER})`).choices([
-        'row',
-        'lease',
-      ]),
+    .option(
+      '--admin-password <password>',
+      'admin API password (KEEL_ADMIN_PASSWORD; prefer the variable: flags show in ps)',
     )
-    .option('--network-connector <uri>', 'a network connector, e.g. static:(tcp://host:61616), repeatable (KEEL_NETWORK_CONNECTORS)', collect)
-    .addOption(logLevelOption(' (KEEL_LOG_LEVEL)'))
-    .action((opts: BrokerOptions) => actions.broker(opts, output));
+    .addOption(
+      new Option(
+        '--locker <kind>',
+        `master lock: row (SELECT ... FOR UPDATE) or lease (KEEL_LOCKER; default: ${DEFAULT_LOCKER})`,
+      ).choices(['row', 'lease']),
+    )
+    .option(
+      '--network-connector <uri>',
+      'a network connector, e.g. static:(tcp://host:61616), repeatable (KEEL_NETWORK_CONNECTORS)',
+      collect,
+    )
+    .addOption(logLevelOption('KEEL_LOG_LEVEL; '))
+    .action(async (opts: BrokerOptions) => {
+      await actions.broker(opts, output);
+    });
 
   return program;
 }
 
 function logLevelOption(env = ''): Option {
-  return new Option('--log-level <level>', `trace, debug, info, warn, error, fatal or silent${env}; default: ${DEFAULT_LOG_LEVEL}`).choices([
+  // env: the variable that sets it too, e.g. 'KEEL_LOG_LEVEL; '
+  return new Option('--log-level <level>', `log level (${env}default: ${DEFAULT_LOG_LEVEL})`).choices([
     'trace',
     'debug',
     'info',

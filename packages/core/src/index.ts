@@ -10,3 +10,4 @@ export * from './consumer';
 export * from './connection';
 export * from './broker';
 export * from './store/memory-store';
+export * from './locker';

@@ -115,10 +115,18 @@ function splitMembers(list: string, text: string): string[] {
   return out.map((m) => m.trim());
 }
 
-function parseSimple(scheme: string, rest: string, text: string, ports: Readonly<Record<string, number>>): BrokerUri {
+function parseSimple(
+  scheme: string,
+  rest: string,
+  text: string,
+  ports: Readonly<Record<string, number>>,
+): BrokerUri {
   const defaultPort = Object.hasOwn(ports, scheme) ? ports[scheme] : undefined;
   if (defaultPort === undefined) {
-    bad(text, `unknown scheme "${scheme}" (expected one of ${[...Object.keys(ports), ...COMPOSITE_SCHEMES].join(', ')})`);
+    bad(
+      text,
+      `unknown scheme "${scheme}" (expected one of ${[...Object.keys(ports), ...COMPOSITE_SCHEMES].join(', ')})`,
+    );
   }
   if (!rest.startsWith('//')) bad(text, `expected "${scheme}://HOST:PORT"`);
   const q = rest.indexOf('?');
@@ -151,7 +159,11 @@ function parseSimple(scheme: string, rest: string, text: string, ports: Readonly
     host = colon === -1 ? authority : authority.slice(0, colon);
     if (colon !== -1) portText = authority.slice(colon + 1);
     if (host.length === 0) bad(text, 'missing host');
-    if (host.includes('@')) bad(text, 'user information in the URI is not supported (use the username/password options of the client)');
+    if (host.includes('@'))
+      bad(
+        text,
+        'user information in the URI is not supported (use the username/password options of the client)',
+      );
     if (!HOST.test(host)) bad(text, `invalid host "${host}"`);
   }
 
@@ -165,10 +177,19 @@ function parseSimple(scheme: string, rest: string, text: string, ports: Readonly
   return { kind: 'broker', scheme, host, port, options };
 }
 
-function parse(text: string, whole: string, depth: number, ports: Readonly<Record<string, number>>): ParsedUri {
+function parse(
+  text: string,
+  whole: string,
+  depth: number,
+  ports: Readonly<Record<string, number>>,
+): ParsedUri {
   if (depth > MAX_DEPTH) bad(whole, `composite URIs nested more than ${MAX_DEPTH} deep`);
   const m = SCHEME.exec(text);
-  if (m === null) bad(whole, text.length === 0 ? 'empty URI' : `missing scheme in "${text}" (expected e.g. tcp://HOST:PORT)`);
+  if (m === null)
+    bad(
+      whole,
+      text.length === 0 ? 'empty URI' : `missing scheme in "${text}" (expected e.g. tcp://HOST:PORT)`,
+    );
   const scheme = m[1]!.toLowerCase();
   let rest = text.slice(m[0].length);
   if (!isComposite(scheme)) return parseSimple(scheme, rest, whole, ports);
@@ -209,7 +230,8 @@ function parse(text: string, whole: string, depth: number, ports: Readonly<Recor
 
 /** Parse any broker URI, simple or composite. Throws InvalidArgumentError naming the problem. */
 export function parseUri(text: string, options: UriParseOptions = {}): ParsedUri {
-  if (typeof text !== 'string') throw new InvalidArgumentError(`broker URI must be a string, got ${typeof text}`);
+  if (typeof text !== 'string')
+    throw new InvalidArgumentError(`broker URI must be a string, got ${typeof text}`);
   return parse(text.trim(), text, 0, options.defaultPorts ?? DEFAULT_PORTS);
 }
 
@@ -224,7 +246,10 @@ export function parseBrokerUri(text: string, options?: UriParseOptions): BrokerU
 export function parseCompositeUri(text: string, options?: UriParseOptions): CompositeUri {
   const uri = parseUri(text, options);
   if (uri.kind !== 'composite') {
-    bad(text, `expected a composite URI (${COMPOSITE_SCHEMES.map((s) => `${s}:(…)`).join(', ')}); use parseUri for either form`);
+    bad(
+      text,
+      `expected a composite URI (${COMPOSITE_SCHEMES.map((s) => `${s}:(…)`).join(', ')}); use parseUri for either form`,
+    );
   }
   return uri;
 }

@@ -89,7 +89,9 @@ describe('loadConfig defaults', () => {
     expect(err.code).toBe('CONFIG_INVALID');
     expect(err).toBeInstanceOf(InvalidArgumentError);
     expect(KeelError.isInstance(err)).toBe(true);
-    expect(err.issues).toEqual([{ setting: 'db', message: expect.stringContaining('is required'), source: undefined }]);
+    expect(err.issues).toEqual([
+      { setting: 'db', message: expect.stringContaining('is required'), source: undefined },
+    ]);
   });
 });
 
@@ -97,9 +99,13 @@ describe('loadConfig precedence: flag > env > file > default', () => {
   it('takes each setting from the highest source that has it', () => {
     const yaml = file(
       'precedence.yaml',
-      ['db: postgres://file@127.0.0.1/filedb', 'port: 1001', 'stompPort: 1002', 'adminPort: 1003', 'cluster: from-file'].join(
-        '\n',
-      ),
+      [
+        'db: postgres://file@127.0.0.1/filedb',
+        'port: 1001',
+        'stompPort: 1002',
+        'adminPort: 1003',
+        'cluster: from-file',
+      ].join('\n'),
     );
     const env = { KEEL_PORT: '2001', KEEL_STOMP_PORT: '2002', KEEL_DB: 'postgres://env@127.0.0.1/envdb' };
     const cfg = loadConfig({ argv: { port: '3001', config: yaml }, env });
@@ -120,7 +126,10 @@ describe('loadConfig precedence: flag > env > file > default', () => {
   });
 
   it('ignores empty environment variables and undefined or empty flags', () => {
-    const cfg = loadConfig({ argv: { db: DB, port: undefined, user: [] }, env: { KEEL_PORT: '', KEEL_HOST: '  ' } });
+    const cfg = loadConfig({
+      argv: { db: DB, port: undefined, user: [] },
+      env: { KEEL_PORT: '', KEEL_HOST: '  ' },
+    });
     expect(cfg.port).toBe(DEFAULT_PORT);
     expect(cfg.host).toBe('127.0.0.1');
     expect(cfg.users).toEqual([]);
@@ -132,9 +141,9 @@ describe('loadConfig precedence: flag > env > file > default', () => {
       'static:(tcp://a:1,tcp://b:2)',
       'multicast://default',
     ]);
-    expect(loadConfig({ argv: { db: DB, networkConnector: ['static:(tcp://c:3)'] }, env }).networkConnectors).toEqual([
-      'static:(tcp://c:3)',
-    ]);
+    expect(
+      loadConfig({ argv: { db: DB, networkConnector: ['static:(tcp://c:3)'] }, env }).networkConnectors,
+    ).toEqual(['static:(tcp://c:3)']);
   });
 });
 
@@ -192,7 +201,12 @@ logLevel: debug
       advertisedUrls: ['tcp://broker-1.example:61616'],
       lock: { keepAliveMs: 200, leaseMs: 2000, waitingPollMs: 100 },
       store: { maxBatchSize: 500, pageSize: 100 },
-      redelivery: { ...DEFAULT_REDELIVERY, maximumRedeliveries: -1, useExponentialBackOff: true, backOffMultiplier: 2.5 },
+      redelivery: {
+        ...DEFAULT_REDELIVERY,
+        maximumRedeliveries: -1,
+        useExponentialBackOff: true,
+        backOffMultiplier: 2.5,
+      },
       deadLetter: { strategy: 'individual', queuePrefix: 'DLQ.', processExpired: false },
       networkConnectors: ['static:(tcp://other:61616)'],
       logLevel: 'debug',
@@ -204,7 +218,10 @@ logLevel: debug
   });
 
   it('reads a JSON file', () => {
-    const json = file('c.json', JSON.stringify({ db: DB, port: 1234, deadLetter: { deadLetterQueue: 'MY.DLQ' } }));
+    const json = file(
+      'c.json',
+      JSON.stringify({ db: DB, port: 1234, deadLetter: { deadLetterQueue: 'MY.DLQ' } }),
+    );
     const cfg = loadConfig({ file: json, env: {} });
     expect(cfg.port).toBe(1234);
     expect(cfg.deadLetter).toEqual({ strategy: 'shared', deadLetterQueue: 'MY.DLQ', processExpired: true });
@@ -225,7 +242,9 @@ logLevel: debug
       /^invalid configuration: config: cannot parse .*broken\.yaml: /,
     );
     const scalar = file('scalar.yaml', '42\n');
-    expect(configError(() => loadConfig({ file: scalar, env: {} })).message).toMatch(/must hold a mapping of settings/);
+    expect(configError(() => loadConfig({ file: scalar, env: {} })).message).toMatch(
+      /must hold a mapping of settings/,
+    );
   });
 });
 
@@ -238,7 +257,9 @@ describe('loadConfig validation names the setting, the reason, the value and its
 
   it('from the environment and from a file, all issues at once', () => {
     const yaml = file('bad.yaml', `db: ${DB}\nlocker: mutex\nlock:\n  leaseMs: -5\n`);
-    const err = configError(() => loadConfig({ file: yaml, env: { KEEL_ADMIN_PORT: '70000', KEEL_LOG_LEVEL: 'loud' } }));
+    const err = configError(() =>
+      loadConfig({ file: yaml, env: { KEEL_ADMIN_PORT: '70000', KEEL_LOG_LEVEL: 'loud' } }),
+    );
     expect(err.issues.map((i) => `${i.setting} <- ${i.source}`).sort()).toEqual([
       `adminPort <- KEEL_ADMIN_PORT`,
       `lock.leaseMs <- config file ${yaml}`,
@@ -254,11 +275,17 @@ describe('loadConfig validation names the setting, the reason, the value and its
   it('rejects non-integers, bad URLs and bad connector URIs', () => {
     const cases: [Record<string, unknown>, string][] = [
       [{ db: DB, heartbeatMs: '1.5' }, 'heartbeatMs: must be an integer number of milliseconds'],
-      [{ db: 'mysql://x/y' }, 'db: must be a postgres:// URL that names a database (got "mysql://x/y") from --db'],
+      [
+        { db: 'mysql://x/y' },
+        'db: must be a postgres:// URL that names a database (got "mysql://x/y") from --db',
+      ],
       [{ db: 'postgres://127.0.0.1' }, 'db: must be a postgres:// URL that names a database'],
       [{ db: DB, networkConnector: ['http://x'] }, 'networkConnectors: must be a list of connector URIs'],
       [{ db: DB, advertisedUrl: ['tcp://host'] }, 'advertisedUrls: must be a list of tcp://host:port'],
-      [{ db: DB, locker: 'lease', maxFrameSize: '10' }, 'maxFrameSize: must be an integer number of bytes between 1024'],
+      [
+        { db: DB, locker: 'lease', maxFrameSize: '10' },
+        'maxFrameSize: must be an integer number of bytes between 1024',
+      ],
     ];
     for (const [argv, message] of cases) {
       expect(configError(() => loadConfig({ argv, env: {} })).message).toContain(message);
@@ -275,9 +302,9 @@ describe('loadConfig validation names the setting, the reason, the value and its
     expect(
       configError(() => loadConfig({ argv: { db: DB }, env: { KEEL_LOCK_KEEP_ALIVE_MS: '6000' } })).message,
     ).toContain('lock.keepAliveMs: lock.keepAliveMs (6000) must be less than lock.leaseMs (5000)');
-    expect(configError(() => loadConfig({ argv: { db: DB, adminUser: 'admin' }, env: {} })).message).toContain(
-      'adminPassword: is required when adminUser is set',
-    );
+    expect(
+      configError(() => loadConfig({ argv: { db: DB, adminUser: 'admin' }, env: {} })).message,
+    ).toContain('adminPassword: is required when adminUser is set');
   });
 
   it('disables STOMP with 0 or false from any source', () => {
@@ -289,12 +316,18 @@ describe('loadConfig validation names the setting, the reason, the value and its
   it('parses booleans and numbers from the environment', () => {
     const cfg = loadConfig({
       argv: { db: DB },
-      env: { KEEL_USE_EXPONENTIAL_BACK_OFF: 'yes', KEEL_BACK_OFF_MULTIPLIER: '1.5', KEEL_PROCESS_EXPIRED: 'off' },
+      env: {
+        KEEL_USE_EXPONENTIAL_BACK_OFF: 'yes',
+        KEEL_BACK_OFF_MULTIPLIER: '1.5',
+        KEEL_PROCESS_EXPIRED: 'off',
+      },
     });
     expect(cfg.redelivery.useExponentialBackOff).toBe(true);
     expect(cfg.redelivery.backOffMultiplier).toBe(1.5);
     expect(cfg.deadLetter.processExpired).toBe(false);
-    expect(configError(() => loadConfig({ argv: { db: DB }, env: { KEEL_PROCESS_EXPIRED: 'maybe' } })).message).toBe(
+    expect(
+      configError(() => loadConfig({ argv: { db: DB }, env: { KEEL_PROCESS_EXPIRED: 'maybe' } })).message,
+    ).toBe(
       'invalid configuration: deadLetter.processExpired: must be true or false (got "maybe") from KEEL_PROCESS_EXPIRED',
     );
   });
@@ -323,13 +356,18 @@ describe('users', () => {
   });
 
   it('names bad users without echoing their passwords', () => {
-    const err = configError(() => loadConfig({ argv: { db: DB, user: ['nopassword', 'x:1', 'x:2', 'sp ace:p'] }, env: {} }));
+    const err = configError(() =>
+      loadConfig({ argv: { db: DB, user: ['nopassword', 'x:1', 'x:2', 'sp ace:p'] }, env: {} }),
+    );
     expect(err.message).toBe(
       'invalid configuration: users[0]: must be NAME:PASSWORD (got "nopassword") from --user; ' +
         'users[2]: user "x" is given twice from --user; ' +
         'users[3]: name must be 1 to 128 characters without spaces or colons (got "sp ace") from --user',
     );
-    const yaml = file('users.yaml', `db: ${DB}\nusers:\n  - name: a\n  - name: b\n    passwordHash: md5abc\n`);
+    const yaml = file(
+      'users.yaml',
+      `db: ${DB}\nusers:\n  - name: a\n  - name: b\n    passwordHash: md5abc\n`,
+    );
     const fileErr = configError(() => loadConfig({ file: yaml, env: {} }));
     expect(fileErr.issues.map((i) => i.message)).toEqual([
       'must have exactly one of password and passwordHash (user "a")',
@@ -338,7 +376,10 @@ describe('users', () => {
   });
 
   it('hashes the admin password', async () => {
-    const cfg = loadConfig({ argv: { db: DB }, env: { KEEL_ADMIN_USER: 'admin', KEEL_ADMIN_PASSWORD: 'hunter2' } });
+    const cfg = loadConfig({
+      argv: { db: DB },
+      env: { KEEL_ADMIN_USER: 'admin', KEEL_ADMIN_PASSWORD: 'hunter2' },
+    });
     expect(cfg.adminUser).toBe('admin');
     await expect(verifyPassword('hunter2', cfg.adminPasswordHash as string)).resolves.toBe(true);
     expect(JSON.stringify(cfg)).not.toContain('hunter2');
@@ -360,7 +401,13 @@ describe('hashPassword / verifyPassword', () => {
 
   it('verifies nothing against a malformed or hostile hash', async () => {
     const good = hashPassword('pw', FAST);
-    for (const bad of ['', 'plain', good.replace('scrypt$', 'bcrypt$'), good.replace('$1024$', '$1000$'), 'scrypt$1073741824$8$1$AAAA$AAAAAAAAAAAAAAAAAAAAAAAA']) {
+    for (const bad of [
+      '',
+      'plain',
+      good.replace('scrypt$', 'bcrypt$'),
+      good.replace('$1024$', '$1000$'),
+      'scrypt$1073741824$8$1$AAAA$AAAAAAAAAAAAAAAAAAAAAAAA',
+    ]) {
       expect(isPasswordHash(bad)).toBe(false);
       await expect(verifyPassword('pw', bad)).resolves.toBe(false);
     }
@@ -387,7 +434,8 @@ describe('redaction', () => {
     expect(red.adminPasswordHash).toBe('***');
     expect(red.networkConnectors).toEqual(['static:(tcp://u:***@other:61616)?password=***']);
     const text = JSON.stringify(red);
-    for (const secret of ['secret', 's3cret', 'hunter2', 'pw2', 'scrypt$']) expect(text).not.toContain(secret);
+    for (const secret of ['secret', 's3cret', 'hunter2', 'pw2', 'scrypt$'])
+      expect(text).not.toContain(secret);
     expect(red.port).toBe(cfg.port);
     // The original is untouched.
     expect(cfg.db).toBe(DB);

@@ -1,3 +1,5 @@
 export {};
 export * from './config';
 export * from './logger';
+export * from './native/native-listener';
+export * from './stomp/stomp-listener';

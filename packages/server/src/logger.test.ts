@@ -24,7 +24,13 @@ describe('createLogger', () => {
     logger.debug('below level');
     expect(out.lines()).toEqual([
       expect.objectContaining({ level: 'info', node: 'node-a', role: 'starting', port: 1, msg: 'hello' }),
-      expect.objectContaining({ level: 'info', node: 'node-a', role: 'master', component: 'lock', msg: 'role changed' }),
+      expect.objectContaining({
+        level: 'info',
+        node: 'node-a',
+        role: 'master',
+        component: 'lock',
+        msg: 'role changed',
+      }),
       expect.objectContaining({ level: 'warn', node: 'node-a', role: 'slave', msg: 'explicit role wins' }),
     ]);
     // One "role" key per line (setBindings would append a second one).

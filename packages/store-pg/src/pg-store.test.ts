@@ -25,9 +25,12 @@ function factory(extra: Partial<PgStoreOptions>) {
   };
 }
 
-// Default: small insert batches through INSERT … unnest; then everything through binary COPY.
-storeConformanceSuite('PgStore (unnest inserts)', factory({}));
-storeConformanceSuite('PgStore (binary COPY inserts)', factory({ copyThresholdRows: 1 }));
+// Default: pipelined commits; then statement by statement, with every insert through binary COPY.
+storeConformanceSuite('PgStore (pipelined)', factory({}));
+storeConformanceSuite(
+  'PgStore (sequential, binary COPY inserts)',
+  factory({ pipeline: false, copyThresholdRows: 1 }),
+);
 
 function batch(parts: Partial<StoreBatch>): StoreBatch {
   return { ...emptyBatch(), ...parts };
@@ -71,10 +74,11 @@ describe('PgStore on Postgres', () => {
   });
 
   it.each([
-    ['unnest', 1000],
-    ['binary COPY', 1],
-  ])('round-trips bodies with all 256 byte values (%s)', async (_path, copyThresholdRows) => {
-    const s = store({ copyThresholdRows });
+    ['pipelined insert', true, 1000],
+    ['sequential insert', false, 1000],
+    ['binary COPY', false, 1],
+  ])('round-trips bodies with all 256 byte values (%s)', async (_path, pipeline, copyThresholdRows) => {
+    const s = store({ pipeline, copyThresholdRows });
     const q = await s.ensureDestination('queue', 'bytes');
     const all = Buffer.alloc(256);
     for (let i = 0; i < 256; i++) all[i] = i;
@@ -147,7 +151,9 @@ describe('PgStore on Postgres', () => {
     // An old master's commit in flight: epoch checked FOR SHARE, a row written, not yet committed.
     const inflight = await rawClient();
     await inflight.query('BEGIN');
-    const e = await inflight.query('SELECT epoch FROM keel_clusters WHERE cluster = $1 FOR SHARE', [old.cluster]);
+    const e = await inflight.query('SELECT epoch FROM keel_clusters WHERE cluster = $1 FOR SHARE', [
+      old.cluster,
+    ]);
     expect(Number(e.rows[0].epoch)).toBe(1);
     const m = makeMessage(q);
     await inflight.query(

@@ -19,7 +19,14 @@ import type {
   TakeoverRecord,
 } from '@keel/core';
 import { FencedError, InvalidArgumentError, type MessageHeaders, StoreError } from '@keel/protocol';
-import { escapeLiteral, Pool, type PoolClient, type QueryResult, types as pgTypes } from 'pg';
+import {
+  escapeLiteral,
+  Pool,
+  type PoolClient,
+  types as pgTypes,
+  type QueryConfig,
+  type QueryResult,
+} from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { COPY_MESSAGES_SQL, encodeMessagesCopy } from './copy-binary';
 import { sqlState, toStoreError } from './pg-errors';
@@ -46,7 +53,13 @@ export interface PgStoreOptions {
   keepAliveInitialDelayMs?: number;
   /** How long takeOver waits for the epoch row (an old master's frozen write); default idle timeout + 2 s. */
   takeOverLockTimeoutMs?: number;
-  /** Insert batches with at least this many messages go through binary COPY; others through unnest. */
+  /**
+   * Send each commit's statements in one go on a pipelined connection (one round trip per commit).
+   * When false, statements go one by one, and insert batches of copyThresholdRows or more use
+   * binary COPY (which a pipelined connection cannot run).
+   */
+  pipeline?: boolean;
+  /** Without pipelining: insert batches with at least this many messages use binary COPY. */
   copyThresholdRows?: number;
   /** application_name of the sessions (visible in pg_stat_activity). */
   applicationName?: string;
@@ -57,6 +70,7 @@ export const PG_STORE_DEFAULTS = {
   idleInTransactionTimeoutMs: 10_000,
   statementTimeoutMs: 0,
   keepAliveInitialDelayMs: 10_000,
+  pipeline: true,
   copyThresholdRows: 50,
   applicationName: 'keel',
 } as const;
@@ -69,7 +83,9 @@ const INT8_OID = 20;
 const parseInt8 = (value: string): number => Number(value);
 const poolTypes = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === INT8_OID && format !== 'binary' ? parseInt8 : pgTypes.getTypeParser(oid, format)) as typeof pgTypes.getTypeParser,
+    oid === INT8_OID && format !== 'binary'
+      ? parseInt8
+      : pgTypes.getTypeParser(oid, format)) as typeof pgTypes.getTypeParser,
 };
 
 const SILENT: PgStoreLogger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -77,8 +93,19 @@ const SILENT: PgStoreLogger = { debug() {}, info() {}, warn() {}, error() {} };
 const MESSAGE_COLUMNS = 'id, dest_id, priority, expiration, delivery_count, headers, body';
 
 const SQL = {
+  // Bodies and headers travel as two binary parameters (all bodies concatenated, all headers'
+  // UTF-8 concatenated) cut apart by 1-based offsets: no hex text encoding, no array escaping.
   insertMessages: `INSERT INTO keel_messages (${MESSAGE_COLUMNS})
-    SELECT * FROM unnest($1::bigint[], $2::int[], $3::smallint[], $4::bigint[], $5::int[], $6::jsonb[], $7::bytea[])`,
+    SELECT u.id, u.dest_id, u.priority, u.expiration, u.delivery_count,
+      convert_from(substring($6::bytea FROM u.h_off FOR u.h_len), 'UTF8')::jsonb,
+      substring($7::bytea FROM u.b_off FOR u.b_len)
+    FROM unnest($1::bigint[], $2::int[], $3::smallint[], $4::bigint[], $5::int[], $8::int[], $9::int[], $10::int[], $11::int[])
+      AS u(id, dest_id, priority, expiration, delivery_count, h_off, h_len, b_off, b_len)`,
+  // Raises division_by_zero (22012) when the cluster's epoch is not ours, aborting the transaction
+  // before any write (there is no RAISE outside PL/pgSQL). FOR SHARE: a concurrent takeover's
+  // UPDATE waits for us; if it committed first, this re-reads the new epoch and fails.
+  fenceCheck: `SELECT 1 / (COALESCE((SELECT epoch FROM keel_clusters WHERE cluster = $1 FOR SHARE), 0) = $2)::int
+    AS epoch_ok`,
   insertSubEntries: `INSERT INTO keel_sub_entries (sub_id, msg_id, priority)
     SELECT * FROM unnest($1::int[], $2::bigint[], $3::smallint[])`,
   moveMessages: `UPDATE keel_messages m
@@ -157,7 +184,14 @@ interface SubRow {
 }
 
 function toSub(r: SubRow): DurableSubscriptionRecord {
-  return { id: r.id, clientId: r.client_id, name: r.name, destId: r.dest_id, selector: r.selector, noLocal: r.no_local };
+  return {
+    id: r.id,
+    clientId: r.client_id,
+    name: r.name,
+    destId: r.dest_id,
+    selector: r.selector,
+    noLocal: r.no_local,
+  };
 }
 
 /** Keeps the last entry per key (later changes in a batch win, as MemoryStore applies them in order). */
@@ -174,8 +208,62 @@ function lastByKey<T>(items: readonly T[], key: (item: T) => string | number): T
 
 function requirePositiveInt(name: string, value: number, allowZero = false): void {
   if (!Number.isInteger(value) || value < 0 || (!allowZero && value === 0)) {
-    throw new InvalidArgumentError(`PgStore: option ${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer, got ${value}`);
+    throw new InvalidArgumentError(
+      `PgStore: option ${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer, got ${value}`,
+    );
   }
+}
+
+/** The insert statement's parameters, built in one pass over the batch. */
+function insertStatement(messages: readonly StoredMessage[]): QueryConfig {
+  const n = messages.length;
+  const ids = new Array<number>(n);
+  const dests = new Array<number>(n);
+  const prios = new Array<number>(n);
+  const exps = new Array<number>(n);
+  const dcs = new Array<number>(n);
+  const hOff = new Array<number>(n);
+  const hLen = new Array<number>(n);
+  const bOff = new Array<number>(n);
+  const bLen = new Array<number>(n);
+  const headerBufs = new Array<Buffer>(n);
+  const bodies = new Array<Buffer>(n);
+  let h = 1;
+  let b = 1;
+  for (let i = 0; i < n; i++) {
+    const m = messages[i]!;
+    ids[i] = m.id;
+    dests[i] = m.destId;
+    prios[i] = m.priority;
+    exps[i] = m.expiration;
+    dcs[i] = m.deliveryCount;
+    const hb = Buffer.from(JSON.stringify(m.headers), 'utf8');
+    headerBufs[i] = hb;
+    hOff[i] = h;
+    hLen[i] = hb.length;
+    h += hb.length;
+    bodies[i] = m.body;
+    bOff[i] = b;
+    bLen[i] = m.body.length;
+    b += m.body.length;
+  }
+  return {
+    name: 'keel_insert_messages',
+    text: SQL.insertMessages,
+    values: [
+      ids,
+      dests,
+      prios,
+      exps,
+      dcs,
+      Buffer.concat(headerBufs, h - 1),
+      Buffer.concat(bodies, b - 1),
+      hOff,
+      hLen,
+      bOff,
+      bLen,
+    ],
+  };
 }
 
 export class PgStore implements Store {
@@ -185,6 +273,7 @@ export class PgStore implements Store {
   private readonly logger: PgStoreLogger;
   private readonly takeOverLockTimeoutMs: number;
   private readonly copyThresholdRows: number;
+  private readonly pipeline: boolean;
   /** `BEGIN; SELECT epoch ... FOR SHARE` as one simple-protocol round trip. */
   private readonly beginFencedSql: string;
   private currentEpoch = 0;
@@ -204,6 +293,7 @@ export class PgStore implements Store {
     const keepAliveMs = options.keepAliveInitialDelayMs ?? PG_STORE_DEFAULTS.keepAliveInitialDelayMs;
     this.takeOverLockTimeoutMs = options.takeOverLockTimeoutMs ?? idleMs + TAKEOVER_LOCK_MARGIN_MS;
     this.copyThresholdRows = options.copyThresholdRows ?? PG_STORE_DEFAULTS.copyThresholdRows;
+    this.pipeline = options.pipeline ?? PG_STORE_DEFAULTS.pipeline;
     requirePositiveInt('poolSize', poolSize);
     requirePositiveInt('idleInTransactionTimeoutMs', idleMs);
     requirePositiveInt('statementTimeoutMs', statementMs, true);
@@ -224,6 +314,7 @@ export class PgStore implements Store {
       keepAliveInitialDelayMillis: keepAliveMs,
       application_name: options.applicationName ?? PG_STORE_DEFAULTS.applicationName,
       types: poolTypes,
+      pipeline: this.pipeline,
     });
     // An idle client's connection died (server restart, idle timeout, network): pg removes it from
     // the pool; without a listener the 'error' event would kill the process.
@@ -231,7 +322,12 @@ export class PgStore implements Store {
       this.logger.warn({ err, cluster: this.cluster }, 'idle Postgres connection failed');
     });
     this.logger.debug(
-      { cluster: this.cluster, poolSize, idleInTransactionTimeoutMs: idleMs, statementTimeoutMs: statementMs },
+      {
+        cluster: this.cluster,
+        poolSize,
+        idleInTransactionTimeoutMs: idleMs,
+        statementTimeoutMs: statementMs,
+      },
       'PgStore created',
     );
   }
@@ -246,7 +342,9 @@ export class PgStore implements Store {
       await this.pool.query('SELECT 1 FROM keel_clusters LIMIT 0');
     } catch (err) {
       if (sqlState(err) === '42P01') {
-        throw new StoreError('the Keel schema is missing: run the migrations first', 'STORE_ERROR', { cause: err });
+        throw new StoreError('the Keel schema is missing: run the migrations first', 'STORE_ERROR', {
+          cause: err,
+        });
       }
       throw toStoreError(err, 'open');
     }
@@ -261,9 +359,11 @@ export class PgStore implements Store {
   // ---- epoch --------------------------------------------------------------------------------------
 
   async readEpoch(): Promise<number> {
-    const r = await this.query<{ epoch: number }>('readEpoch', 'SELECT epoch FROM keel_clusters WHERE cluster = $1', [
-      this.cluster,
-    ]);
+    const r = await this.query<{ epoch: number }>(
+      'readEpoch',
+      'SELECT epoch FROM keel_clusters WHERE cluster = $1',
+      [this.cluster],
+    );
     return r[0]?.epoch ?? 0;
   }
 
@@ -272,11 +372,13 @@ export class PgStore implements Store {
       // Wait for an old master's in-flight (or frozen) commit, which holds the epoch row FOR SHARE,
       // at most until its session is ended by idle_in_transaction_session_timeout, plus a margin.
       const waitMs = String(this.takeOverLockTimeoutMs);
-      await client.query("SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)", [
-        waitMs,
-        String(this.takeOverLockTimeoutMs + TAKEOVER_LOCK_MARGIN_MS),
+      await client.query(
+        "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)",
+        [waitMs, String(this.takeOverLockTimeoutMs + TAKEOVER_LOCK_MARGIN_MS)],
+      );
+      await client.query('INSERT INTO keel_clusters (cluster) VALUES ($1) ON CONFLICT DO NOTHING', [
+        this.cluster,
       ]);
-      await client.query('INSERT INTO keel_clusters (cluster) VALUES ($1) ON CONFLICT DO NOTHING', [this.cluster]);
       const r = await client.query<{ epoch: number }>(
         `WITH bumped AS (
            UPDATE keel_clusters SET epoch = epoch + 1, master = $2, updated_at = now() WHERE cluster = $1
@@ -316,16 +418,17 @@ export class PgStore implements Store {
     );
     if (inserted[0]) return inserted[0].id;
     const again = await this.query<{ id: number }>('ensureDestination', find, params);
-    if (!again[0]) throw new StoreError(`destination ${type}://${name} vanished while being created`, 'STORE_ERROR');
+    if (!again[0])
+      throw new StoreError(`destination ${type}://${name} vanished while being created`, 'STORE_ERROR');
     return again[0].id;
   }
 
   async deleteDestination(id: number): Promise<void> {
     await this.fencedTransaction('deleteDestination', async (client) => {
-      const owned = await client.query('SELECT 1 FROM keel_destinations WHERE id = $1 AND cluster = $2 FOR UPDATE', [
-        id,
-        this.cluster,
-      ]);
+      const owned = await client.query(
+        'SELECT 1 FROM keel_destinations WHERE id = $1 AND cluster = $2 FOR UPDATE',
+        [id, this.cluster],
+      );
       if (owned.rowCount === 0) return;
       await client.query(
         `DELETE FROM keel_sub_entries WHERE sub_id IN (SELECT id FROM keel_durable_subs WHERE dest_id = $1)
@@ -363,13 +466,17 @@ export class PgStore implements Store {
     );
     if (inserted[0]) return toSub(inserted[0]);
     const again = await this.query<SubRow>('ensureDurableSubscription', find, key);
-    if (!again[0]) throw new StoreError(`durable subscription ${sub.clientId}/${sub.name} vanished`, 'STORE_ERROR');
+    if (!again[0])
+      throw new StoreError(`durable subscription ${sub.clientId}/${sub.name} vanished`, 'STORE_ERROR');
     return toSub(again[0]);
   }
 
   async deleteDurableSubscription(id: number): Promise<void> {
     await this.fencedTransaction('deleteDurableSubscription', async (client) => {
-      const r = await client.query('DELETE FROM keel_durable_subs WHERE id = $1 AND cluster = $2', [id, this.cluster]);
+      const r = await client.query('DELETE FROM keel_durable_subs WHERE id = $1 AND cluster = $2', [
+        id,
+        this.cluster,
+      ]);
       if (r.rowCount !== 0) await client.query('DELETE FROM keel_sub_entries WHERE sub_id = $1', [id]);
     });
   }
@@ -448,10 +555,11 @@ export class PgStore implements Store {
   }
 
   async txCommitted(txId: string): Promise<boolean> {
-    const r = await this.query('txCommitted', 'SELECT 1 FROM keel_tx_outcomes WHERE cluster = $1 AND tx_id = $2', [
-      this.cluster,
-      txId,
-    ]);
+    const r = await this.query(
+      'txCommitted',
+      'SELECT 1 FROM keel_tx_outcomes WHERE cluster = $1 AND tx_id = $2',
+      [this.cluster, txId],
+    );
     return r.length > 0;
   }
 
@@ -484,47 +592,80 @@ export class PgStore implements Store {
   // ---- the write path -----------------------------------------------------------------------------
 
   async commit(batch: StoreBatch): Promise<void> {
-    await this.fencedTransaction('commit', (client) => this.writeBatch(client, batch));
-  }
-
-  private async writeBatch(client: PoolClient, b: StoreBatch): Promise<void> {
-    if (b.inserts.length >= this.copyThresholdRows) {
-      await this.copyInserts(client, b.inserts);
-    } else if (b.inserts.length > 0) {
-      const n = b.inserts.length;
-      const ids = new Array<number>(n);
-      const dests = new Array<number>(n);
-      const prios = new Array<number>(n);
-      const exps = new Array<number>(n);
-      const dcs = new Array<number>(n);
-      const headers = new Array<string>(n);
-      const bodies = new Array<Buffer>(n);
-      for (let i = 0; i < n; i++) {
-        const m = b.inserts[i]!;
-        ids[i] = m.id;
-        dests[i] = m.destId;
-        prios[i] = m.priority;
-        exps[i] = m.expiration;
-        dcs[i] = m.deliveryCount;
-        headers[i] = JSON.stringify(m.headers);
-        bodies[i] = m.body;
-      }
-      await client.query({
-        name: 'keel_insert_messages',
-        text: SQL.insertMessages,
-        values: [ids, dests, prios, exps, dcs, headers, bodies],
+    if (this.pipeline) {
+      await this.commitPipelined(batch);
+    } else {
+      await this.fencedTransaction('commit', async (client) => {
+        let statements = this.batchStatements(batch);
+        if (batch.inserts.length >= this.copyThresholdRows) {
+          await this.copyInserts(client, batch.inserts);
+          statements = statements.slice(1);
+        }
+        for (const st of statements) await client.query(st);
       });
     }
+  }
+
+  /**
+   * BEGIN, the epoch check, every write and COMMIT written at once on a pipelined connection: one
+   * round trip (plus the WAL flush) per commit, however many kinds of change the batch holds. The
+   * epoch check raises an error on a mismatch, so the transaction is aborted before any write runs
+   * and its COMMIT turns into a rollback.
+   */
+  private async commitPipelined(batch: StoreBatch): Promise<void> {
+    let client: PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw toStoreError(err, 'commit');
+    }
+    const sent: Promise<unknown>[] = [
+      client.query('BEGIN'),
+      client.query({ name: 'keel_fence', text: SQL.fenceCheck, values: [this.cluster, this.currentEpoch] }),
+    ];
+    for (const st of this.batchStatements(batch)) sent.push(client.query(st));
+    sent.push(client.query('COMMIT'));
+    const settled = await Promise.allSettled(sent);
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed === undefined) {
+      client.release();
+      return;
+    }
+    let broken: Error | undefined;
+    try {
+      // Normally COMMIT already ended the aborted transaction; this covers a failed BEGIN/COMMIT.
+      await client.query('ROLLBACK');
+    } catch (err) {
+      broken = err instanceof Error ? err : new Error(String(err));
+    }
+    client.release(broken);
+    if (settled[1]!.status === 'rejected' && sqlState(settled[1]!.reason) === '22012') {
+      const current = await this.readEpoch().catch(() => Number.NaN);
+      throw new FencedError(
+        `cluster ${this.cluster} is at epoch ${current}, this store writes for epoch ${this.currentEpoch}`,
+      );
+    }
+    throw toStoreError(failed.reason, 'commit');
+  }
+
+  /** One set-based statement per kind of change, in StoreBatch order, skipping empty ones. */
+  private batchStatements(b: StoreBatch): QueryConfig[] {
+    const out: QueryConfig[] = [];
+    if (b.inserts.length > 0) out.push(insertStatement(b.inserts));
     if (b.subEntries.length > 0) {
-      await client.query({
+      out.push({
         name: 'keel_insert_sub_entries',
         text: SQL.insertSubEntries,
-        values: [b.subEntries.map((e) => e.subId), b.subEntries.map((e) => e.msgId), b.subEntries.map((e) => e.priority)],
+        values: [
+          b.subEntries.map((e) => e.subId),
+          b.subEntries.map((e) => e.msgId),
+          b.subEntries.map((e) => e.priority),
+        ],
       });
     }
     if (b.moves.length > 0) {
       const moves = lastByKey(b.moves, (m) => m.id);
-      await client.query({
+      out.push({
         name: 'keel_move_messages',
         text: SQL.moveMessages,
         values: [
@@ -538,7 +679,7 @@ export class PgStore implements Store {
     }
     if (b.deliveryCounts.length > 0) {
       const dcs = lastByKey(b.deliveryCounts, (d) => d.id);
-      await client.query({
+      out.push({
         name: 'keel_delivery_counts',
         text: SQL.deliveryCounts,
         values: [dcs.map((d) => d.id), dcs.map((d) => d.deliveryCount)],
@@ -546,17 +687,17 @@ export class PgStore implements Store {
     }
     if (b.subDeliveryCounts.length > 0) {
       const dcs = lastByKey(b.subDeliveryCounts, (d) => `${d.subId}:${d.msgId}`);
-      await client.query({
+      out.push({
         name: 'keel_sub_delivery_counts',
         text: SQL.subDeliveryCounts,
         values: [dcs.map((d) => d.subId), dcs.map((d) => d.msgId), dcs.map((d) => d.deliveryCount)],
       });
     }
     if (b.deletes.length > 0) {
-      await client.query({ name: 'keel_delete_messages', text: SQL.deleteMessages, values: [b.deletes] });
+      out.push({ name: 'keel_delete_messages', text: SQL.deleteMessages, values: [b.deletes] });
     }
     if (b.subEntryDeletes.length > 0) {
-      await client.query({
+      out.push({
         name: 'keel_delete_sub_entries',
         text: SQL.deleteSubEntries,
         values: [b.subEntryDeletes.map((d) => d.subId), b.subEntryDeletes.map((d) => d.msgId)],
@@ -566,19 +707,20 @@ export class PgStore implements Store {
       // One row per producer (an upsert may not touch a row twice): keep the highest sequence.
       const max = new Map<string, number>();
       for (const p of b.producers) max.set(p.producerId, Math.max(max.get(p.producerId) ?? -1, p.seq));
-      await client.query({
+      out.push({
         name: 'keel_upsert_producers',
         text: SQL.upsertProducers,
         values: [this.cluster, [...max.keys()], [...max.values()]],
       });
     }
     if (b.txOutcomes.length > 0) {
-      await client.query({
+      out.push({
         name: 'keel_insert_tx_outcomes',
         text: SQL.insertTxOutcomes,
         values: [this.cluster, [...new Set(b.txOutcomes)]],
       });
     }
+    return out;
   }
 
   private copyInserts(client: PoolClient, messages: readonly StoredMessage[]): Promise<void> {

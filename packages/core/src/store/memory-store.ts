@@ -84,7 +84,9 @@ function compareDelivery(a: { priority: number; id: number }, b: { priority: num
 }
 
 function afterCursor(m: { priority: number; id: number }, cursor: PageCursor | null): boolean {
-  return cursor === null || m.priority < cursor.priority || (m.priority === cursor.priority && m.id > cursor.id);
+  return (
+    cursor === null || m.priority < cursor.priority || (m.priority === cursor.priority && m.id > cursor.id)
+  );
 }
 
 export class MemoryStore implements Store {
@@ -123,7 +125,9 @@ export class MemoryStore implements Store {
   }
 
   /** Make the next commit reject with `error` (nothing is written). For group-commit tests. */
-  failNextCommit(error: Error = new StoreError('injected commit failure', 'STORE_UNAVAILABLE', { retryable: true })): void {
+  failNextCommit(
+    error: Error = new StoreError('injected commit failure', 'STORE_UNAVAILABLE', { retryable: true }),
+  ): void {
     this.pendingFailure = error;
   }
 
@@ -145,7 +149,8 @@ export class MemoryStore implements Store {
     const out: TakeoverRecord[] = [];
     for (let i = this.database.takeovers.length - 1; i >= 0 && out.length < limit; i--) {
       const t = this.database.takeovers[i]!;
-      if (t.cluster === this.cluster) out.push({ node: t.node, epoch: t.epoch, reason: t.reason, at: new Date(t.at) });
+      if (t.cluster === this.cluster)
+        out.push({ node: t.node, epoch: t.epoch, reason: t.reason, at: new Date(t.at) });
     }
     return out;
   }
@@ -214,7 +219,8 @@ export class MemoryStore implements Store {
   ): Promise<DurableSubscriptionRecord> {
     this.assertOpen();
     for (const s of this.database.subscriptions.values()) {
-      if (s.cluster === this.cluster && s.clientId === sub.clientId && s.name === sub.name) return publicSub(s);
+      if (s.cluster === this.cluster && s.clientId === sub.clientId && s.name === sub.name)
+        return publicSub(s);
     }
     const id = this.database.nextSubscriptionId++;
     const row: SubscriptionRow = {
@@ -405,5 +411,12 @@ export class MemoryStore implements Store {
 }
 
 function publicSub(s: SubscriptionRow): DurableSubscriptionRecord {
-  return { id: s.id, clientId: s.clientId, name: s.name, destId: s.destId, selector: s.selector, noLocal: s.noLocal };
+  return {
+    id: s.id,
+    clientId: s.clientId,
+    name: s.name,
+    destId: s.destId,
+    selector: s.selector,
+    noLocal: s.noLocal,
+  };
 }

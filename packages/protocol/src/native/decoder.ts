@@ -4,9 +4,9 @@ import {
   DEFAULT_MAX_FRAME_SIZE,
   FRAME_END,
   FRAME_HEADER_SIZE,
+  type Frame,
   FrameType,
   PROTOCOL_HEADER,
-  type Frame,
 } from './frames';
 
 /** The smallest valid frame: binary header, a 4-byte JSON length, `{}` and the end marker. */
@@ -111,7 +111,9 @@ export class FrameDecoder {
       this.failure =
         err instanceof ProtocolError
           ? err
-          : new ProtocolError(`frame decoding stopped: ${(err as Error)?.message}`, 'PROTOCOL_ERROR', { cause: err });
+          : new ProtocolError(`frame decoding stopped: ${(err as Error)?.message}`, 'PROTOCOL_ERROR', {
+              cause: err,
+            });
       throw err;
     }
   }
@@ -218,14 +220,19 @@ export class FrameDecoder {
     try {
       header = JSON.parse(buf.toString('utf8', jsonStart, jsonEnd));
     } catch (err) {
-      throw new ProtocolError(`${name} frame header is not valid JSON: ${(err as Error).message}`, 'PROTOCOL_ERROR', {
-        cause: err,
-      });
+      throw new ProtocolError(
+        `${name} frame header is not valid JSON: ${(err as Error).message}`,
+        'PROTOCOL_ERROR',
+        {
+          cause: err,
+        },
+      );
     }
     const bodyEnd = at + size - 1;
     // Copy the body so it never aliases the caller's chunk (which may be large or reused).
     let body: Buffer | null = null;
-    if (bodyEnd > jsonEnd) body = owned ? buf.subarray(jsonEnd, bodyEnd) : Buffer.from(buf.subarray(jsonEnd, bodyEnd));
+    if (bodyEnd > jsonEnd)
+      body = owned ? buf.subarray(jsonEnd, bodyEnd) : Buffer.from(buf.subarray(jsonEnd, bodyEnd));
     return validateFrame(type, channel, header, body);
   }
 }

@@ -1,5 +1,5 @@
 import { ProtocolError } from '../errors';
-import { FRAME_END, FRAME_HEADER_SIZE, FrameType, type Frame } from './frames';
+import { FRAME_END, FRAME_HEADER_SIZE, type Frame, FrameType } from './frames';
 
 /**
  * Encodes one native frame (layout in frames.ts and docs/protocol.md):

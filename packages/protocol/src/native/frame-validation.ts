@@ -1,6 +1,6 @@
 import { ProtocolError } from '../errors';
 import { MAX_PRIORITY, MIN_PRIORITY } from '../message';
-import { FrameType, type Frame } from './frames';
+import { type Frame, FrameType } from './frames';
 
 /**
  * Checks the JSON header of a decoded native frame, field by field, one small function per frame
@@ -88,7 +88,13 @@ function broker(o: Obj, k: string, f: string): void {
   str(b, 'name', f);
   str(b, 'cluster', f);
   const role = b.role;
-  if (role !== 'master' && role !== 'slave' && role !== 'recovering' && role !== 'fenced' && role !== 'waiting') {
+  if (
+    role !== 'master' &&
+    role !== 'slave' &&
+    role !== 'recovering' &&
+    role !== 'fenced' &&
+    role !== 'waiting'
+  ) {
     fail(f, `"${k}.role" must be one of master, slave, recovering, fenced, waiting`);
   }
   count(b, 'epoch', f);
@@ -220,7 +226,8 @@ const CHECKS: Record<number, Check> = {
   [FrameType.TxOutcome]: (o, f) => {
     str(o, 'txId', f);
     const v = o.outcome;
-    if (v !== undefined && v !== 'committed' && v !== 'unknown') fail(f, '"outcome" must be committed or unknown');
+    if (v !== undefined && v !== 'committed' && v !== 'unknown')
+      fail(f, '"outcome" must be committed or unknown');
     optStr(o, 'receiptId', f);
   },
   [FrameType.Close]: (o, f) => optStr(o, 'receiptId', f),

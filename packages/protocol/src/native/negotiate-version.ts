@@ -1,5 +1,5 @@
 import { ProtocolError } from '../errors';
-import { PROTOCOL_VERSION, type HelloFrame } from './frames';
+import { type HelloFrame, PROTOCOL_VERSION } from './frames';
 
 export interface SupportedVersions {
   min: number;
@@ -7,7 +7,10 @@ export interface SupportedVersions {
 }
 
 /** The versions this build of Keel speaks. */
-export const SUPPORTED_PROTOCOL_VERSIONS: SupportedVersions = { min: PROTOCOL_VERSION, max: PROTOCOL_VERSION };
+export const SUPPORTED_PROTOCOL_VERSIONS: SupportedVersions = {
+  min: PROTOCOL_VERSION,
+  max: PROTOCOL_VERSION,
+};
 
 /**
  * The broker's side of the handshake (docs/protocol.md, "Versioning"): answer with the highest

@@ -7,13 +7,13 @@ import {
   getStompHeader,
   isStompCommand,
   STOMP_VERSIONS,
-  stompCommandEscapesHeaders,
-  stompCommandHasBody,
   type StompCommand,
   type StompEvent,
   type StompFrame,
   type StompHeaders,
   type StompVersion,
+  stompCommandEscapesHeaders,
+  stompCommandHasBody,
 } from './stomp-frame';
 
 export interface StompDecoderOptions {
@@ -37,7 +37,7 @@ const CR = 0x0d;
 const NUL = 0x00;
 const COLON = 0x3a;
 
-const enum Phase {
+enum Phase {
   Idle = 0,
   Head = 1,
   Body = 2,
@@ -67,14 +67,18 @@ function unescapeHeader(s: string, version: StompVersion): string {
     else if (n === 'c') out += ':';
     else if (n === '\\') out += '\\';
     else if (n === 'r' && version === '1.2') out += '\r';
-    else fail(`undefined escape sequence ${JSON.stringify(n === undefined ? '\\' : `\\${n}`)} in header ${JSON.stringify(s)}`);
+    else
+      fail(
+        `undefined escape sequence ${JSON.stringify(n === undefined ? '\\' : `\\${n}`)} in header ${JSON.stringify(s)}`,
+      );
   }
   return out;
 }
 
 function positiveInt(name: string, value: number | undefined, fallback: number): number {
   const v = value ?? fallback;
-  if (!Number.isSafeInteger(v) || v < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got ${v}`);
+  if (!Number.isSafeInteger(v) || v < 1)
+    throw new InvalidArgumentError(`${name} must be a positive integer, got ${v}`);
   return v;
 }
 
@@ -134,7 +138,8 @@ export class StompDecoder {
 
   /** Switch versions once negotiated; applies from the next frame that starts. */
   set version(v: StompVersion) {
-    if (!STOMP_VERSIONS.includes(v)) throw new InvalidArgumentError(`unknown STOMP version ${JSON.stringify(v)}`);
+    if (!STOMP_VERSIONS.includes(v))
+      throw new InvalidArgumentError(`unknown STOMP version ${JSON.stringify(v)}`);
     this._version = v;
   }
 
@@ -166,7 +171,9 @@ export class StompDecoder {
       this.failure =
         err instanceof ProtocolError
           ? err
-          : new ProtocolError(`STOMP decoding stopped: ${(err as Error)?.message}`, 'PROTOCOL_ERROR', { cause: err });
+          : new ProtocolError(`STOMP decoding stopped: ${(err as Error)?.message}`, 'PROTOCOL_ERROR', {
+              cause: err,
+            });
       throw err;
     }
   }
@@ -246,7 +253,9 @@ export class StompDecoder {
       if (this.command === null) {
         const command = data.toString('utf8', lineStart, lineEnd);
         if (!isStompCommand(command)) {
-          fail(`unknown command ${JSON.stringify(command.length > 40 ? `${command.slice(0, 40)}…` : command)}`);
+          fail(
+            `unknown command ${JSON.stringify(command.length > 40 ? `${command.slice(0, 40)}…` : command)}`,
+          );
         }
         this.command = command;
         this.escapes = stompCommandEscapesHeaders(command, this._version);
@@ -259,7 +268,9 @@ export class StompDecoder {
         }
         const colon = data.indexOf(COLON, lineStart);
         if (colon === -1 || colon >= lineEnd) {
-          fail(`header line without ':' in ${this.command} frame: ${JSON.stringify(data.toString('utf8', lineStart, Math.min(lineEnd, lineStart + 40)))}`);
+          fail(
+            `header line without ':' in ${this.command} frame: ${JSON.stringify(data.toString('utf8', lineStart, Math.min(lineEnd, lineStart + 40)))}`,
+          );
         }
         let name = data.toString('utf8', lineStart, colon);
         let value = data.toString('utf8', colon + 1, lineEnd);
@@ -295,7 +306,9 @@ export class StompDecoder {
       bodyEnd = bodyStart + this.contentLength;
       if (end <= bodyEnd) return null;
       if (data[bodyEnd] !== NUL) {
-        fail(`${this.command} frame body is not followed by NUL after its content-length of ${this.contentLength} bytes`);
+        fail(
+          `${this.command} frame body is not followed by NUL after its content-length of ${this.contentLength} bytes`,
+        );
       }
     } else {
       const nul = data.indexOf(NUL, base + this.scan);
@@ -366,7 +379,10 @@ export class StompDecoder {
   }
 
   private bodyTooLarge(size: number): never {
-    fail(`${this.command} frame body of ${size} bytes or more is larger than the maximum body size of ${this.maxBodySize} bytes`, 'FRAME_TOO_LARGE');
+    fail(
+      `${this.command} frame body of ${size} bytes or more is larger than the maximum body size of ${this.maxBodySize} bytes`,
+      'FRAME_TOO_LARGE',
+    );
   }
 
   private bodyNotAllowed(): never {

@@ -2,10 +2,10 @@ import { ProtocolError } from '../errors';
 import {
   getStompHeader,
   isStompCommand,
-  stompCommandEscapesHeaders,
-  stompCommandHasBody,
   type StompFrame,
   type StompVersion,
+  stompCommandEscapesHeaders,
+  stompCommandHasBody,
 } from './stomp-frame';
 
 export interface StompEncodeOptions {
@@ -21,7 +21,6 @@ export interface StompEncodeOptions {
 /** A single EOL: what a peer sends as a heart-beat (STOMP 1.2 "Heart-beating"). */
 export const STOMP_HEARTBEAT_BYTES: Buffer = Buffer.from('\n');
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: CR and LF are what is escaped
 const NEEDS_ESCAPE_12 = /[\r\n:\\]/;
 const NEEDS_ESCAPE_11 = /[\n:\\]/;
 const ESCAPES: Record<string, string> = { '\r': '\\r', '\n': '\\n', ':': '\\c', '\\': '\\\\' };
@@ -45,7 +44,9 @@ export function encodeStompFrame(frame: StompFrame, options: StompEncodeOptions 
   if (!isStompCommand(command)) throw new ProtocolError(`cannot encode unknown STOMP command "${command}"`);
   if (!Buffer.isBuffer(body)) throw new ProtocolError(`cannot encode STOMP ${command}: body is not a Buffer`);
   if (body.length > 0 && !stompCommandHasBody(command)) {
-    throw new ProtocolError(`cannot encode STOMP ${command} with a body: only SEND, MESSAGE and ERROR have one`);
+    throw new ProtocolError(
+      `cannot encode STOMP ${command} with a body: only SEND, MESSAGE and ERROR have one`,
+    );
   }
   const version = options.version ?? '1.2';
   const escapes = stompCommandEscapesHeaders(command, version);
@@ -74,7 +75,9 @@ export function encodeStompFrame(frame: StompFrame, options: StompEncodeOptions 
   } else if (body.length > 0) {
     if (options.contentLength ?? true) head += `content-length:${body.length}\n`;
     else if (body.includes(0)) {
-      throw new ProtocolError(`cannot encode STOMP ${command}: the body contains NUL and there is no content-length`);
+      throw new ProtocolError(
+        `cannot encode STOMP ${command}: the body contains NUL and there is no content-length`,
+      );
     }
   }
   head += '\n';

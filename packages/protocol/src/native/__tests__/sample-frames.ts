@@ -70,7 +70,7 @@ export const SAMPLE_FRAMES: Frame[] = [
       type: 'order',
       producerId: 'p-1',
       producerSeq: 42,
-      properties: { a: 'x', b: 1.5, c: true, d: null, 'ünï': -3 },
+      properties: { a: 'x', b: 1.5, c: true, d: null, ünï: -3 },
       body: Buffer.from([0, 1, 2, 0xce, 0xff, 0]),
     },
   },
@@ -110,7 +110,12 @@ export const SAMPLE_FRAMES: Frame[] = [
   { type: FrameType.TxRollback, channel: 1, txId: 'tx-3' },
   { type: FrameType.TxOutcome, channel: 1, txId: 'tx-3', outcome: 'committed', receiptId: 'r-13' },
   { type: FrameType.Close, channel: 0, receiptId: 'r-14' },
-  { type: FrameType.BrokerInfo, channel: 0, broker: { ...broker, role: 'slave' }, brokers: ['tcp://b2:61616'] },
+  {
+    type: FrameType.BrokerInfo,
+    channel: 0,
+    broker: { ...broker, role: 'slave' },
+    brokers: ['tcp://b2:61616'],
+  },
   {
     type: FrameType.Request,
     channel: 1,

@@ -1,0 +1,271 @@
+import type { Broker, Logger } from '@keel/core';
+import { silentLogger } from '@keel/core';
+import { InvalidArgumentError } from '@keel/protocol';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { type AdminContext, NODE_ROLES, type QueueView, type StoreHealth } from './admin-context';
+
+export const DEFAULT_STORE_HEALTH_CACHE_MS = 10_000;
+/** Operations per group-commit round. */
+export const COMMIT_BATCH_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
+/** Seconds per group-commit round. */
+export const COMMIT_DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+export interface KeelMetricsOptions {
+  /** How long a storeHealth() answer is reused between scrapes (its SQL is not free). Default 10 s. */
+  storeHealthCacheMs?: number;
+  /** Also export prom-client's process and Node.js metrics (process_*, nodejs_*). Default true. */
+  processMetrics?: boolean;
+  /** Labels added to every metric (e.g. `{ node: 'b1' }`). */
+  defaultLabels?: Record<string, string>;
+  logger?: Logger;
+}
+
+export interface CommitStats {
+  operations: number;
+  inserts: number;
+  durationMs: number;
+}
+
+/**
+ * Keel's Prometheus metrics on a Registry of their own (never prom-client's global one), so
+ * several nodes can live in one process (tests, drills).
+ *
+ * The server feeds the event metrics: `attachBroker(broker)` on every broker it starts (messages in
+ * and out per destination), `observeCommit` from the broker's `onCommit` option, `observeTakeover`
+ * when this node takes over. Everything else is read from the AdminContext at scrape time:
+ * `scrape()` refreshes those gauges and returns the exposition text.
+ */
+export class KeelMetrics {
+  readonly registry = new Registry();
+  private readonly logger: Logger;
+  private readonly storeHealthCacheMs: number;
+  private context: AdminContext | null = null;
+  private readonly attached = new WeakSet<Broker>();
+  private healthCache: { at: number; value: Promise<StoreHealth> } | null = null;
+
+  readonly messagesIn: Counter<'destination'>;
+  readonly messagesOut: Counter<'destination'>;
+  readonly commitBatchSize: Histogram;
+  readonly commitInserts: Counter;
+  readonly commitDuration: Histogram;
+  readonly takeovers: Counter;
+  private readonly role: Gauge<'role'>;
+  private readonly epoch: Gauge;
+  private readonly connections: Gauge<'protocol'>;
+  private readonly queueDepth: Gauge<'queue'>;
+  private readonly queueConsumers: Gauge<'queue'>;
+  private readonly queueInflight: Gauge<'queue'>;
+  private readonly queueOldestAge: Gauge<'queue'>;
+  private readonly storeDeadRows: Gauge<'table'>;
+  private readonly storeTableBytes: Gauge<'table'>;
+  private readonly storeOldestTx: Gauge;
+  private readonly storeHealthUp: Gauge;
+
+  constructor(options: KeelMetricsOptions = {}) {
+    const cacheMs = options.storeHealthCacheMs ?? DEFAULT_STORE_HEALTH_CACHE_MS;
+    if (!Number.isFinite(cacheMs) || cacheMs < 0) {
+      throw new InvalidArgumentError(`storeHealthCacheMs must be a number >= 0 (got ${cacheMs})`);
+    }
+    this.storeHealthCacheMs = cacheMs;
+    this.logger = options.logger ?? silentLogger;
+    if (options.defaultLabels) this.registry.setDefaultLabels(options.defaultLabels);
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    const registers = [this.registry];
+
+    this.messagesIn = new Counter({
+      name: 'keel_messages_in_total',
+      help: 'Messages accepted, per destination (temporary destinations counted as temp-queue://* and temp-topic://*).',
+      labelNames: ['destination'],
+      registers,
+    });
+    this.messagesOut = new Counter({
+      name: 'keel_messages_out_total',
+      help: 'Messages delivered to consumers, per destination.',
+      labelNames: ['destination'],
+      registers,
+    });
+    this.commitBatchSize = new Histogram({
+      name: 'keel_store_commit_batch_operations',
+      help: 'Store operations written per group-commit round.',
+      buckets: COMMIT_BATCH_BUCKETS,
+      registers,
+    });
+    this.commitInserts = new Counter({
+      name: 'keel_store_commit_inserts_total',
+      help: 'Messages inserted by group-commit rounds.',
+      registers,
+    });
+    this.commitDuration = new Histogram({
+      name: 'keel_store_commit_duration_seconds',
+      help: 'Duration of a group-commit round (one store transaction).',
+      buckets: COMMIT_DURATION_BUCKETS,
+      registers,
+    });
+    this.takeovers = new Counter({
+      name: 'keel_takeovers_total',
+      help: 'Times this node took over as master.',
+      registers,
+    });
+    this.role = new Gauge({
+      name: 'keel_role',
+      help: 'The node role: 1 for the current role, 0 for the others.',
+      labelNames: ['role'],
+      registers,
+    });
+    this.epoch = new Gauge({ name: 'keel_epoch', help: 'Cluster epoch this node last saw (its own while master).', registers });
+    this.connections = new Gauge({
+      name: 'keel_connections',
+      help: 'Open client connections, per protocol.',
+      labelNames: ['protocol'],
+      registers,
+    });
+    this.queueDepth = new Gauge({ name: 'keel_queue_depth', help: 'Messages pending on a queue.', labelNames: ['queue'], registers });
+    this.queueConsumers = new Gauge({ name: 'keel_queue_consumers', help: 'Consumers of a queue (master only).', labelNames: ['queue'], registers });
+    this.queueInflight = new Gauge({
+      name: 'keel_queue_inflight',
+      help: 'Messages delivered and not yet acknowledged (master only).',
+      labelNames: ['queue'],
+      registers,
+    });
+    this.queueOldestAge = new Gauge({
+      name: 'keel_queue_oldest_message_age_seconds',
+      help: 'Age of the oldest pending message of a queue (master only).',
+      labelNames: ['queue'],
+      registers,
+    });
+    this.storeDeadRows = new Gauge({
+      name: 'keel_store_dead_rows',
+      help: 'Dead rows (n_dead_tup) of a message table, as Postgres sees it.',
+      labelNames: ['table'],
+      registers,
+    });
+    this.storeTableBytes = new Gauge({
+      name: 'keel_store_table_bytes',
+      help: 'Size of a message table with its indexes and TOAST (pg_total_relation_size).',
+      labelNames: ['table'],
+      registers,
+    });
+    this.storeOldestTx = new Gauge({
+      name: 'keel_store_oldest_transaction_age_seconds',
+      help: 'Age of the oldest open transaction in the store database (it holds VACUUM back).',
+      registers,
+    });
+    this.storeHealthUp = new Gauge({
+      name: 'keel_store_health_up',
+      help: '1 when the last store health query succeeded, else 0.',
+      registers,
+    });
+  }
+
+  /** The context read at scrape time (buildAdminServer binds its own). */
+  bindContext(ctx: AdminContext): void {
+    this.context = ctx;
+  }
+
+  get boundContext(): AdminContext | null {
+    return this.context;
+  }
+
+  /** Count messages in and out of a broker (its `message:in` / `message:out` events). Idempotent. */
+  attachBroker(broker: Broker): () => void {
+    if (this.attached.has(broker)) return () => {};
+    this.attached.add(broker);
+    const onIn = (e: { destination: string }): void => this.messagesIn.inc({ destination: destinationLabel(e.destination) });
+    const onOut = (e: { destination: string }): void => this.messagesOut.inc({ destination: destinationLabel(e.destination) });
+    broker.on('message:in', onIn);
+    broker.on('message:out', onOut);
+    return () => {
+      broker.off('message:in', onIn);
+      broker.off('message:out', onOut);
+      this.attached.delete(broker);
+    };
+  }
+
+  /** One group-commit round (pass as the broker's `onCommit`). */
+  observeCommit(stats: CommitStats): void {
+    this.commitBatchSize.observe(stats.operations);
+    this.commitInserts.inc(stats.inserts);
+    this.commitDuration.observe(stats.durationMs / 1000);
+  }
+
+  observeTakeover(): void {
+    this.takeovers.inc();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** Refresh the gauges read from the context, then render the registry (Prometheus text format). */
+  async scrape(): Promise<string> {
+    await this.refresh();
+    return this.registry.metrics();
+  }
+
+  private async refresh(): Promise<void> {
+    const ctx = this.context;
+    if (!ctx) return;
+    const node = ctx.node();
+    for (const r of NODE_ROLES) this.role.set({ role: r }, r === node.role ? 1 : 0);
+    this.epoch.set(node.epoch);
+
+    const broker = ctx.broker();
+    this.connections.reset();
+    if (broker) {
+      const byProtocol = new Map<string, number>();
+      for (const c of broker.listConnections()) {
+        if (c.protocol === 'internal') continue;
+        byProtocol.set(c.protocol, (byProtocol.get(c.protocol) ?? 0) + 1);
+      }
+      for (const [protocol, n] of byProtocol) this.connections.set({ protocol }, n);
+    }
+
+    let queues: QueueView[] = [];
+    try {
+      queues = broker ? broker.listQueues() : await ctx.readOnly().listQueues();
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'metrics: listing queues failed');
+    }
+    for (const g of [this.queueDepth, this.queueConsumers, this.queueInflight, this.queueOldestAge]) g.reset();
+    for (const q of queues) {
+      if (q.temporary) continue;
+      const labels = { queue: q.name };
+      this.queueDepth.set(labels, q.depth);
+      if (q.consumers !== null) this.queueConsumers.set(labels, q.consumers);
+      if (q.inflight !== null) this.queueInflight.set(labels, q.inflight);
+      if (q.oldestMessageAgeMs !== null) this.queueOldestAge.set(labels, q.oldestMessageAgeMs / 1000);
+    }
+
+    await this.refreshStoreHealth(ctx);
+  }
+
+  private async refreshStoreHealth(ctx: AdminContext): Promise<void> {
+    const now = Date.now();
+    if (!this.healthCache || now - this.healthCache.at >= this.storeHealthCacheMs) {
+      const value = Promise.resolve().then(() => ctx.storeHealth());
+      value.catch(() => {});
+      this.healthCache = { at: now, value };
+    }
+    this.storeDeadRows.reset();
+    this.storeTableBytes.reset();
+    this.storeOldestTx.reset();
+    try {
+      const h = await this.healthCache.value;
+      for (const [table, n] of Object.entries(h.deadRows)) this.storeDeadRows.set({ table }, n);
+      for (const [table, n] of Object.entries(h.tableBytes)) this.storeTableBytes.set({ table }, n);
+      if (h.oldestTransactionAgeSeconds !== null) this.storeOldestTx.set(h.oldestTransactionAgeSeconds);
+      this.storeHealthUp.set(1);
+    } catch (err) {
+      this.storeHealthUp.set(0);
+      this.healthCache = null; // ask again on the next scrape
+      this.logger.warn({ err: (err as Error).message }, 'metrics: store health query failed');
+    }
+  }
+}
+
+/** Temporary destinations have one-off names: count them together to bound the label set. */
+function destinationLabel(destination: string): string {
+  if (destination.startsWith('temp-queue://')) return 'temp-queue://*';
+  if (destination.startsWith('temp-topic://')) return 'temp-topic://*';
+  return destination;
+}

@@ -1,0 +1,170 @@
+import { CommanderError } from 'commander';
+import type { BrokerOptions } from './commands/broker';
+import type { MigrateOptions } from './commands/migrate';
+import type { StartOptions } from './commands/start';
+import { bufferOutput } from './output';
+import { buildProgram } from './program';
+
+function setup() {
+  const calls: { command: string; options: unknown }[] = [];
+  const output = bufferOutput();
+  const program = buildProgram({
+    output,
+    exitOverride: true,
+    actions: {
+      broker: async (options: BrokerOptions) => calls.push({ command: 'broker', options }),
+      migrate: async (options: MigrateOptions) => calls.push({ command: 'migrate', options }),
+      start: async (options: StartOptions) => calls.push({ command: 'start', options }),
+    },
+  });
+  return { program, calls, output };
+}
+
+async function commanderError(promise: Promise<unknown>): Promise<CommanderError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof CommanderError) return err;
+    throw err;
+  }
+  throw new Error('expected a CommanderError');
+}
+
+describe('keel program', () => {
+  it('lists only the implemented commands in --help', async () => {
+    const { program, output } = setup();
+    const err = await commanderError(program.parseAsync(['--help'], { from: 'user' }));
+    expect(err.code).toBe('commander.helpDisplayed');
+    const help = output.stdout();
+    expect(help).toContain('Usage: keel [options] [command]');
+    const commands = [...help.matchAll(/^ {2}([a-z]+)\b/gm)].map((m) => m[1]);
+    expect(commands).toEqual(['start', 'migrate', 'broker', 'help']);
+    for (const missing of [
+      'produce',
+      'consume',
+      'queues',
+      'browse',
+      'purge',
+      'status',
+      'drill',
+      'handover',
+      'bench',
+    ]) {
+      expect(help).not.toMatch(new RegExp(`^ {2}${missing}\\b`, 'm'));
+    }
+  });
+
+  it('documents the broker flags with their defaults and variables', async () => {
+    const { program, output } = setup();
+    await commanderError(program.parseAsync(['broker', '--help'], { from: 'user' }));
+    const help = output.stdout().replace(/\s+/g, ' ');
+    for (const flag of [
+      '--db',
+      '--lock-db',
+      '--name',
+      '--cluster',
+      '--host',
+      '--port',
+      '--stomp-port',
+      '--admin-port',
+      '--config',
+      '--user',
+      '--admin-user',
+      '--admin-password',
+      '--locker',
+      '--network-connector',
+      '--log-level',
+    ]) {
+      expect(help).toContain(`${flag} `);
+    }
+    expect(help).toContain('KEEL_PORT; default: 61616');
+    expect(help).toContain('KEEL_STOMP_PORT; default: 61613');
+    expect(help).toContain('KEEL_ADMIN_PORT; default: 8161');
+  });
+
+  it('passes broker flags as given, repeatable ones as lists, and sets no defaults itself', async () => {
+    const { program, calls } = setup();
+    await program.parseAsync(
+      [
+        'broker',
+        '--db',
+        'postgres://127.0.0.1/keel',
+        '--port',
+        '61700',
+        '--stomp-port',
+        '0',
+        '--user',
+        'alice:one',
+        '--user',
+        'bob:two',
+        '--network-connector',
+        'static:(tcp://a:1)',
+        '--network-connector',
+        'multicast://default',
+        '--locker',
+        'lease',
+        '--admin-user',
+        'admin',
+        '--admin-password',
+        'pw',
+        '--log-level',
+        'debug',
+      ],
+      { from: 'user' },
+    );
+    // Defaults belong to loadConfig: an option the user did not give must stay undefined, or it
+    // would hide KEEL_* variables and the configuration file.
+    expect(calls).toEqual([
+      {
+        command: 'broker',
+        options: {
+          db: 'postgres://127.0.0.1/keel',
+          port: '61700',
+          stompPort: '0',
+          user: ['alice:one', 'bob:two'],
+          networkConnector: ['static:(tcp://a:1)', 'multicast://default'],
+          locker: 'lease',
+          adminUser: 'admin',
+          adminPassword: 'pw',
+          logLevel: 'debug',
+        },
+      },
+    ]);
+  });
+
+  it('rejects an unknown locker and an unknown option before running anything', async () => {
+    const { program, calls, output } = setup();
+    const err = await commanderError(program.parseAsync(['broker', '--locker', 'mutex'], { from: 'user' }));
+    expect(err.code).toBe('commander.invalidArgument');
+    expect(output.stderr()).toContain(
+      "option '--locker <kind>' argument 'mutex' is invalid. Allowed choices are row, lease.",
+    );
+    const second = setup();
+    const unknown = await commanderError(
+      second.program.parseAsync(['broker', '--prot', '1'], { from: 'user' }),
+    );
+    expect(unknown.code).toBe('commander.unknownOption');
+    expect(calls).toEqual([]);
+    expect(second.calls).toEqual([]);
+  });
+
+  it('parses migrate and start', async () => {
+    const { program, calls } = setup();
+    await program.parseAsync(['migrate', '--db', 'postgres://h/a', '--lock-db', 'postgres://h/b'], {
+      from: 'user',
+    });
+    const again = setup();
+    await again.program.parseAsync(['start'], { from: 'user' });
+    expect(calls).toEqual([
+      { command: 'migrate', options: { db: 'postgres://h/a', lockDb: 'postgres://h/b' } },
+    ]);
+    expect(again.calls).toEqual([{ command: 'start', options: { dir: '.keel' } }]);
+  });
+
+  it('rejects a command that does not exist', async () => {
+    const { program, output } = setup();
+    const err = await commanderError(program.parseAsync(['produce', 'q'], { from: 'user' }));
+    expect(err.code).toBe('commander.unknownCommand');
+    expect(output.stderr()).toContain("unknown command 'produce'");
+  });
+});

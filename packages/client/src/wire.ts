@@ -1,0 +1,197 @@
+import { EventEmitter } from 'node:events';
+import * as net from 'node:net';
+import {
+  ConnectionError,
+  DEFAULT_MAX_FRAME_SIZE,
+  type Frame,
+  FrameDecoder,
+  FrameType,
+  HEARTBEAT_FRAME_BYTES,
+  KeelError,
+  NotMasterError,
+  PROTOCOL_HEADER,
+  PROTOCOL_VERSION,
+  TimeoutError,
+  type WelcomeFrame,
+  encodeFrame,
+  errorFromCode,
+} from '@keel/protocol';
+
+export const DEFAULT_HEARTBEAT_MS = 10000;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10000;
+/** A broker silent for this many heartbeat intervals is taken for dead. */
+export const HEARTBEAT_MISSES = 3;
+
+export interface WireOptions {
+  host: string;
+  port: number;
+  clientId?: string;
+  username?: string;
+  password?: string;
+  heartbeatMs: number;
+  maxFrameSize: number;
+  connectTimeoutMs: number;
+}
+
+export interface WireEvents {
+  frame: [Frame];
+  /** Emitted once, when the socket is gone; carries why. */
+  close: [Error];
+}
+
+/**
+ * One TCP connection to one broker speaking the native protocol (docs/protocol.md): the 8-byte
+ * protocol header and HELLO out, WELCOME (or a fatal ERROR) back, then frames both ways and
+ * heartbeats. The failover logic lives in Connection; a Wire never reconnects.
+ */
+export class Wire extends EventEmitter<WireEvents> {
+  readonly maxFrameSize: number;
+  private closed = false;
+  private lastReceived = Date.now();
+  private lastSent = Date.now();
+  private timer: NodeJS.Timeout | null = null;
+
+  private constructor(
+    private readonly socket: net.Socket,
+    private readonly decoder: FrameDecoder,
+    readonly welcome: WelcomeFrame,
+    clientMaxFrameSize: number,
+  ) {
+    super();
+    this.maxFrameSize = Math.min(clientMaxFrameSize, welcome.maxFrameSize || clientMaxFrameSize);
+  }
+
+  /** Connect and shake hands. Rejects with the broker's typed error, ConnectionError or TimeoutError. */
+  static open(options: WireOptions): Promise<Wire> {
+    return new Promise<Wire>((resolve, reject) => {
+      const decoder = new FrameDecoder({ maxFrameSize: Math.max(options.maxFrameSize, DEFAULT_MAX_FRAME_SIZE) });
+      const socket = net.connect({ host: options.host, port: options.port });
+      socket.setNoDelay(true);
+      const where = `${options.host}:${options.port}`;
+      let done = false;
+      const fail = (err: Error): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        socket.removeAllListeners('data');
+        socket.destroy();
+        reject(err);
+      };
+      const timer = setTimeout(
+        () => fail(new TimeoutError(`no WELCOME from ${where} within ${options.connectTimeoutMs} ms`)),
+        options.connectTimeoutMs,
+      );
+      socket.on('error', (err) => fail(new ConnectionError(`cannot connect to ${where}: ${err.message}`, 'CONNECTION_LOST', { cause: err })));
+      socket.on('close', () => fail(new ConnectionError(`${where} closed the connection during the handshake`)));
+      socket.on('connect', () => {
+        socket.write(PROTOCOL_HEADER);
+        socket.write(
+          encodeFrame({
+            type: FrameType.Hello,
+            channel: 0,
+            protocolVersion: PROTOCOL_VERSION,
+            clientId: options.clientId,
+            username: options.username,
+            password: options.password,
+            heartbeatMs: options.heartbeatMs,
+            maxFrameSize: options.maxFrameSize,
+          }),
+        );
+      });
+      const onData = (chunk: Buffer): void => {
+        let frames: Frame[];
+        try {
+          frames = decoder.push(chunk);
+        } catch (err) {
+          fail(err as Error);
+          return;
+        }
+        if (frames.length === 0) return;
+        const first = frames[0]!;
+        if (first.type === FrameType.Error) {
+          fail(errorFromCode(first.code, `${where}: ${first.message}`, first.retryable));
+          return;
+        }
+        if (first.type !== FrameType.Welcome) {
+          fail(new ConnectionError(`${where} answered HELLO with ${FrameType[first.type]} instead of WELCOME`));
+          return;
+        }
+        if (first.broker.role !== 'master') {
+          fail(new NotMasterError(`${where} is ${first.broker.role}, not master`));
+          return;
+        }
+        done = true;
+        clearTimeout(timer);
+        socket.removeAllListeners();
+        const wire = new Wire(socket, decoder, first, options.maxFrameSize);
+        wire.attach();
+        resolve(wire);
+        // Frames that came in the same chunk as WELCOME.
+        for (const f of frames.slice(1)) wire.emit('frame', f);
+      };
+      socket.on('data', onData);
+    });
+  }
+
+  private attach(): void {
+    const s = this.socket;
+    s.on('data', (chunk: Buffer) => {
+      this.lastReceived = Date.now();
+      try {
+        this.decoder.pushEach(chunk, (f) => {
+          if (!this.closed) this.emit('frame', f);
+        });
+      } catch (err) {
+        this.destroy(KeelError.isInstance(err) ? err : new ConnectionError(String(err)));
+      }
+    });
+    s.on('error', (err) => this.destroy(new ConnectionError(`connection lost: ${err.message}`, 'CONNECTION_LOST', { cause: err })));
+    s.on('close', () => this.destroy(new ConnectionError('the broker closed the connection')));
+    const hb = this.welcome.heartbeatMs;
+    if (hb > 0) {
+      this.timer = setInterval(() => this.beat(hb), Math.max(1, Math.floor(hb / 2)));
+      this.timer.unref();
+    }
+  }
+
+  private beat(hb: number): void {
+    const now = Date.now();
+    if (now - this.lastReceived > HEARTBEAT_MISSES * hb) {
+      this.destroy(
+        new ConnectionError(`no data from the broker for ${HEARTBEAT_MISSES} x ${hb} ms`, 'HEARTBEAT_TIMEOUT'),
+      );
+      return;
+    }
+    if (now - this.lastSent >= hb) this.writeRaw(HEARTBEAT_FRAME_BYTES);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Encode and write. Throws a ProtocolError (FRAME_TOO_LARGE) before writing anything too big. */
+  write(frame: Frame): void {
+    const bytes = encodeFrame(frame, { maxFrameSize: this.maxFrameSize });
+    this.writeRaw(bytes);
+  }
+
+  private writeRaw(bytes: Buffer): void {
+    if (this.closed) return;
+    this.lastSent = Date.now();
+    this.socket.write(bytes);
+  }
+
+  /** Close politely: flush what was written, then end the socket. */
+  end(): void {
+    if (this.closed) return;
+    this.socket.end();
+  }
+
+  destroy(err: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.socket.destroy();
+    this.emit('close', err);
+  }
+}

@@ -1,0 +1,181 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { type Broker, type ConnectionState, type Logger, silentLogger } from '@keel/core';
+import { DEFAULT_MAX_FRAME_SIZE, InvalidArgumentError } from '@keel/protocol';
+import { type NativeAuthenticate, type NativeBrokerInfo, NativeConnection } from './native-connection';
+
+export type { NativeAuthenticate, NativeBrokerInfo } from './native-connection';
+
+export interface NativeListenerOptions {
+  broker: Broker;
+  /** Interface to listen on (default 0.0.0.0). */
+  host?: string;
+  /** TCP port (default 61616); 0 = an ephemeral port, reported by start(). */
+  port?: number;
+  logger?: Logger;
+  /** Largest frame accepted and sent, bytes (default 4 MiB). */
+  maxFrameSize?: number;
+  /** Broker heartbeat interval, ms; 0 = none (default 10000). */
+  heartbeatMs?: number;
+  /** A client that has not completed the handshake this long after connecting is closed (default 10000). */
+  handshakeTimeoutMs?: number;
+  /** A connection whose socket stays congested this long is cut (default 30000; aedes, ActiveMQ slow consumers). */
+  slowConsumerTimeoutMs?: number;
+  /** Credentials check; default accepts everyone (no users configured). */
+  authenticate?: NativeAuthenticate;
+  /** This node and its cluster's client URLs, sent in WELCOME. */
+  describe: () => NativeBrokerInfo;
+}
+
+export const NATIVE_LISTENER_DEFAULTS = Object.freeze({
+  host: '0.0.0.0',
+  port: 61616,
+  maxFrameSize: DEFAULT_MAX_FRAME_SIZE,
+  heartbeatMs: 10_000,
+  handshakeTimeoutMs: 10_000,
+  slowConsumerTimeoutMs: 30_000,
+});
+
+/** The smallest frame size that fits a WELCOME with a broker list. */
+const MIN_MAX_FRAME_SIZE = 1024;
+
+/**
+ * The native protocol listener (`tcp://`, default port 61616, docs/protocol.md): accepts sockets
+ * and runs one NativeConnection per client on top of the broker core. Started when the node
+ * becomes master; `stop()` drops every client at once (mastership lost).
+ */
+export class NativeListener {
+  private readonly broker: Broker;
+  private readonly logger: Logger;
+  private readonly host: string;
+  private readonly port: number;
+  private readonly maxFrameSize: number;
+  private readonly heartbeatMs: number;
+  private readonly handshakeTimeoutMs: number;
+  private readonly slowConsumerTimeoutMs: number;
+  private readonly authenticate: NativeAuthenticate;
+  private readonly describe: () => NativeBrokerInfo;
+
+  private server: Server | null = null;
+  private readonly sockets = new Map<Socket, NativeConnection>();
+  private readonly byConnectionId = new Map<string, NativeConnection>();
+  private readonly onBrokerClose = (conn: ConnectionState): void => {
+    this.byConnectionId.get(conn.id)?.brokerClosed();
+  };
+
+  constructor(options: NativeListenerOptions) {
+    if (!options || typeof options !== 'object') throw new InvalidArgumentError('NativeListener: options are required');
+    if (!options.broker) throw new InvalidArgumentError('NativeListener: option broker is required');
+    if (typeof options.describe !== 'function') {
+      throw new InvalidArgumentError('NativeListener: option describe must be a function');
+    }
+    if (options.authenticate !== undefined && typeof options.authenticate !== 'function') {
+      throw new InvalidArgumentError('NativeListener: option authenticate must be a function');
+    }
+    const d = NATIVE_LISTENER_DEFAULTS;
+    this.broker = options.broker;
+    this.logger = options.logger ?? silentLogger;
+    this.host = options.host ?? d.host;
+    this.port = options.port ?? d.port;
+    this.maxFrameSize = options.maxFrameSize ?? d.maxFrameSize;
+    this.heartbeatMs = options.heartbeatMs ?? d.heartbeatMs;
+    this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? d.handshakeTimeoutMs;
+    this.slowConsumerTimeoutMs = options.slowConsumerTimeoutMs ?? d.slowConsumerTimeoutMs;
+    this.authenticate = options.authenticate ?? (() => true);
+    this.describe = options.describe;
+    if (typeof this.host !== 'string' || this.host === '') throw new InvalidArgumentError('NativeListener: option host must be a non-empty string');
+    checkInt('port', this.port, 0, 65535);
+    checkInt('maxFrameSize', this.maxFrameSize, MIN_MAX_FRAME_SIZE, 0xffffffff);
+    checkInt('heartbeatMs', this.heartbeatMs, 0, 2 ** 31 - 1);
+    checkInt('handshakeTimeoutMs', this.handshakeTimeoutMs, 1, 2 ** 31 - 1);
+    checkInt('slowConsumerTimeoutMs', this.slowConsumerTimeoutMs, 1, 2 ** 31 - 1);
+  }
+
+  /** Sockets currently open (including those still in the handshake). */
+  get connectionCount(): number {
+    return this.sockets.size;
+  }
+
+  get listening(): boolean {
+    return this.server?.listening === true;
+  }
+
+  /** Listen on host:port; resolves with the bound port (useful with port 0). */
+  async start(): Promise<{ port: number }> {
+    if (this.server) throw new InvalidArgumentError('NativeListener is already started');
+    const server = createServer({ noDelay: true, keepAlive: true }, (socket) => this.onSocket(socket));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => {
+        this.server = null;
+        reject(err);
+      };
+      server.once('error', onError);
+      server.listen(this.port, this.host, () => {
+        server.off('error', onError);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.logger.error({ err: err.message }, 'native listener error'));
+    this.broker.on('connection:close', this.onBrokerClose);
+    const address = server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : this.port;
+    this.logger.info(
+      { host: this.host, port, heartbeatMs: this.heartbeatMs, maxFrameSize: this.maxFrameSize },
+      'native listener started',
+    );
+    return { port };
+  }
+
+  /** Stop accepting and destroy every client socket (their broker connections are closed). */
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = null;
+    this.broker.off('connection:close', this.onBrokerClose);
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    const n = this.sockets.size;
+    for (const c of [...this.sockets.values()]) c.destroy();
+    await closed;
+    this.logger.info({ dropped: n }, 'native listener stopped');
+  }
+
+  private onSocket(socket: Socket): void {
+    // Every socket gets an 'error' listener before anything else can fail on it.
+    socket.on('error', () => {});
+    if (!this.server) {
+      socket.destroy();
+      return;
+    }
+    try {
+      const connection = new NativeConnection(socket, {
+        broker: this.broker,
+        logger: this.logger,
+        maxFrameSize: this.maxFrameSize,
+        heartbeatMs: this.heartbeatMs,
+        handshakeTimeoutMs: this.handshakeTimeoutMs,
+        slowConsumerTimeoutMs: this.slowConsumerTimeoutMs,
+        authenticate: this.authenticate,
+        describe: this.describe,
+        onOpen: (c) => {
+          const id = c.connectionId;
+          if (id !== null) this.byConnectionId.set(id, c);
+        },
+        onClose: (c) => {
+          this.sockets.delete(socket);
+          const id = c.connectionId;
+          if (id !== null && this.byConnectionId.get(id) === c) this.byConnectionId.delete(id);
+        },
+      });
+      this.sockets.set(socket, connection);
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'native connection could not be set up');
+      socket.destroy();
+    }
+  }
+}
+
+function checkInt(name: string, value: number, min: number, max: number): void {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidArgumentError(`NativeListener: option ${name} must be an integer ${min}..${max} (got ${value})`);
+  }
+}

@@ -1,0 +1,407 @@
+import { Broker, type Locker } from '@keel/core';
+import { type BrokerDescription, type KeelError, NotMasterError } from '@keel/protocol';
+import {
+  ensureLockDatabase,
+  LeaseLocker,
+  migrate,
+  PgStore,
+  RowLocker,
+} from '@keel/store-pg';
+import cron, { type ScheduledTask } from 'node-cron';
+import { Pool } from 'pg';
+import { type NodeConfig, verifyPassword } from './config';
+import { type NodeLogger, setLoggerRole } from './logger';
+import { NodeRegistry } from './node-registry';
+import { startAdmin, type AdminHandle } from './admin-wiring';
+import { NativeListener } from './native/native-listener';
+import { StompListener } from './stomp/stomp-listener';
+
+export type NodeRole = 'starting' | 'slave' | 'recovering' | 'master' | 'fenced' | 'stopping' | 'stopped';
+
+export const KEEL_VERSION = '0.1.0';
+const PLANNED_HANDOVER = 'planned hand-over';
+
+export interface RunningNode {
+  readonly name: string;
+  readonly role: NodeRole;
+  readonly epoch: number;
+  readonly broker: Broker | null;
+  endpoints(): { native: string | null; stomp: string | null; admin: string };
+  /** Planned hand-over: stop taking work, finish in-flight commits, pass the lock on. */
+  handover(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+interface ClientListener {
+  start(): Promise<{ port: number }>;
+  stop(): Promise<void>;
+}
+
+export interface Takeover {
+  at: Date;
+  epoch: number;
+  reason: string;
+}
+
+function urlHost(host: string): string {
+  return host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+}
+
+/**
+ * One broker node: waits for the master lock, takes over (epoch bump), recovers, serves, and goes
+ * back to waiting when it loses the lock or is fenced (DESIGN.md, "Master/slave, precisely").
+ * The admin API runs in every role.
+ */
+export class KeelNode implements RunningNode {
+  readonly name: string;
+  private roleValue: NodeRole = 'starting';
+  private readonly log: NodeLogger;
+  private readonly store: PgStore;
+  private locker: Locker | null = null;
+  private brokerValue: Broker | null = null;
+  private listeners: ClientListener[] = [];
+  private nativePort: number | null = null;
+  private stompPort: number | null = null;
+  private admin: AdminHandle | null = null;
+  private readonly pool: Pool;
+  readonly registry: NodeRegistry;
+  private jobs: ScheduledTask[] = [];
+  private announceTimer: NodeJS.Timeout | null = null;
+  private abort = new AbortController();
+  private loop: Promise<void> | null = null;
+  private stopping = false;
+  private lost: ((reason: string) => void) | null = null;
+  private handoverCooldownUntil = 0;
+  readonly startedAt = new Date();
+  readonly takeoverLog: Takeover[] = [];
+  private lockDb = '';
+
+  constructor(
+    readonly config: NodeConfig,
+    logger: NodeLogger,
+  ) {
+    this.name = config.name;
+    this.log = logger;
+    this.store = new PgStore({
+      connectionString: config.db,
+      cluster: config.cluster,
+      logger: logger.child({ component: 'store' }),
+      // A master frozen mid-write holds its locks at most this long (DESIGN.md, "the frozen write").
+      idleInTransactionTimeoutMs: config.lock.leaseMs,
+    });
+    this.pool = new Pool({ connectionString: config.db, max: 3, application_name: `keel-admin:${config.name}`.slice(0, 63) });
+    this.pool.on('error', (err) => this.log.warn({ err: err.message }, 'admin pool error'));
+    this.registry = new NodeRegistry(this.pool, config.cluster, config.name);
+  }
+
+  get role(): NodeRole {
+    return this.roleValue;
+  }
+
+  get epoch(): number {
+    return this.brokerValue?.epoch ?? this.store.epoch;
+  }
+
+  get broker(): Broker | null {
+    return this.roleValue === 'master' ? this.brokerValue : null;
+  }
+
+  get pgStore(): PgStore {
+    return this.store;
+  }
+
+  get lockerKind(): string {
+    return this.locker?.kind ?? this.config.locker;
+  }
+
+  private setRole(role: NodeRole, details: Record<string, unknown> = {}): void {
+    if (this.roleValue === role) return;
+    const from = this.roleValue;
+    this.roleValue = role;
+    setLoggerRole(this.log, role);
+    this.log.info({ role, from, epoch: this.epoch, ...details }, 'role changed');
+    void this.announce();
+  }
+
+  endpoints(): { native: string | null; stomp: string | null; admin: string } {
+    const h = urlHost(this.config.host);
+    return {
+      native: this.nativePort !== null ? `tcp://${h}:${this.nativePort}` : null,
+      stomp: this.stompPort !== null ? `stomp://${h}:${this.stompPort}` : null,
+      admin: this.admin ? this.admin.url : `http://${h}:${this.config.adminPort}`,
+    };
+  }
+
+  /** Client URLs this node announces (configured, or derived from its configured ports). */
+  clientUrls(): string[] {
+    if (this.config.advertisedUrls.length > 0) return this.config.advertisedUrls;
+    const h = urlHost(this.config.host);
+    return [`tcp://${h}:${this.nativePort ?? this.config.port}`];
+  }
+
+  async start(): Promise<void> {
+    const { config, log } = this;
+    const migrated = await migrate({ connectionString: config.db, logger: log });
+    if (migrated.applied.length > 0) log.info({ applied: migrated.applied }, 'schema migrated');
+    this.lockDb = await this.prepareLockDatabase();
+    await this.store.open();
+    this.locker = this.makeLocker();
+    this.locker.onLost((reason) => this.lost?.(reason));
+    this.admin = await startAdmin(this, log);
+    if (config.users.length === 0) {
+      log.warn({}, 'no users configured: every client is accepted (configure users with --user NAME:PASSWORD)');
+    }
+    this.setRole('slave');
+    this.announceTimer = setInterval(() => void this.announce(), 2000);
+    this.announceTimer.unref();
+    this.loop = this.run();
+  }
+
+  private async prepareLockDatabase(): Promise<string> {
+    const { config, log } = this;
+    if (config.lockDb && config.lockDb === config.db) {
+      log.warn(
+        { lockDb: 'same as db' },
+        'the master lock lives in the message database: VACUUM cannot remove consumed messages while the master holds it (see docs/operations.md; use a separate lock database or --locker lease)',
+      );
+      await migrate({ connectionString: config.db, logger: log });
+      return config.db;
+    }
+    try {
+      return await ensureLockDatabase(config.db, config.lockDb || undefined, log);
+    } catch (err) {
+      log.warn(
+        { err: (err as Error).message },
+        'cannot create or use a separate lock database; the lock lives in the message database, which holds back VACUUM (see docs/operations.md)',
+      );
+      return config.db;
+    }
+  }
+
+  private makeLocker(): Locker {
+    const { config, log } = this;
+    const common = {
+      connectionString: this.lockDb,
+      cluster: config.cluster,
+      node: config.name,
+      keepAliveMs: config.lock.keepAliveMs,
+      leaseMs: config.lock.leaseMs,
+      waitingPollMs: config.lock.waitingPollMs,
+      logger: log.child({ component: 'locker' }),
+    };
+    return config.locker === 'lease' ? new LeaseLocker(common) : new RowLocker(common);
+  }
+
+  private async announce(): Promise<void> {
+    if (this.roleValue === 'stopped') return;
+    try {
+      await this.registry.announce(this.roleValue, this.clientUrls(), this.admin?.url ?? null);
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'node announce failed');
+    }
+  }
+
+  /** The master/slave loop: wait for the lock, serve until it is lost, repeat. */
+  private async run(): Promise<void> {
+    const signal = this.abort.signal;
+    while (!this.stopping) {
+      try {
+        const wait = this.handoverCooldownUntil - Date.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        await this.locker!.acquire(signal);
+      } catch {
+        if (this.stopping) return;
+        continue;
+      }
+      if (this.stopping) break;
+      const lost = new Promise<string>((resolve) => {
+        this.lost = resolve;
+      });
+      try {
+        await this.becomeMaster();
+      } catch (err) {
+        this.log.error({ err: (err as Error).message, code: (err as KeelError).code }, 'takeover failed');
+        await this.stepDown('takeover failed');
+        await new Promise((r) => setTimeout(r, 500));
+        continue;
+      }
+      const fenced = new Promise<string>((resolve) => this.brokerValue?.once('fenced', (e) => resolve(`fenced: ${e.message}`)));
+      const reason = await Promise.race([lost, fenced]);
+      this.lost = null;
+      if (this.stopping) return;
+      const planned = reason === PLANNED_HANDOVER;
+      if (!planned) {
+        this.log.warn({ reason }, 'stopped serving');
+        this.setRole('fenced', { reason });
+      }
+      await this.stepDown(reason, { drain: planned });
+      this.setRole('slave');
+      const done = this.handoverDone;
+      this.handoverDone = null;
+      done?.();
+    }
+  }
+
+  private async becomeMaster(): Promise<void> {
+    const started = Date.now();
+    this.setRole('recovering');
+    const previous = await this.registry.lockHolder().catch(() => null);
+    const reason = previous && previous !== this.name ? `took over from ${previous}` : 'acquired the master lock';
+    const epoch = await this.store.takeOver(this.name, reason);
+    this.takeoverLog.unshift({ at: new Date(), epoch, reason });
+    const broker = new Broker({
+      nodeName: this.name,
+      store: this.store,
+      logger: this.log.child({ component: 'broker' }),
+      redelivery: this.config.redelivery,
+      deadLetter:
+        this.config.deadLetter.strategy === 'shared'
+          ? { strategy: 'shared', queueName: this.config.deadLetter.deadLetterQueue, processExpired: this.config.deadLetter.processExpired }
+          : { strategy: 'individual', queuePrefix: this.config.deadLetter.queuePrefix, processExpired: this.config.deadLetter.processExpired },
+      memoryWindow: this.config.store.pageSize,
+      maxBatchMessages: this.config.store.maxBatchSize,
+      maxMessageSize: this.config.maxFrameSize,
+      onCommit: (s) => this.admin?.metrics?.observeCommit(s),
+    });
+    broker.on('store:error', (err) => this.log.warn({ code: err.code, err: err.message }, 'store unavailable'));
+    await broker.start();
+    this.brokerValue = broker;
+    this.admin?.attachBroker(broker);
+    await this.openListeners(broker);
+    this.scheduleJobs(broker);
+    this.setRole('master', { epoch, takeoverMs: Date.now() - started, reason });
+  }
+
+  private authenticate = async (username?: string, password?: string): Promise<boolean> => {
+    const users = this.config.users;
+    if (users.length === 0) return true;
+    const user = users.find((u) => u.name === username);
+    if (!user || typeof password !== 'string') return false;
+    return verifyPassword(password, user.passwordHash);
+  };
+
+  describe(): { broker: BrokerDescription; brokers: string[] } {
+    return {
+      broker: {
+        name: this.name,
+        cluster: this.config.cluster,
+        role: this.roleValue === 'master' ? 'master' : this.roleValue === 'recovering' ? 'recovering' : this.roleValue === 'fenced' ? 'fenced' : 'slave',
+        epoch: this.epoch,
+        version: KEEL_VERSION,
+      },
+      brokers: this.knownBrokers,
+    };
+  }
+
+  private knownBrokers: string[] = [];
+
+  private async openListeners(broker: Broker): Promise<void> {
+    const { config } = this;
+    try {
+      const nodes = await this.registry.list();
+      this.knownBrokers = [...new Set([...this.clientUrls(), ...nodes.flatMap((n) => n.clientUrls)])];
+    } catch {
+      this.knownBrokers = this.clientUrls();
+    }
+    const native = new NativeListener({
+      broker,
+      host: config.host,
+      port: config.port,
+      logger: this.log.child({ component: 'native' }),
+      maxFrameSize: config.maxFrameSize,
+      heartbeatMs: config.heartbeatMs,
+      authenticate: this.authenticate,
+      describe: () => this.describe(),
+    });
+    const { port } = await native.start();
+    this.nativePort = port;
+    this.listeners.push(native);
+    if (config.stompPort !== false) {
+      const stomp = new StompListener({
+        broker,
+        host: config.host,
+        port: config.stompPort,
+        logger: this.log.child({ component: 'stomp' }),
+        maxFrameSize: config.maxFrameSize,
+        heartbeatMs: config.heartbeatMs,
+        authenticate: this.authenticate,
+        serverName: `Keel/${KEEL_VERSION}`,
+      });
+      const s = await stomp.start();
+      this.stompPort = s.port;
+      this.listeners.push(stomp);
+    }
+    this.log.info({ ...this.endpoints() }, 'listening for clients');
+  }
+
+  private scheduleJobs(broker: Broker): void {
+    const run = (job: string, fn: () => Promise<number>) => async () => {
+      if (this.roleValue !== 'master') return;
+      try {
+        const n = await fn();
+        if (n > 0) this.log.info({ job, count: n }, 'maintenance job done');
+      } catch (err) {
+        this.log.warn({ job, err: (err as Error).message }, 'maintenance job failed');
+      }
+    };
+    this.jobs.push(
+      cron.schedule('*/5 * * * * *', run('expiry-sweep', () => broker.sweepExpired()), { noOverlap: true, name: 'expiry-sweep' }),
+      cron.schedule('*/30 * * * * *', run('topic-cleanup', () => broker.cleanupTopicMessages()), { noOverlap: true, name: 'topic-cleanup' }),
+    );
+  }
+
+  /** Stop serving: close client listeners first (clients fail over), then the broker. */
+  private async stepDown(reason: string, options: { drain?: boolean } = {}): Promise<void> {
+    for (const j of this.jobs) await Promise.resolve(j.stop()).catch(() => {});
+    this.jobs = [];
+    const listeners = this.listeners;
+    this.listeners = [];
+    await Promise.all(listeners.map((l) => l.stop().catch(() => {})));
+    this.nativePort = null;
+    this.stompPort = null;
+    const broker = this.brokerValue;
+    this.brokerValue = null;
+    this.admin?.attachBroker(null);
+    if (broker) await broker.stop({ drain: options.drain }).catch(() => {});
+    await this.locker?.release().catch(() => {});
+    this.log.info({ reason }, 'stepped down');
+  }
+
+  private handoverDone: (() => void) | null = null;
+
+  /** Planned hand-over: stop taking work, finish in-flight commits, release the lock, wait a while. */
+  async handover(): Promise<void> {
+    if (this.roleValue !== 'master' || !this.lost) throw new NotMasterError(`${this.name} is not the master`);
+    this.log.info({}, 'planned hand-over: finishing in-flight work and passing the lock on');
+    this.handoverCooldownUntil = Date.now() + Math.max(2000, this.config.lock.leaseMs * 2);
+    const done = new Promise<void>((resolve) => {
+      this.handoverDone = resolve;
+    });
+    this.lost(PLANNED_HANDOVER);
+    await done;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.announceTimer) clearInterval(this.announceTimer);
+    this.setRole('stopping');
+    this.abort.abort(new Error('node stopping'));
+    this.lost?.('node stopping');
+    await this.stepDown('node stopping', { drain: true });
+    await this.loop?.catch(() => {});
+    await this.locker?.close().catch(() => {});
+    await this.admin?.close().catch(() => {});
+    await this.registry.announce('stopped', this.clientUrls(), null).catch(() => {});
+    this.roleValue = 'stopped';
+    this.log.info({ role: 'stopped' }, 'node stopped');
+    await this.store.close().catch(() => {});
+    await this.pool.end().catch(() => {});
+  }
+}
+
+export async function startNode(config: NodeConfig, logger: NodeLogger): Promise<RunningNode> {
+  const node = new KeelNode(config, logger);
+  await node.start();
+  return node;
+}

@@ -1,0 +1,222 @@
+import type { Locker } from '@keel/core';
+import { InvalidArgumentError } from '@keel/protocol';
+import { Client } from 'pg';
+import { sqlState } from './pg-errors';
+
+export interface LockerLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+export interface RowLockerOptions {
+  /** Lock database URL (`<database>_lock` by default, see DESIGN.md). */
+  connectionString: string;
+  cluster: string;
+  node: string;
+  /** The master runs a keep-alive statement on the lock session this often. */
+  keepAliveMs?: number;
+  /**
+   * idle_in_transaction_session_timeout of the lock session: a frozen master loses its session (and
+   * so the lock) after this long. A keep-alive that overruns it makes the master fence itself.
+   */
+  leaseMs?: number;
+  /** lock_timeout of each waiting attempt: waiting nodes stay responsive to shutdown. */
+  waitingPollMs?: number;
+  logger?: LockerLogger;
+}
+
+export const ROW_LOCKER_DEFAULTS = Object.freeze({ keepAliveMs: 500, leaseMs: 2000, waitingPollMs: 500 });
+
+const SILENT: LockerLogger = { debug() {}, info() {}, warn() {} };
+
+export function lockerOptions<T extends { keepAliveMs?: number; leaseMs?: number; waitingPollMs?: number }>(o: T) {
+  const keepAliveMs = o.keepAliveMs ?? ROW_LOCKER_DEFAULTS.keepAliveMs;
+  const leaseMs = o.leaseMs ?? ROW_LOCKER_DEFAULTS.leaseMs;
+  const waitingPollMs = o.waitingPollMs ?? ROW_LOCKER_DEFAULTS.waitingPollMs;
+  if (!(keepAliveMs > 0)) throw new InvalidArgumentError('locker: keepAliveMs must be > 0');
+  if (!(leaseMs > keepAliveMs)) throw new InvalidArgumentError('locker: leaseMs must be greater than keepAliveMs');
+  if (!(waitingPollMs > 0)) throw new InvalidArgumentError('locker: waitingPollMs must be > 0');
+  return { keepAliveMs, leaseMs, waitingPollMs };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(t);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * ActiveMQ's JDBC master lock on Postgres: the lock session runs
+ * `BEGIN; SELECT … FROM activemq_lock WHERE cluster = $1 FOR UPDATE` and keeps that transaction
+ * open. Waiting nodes run the same statement under a short lock_timeout in a loop. The lock session
+ * is a dedicated pg.Client (never pooled) with TCP keepalives and idle_in_transaction_session_timeout
+ * = leaseMs, and the master runs `SELECT 1` on it every keepAliveMs: a master that freezes or loses
+ * Postgres loses its session, and the lock passes on within about leaseMs.
+ */
+export class RowLocker implements Locker {
+  readonly kind = 'row' as const;
+  private readonly opts: Required<Omit<RowLockerOptions, 'logger'>>;
+  private readonly log: LockerLogger;
+  private client: Client | null = null;
+  private heldFlag = false;
+  private keepAliveTimer: NodeJS.Timeout | null = null;
+  private lostHandlers: ((reason: string) => void)[] = [];
+  private lastKeepAliveOk = 0;
+
+  constructor(options: RowLockerOptions) {
+    this.opts = { ...options, ...lockerOptions(options) };
+    this.log = options.logger ?? SILENT;
+  }
+
+  get held(): boolean {
+    return this.heldFlag;
+  }
+
+  onLost(handler: (reason: string) => void): void {
+    this.lostHandlers.push(handler);
+  }
+
+  private async connect(): Promise<Client> {
+    const client = new Client({
+      connectionString: this.opts.connectionString,
+      application_name: `keel-lock:${this.opts.cluster}:${this.opts.node}`.slice(0, 63),
+      keepAlive: true,
+      keepAliveInitialDelayMillis: Math.max(1000, this.opts.leaseMs),
+      connectionTimeoutMillis: Math.max(2000, this.opts.leaseMs),
+    });
+    client.on('error', (err) => {
+      this.log.warn({ err: err.message }, 'lock session error');
+      if (this.heldFlag) this.lose(`lock session error: ${err.message}`);
+    });
+    client.on('end', () => {
+      if (this.heldFlag) this.lose('lock session ended');
+    });
+    await client.connect();
+    await client.query(
+      `SET idle_in_transaction_session_timeout = ${Math.round(this.opts.leaseMs)}; SET statement_timeout = 0; SET tcp_keepalives_idle = ${Math.max(1, Math.round(this.opts.leaseMs / 1000))}; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = 2`,
+    );
+    await client.query('INSERT INTO activemq_lock (cluster) VALUES ($1) ON CONFLICT (cluster) DO NOTHING', [this.opts.cluster]);
+    return client;
+  }
+
+  async acquire(signal: AbortSignal): Promise<void> {
+    if (this.heldFlag) return;
+    let backoff = 100;
+    while (!signal.aborted) {
+      try {
+        if (!this.client) this.client = await this.connect();
+        const c = this.client;
+        await c.query('BEGIN');
+        await c.query(`SET LOCAL lock_timeout = ${Math.round(this.opts.waitingPollMs)}`);
+        try {
+          await c.query('SELECT cluster FROM activemq_lock WHERE cluster = $1 FOR UPDATE', [this.opts.cluster]);
+        } catch (err) {
+          await c.query('ROLLBACK').catch(() => {});
+          if (sqlState(err) === '55P03') continue; // lock_not_available: someone else is master
+          throw err;
+        }
+        // Held. lock_timeout was LOCAL to this transaction, so it stays in force; reset it.
+        await c.query('SET LOCAL lock_timeout = 0');
+        await c.query('UPDATE activemq_lock SET broker_name = $2 WHERE cluster = $1', [this.opts.cluster, this.opts.node]);
+        if (signal.aborted) {
+          await c.query('ROLLBACK').catch(() => {});
+          break;
+        }
+        this.heldFlag = true;
+        this.lastKeepAliveOk = Date.now();
+        this.startKeepAlive();
+        this.log.info({ cluster: this.opts.cluster }, 'master lock acquired');
+        return;
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'lock attempt failed; retrying');
+        await this.dropClient();
+        await sleep(backoff, signal).catch(() => {});
+        backoff = Math.min(backoff * 2, 2000);
+      }
+    }
+    throw signal.reason ?? new Error('lock acquisition aborted');
+  }
+
+  private startKeepAlive(): void {
+    this.stopKeepAlive();
+    const tick = async (): Promise<void> => {
+      if (!this.heldFlag || !this.client) return;
+      const started = Date.now();
+      // A keep-alive that comes back later than the lease means Postgres may already have ended our
+      // session and another node may be master: fence ourselves either way.
+      const timer = setTimeout(() => this.lose(`keep-alive did not answer within ${this.opts.leaseMs} ms`), this.opts.leaseMs);
+      try {
+        await this.client.query('SELECT 1');
+        clearTimeout(timer);
+        const now = Date.now();
+        if (now - this.lastKeepAliveOk > this.opts.leaseMs) {
+          this.lose(`keep-alive overran the lease (${now - this.lastKeepAliveOk} ms since the last one)`);
+          return;
+        }
+        this.lastKeepAliveOk = started;
+      } catch (err) {
+        clearTimeout(timer);
+        this.lose(`keep-alive failed: ${(err as Error).message}`);
+        return;
+      }
+      if (this.heldFlag) this.keepAliveTimer = setTimeout(() => void tick(), this.opts.keepAliveMs);
+    };
+    this.keepAliveTimer = setTimeout(() => void tick(), this.opts.keepAliveMs);
+  }
+
+  private stopKeepAlive(): void {
+    if (this.keepAliveTimer) clearTimeout(this.keepAliveTimer);
+    this.keepAliveTimer = null;
+  }
+
+  private lose(reason: string): void {
+    if (!this.heldFlag) return;
+    this.heldFlag = false;
+    this.stopKeepAlive();
+    this.log.warn({ reason }, 'master lock lost');
+    void this.dropClient();
+    for (const h of this.lostHandlers) {
+      try {
+        h(reason);
+      } catch {
+        // handlers must not break the locker
+      }
+    }
+  }
+
+  private async dropClient(): Promise<void> {
+    const c = this.client;
+    this.client = null;
+    if (!c) return;
+    // end() waits for the server; a frozen or unreachable one must not hold us.
+    const ended = c.end().catch(() => {});
+    const conn = (c as unknown as { connection?: { stream?: { destroy(): void } } }).connection;
+    await Promise.race([ended, new Promise((r) => setTimeout(r, 500))]);
+    conn?.stream?.destroy();
+  }
+
+  async release(): Promise<void> {
+    const wasHeld = this.heldFlag;
+    this.heldFlag = false;
+    this.stopKeepAlive();
+    if (this.client && wasHeld) {
+      await this.client.query('ROLLBACK').catch(() => {});
+      this.log.info({ cluster: this.opts.cluster }, 'master lock released');
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.release();
+    await this.dropClient();
+  }
+}
