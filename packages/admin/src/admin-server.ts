@@ -1,7 +1,14 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import type { Broker } from '@keel/core';
-import { InvalidArgumentError, KeelError, type Message, NotMasterError, type Properties } from '@keel/protocol';
+import type { Broker, ConnectionSummary } from '@keel/core';
+import {
+  InvalidArgumentError,
+  KeelError,
+  MAX_DESTINATION_NAME_LENGTH,
+  type Message,
+  NotMasterError,
+  type Properties,
+} from '@keel/protocol';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyReply } from 'fastify';
 import type { AdminContext, QueueView } from './admin-context';
 import { ADMIN_AUTH_REALM, AdminAuth, type AdminAuthOptions, type RouteAccess } from './admin-auth';
@@ -97,7 +104,10 @@ export function buildAdminServer(ctx: AdminContext, options: AdminServerOptions 
   const app = Fastify({
     ...(options.logger ? { loggerInstance: fastifyLogger(options.logger) } : { logger: false }),
     bodyLimit,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    // Percent-encoded destination names may be up to 3 bytes per character.
+    routerOptions: { maxParamLength: MAX_DESTINATION_NAME_LENGTH * 3 },
+    // Unknown properties are refused (400), not silently dropped.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false, allowUnionTypes: true } },
     schemaErrorFormatter: (errors, dataVar) => new Error(errors.map((e) => describeSchemaError(dataVar, e)).join('; ')),
   });
 
@@ -565,7 +575,7 @@ function adminRoutes(ctx: AdminContext, auth: AdminAuth, metrics: KeelMetrics): 
       },
       async () => {
         const b = serving();
-        return { readOnly: b === null, connections: b ? b.listConnections().filter((c) => c.protocol !== 'internal') : [] };
+        return { readOnly: b === null, connections: b ? clientConnections(b) : [] };
       },
     );
 
@@ -581,6 +591,12 @@ function adminRoutes(ctx: AdminContext, auth: AdminAuth, metrics: KeelMetrics): 
       },
     );
   };
+}
+
+/** Connections, without the one the broker opens for its own sends (admin sends). */
+export function clientConnections(b: Broker): ConnectionSummary[] {
+  const own = `${b.nodeName}-internal`;
+  return b.listConnections().filter((c) => !(c.protocol === 'internal' && c.clientId === own));
 }
 
 function toMessage(destination: string, body: SendBody): Message {

@@ -213,8 +213,9 @@ export class KeelMetrics {
     this.connections.reset();
     if (broker) {
       const byProtocol = new Map<string, number>();
+      const own = `${broker.nodeName}-internal`; // the broker's own connection for admin sends
       for (const c of broker.listConnections()) {
-        if (c.protocol === 'internal') continue;
+        if (c.protocol === 'internal' && c.clientId === own) continue;
         byProtocol.set(c.protocol, (byProtocol.get(c.protocol) ?? 0) + 1);
       }
       for (const [protocol, n] of byProtocol) this.connections.set({ protocol }, n);

@@ -372,6 +372,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     if (!message.expiration) message.expiration = 0;
     if (!message.properties) message.properties = {};
     message.persistent = message.persistent === true;
+    checkNoNul(message);
     return dest;
   }
 
@@ -634,6 +635,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       conn,
       (d) => {
         conn.messagesOut += 1;
+        this.emit('message:out', { destination: d.message.destination });
         sink(d);
       },
       options.noLocal ? conn.id : undefined,
@@ -1159,6 +1161,17 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
 
   private assertRunning(): void {
     if (!this.running) throw new NotMasterError(`broker ${this.nodeName} is not serving`);
+  }
+}
+
+/** Postgres jsonb refuses U+0000; refuse such a message here rather than fail its whole commit round. */
+function checkNoNul(message: Message): void {
+  const bad = (v: unknown): boolean => typeof v === 'string' && v.includes('\u0000');
+  for (const k of ['correlationId', 'replyTo', 'type', 'producerId'] as const) {
+    if (bad(message[k])) throw new InvalidArgumentError(`header ${k} contains a NUL character`);
+  }
+  for (const [k, v] of Object.entries(message.properties)) {
+    if (bad(k) || bad(v)) throw new InvalidArgumentError(`property ${JSON.stringify(k)} contains a NUL character`);
   }
 }
 

@@ -3,3 +3,5 @@ export * from './config';
 export * from './logger';
 export * from './native/native-listener';
 export * from './stomp/stomp-listener';
+export * from './node';
+export * from './node-registry';

@@ -128,7 +128,7 @@ export class KeelNode implements RunningNode {
     return {
       native: this.nativePort !== null ? `tcp://${h}:${this.nativePort}` : null,
       stomp: this.stompPort !== null ? `stomp://${h}:${this.stompPort}` : null,
-      admin: this.admin ? this.admin.url : `http://${h}:${this.config.adminPort}`,
+      admin: `http://${h}:${this.config.adminPort}`,
     };
   }
 

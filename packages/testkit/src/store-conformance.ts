@@ -467,6 +467,19 @@ export function storeConformanceSuite(name: string, makeStore: StoreFactory): vo
       });
     });
 
+    describe('headers', () => {
+      it('a message whose headers hold U+0000 fails its batch, which writes nothing', async () => {
+        const q = await store.ensureDestination('queue', 'nul');
+        const good = makeMessage(q);
+        const bad = makeMessage(q);
+        bad.headers.properties = { k: 'a\u0000b' };
+        const err = await rejection(store.commit(batch({ inserts: [good, bad], txOutcomes: ['nul-tx'] })));
+        expect(KeelError.isInstance(err)).toBe(true);
+        expect(await store.countMessages(q)).toBe(0);
+        expect(await store.txCommitted('nul-tx')).toBe(false);
+      });
+    });
+
     describe('epochs and fencing', () => {
       it('a cluster never taken over is at epoch 0 and accepts writes at epoch 0', async () => {
         expect(await store.readEpoch()).toBe(0);

@@ -358,6 +358,15 @@ export class MemoryStore implements Store {
       }
       newIds.add(m.id);
     }
+    for (const h of [...batch.inserts, ...batch.moves]) {
+      // Postgres jsonb refuses U+0000 in strings; refuse it here too so both stores agree.
+      if (JSON.stringify(h.headers).includes('\\u0000')) {
+        throw new StoreError(
+          `message ${h.id}: headers contain U+0000, which jsonb cannot store`,
+          'STORE_ERROR',
+        );
+      }
+    }
     const newEntries = new Set<string>();
     for (const e of batch.subEntries) {
       const key = `${e.subId}:${e.msgId}`;

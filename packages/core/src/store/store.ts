@@ -57,6 +57,11 @@ export interface SubEntry {
  * subEntries, moves, deliveryCounts, subDeliveryCounts, deletes, subEntryDeletes, producers,
  * txOutcomes. The transaction first checks that the cluster's epoch is still `epoch` and aborts
  * with FencedError otherwise.
+ *
+ * All or nothing: an insert whose id (or a sub entry whose (subId, msgId)) already exists fails the
+ * whole batch with a StoreError. Headers are stored as JSON (Postgres jsonb), so they must not hold
+ * U+0000 in any string; such a message fails its whole batch too, so reject it at ingest. Several
+ * changes to one row in a batch: the last one wins; producers keep their highest sequence.
  */
 export interface StoreBatch {
   inserts: StoredMessage[];
@@ -134,22 +139,34 @@ export interface Store {
   readonly epoch: number;
   takeovers(limit: number): Promise<TakeoverRecord[]>;
 
-  /** Find or create a destination row; returns its id. Not fenced (idempotent). */
+  /** Find or create a destination row; returns its id. Not fenced (idempotent, race-safe). */
   ensureDestination(type: StoredDestinationType, name: string): Promise<number>;
+  /**
+   * Delete a destination with its messages, the durable subscriptions on it and their entries.
+   * Fenced like commit. A destination of another cluster, or none, is left alone.
+   */
   deleteDestination(id: number): Promise<void>;
   loadDestinations(): Promise<DestinationRecord[]>;
 
-  ensureDurableSubscription(
-    sub: Omit<DurableSubscriptionRecord, 'id'>,
-  ): Promise<DurableSubscriptionRecord>;
+  /**
+   * Find (by clientId and name) or create a durable subscription. An existing one is returned
+   * unchanged: the broker compares its topic/selector and deletes and recreates it when they
+   * changed, as ActiveMQ does. Not fenced (idempotent, race-safe).
+   */
+  ensureDurableSubscription(sub: Omit<DurableSubscriptionRecord, 'id'>): Promise<DurableSubscriptionRecord>;
+  /** Delete a durable subscription and its entries (not the messages: see cleanupTopicMessages). Fenced. */
   deleteDurableSubscription(id: number): Promise<void>;
   loadDurableSubscriptions(): Promise<DurableSubscriptionRecord[]>;
 
   /** Messages of a destination in delivery order, after `cursor` (exclusive), at most `limit`. */
   pageMessages(destId: number, cursor: PageCursor | null, limit: number): Promise<StoredMessage[]>;
-  /** The messages a durable subscription still has to receive, in delivery order. */
+  /**
+   * The messages a durable subscription still has to receive, in delivery order of its entries.
+   * `priority` and `deliveryCount` of each result are the entry's (the cursor is over those).
+   */
   pageSubscription(subId: number, cursor: PageCursor | null, limit: number): Promise<StoredMessage[]>;
   countMessages(destId: number): Promise<number>;
+  /** Number of entries the subscription still holds. */
   countSubscription(subId: number): Promise<number>;
   getMessage(id: number): Promise<StoredMessage | null>;
 
@@ -158,11 +175,15 @@ export interface Store {
   /** Whether a client transaction with this id committed. */
   txCommitted(txId: string): Promise<boolean>;
 
-  /** Apply one group-commit round atomically; rejects with FencedError on an epoch mismatch. */
+  /**
+   * Apply one group-commit round atomically; rejects with FencedError on an epoch mismatch (a
+   * cluster that was never taken over is at epoch 0, so a store that never called takeOver may
+   * write to it) and with StoreError (`retryable` set from the cause) otherwise.
+   */
   commit(batch: StoreBatch): Promise<void>;
 
-  /** Ids of stored messages expired at `now` (ms), at most `limit`. */
+  /** Stored messages of this cluster expired at `now` (ms), earliest expiration first, at most `limit`. */
   expiredMessages(now: number, limit: number): Promise<StoredMessage[]>;
-  /** Delete topic messages no durable subscription references any more; returns how many. */
+  /** Delete topic messages no durable subscription references any more; returns how many. Not fenced (always safe). */
   cleanupTopicMessages(): Promise<number>;
 }

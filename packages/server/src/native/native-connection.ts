@@ -208,14 +208,21 @@ export class NativeConnection {
     try {
       wait = this.handle(frame);
     } catch (err) {
-      this.logger.warn({ conn: this.conn?.id, err: errorText(err), frame: FrameType[frame.type] }, 'native frame handler failed');
-      this.fail(KeelError.isInstance(err) ? err : new KeelError('INTERNAL', 'internal error handling a frame'));
+      this.logger.warn(
+        { conn: this.conn?.id, err: errorText(err), frame: FrameType[frame.type] },
+        'native frame handler failed',
+      );
+      this.fail(
+        KeelError.isInstance(err) ? err : new KeelError('INTERNAL', 'internal error handling a frame'),
+      );
       return;
     }
     if (wait) {
       this.blocked = true;
       wait
-        .catch((err) => this.logger.warn({ conn: this.conn?.id, err: errorText(err) }, 'native frame handler failed'))
+        .catch((err) =>
+          this.logger.warn({ conn: this.conn?.id, err: errorText(err) }, 'native frame handler failed'),
+        )
         .finally(() => {
           this.blocked = false;
           this.pump();
@@ -228,7 +235,11 @@ export class NativeConnection {
     if (!this.readPaused && (queued >= MAX_QUEUED_FRAMES || this.pendingRequests >= MAX_PENDING_REQUESTS)) {
       this.readPaused = true;
       this.socket.pause();
-    } else if (this.readPaused && queued < MAX_QUEUED_FRAMES / 2 && this.pendingRequests < MAX_PENDING_REQUESTS / 2) {
+    } else if (
+      this.readPaused &&
+      queued < MAX_QUEUED_FRAMES / 2 &&
+      this.pendingRequests < MAX_PENDING_REQUESTS / 2
+    ) {
       this.readPaused = false;
       this.lastReadAt = Date.now();
       if (this.state !== 'closed') this.socket.resume();
@@ -335,7 +346,9 @@ export class NativeConnection {
     // Frame size: the smaller limit holds in both directions.
     const clientMax = hello.maxFrameSize;
     this.maxFrameSizeOut =
-      clientMax !== undefined && clientMax > 0 ? Math.min(clientMax, this.options.maxFrameSize) : this.options.maxFrameSize;
+      clientMax !== undefined && clientMax > 0
+        ? Math.min(clientMax, this.options.maxFrameSize)
+        : this.options.maxFrameSize;
 
     this.state = 'open';
     this.options.onOpen?.(this);
@@ -352,11 +365,19 @@ export class NativeConnection {
       maxFrameSize: this.maxFrameSizeOut,
     });
     if (this.heartbeatMs > 0) {
-      this.heartbeatTimer = setInterval(() => this.heartbeatTick(), Math.max(1, Math.floor(this.heartbeatMs / 2)));
+      this.heartbeatTimer = setInterval(
+        () => this.heartbeatTick(),
+        Math.max(1, Math.floor(this.heartbeatMs / 2)),
+      );
       this.heartbeatTimer.unref();
     }
     this.logger.info(
-      { clientId: conn.clientId, username: hello.username ?? null, heartbeatMs: this.heartbeatMs, protocolVersion: version },
+      {
+        clientId: conn.clientId,
+        username: hello.username ?? null,
+        heartbeatMs: this.heartbeatMs,
+        protocolVersion: version,
+      },
       'native connection opened',
     );
   }
@@ -379,7 +400,9 @@ export class NativeConnection {
     const s = this.sessions.get(frame.channel);
     if (s) return s;
     this.fail(
-      new ProtocolError(`${FrameType[frame.type]} frame on channel ${frame.channel}, which has no open session`),
+      new ProtocolError(
+        `${FrameType[frame.type]} frame on channel ${frame.channel}, which has no open session`,
+      ),
     );
     return null;
   }
@@ -395,7 +418,9 @@ export class NativeConnection {
       return;
     }
     if (this.sessions.has(frame.channel)) {
-      this.fail(new ProtocolError(`SESSION_OPEN on channel ${frame.channel}, which already has an open session`));
+      this.fail(
+        new ProtocolError(`SESSION_OPEN on channel ${frame.channel}, which already has an open session`),
+      );
       return;
     }
     this.sessions.set(frame.channel, {
@@ -474,7 +499,12 @@ export class NativeConnection {
           type: FrameType.Message,
           channel,
           consumerId: frame.consumerId,
-          message: { ...m.message, messageId: m.id, deliveryCount: m.deliveryCount, redelivered: m.redelivered },
+          message: {
+            ...m.message,
+            messageId: m.id,
+            deliveryCount: m.deliveryCount,
+            redelivered: m.redelivered,
+          },
         });
       }
     });
@@ -494,7 +524,9 @@ export class NativeConnection {
   private onRemoveDurable(frame: RemoveDurableFrame): Promise<void> | undefined {
     if (!this.anyChannel(frame)) return;
     const conn = this.conn!;
-    return this.run(frame.channel, frame.receiptId, () => this.broker.removeDurable(conn.clientId, frame.durableName));
+    return this.run(frame.channel, frame.receiptId, () =>
+      this.broker.removeDurable(conn.clientId, frame.durableName),
+    );
   }
 
   /** A consumer's delivery: one MESSAGE frame on the consumer's session channel. */
@@ -538,7 +570,10 @@ export class NativeConnection {
     if (!this.session(frame)) return;
     const conn = this.conn!;
     this.run(frame.channel, frame.receiptId, () =>
-      this.broker.ack(conn, frame.consumerId, frame.messageIds, { cumulative: frame.cumulative, txId: frame.txId }),
+      this.broker.ack(conn, frame.consumerId, frame.messageIds, {
+        cumulative: frame.cumulative,
+        txId: frame.txId,
+      }),
     );
     return;
   }
@@ -546,7 +581,9 @@ export class NativeConnection {
   private onNack(frame: NackFrame): undefined {
     if (!this.session(frame)) return;
     const conn = this.conn!;
-    this.run(frame.channel, frame.receiptId, () => this.broker.nack(conn, frame.consumerId, frame.messageIds));
+    this.run(frame.channel, frame.receiptId, () =>
+      this.broker.nack(conn, frame.consumerId, frame.messageIds),
+    );
     return;
   }
 
@@ -706,7 +743,10 @@ export class NativeConnection {
     try {
       buf = encodeFrame(frame);
     } catch (err) {
-      this.logger.warn({ err: errorText(err), frame: FrameType[frame.type] }, 'native frame could not be encoded');
+      this.logger.warn(
+        { err: errorText(err), frame: FrameType[frame.type] },
+        'native frame could not be encoded',
+      );
       return;
     }
     this.write(buf);
@@ -743,7 +783,10 @@ export class NativeConnection {
       const ms = this.options.slowConsumerTimeoutMs;
       this.slowTimer = setTimeout(() => {
         if (!this.congested || this.state === 'closed') return;
-        this.logger.warn({ slowConsumerTimeoutMs: ms, buffered: this.socket.writableLength }, 'slow consumer cut');
+        this.logger.warn(
+          { slowConsumerTimeoutMs: ms, buffered: this.socket.writableLength },
+          'slow consumer cut',
+        );
         this.destroy();
       }, ms);
       this.slowTimer.unref();
@@ -760,7 +803,14 @@ export class NativeConnection {
     if (this.state === 'closing' || this.state === 'closed') return;
     const e = KeelError.isInstance(err) ? err : new KeelError('INTERNAL', 'internal error');
     this.logger.warn({ conn: this.conn?.id, code: e.code, err: e.message }, 'native connection failed');
-    this.send({ type: FrameType.Error, channel: 0, code: e.code, message: e.message, retryable: e.retryable, fatal: true });
+    this.send({
+      type: FrameType.Error,
+      channel: 0,
+      code: e.code,
+      message: e.message,
+      retryable: e.retryable,
+      fatal: true,
+    });
     this.close(e.code);
   }
 

@@ -3,8 +3,8 @@ import { Broker, MemoryDatabase, MemoryStore, type Store } from '@keel/core';
 import {
   type BrokerDescription,
   type DeliveredMessage,
-  encodeFrame,
   type ErrorFrame,
+  encodeFrame,
   type Frame,
   FrameDecoder,
   FrameType,
@@ -20,7 +20,13 @@ import { useTestDatabase } from '@keel/testkit';
 import { Client } from 'pg';
 import { NativeListener, type NativeListenerOptions } from './native-listener';
 
-const DESCRIPTION: BrokerDescription = { name: 'node-1', cluster: 'test', role: 'master', epoch: 1, version: '0.1.0' };
+const DESCRIPTION: BrokerDescription = {
+  name: 'node-1',
+  cluster: 'test',
+  role: 'master',
+  epoch: 1,
+  version: '0.1.0',
+};
 const BROKERS = ['tcp://127.0.0.1:61616'];
 
 /** A raw native client built from the codec only (not the client library). */
@@ -73,7 +79,13 @@ class RawClient {
 
   async handshake(hello: Partial<HelloFrame> = {}): Promise<WelcomeFrame | ErrorFrame> {
     this.socket.write(PROTOCOL_HEADER);
-    this.send({ type: FrameType.Hello, channel: 0, protocolVersion: PROTOCOL_VERSION, heartbeatMs: 0, ...hello });
+    this.send({
+      type: FrameType.Hello,
+      channel: 0,
+      protocolVersion: PROTOCOL_VERSION,
+      heartbeatMs: 0,
+      ...hello,
+    });
     return (await this.take((f) => f.type === FrameType.Welcome || f.type === FrameType.Error)) as
       | WelcomeFrame
       | ErrorFrame;
@@ -98,7 +110,10 @@ class RawClient {
   take(pred: (f: Frame) => boolean, timeoutMs = 5000): Promise<Frame> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new Error(`timed out; frames so far: ${this.frames.map((f) => FrameType[f.type]).join(',')}`)),
+        () =>
+          reject(
+            new Error(`timed out; frames so far: ${this.frames.map((f) => FrameType[f.type]).join(',')}`),
+          ),
         timeoutMs,
       );
       const check = (): void => {
@@ -144,14 +159,21 @@ class RawClient {
 
   messages(consumerId?: string): DeliveredMessage[] {
     return this.frames
-      .filter((f): f is MessageFrame => f.type === FrameType.Message && (consumerId === undefined || f.consumerId === consumerId))
+      .filter(
+        (f): f is MessageFrame =>
+          f.type === FrameType.Message && (consumerId === undefined || f.consumerId === consumerId),
+      )
       .map((f) => f.message);
   }
 
   async waitMessages(n: number, consumerId?: string): Promise<DeliveredMessage[]> {
     for (let i = 0; i < 500 && this.messages(consumerId).length < n; i++) {
       await new Promise<void>((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`timed out waiting for ${n} messages, got ${this.messages(consumerId).length}`)), 5000);
+        const t = setTimeout(
+          () =>
+            reject(new Error(`timed out waiting for ${n} messages, got ${this.messages(consumerId).length}`)),
+          5000,
+        );
         this.waiters.push(() => {
           clearTimeout(t);
           resolve();
@@ -209,7 +231,11 @@ interface Harness {
 async function startBroker(store: Store): Promise<Broker> {
   await store.open();
   await store.takeOver('node-1', 'test');
-  const broker = new Broker({ nodeName: 'node-1', store, redelivery: { initialRedeliveryDelay: 0, redeliveryDelay: 0 } });
+  const broker = new Broker({
+    nodeName: 'node-1',
+    store,
+    redelivery: { initialRedeliveryDelay: 0, redeliveryDelay: 0 },
+  });
   await broker.start();
   return broker;
 }
@@ -318,7 +344,10 @@ describe('NativeListener handshake', () => {
   it('answers a client with no common protocol version with UNSUPPORTED_VERSION', async () => {
     const h = await harness();
     const c = await h.connect();
-    const e = await c.handshake({ protocolVersion: PROTOCOL_VERSION + 5, minProtocolVersion: PROTOCOL_VERSION + 3 });
+    const e = await c.handshake({
+      protocolVersion: PROTOCOL_VERSION + 5,
+      minProtocolVersion: PROTOCOL_VERSION + 3,
+    });
     expect(e).toMatchObject({ type: FrameType.Error, code: 'UNSUPPORTED_VERSION', fatal: true });
     await c.closedPromise;
     expect(h.broker.listConnections()).toHaveLength(0);
@@ -340,9 +369,11 @@ describe('NativeListener handshake', () => {
 
   it('closes a socket that does not complete the handshake in time', async () => {
     const h = await harness({ handshakeTimeoutMs: 100 });
+    const serverClosed = new Promise((resolve) => h.listener.once('client:close', resolve));
     const c = await h.connect();
     expect(await c.fatalError()).toMatchObject({ code: 'TIMEOUT' });
     await c.closedPromise;
+    expect(await serverClosed).toEqual({ connectionId: null, remoteAddress: expect.any(String) });
     expect(h.listener.connectionCount).toBe(0);
   });
 });
@@ -357,16 +388,36 @@ describe('NativeListener messaging', () => {
     await producer.openSession(1);
     for (const t of ['a', 'b']) {
       const rid = producer.nextReceiptId();
-      producer.send({ type: FrameType.Send, channel: 1, receiptId: rid, message: msg('queue://orders', t, { properties: { n: 1 } }) });
-      expect(await producer.answer(rid)).toMatchObject({ type: FrameType.Receipt, channel: 1, receiptId: rid });
+      producer.send({
+        type: FrameType.Send,
+        channel: 1,
+        receiptId: rid,
+        message: msg('queue://orders', t, { properties: { n: 1 } }),
+      });
+      expect(await producer.answer(rid)).toMatchObject({
+        type: FrameType.Receipt,
+        channel: 1,
+        receiptId: rid,
+      });
     }
     const got = await consumer.waitMessages(2);
     expect(texts(got)).toEqual(['a', 'b']);
-    expect(got[0]).toMatchObject({ destination: 'queue://orders', persistent: true, properties: { n: 1 }, redelivered: false, deliveryCount: 0 });
+    expect(got[0]).toMatchObject({
+      destination: 'queue://orders',
+      persistent: true,
+      properties: { n: 1 },
+      redelivered: false,
+      deliveryCount: 0,
+    });
     const frames = consumer.frames.filter((f) => f.type === FrameType.Message) as MessageFrame[];
     expect(frames.every((f) => f.channel === 3 && f.consumerId === 'k1')).toBe(true);
     // Acknowledged with a receipt: the queue is empty afterwards.
-    await consumer.expectReceipt({ type: FrameType.Ack, channel: 3, consumerId: 'k1', messageIds: got.map((m) => m.messageId) });
+    await consumer.expectReceipt({
+      type: FrameType.Ack,
+      channel: 3,
+      consumerId: 'k1',
+      messageIds: got.map((m) => m.messageId),
+    });
     expect(h.broker.getQueue('orders')).toMatchObject({ depth: 0, inflight: 0 });
   });
 
@@ -378,7 +429,11 @@ describe('NativeListener messaging', () => {
     const producer = await h.open();
     await producer.openSession(1);
     for (let i = 0; i < 6; i++) {
-      await producer.expectReceipt({ type: FrameType.Send, channel: 1, message: msg('queue://credit', `m${i}`) });
+      await producer.expectReceipt({
+        type: FrameType.Send,
+        channel: 1,
+        message: msg('queue://credit', `m${i}`),
+      });
     }
     await consumer.waitMessages(2);
     await consumer.ping();
@@ -390,7 +445,12 @@ describe('NativeListener messaging', () => {
     expect(consumer.messages()).toHaveLength(3);
 
     const first = consumer.messages()[0]!;
-    await consumer.expectReceipt({ type: FrameType.Ack, channel: 1, consumerId: 'k', messageIds: [first.messageId] });
+    await consumer.expectReceipt({
+      type: FrameType.Ack,
+      channel: 1,
+      consumerId: 'k',
+      messageIds: [first.messageId],
+    });
     await consumer.waitMessages(4);
     await consumer.ping();
     expect(texts(consumer.messages())).toEqual(['m0', 'm1', 'm2', 'm3']);
@@ -401,7 +461,11 @@ describe('NativeListener messaging', () => {
     const producer = await h.open();
     await producer.openSession(1);
     for (let i = 0; i < 5; i++) {
-      await producer.expectReceipt({ type: FrameType.Send, channel: 1, message: msg('queue://cumul', `m${i}`) });
+      await producer.expectReceipt({
+        type: FrameType.Send,
+        channel: 1,
+        message: msg('queue://cumul', `m${i}`),
+      });
     }
     const consumer = await h.open();
     await consumer.openSession(1);
@@ -434,7 +498,12 @@ describe('NativeListener messaging', () => {
     await c.expectReceipt({ type: FrameType.Send, channel: 1, message: msg('queue://nack', 'x') });
     const [first] = await c.waitMessages(1);
     expect(first).toMatchObject({ redelivered: false, deliveryCount: 0 });
-    await c.expectReceipt({ type: FrameType.Nack, channel: 1, consumerId: 'k', messageIds: [first!.messageId] });
+    await c.expectReceipt({
+      type: FrameType.Nack,
+      channel: 1,
+      consumerId: 'k',
+      messageIds: [first!.messageId],
+    });
     const all = await c.waitMessages(2);
     expect(all[1]).toMatchObject({ messageId: first!.messageId, redelivered: true, deliveryCount: 1 });
     expect(all[1]!.body.toString()).toBe('x');
@@ -449,20 +518,40 @@ describe('NativeListener messaging', () => {
     await p.openSession(2, true);
 
     await p.expectReceipt({ type: FrameType.TxBegin, channel: 2, txId: 'tx-1' });
-    await p.expectReceipt({ type: FrameType.Send, channel: 2, txId: 'tx-1', message: msg('queue://tx', 'a') });
-    await p.expectReceipt({ type: FrameType.Send, channel: 2, txId: 'tx-1', message: msg('queue://tx', 'b') });
+    await p.expectReceipt({
+      type: FrameType.Send,
+      channel: 2,
+      txId: 'tx-1',
+      message: msg('queue://tx', 'a'),
+    });
+    await p.expectReceipt({
+      type: FrameType.Send,
+      channel: 2,
+      txId: 'tx-1',
+      message: msg('queue://tx', 'b'),
+    });
     await consumer.ping();
     expect(consumer.messages()).toHaveLength(0);
     await p.expectReceipt({ type: FrameType.TxCommit, channel: 2, txId: 'tx-1' });
     expect(texts(await consumer.waitMessages(2))).toEqual(['a', 'b']);
 
     const outcome = await p.request({ type: FrameType.TxOutcome, channel: 2, txId: 'tx-1' });
-    expect(outcome).toMatchObject({ type: FrameType.TxOutcome, channel: 2, txId: 'tx-1', outcome: 'committed' });
+    expect(outcome).toMatchObject({
+      type: FrameType.TxOutcome,
+      channel: 2,
+      txId: 'tx-1',
+      outcome: 'committed',
+    });
     const unknown = await p.request({ type: FrameType.TxOutcome, channel: 0, txId: 'never' });
     expect(unknown).toMatchObject({ type: FrameType.TxOutcome, outcome: 'unknown' });
 
     await p.expectReceipt({ type: FrameType.TxBegin, channel: 2, txId: 'tx-2' });
-    await p.expectReceipt({ type: FrameType.Send, channel: 2, txId: 'tx-2', message: msg('queue://tx', 'rolled-back') });
+    await p.expectReceipt({
+      type: FrameType.Send,
+      channel: 2,
+      txId: 'tx-2',
+      message: msg('queue://tx', 'rolled-back'),
+    });
     await p.expectReceipt({ type: FrameType.TxRollback, channel: 2, txId: 'tx-2' });
     await p.expectReceipt({ type: FrameType.Send, channel: 2, message: msg('queue://tx', 'c') });
     await consumer.waitMessages(3);
@@ -472,7 +561,13 @@ describe('NativeListener messaging', () => {
     // A transacted ack that is rolled back gives the message back, redelivered.
     const [a] = consumer.messages();
     await consumer.expectReceipt({ type: FrameType.TxBegin, channel: 1, txId: 'tx-3' });
-    await consumer.expectReceipt({ type: FrameType.Ack, channel: 1, consumerId: 'k', messageIds: [a!.messageId], txId: 'tx-3' });
+    await consumer.expectReceipt({
+      type: FrameType.Ack,
+      channel: 1,
+      consumerId: 'k',
+      messageIds: [a!.messageId],
+      txId: 'tx-3',
+    });
     await consumer.expectReceipt({ type: FrameType.TxRollback, channel: 1, txId: 'tx-3' });
     const after = await consumer.waitMessages(4);
     expect(after[3]).toMatchObject({ messageId: a!.messageId, redelivered: true });
@@ -487,12 +582,28 @@ describe('NativeListener messaging', () => {
     const c = await h.open();
     await c.openSession(1);
     const e = await c.request({ type: FrameType.Send, channel: 1, message: msg('bogus-destination', 'x') });
-    expect(e).toMatchObject({ type: FrameType.Error, channel: 1, code: 'INVALID_ARGUMENT', fatal: false, retryable: false });
-    const op = await c.request({ type: FrameType.Request, channel: 0, op: 'launch-rockets', args: {} } as Frame & {
+    expect(e).toMatchObject({
+      type: FrameType.Error,
+      channel: 1,
+      code: 'INVALID_ARGUMENT',
+      fatal: false,
+      retryable: false,
+    });
+    const op = await c.request({
+      type: FrameType.Request,
+      channel: 0,
+      op: 'launch-rockets',
+      args: {},
+    } as Frame & {
       receiptId?: string;
     });
     expect(op).toMatchObject({ type: FrameType.Error, code: 'INVALID_ARGUMENT', fatal: false });
-    const unknownConsumer = await c.request({ type: FrameType.Ack, channel: 1, consumerId: 'ghost', messageIds: ['1'] });
+    const unknownConsumer = await c.request({
+      type: FrameType.Ack,
+      channel: 1,
+      consumerId: 'ghost',
+      messageIds: ['1'],
+    });
     expect(unknownConsumer).toMatchObject({ type: FrameType.Error, code: 'UNKNOWN_CONSUMER', fatal: false });
     await c.ping();
     await c.expectReceipt({ type: FrameType.Send, channel: 1, message: msg('queue://fine', 'ok') });
@@ -524,7 +635,9 @@ describe('NativeListener messaging', () => {
     c.send({ type: FrameType.Send, channel: 1, receiptId: sendId, message: msg('queue://bye', 'x') });
     c.send({ type: FrameType.Close, channel: 0, receiptId: 'bye' });
     await c.answer('bye');
-    const order = c.frames.map((f) => ('receiptId' in f ? f.receiptId : null)).filter((r) => r === sendId || r === 'bye');
+    const order = c.frames
+      .map((f) => ('receiptId' in f ? f.receiptId : null))
+      .filter((r) => r === sendId || r === 'bye');
     expect(order).toEqual([sendId, 'bye']);
     await c.closedPromise;
     expect(h.broker.listConnections()).toHaveLength(0);
@@ -607,26 +720,39 @@ describe('NativeListener failures', () => {
 
   it('stops dispatching to a congested socket and cuts it after slowConsumerTimeoutMs', async () => {
     const h = await harness({ slowConsumerTimeoutMs: 300 });
+    const setWritable = jest.spyOn(h.broker, 'setWritable');
     const slow = await h.open();
     await slow.openSession(1);
     await slow.subscribe(1, 'k', 'queue://slow', 1000);
     slow.socket.pause(); // stop reading: kernel buffers fill, then the broker's socket buffer
     const connId = h.broker.listConnections()[0]!.id;
+    const cut = new Promise<void>((resolve) =>
+      h.listener.on('client:close', (e) => {
+        if (e.connectionId === connId) resolve();
+      }),
+    );
     const producer = await h.open();
     await producer.openSession(1);
     const body = 'y'.repeat(256 * 1024);
-    let congestedSeen = false;
-    for (let i = 0; i < 200 && !slow.closed; i++) {
-      await producer.expectReceipt({ type: FrameType.Send, channel: 1, message: msg('queue://slow', body, { persistent: false }) });
-      const state = h.broker.connections.get(connId);
-      if (state && !state.writable) congestedSeen = true;
-      if (congestedSeen) break;
+    const congested = (): boolean => setWritable.mock.calls.some(([c, w]) => c.id === connId && w === false);
+    const depth = (): number => {
+      const q = h.broker.getQueue('slow');
+      return q ? q.depth - q.inflight : 0; // waiting, not yet handed to the consumer
+    };
+    // Until the kernel buffers are full and the broker stops handing messages to the consumer.
+    for (let i = 0; i < 200 && depth() === 0; i++) {
+      await producer.expectReceipt({
+        type: FrameType.Send,
+        channel: 1,
+        message: msg('queue://slow', body, { persistent: false }),
+      });
     }
-    expect(congestedSeen).toBe(true);
-    // Not all of them were handed to the consumer: dispatch stopped while congested.
-    expect(h.broker.getQueue('slow')!.depth).toBeGreaterThan(0);
-    await slow.closedPromise;
+    expect(congested()).toBe(true);
+    expect(depth()).toBeGreaterThan(0);
+    expect(h.broker.connections.get(connId)?.writable).toBe(false);
+    await cut;
     expect(h.broker.connections.has(connId)).toBe(false);
+    expect(h.broker.getQueue('slow')!.inflight).toBe(0);
     await producer.ping();
   });
 
@@ -673,7 +799,12 @@ describe('NativeListener over PgStore', () => {
       };
       for (const t of ['p1', 'p2', 'p3']) {
         const rid = c.nextReceiptId();
-        c.send({ type: FrameType.Send, channel: 1, receiptId: rid, message: msg('queue://durable.orders', t) });
+        c.send({
+          type: FrameType.Send,
+          channel: 1,
+          receiptId: rid,
+          message: msg('queue://durable.orders', t),
+        });
         const answer = await c.answer(rid);
         expect(answer.type).toBe(FrameType.Receipt);
         // Queried when the receipt arrives: the commit that holds the message has happened.

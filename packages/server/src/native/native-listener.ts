@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { type Broker, type ConnectionState, type Logger, silentLogger } from '@keel/core';
 import { DEFAULT_MAX_FRAME_SIZE, InvalidArgumentError } from '@keel/protocol';
@@ -35,6 +36,19 @@ export const NATIVE_LISTENER_DEFAULTS = Object.freeze({
   slowConsumerTimeoutMs: 30_000,
 });
 
+export interface NativeClientEvent {
+  /** The broker connection id; null when the client never completed the handshake. */
+  connectionId: string | null;
+  remoteAddress: string;
+}
+
+export interface NativeListenerEvents {
+  /** A client completed the handshake. */
+  'client:open': [NativeClientEvent];
+  /** A client socket closed (for any reason). */
+  'client:close': [NativeClientEvent];
+}
+
 /** The smallest frame size that fits a WELCOME with a broker list. */
 const MIN_MAX_FRAME_SIZE = 1024;
 
@@ -43,7 +57,7 @@ const MIN_MAX_FRAME_SIZE = 1024;
  * and runs one NativeConnection per client on top of the broker core. Started when the node
  * becomes master; `stop()` drops every client at once (mastership lost).
  */
-export class NativeListener {
+export class NativeListener extends EventEmitter<NativeListenerEvents> {
   private readonly broker: Broker;
   private readonly logger: Logger;
   private readonly host: string;
@@ -63,7 +77,9 @@ export class NativeListener {
   };
 
   constructor(options: NativeListenerOptions) {
-    if (!options || typeof options !== 'object') throw new InvalidArgumentError('NativeListener: options are required');
+    super();
+    if (!options || typeof options !== 'object')
+      throw new InvalidArgumentError('NativeListener: options are required');
     if (!options.broker) throw new InvalidArgumentError('NativeListener: option broker is required');
     if (typeof options.describe !== 'function') {
       throw new InvalidArgumentError('NativeListener: option describe must be a function');
@@ -82,7 +98,8 @@ export class NativeListener {
     this.slowConsumerTimeoutMs = options.slowConsumerTimeoutMs ?? d.slowConsumerTimeoutMs;
     this.authenticate = options.authenticate ?? (() => true);
     this.describe = options.describe;
-    if (typeof this.host !== 'string' || this.host === '') throw new InvalidArgumentError('NativeListener: option host must be a non-empty string');
+    if (typeof this.host !== 'string' || this.host === '')
+      throw new InvalidArgumentError('NativeListener: option host must be a non-empty string');
     checkInt('port', this.port, 0, 65535);
     checkInt('maxFrameSize', this.maxFrameSize, MIN_MAX_FRAME_SIZE, 0xffffffff);
     checkInt('heartbeatMs', this.heartbeatMs, 0, 2 ** 31 - 1);
@@ -159,11 +176,13 @@ export class NativeListener {
         onOpen: (c) => {
           const id = c.connectionId;
           if (id !== null) this.byConnectionId.set(id, c);
+          this.emit('client:open', { connectionId: id, remoteAddress: c.remoteAddress });
         },
         onClose: (c) => {
           this.sockets.delete(socket);
           const id = c.connectionId;
           if (id !== null && this.byConnectionId.get(id) === c) this.byConnectionId.delete(id);
+          this.emit('client:close', { connectionId: id, remoteAddress: c.remoteAddress });
         },
       });
       this.sockets.set(socket, connection);
@@ -176,6 +195,8 @@ export class NativeListener {
 
 function checkInt(name: string, value: number, min: number, max: number): void {
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidArgumentError(`NativeListener: option ${name} must be an integer ${min}..${max} (got ${value})`);
+    throw new InvalidArgumentError(
+      `NativeListener: option ${name} must be an integer ${min}..${max} (got ${value})`,
+    );
   }
 }

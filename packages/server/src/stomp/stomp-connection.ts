@@ -537,7 +537,7 @@ export class StompConnection {
     let details = message;
     if (frame) details += `\n\nThe failing frame: ${frame.command}${receipt === undefined ? '' : ` (receipt ${receipt})`}`;
     this.reply(() => {
-      this.write({ command: 'ERROR', headers, body: Buffer.from(`${details}\n`, 'utf8') });
+      this.write({ command: 'ERROR', headers, body: Buffer.from(`${details.replace(/\0/g, '')}\n`, 'utf8') });
       this.end();
     });
   }
@@ -583,7 +583,11 @@ export class StompConnection {
     if (this.ended || this.socket.destroyed) return;
     let buf: Buffer;
     try {
-      buf = encodeStompFrame(this.version === '1.0' ? unescapable(frame) : frame, { version: this.version });
+      // Before CONNECTED the client cannot know the version: an ERROR then goes out unescaped.
+      const version = this.phase === 'connected' ? this.version : '1.0';
+      // An ERROR carries no content-length (STOMP 1.2 lets any frame omit it; its text body has no
+      // NUL): stompit (1.0.0) throws an unhandled error on a text/plain ERROR that has one.
+      buf = encodeStompFrame(version === '1.0' ? unescapable(frame) : frame, { version, contentLength: frame.command !== 'ERROR' });
     } catch (err) {
       this.logger.warn({ command: frame.command, err: (err as Error).message }, 'STOMP frame could not be encoded');
       return;

@@ -70,6 +70,8 @@ export class RawStomp {
   readonly frames: StompFrame[] = [];
   heartbeats = 0;
   ended = false;
+  /** Every byte received, as received. */
+  readonly received: Buffer[] = [];
   private readonly decoder: StompDecoder;
   private next = 0;
   private notify: (() => void) | null = null;
@@ -81,6 +83,7 @@ export class RawStomp {
   ) {
     this.decoder = new StompDecoder({ version, maxFrameSize: 64 * 1024 * 1024, maxBodySize: 64 * 1024 * 1024 });
     socket.on('data', (chunk: Buffer) => {
+      this.received.push(chunk);
       for (const e of this.decoder.push(chunk)) {
         if (e.type === 'heartbeat') this.heartbeats += 1;
         else this.frames.push(e.frame);

@@ -1,0 +1,59 @@
+import type { AdminContext } from './admin-context';
+import { KeelMetrics } from './keel-metrics';
+
+function ctx(health: () => Promise<never> | Promise<{ deadRows: Record<string, number>; tableBytes: Record<string, number>; oldestTransactionAgeSeconds: number | null }>): AdminContext {
+  return {
+    node: () => ({
+      name: 'n',
+      cluster: 'c',
+      role: 'fenced',
+      epoch: 7,
+      startedAt: new Date(),
+      version: 'v',
+      lockHolder: null,
+      listeners: { native: null, stomp: null, admin: 'http://127.0.0.1:1' },
+    }),
+    broker: () => null,
+    readOnly: () => ({
+      listQueues: async () => [],
+      getQueue: async () => null,
+      browse: async () => null,
+      listTopics: async () => [],
+      listDurables: async () => [],
+    }),
+    takeovers: async () => [],
+    clusterNodes: () => [],
+    storeHealth: health,
+  };
+}
+
+describe('KeelMetrics', () => {
+  it('keeps registries apart and reports a failing store health query', async () => {
+    let calls = 0;
+    const a = new KeelMetrics({ processMetrics: false, storeHealthCacheMs: 60_000, defaultLabels: { node: 'n' } });
+    const b = new KeelMetrics({ processMetrics: false });
+    a.bindContext(
+      ctx(() => {
+        calls += 1;
+        return Promise.reject(new Error('connection refused'));
+      }),
+    );
+    a.observeTakeover();
+    a.observeCommit({ operations: 40, inserts: 30, durationMs: 12 });
+    const text = await a.scrape();
+    expect(text).toContain('keel_store_health_up{node="n"} 0');
+    expect(text).toContain('keel_role{role="fenced",node="n"} 1');
+    expect(text).toContain('keel_epoch{node="n"} 7');
+    expect(text).toContain('keel_takeovers_total{node="n"} 1');
+    expect(text).toContain('keel_store_commit_inserts_total{node="n"} 30');
+    expect(text).toContain('keel_store_commit_duration_seconds_bucket{le="0.025",node="n"} 1');
+    expect(text).not.toMatch(/^keel_store_dead_rows\{/m);
+    await a.scrape();
+    expect(calls).toBe(2); // failures are not cached
+    expect(await b.scrape()).not.toContain('keel_takeovers_total 1');
+  });
+
+  it('validates its options', () => {
+    expect(() => new KeelMetrics({ storeHealthCacheMs: -1 })).toThrow(/storeHealthCacheMs/);
+  });
+});

@@ -1,0 +1,382 @@
+import {
+  type DeliveredMessage,
+  FrameType,
+  InvalidArgumentError,
+  type SubscribeFrame,
+} from '@keel/protocol';
+import { Deferred } from './deferred';
+import { MessageAudit } from './message-audit';
+import { ReceivedMessage } from './received-message';
+import type { Session } from './session';
+
+export interface ConsumerOptions {
+  /** Window of unacknowledged messages the broker may push (ActiveMQ prefetch). Default 1000. */
+  prefetch?: number;
+  /** Durable topic subscription name (needs a clientId on the connection). */
+  durableName?: string;
+  /** Do not receive messages this connection sent (topics). */
+  noLocal?: boolean;
+  /** Message selector (passed to the broker; Keel's broker does not support them yet). */
+  selector?: string;
+}
+
+export type MessageListener = (message: ReceivedMessage) => void | Promise<void>;
+export type ConsumerErrorListener = (err: Error) => void;
+
+/**
+ * Receives from one destination. Use it as an async iterator (`for await (const m of consumer)`)
+ * or with a listener (`consumer.on('message', cb)` / `consumer.onMessage(cb)`), not both.
+ * Messages come one at a time, in order: a listener that returns a promise is awaited before the
+ * next message. In 'auto' mode (and in transacted sessions) the client acknowledges a message
+ * after its listener returned, or when the iterator moves past it.
+ */
+export class Consumer implements AsyncIterable<ReceivedMessage> {
+  readonly destination: string;
+  readonly prefetch: number;
+  readonly durableName?: string;
+  readonly noLocal: boolean;
+  readonly selector?: string;
+  closed = false;
+  /** @internal Ids the application acknowledged (failover duplicate suppression). */
+  readonly _audit: MessageAudit;
+
+  private buffer: ReceivedMessage[] = [];
+  private readonly listeners: MessageListener[] = [];
+  private readonly errorListeners: ConsumerErrorListener[] = [];
+  private iterating = false;
+  private readonly waiters: Deferred<IteratorResult<ReceivedMessage>>[] = [];
+  private lastYielded: ReceivedMessage | null = null;
+  private dispatching = false;
+  /** Delivered to the application, not yet acked (client/individual modes), in delivery order. */
+  private readonly unacked = new Set<ReceivedMessage>();
+  private pendingAcks: string[] = [];
+  private flushScheduled = false;
+  private endError: Error | null = null;
+  private readonly ackBatch: number;
+
+  /** @internal Use session.createConsumer(). */
+  constructor(
+    readonly session: Session,
+    readonly id: string,
+    destination: string,
+    options: ConsumerOptions & { prefetch: number },
+  ) {
+    this.destination = destination;
+    this.prefetch = options.prefetch;
+    this.durableName = options.durableName;
+    this.noLocal = options.noLocal === true;
+    this.selector = options.selector;
+    this._audit = new MessageAudit(session.connection._auditDepth);
+    this.ackBatch = Math.max(1, Math.floor(this.prefetch / 2));
+  }
+
+  private get mode(): 'auto' | 'client' | 'individual' | 'tx' {
+    return this.session.transacted ? 'tx' : this.session.ackMode;
+  }
+
+  /** @internal */
+  _subscribeFrame(): SubscribeFrame {
+    return {
+      type: FrameType.Subscribe,
+      channel: this.session.channel,
+      consumerId: this.id,
+      destination: this.destination,
+      prefetch: this.prefetch,
+      durableName: this.durableName,
+      noLocal: this.noLocal || undefined,
+      selector: this.selector,
+    };
+  }
+
+  // ----- listeners and iteration ------------------------------------------------------------------
+
+  on(event: 'message', listener: MessageListener): this;
+  on(event: 'error', listener: ConsumerErrorListener): this;
+  on(event: 'message' | 'error', listener: MessageListener | ConsumerErrorListener): this {
+    if (event === 'error') {
+      this.errorListeners.push(listener as ConsumerErrorListener);
+      return this;
+    }
+    if (event !== 'message') throw new InvalidArgumentError(`unknown consumer event "${String(event)}"`);
+    if (this.iterating) throw new InvalidArgumentError('this consumer is iterated; use a listener or the iterator, not both');
+    this.listeners.push(listener as MessageListener);
+    this.pump();
+    return this;
+  }
+
+  /** Same as `on('message', listener)`. */
+  onMessage(listener: MessageListener): this {
+    return this.on('message', listener);
+  }
+
+  off(event: 'message' | 'error', listener: MessageListener | ConsumerErrorListener): this {
+    const list: unknown[] = event === 'message' ? this.listeners : this.errorListeners;
+    const i = list.indexOf(listener);
+    if (i >= 0) list.splice(i, 1);
+    return this;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<ReceivedMessage> {
+    if (this.listeners.length > 0) {
+      throw new InvalidArgumentError('this consumer has a message listener; use a listener or the iterator, not both');
+    }
+    this.iterating = true;
+    return {
+      next: () => this.next(),
+      return: async () => {
+        this._ackLastYielded();
+        this._flushAcks();
+        return { done: true, value: undefined };
+      },
+    };
+  }
+
+  private next(): Promise<IteratorResult<ReceivedMessage>> {
+    this._ackLastYielded();
+    const m = this.buffer.shift();
+    if (m) {
+      this.lastYielded = m;
+      return Promise.resolve({ value: m, done: false });
+    }
+    if (this.closed) {
+      return this.endError ? Promise.reject(this.endError) : Promise.resolve({ value: undefined, done: true });
+    }
+    const d = new Deferred<IteratorResult<ReceivedMessage>>();
+    this.waiters.push(d);
+    return d.promise;
+  }
+
+  /** @internal In auto mode and transactions, moving past a message acknowledges it. */
+  _ackLastYielded(): void {
+    const m = this.lastYielded;
+    this.lastYielded = null;
+    if (m && (this.mode === 'auto' || this.mode === 'tx')) this.autoAck(m);
+  }
+
+  private pump(): void {
+    if (this.listeners.length > 0) {
+      if (!this.dispatching) void this.dispatchLoop();
+      return;
+    }
+    while (this.waiters.length > 0 && this.buffer.length > 0) {
+      const m = this.buffer.shift()!;
+      this.lastYielded = m;
+      this.waiters.shift()!.resolve({ value: m, done: false });
+    }
+  }
+
+  private async dispatchLoop(): Promise<void> {
+    this.dispatching = true;
+    try {
+      while (!this.closed && this.buffer.length > 0 && this.listeners.length > 0) {
+        const m = this.buffer.shift()!;
+        let failure: unknown;
+        for (const l of [...this.listeners]) {
+          try {
+            const r = l(m);
+            if (r && typeof (r as Promise<void>).then === 'function') await r;
+          } catch (err) {
+            failure = err;
+            break;
+          }
+        }
+        if (failure !== undefined) {
+          this.reportError(failure instanceof Error ? failure : new Error(String(failure)));
+          // auto mode: a failed listener means "not processed", so the broker redelivers.
+          if (this.mode === 'auto') void this._nack(m).catch(() => {});
+        } else if (this.mode === 'auto' || this.mode === 'tx') {
+          this.autoAck(m);
+        }
+      }
+    } finally {
+      this.dispatching = false;
+    }
+  }
+
+  private reportError(err: Error): void {
+    if (this.errorListeners.length === 0) {
+      this.session.connection._asyncError(err);
+      return;
+    }
+    for (const l of this.errorListeners) {
+      try {
+        l(err);
+      } catch {
+        // an error listener that throws is ignored
+      }
+    }
+  }
+
+  // ----- deliveries and acknowledgements ----------------------------------------------------------
+
+  /** @internal A MESSAGE frame for this consumer. */
+  _deliver(message: DeliveredMessage, generation: number): void {
+    if (this.closed) return;
+    const conn = this.session.connection;
+    if (this._audit.has(message.messageId)) {
+      // Failover: the new master redelivered a message the application already acknowledged
+      // (the ack was lost with the old link). Do not hand it over again; acknowledge it again.
+      conn._logger.debug({ messageId: message.messageId, consumer: this.id }, 'duplicate delivery suppressed');
+      conn._write({
+        type: FrameType.Ack,
+        channel: this.session.channel,
+        consumerId: this.id,
+        messageIds: [message.messageId],
+      });
+      return;
+    }
+    const m = new ReceivedMessage(this, message, generation);
+    if (this.mode === 'client' || this.mode === 'individual') this.unacked.add(m);
+    this.buffer.push(m);
+    this.pump();
+  }
+
+  /** Auto mode / transactions: acknowledge after processing, batched. */
+  private autoAck(m: ReceivedMessage): void {
+    if (m.settled) return;
+    m.settled = true;
+    const conn = this.session.connection;
+    const tx = this.mode === 'tx';
+    if (m.generation !== conn._generation || !conn._isConnected) {
+      // Delivered on a previous link. In a transaction: that transaction is lost anyway and the
+      // broker redelivers. Otherwise: drop the ack if the audit knows the id, else send it (it
+      // acknowledges the redelivery if that came already) and remember it.
+      if (tx || this._audit.has(m.messageId)) return;
+      this._audit.add(m.messageId);
+      conn._write({ type: FrameType.Ack, channel: this.session.channel, consumerId: this.id, messageIds: [m.messageId] });
+      return;
+    }
+    if (tx) {
+      this.session._txAcked.push({ consumer: this, id: m.messageId });
+      this.session._noteTxWork();
+    } else {
+      this._audit.add(m.messageId);
+    }
+    this.pendingAcks.push(m.messageId);
+    if (this.pendingAcks.length >= this.ackBatch) this._flushAcks();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this._flushAcks();
+      });
+    }
+  }
+
+  /** @internal Write the batched acks (no receipt). */
+  _flushAcks(): void {
+    if (this.pendingAcks.length === 0) return;
+    const ids = this.pendingAcks;
+    this.pendingAcks = [];
+    const tx = this.mode === 'tx';
+    this.session.connection._write({
+      type: FrameType.Ack,
+      channel: this.session.channel,
+      consumerId: this.id,
+      messageIds: ids,
+      txId: tx ? (this.session._currentTxId ?? undefined) : undefined,
+    });
+  }
+
+  /** @internal Rollback: batched transactional acks are void. */
+  _dropPendingAcks(): void {
+    this.lastYielded = null;
+    if (this.mode === 'tx') this.pendingAcks = [];
+  }
+
+  /** @internal ReceivedMessage.ack() */
+  async _ack(m: ReceivedMessage): Promise<void> {
+    const mode = this.mode;
+    if (mode === 'auto' || mode === 'tx') {
+      if (this.lastYielded === m) this.lastYielded = null;
+      this.autoAck(m);
+      return;
+    }
+    if (!this.unacked.has(m)) return;
+    const list: ReceivedMessage[] = [];
+    if (mode === 'client') {
+      // Cumulative (JMS CLIENT_ACKNOWLEDGE): this message and every earlier one.
+      for (const x of this.unacked) {
+        list.push(x);
+        if (x === m) break;
+      }
+    } else {
+      list.push(m);
+    }
+    const conn = this.session.connection;
+    const live = conn._isConnected;
+    const gen = conn._generation;
+    const current: ReceivedMessage[] = [];
+    const oldIds: string[] = [];
+    for (const x of list) {
+      this.unacked.delete(x);
+      x.settled = true;
+      if (live && x.generation === gen) current.push(x);
+      else if (!this._audit.has(x.messageId)) oldIds.push(x.messageId);
+      this._audit.add(x.messageId);
+    }
+    const calls: Promise<unknown>[] = [];
+    const base = { type: FrameType.Ack, channel: this.session.channel, consumerId: this.id } as const;
+    if (current.length > 0) {
+      calls.push(
+        conn._call(
+          mode === 'client'
+            ? { ...base, messageIds: [current[current.length - 1]!.messageId], cumulative: true }
+            : { ...base, messageIds: current.map((x) => x.messageId) },
+          'resolve',
+        ),
+      );
+    }
+    // Messages from a previous link: the broker redelivers them with the same ids; acknowledge
+    // individually what the audit did not know (a no-op if the redelivery has not come yet —
+    // then the audit suppresses and re-acks it when it comes).
+    if (oldIds.length > 0 && live) calls.push(conn._call({ ...base, messageIds: oldIds }, 'resolve'));
+    await Promise.all(calls);
+  }
+
+  /** @internal ReceivedMessage.nack() */
+  async _nack(m: ReceivedMessage): Promise<void> {
+    if (m.settled) return;
+    m.settled = true;
+    if (this.lastYielded === m) this.lastYielded = null;
+    this.unacked.delete(m);
+    const conn = this.session.connection;
+    if (m.generation !== conn._generation || !conn._isConnected) return; // redelivered anyway
+    await conn._call(
+      { type: FrameType.Nack, channel: this.session.channel, consumerId: this.id, messageIds: [m.messageId] },
+      'resolve',
+    );
+  }
+
+  /** @internal The link dropped: what was not handed over yet will be redelivered by the new master. */
+  _onInterrupted(): void {
+    for (const m of this.buffer) this.unacked.delete(m);
+    this.buffer = [];
+    this.pendingAcks = [];
+  }
+
+  /** @internal The connection is gone (err) or closed (null); iterators end. */
+  _onClosed(err: Error | null): void {
+    if (this.closed && this.waiters.length === 0) return;
+    this.closed = true;
+    this.endError = err;
+    this.buffer = [];
+    for (const w of this.waiters.splice(0)) {
+      if (err) w.reject(err);
+      else w.resolve({ value: undefined, done: true });
+    }
+  }
+
+  /** Stop receiving: pending acks are flushed, the broker redelivers what was not acknowledged. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this._ackLastYielded();
+    this._flushAcks();
+    this._onClosed(null);
+    this.session._forgetConsumer(this);
+    const conn = this.session.connection;
+    if (conn._isConnected) {
+      await conn._call({ type: FrameType.Unsubscribe, channel: this.session.channel, consumerId: this.id }, 'resolve');
+    }
+  }
+}

@@ -1,0 +1,105 @@
+import {
+  type AdminContext,
+  type ClusterNode,
+  KeelMetrics,
+  type NodeRole as AdminRole,
+  type ReadOnlyView,
+  startAdminServer,
+  storeReadOnlyView,
+} from '@keel/admin';
+import type { Broker } from '@keel/core';
+import { verifyPassword } from './config';
+import type { NodeLogger } from './logger';
+import type { KeelNode } from './node';
+
+export interface AdminHandle {
+  url: string;
+  metrics: KeelMetrics;
+  attachBroker(broker: Broker | null): void;
+  close(): Promise<void>;
+}
+
+function adminRole(role: string): AdminRole {
+  switch (role) {
+    case 'master':
+    case 'recovering':
+    case 'fenced':
+      return role;
+    case 'slave':
+    case 'stopping':
+      return 'slave';
+    default:
+      return 'waiting';
+  }
+}
+
+/** The admin API of a node: runs in every role, answers from the broker (master) or the store (slave). */
+export async function startAdmin(node: KeelNode, logger: NodeLogger): Promise<AdminHandle> {
+  const config = node.config;
+  const metrics = new KeelMetrics({ defaultLabels: { node: config.name, cluster: config.cluster }, logger });
+  const readOnly: ReadOnlyView = storeReadOnlyView(node.pgStore);
+  let lockHolder: string | null = null;
+  const refreshHolder = (): void => {
+    node.registry
+      .lockHolder()
+      .then((h) => {
+        lockHolder = h;
+      })
+      .catch(() => {});
+  };
+  refreshHolder();
+  const holderTimer = setInterval(refreshHolder, 2000);
+  holderTimer.unref();
+  let detach: (() => void) | null = null;
+  let adminUrl = `http://${config.host}:${config.adminPort}`;
+
+  const ctx: AdminContext = {
+    node: () => ({
+      name: config.name,
+      cluster: config.cluster,
+      role: adminRole(node.role),
+      epoch: node.epoch,
+      startedAt: node.startedAt,
+      version: '0.1.0',
+      lockHolder: node.role === 'master' ? config.name : lockHolder,
+      listeners: { ...node.endpoints(), admin: adminUrl },
+    }),
+    broker: () => node.broker,
+    readOnly: () => readOnly,
+    takeovers: (limit) => node.pgStore.takeovers(limit),
+    clusterNodes: async (): Promise<ClusterNode[]> => {
+      const nodes = await node.registry.list(60_000);
+      return nodes.map((n) => ({ name: n.name, role: n.role === 'stopped' ? 'unknown' : adminRole(n.role), lastSeen: n.lastSeen }));
+    },
+    storeHealth: () => node.registry.storeHealth(),
+    handover: () => node.handover(),
+  };
+  const started = await startAdminServer(ctx, {
+    host: config.host,
+    port: config.adminPort,
+    logger: logger.child({ component: 'admin' }),
+    metrics,
+    adminUser: config.adminUser,
+    adminPasswordHash: config.adminPasswordHash,
+    verifyPassword,
+  });
+  adminUrl = started.url;
+  const handle: AdminHandle = {
+    url: started.url,
+    metrics,
+    attachBroker(broker) {
+      detach?.();
+      detach = null;
+      if (broker) {
+        detach = metrics.attachBroker(broker);
+        metrics.observeTakeover();
+      }
+    },
+    async close() {
+      clearInterval(holderTimer);
+      detach?.();
+      await started.app.close();
+    },
+  };
+  return handle;
+}
