@@ -59,10 +59,13 @@ export class AdminAuth {
     }
     const hashes = (options.adminPasswordHash ? 1 : 0) + (options.readOnlyUsers?.length ?? 0);
     if (hashes > 0 && !options.verifyPassword && !options.authenticate) {
-      throw new InvalidArgumentError('verifyPassword is required when adminPasswordHash or readOnlyUsers are set');
+      throw new InvalidArgumentError(
+        'verifyPassword is required when adminPasswordHash or readOnlyUsers are set',
+      );
     }
     for (const [i, u] of (options.readOnlyUsers ?? []).entries()) {
-      if (!u.name || !u.passwordHash) throw new InvalidArgumentError(`readOnlyUsers[${i}] needs a name and a passwordHash`);
+      if (!u.name || !u.passwordHash)
+        throw new InvalidArgumentError(`readOnlyUsers[${i}] needs a name and a passwordHash`);
     }
     this.adminConfigured = Boolean(options.authenticate) || Boolean(options.adminUser);
     this.anyUser = this.adminConfigured || (options.readOnlyUsers?.length ?? 0) > 0;
@@ -70,7 +73,8 @@ export class AdminAuth {
 
   /** Decide a request needing `access`, given its Authorization header. */
   async check(access: RouteAccess, authorization: string | undefined): Promise<AuthDecision> {
-    if (access === 'open' || (access === 'read' && !this.readAuth)) return { ok: true, user: null, role: null };
+    if (access === 'open' || (access === 'read' && !this.readAuth))
+      return { ok: true, user: null, role: null };
     if (access === 'admin' && !this.adminConfigured) {
       return { ok: false, status: 401, code: 'AUTH_FAILED', message: ADMIN_NOT_CONFIGURED_MESSAGE };
     }
@@ -84,12 +88,23 @@ export class AdminAuth {
     }
     const creds = parseBasic(authorization);
     if (!creds) {
-      return { ok: false, status: 401, code: 'AUTH_FAILED', message: 'credentials required (HTTP Basic authentication)' };
+      return {
+        ok: false,
+        status: 401,
+        code: 'AUTH_FAILED',
+        message: 'credentials required (HTTP Basic authentication)',
+      };
     }
     const role = await this.roleOf(creds.user, creds.password);
-    if (role === null) return { ok: false, status: 401, code: 'AUTH_FAILED', message: 'invalid user name or password' };
+    if (role === null)
+      return { ok: false, status: 401, code: 'AUTH_FAILED', message: 'invalid user name or password' };
     if (access === 'admin' && role !== 'admin') {
-      return { ok: false, status: 403, code: 'NOT_AUTHORIZED', message: `user ${creds.user} has the read-only role; changes need the admin role` };
+      return {
+        ok: false,
+        status: 403,
+        code: 'NOT_AUTHORIZED',
+        message: `user ${creds.user} has the read-only role; changes need the admin role`,
+      };
     }
     return { ok: true, user: creds.user, role };
   }

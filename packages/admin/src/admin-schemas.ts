@@ -41,7 +41,11 @@ export const messageParams = {
   additionalProperties: false,
   properties: {
     name: destinationName,
-    id: { type: 'string', pattern: '^[0-9]{1,16}$', description: 'Message id (decimal, as browse shows it).' },
+    id: {
+      type: 'string',
+      pattern: '^[0-9]{1,16}$',
+      description: 'Message id (decimal, as browse shows it).',
+    },
   },
 } as const;
 
@@ -85,7 +89,10 @@ export const errorReply = {
     error: { type: 'string' },
     code: { type: 'string', description: 'Stable error code (docs/errors.md).' },
     message: { type: 'string' },
-    master: { ...nullableString, description: 'On 409 NOT_MASTER: the node holding the master lock, if known.' },
+    master: {
+      ...nullableString,
+      description: 'On 409 NOT_MASTER: the node holding the master lock, if known.',
+    },
   },
 } as const;
 
@@ -93,7 +100,18 @@ const role = { type: 'string', enum: [...NODE_ROLES] } as const;
 
 export const brokerReply = {
   type: 'object',
-  required: ['name', 'cluster', 'role', 'epoch', 'startedAt', 'uptimeSeconds', 'version', 'lockHolder', 'readOnly', 'listeners'],
+  required: [
+    'name',
+    'cluster',
+    'role',
+    'epoch',
+    'startedAt',
+    'uptimeSeconds',
+    'version',
+    'lockHolder',
+    'readOnly',
+    'listeners',
+  ],
   properties: {
     name: { type: 'string' },
     cluster: { type: 'string' },
@@ -169,7 +187,10 @@ export const queueListReply = {
   required: ['readOnly', 'queues'],
   properties: {
     readOnly: { type: 'boolean' },
-    queues: { type: 'array', items: { type: 'object', required: queueRequired, properties: queueProperties } },
+    queues: {
+      type: 'array',
+      items: { type: 'object', required: queueRequired, properties: queueProperties },
+    },
   },
 } as const;
 
@@ -250,7 +271,11 @@ export const sendBody = {
 export const sendReply = {
   type: 'object',
   required: ['messageId', 'destination', 'duplicate'],
-  properties: { messageId: { type: 'string' }, destination: { type: 'string' }, duplicate: { type: 'boolean' } },
+  properties: {
+    messageId: { type: 'string' },
+    destination: { type: 'string' },
+    duplicate: { type: 'boolean' },
+  },
 } as const;
 
 export const moveBody = {
@@ -294,21 +319,32 @@ const durableProperties = {
   pending: int,
   inflight: nullableInt,
 } as const;
-const durableItem = { type: 'object', required: Object.keys(durableProperties), properties: durableProperties } as const;
+const durableItem = {
+  type: 'object',
+  required: Object.keys(durableProperties),
+  properties: durableProperties,
+} as const;
 
 export const topicListReply = {
   type: 'object',
   required: ['readOnly', 'topics'],
   properties: {
     readOnly: { type: 'boolean' },
-    topics: { type: 'array', items: { type: 'object', required: Object.keys(topicProperties), properties: topicProperties } },
+    topics: {
+      type: 'array',
+      items: { type: 'object', required: Object.keys(topicProperties), properties: topicProperties },
+    },
   },
 } as const;
 
 export const topicReply = {
   type: 'object',
   required: ['readOnly', ...Object.keys(topicProperties), 'subscriptions'],
-  properties: { readOnly: { type: 'boolean' }, ...topicProperties, subscriptions: { type: 'array', items: durableItem } },
+  properties: {
+    readOnly: { type: 'boolean' },
+    ...topicProperties,
+    subscriptions: { type: 'array', items: durableItem },
+  },
 } as const;
 
 export const durableListReply = {
@@ -326,7 +362,17 @@ export const connectionListReply = {
       type: 'array',
       items: {
         type: 'object',
-        required: ['id', 'clientId', 'protocol', 'username', 'remoteAddress', 'connectedAt', 'consumers', 'messagesIn', 'messagesOut'],
+        required: [
+          'id',
+          'clientId',
+          'protocol',
+          'username',
+          'remoteAddress',
+          'connectedAt',
+          'consumers',
+          'messagesIn',
+          'messagesOut',
+        ],
         properties: {
           id: { type: 'string' },
           clientId: { type: 'string' },
@@ -352,7 +398,15 @@ export const consumerListReply = {
       type: 'array',
       items: {
         type: 'object',
-        required: ['connectionId', 'clientId', 'consumerId', 'destinations', 'credit', 'inflight', 'delivered'],
+        required: [
+          'connectionId',
+          'clientId',
+          'consumerId',
+          'destinations',
+          'credit',
+          'inflight',
+          'delivered',
+        ],
         properties: {
           connectionId: { type: 'string' },
           clientId: { type: 'string' },

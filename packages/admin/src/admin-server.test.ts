@@ -17,7 +17,9 @@ import { KeelMetrics } from './keel-metrics';
 
 // ESM-only dependencies of fastify.inject and @fastify/swagger-ui, which jest on Node 20 cannot require.
 jest.mock('cookie', () => require('./__tests__/esm-interop').esmAsCommonJs('cookie'));
-jest.mock('content-disposition', () => require('./__tests__/esm-interop').esmAsCommonJs('content-disposition'));
+jest.mock('content-disposition', () =>
+  require('./__tests__/esm-interop').esmAsCommonJs('content-disposition'),
+);
 
 const admin = basic(ADMIN.user, ADMIN.password);
 const reader = basic(READER.user, READER.password);
@@ -98,11 +100,21 @@ describe('admin API on a master and a slave sharing one store', () => {
       version: '0.1.0-test',
       lockHolder: 'node-a',
       readOnly: false,
-      listeners: { native: 'tcp://127.0.0.1:61616', stomp: 'stomp://127.0.0.1:61613', admin: 'http://127.0.0.1:8161' },
+      listeners: {
+        native: 'tcp://127.0.0.1:61616',
+        stomp: 'stomp://127.0.0.1:61613',
+        admin: 'http://127.0.0.1:8161',
+      },
     });
     expect(m.json().uptimeSeconds).toBeGreaterThanOrEqual(5);
     const s = await slaveApp.inject('/api/broker');
-    expect(s.json()).toMatchObject({ name: 'node-b', role: 'slave', epoch: 1, lockHolder: 'node-a', readOnly: true });
+    expect(s.json()).toMatchObject({
+      name: 'node-b',
+      role: 'slave',
+      epoch: 1,
+      lockHolder: 'node-a',
+      readOnly: true,
+    });
     expect(s.json().listeners.native).toBeNull();
 
     expect((await masterApp.inject('/readyz')).statusCode).toBe(200);
@@ -129,7 +141,11 @@ describe('admin API on a master and a slave sharing one store', () => {
   });
 
   it('sends and browses without removing, on the master and (read-only) on the slave', async () => {
-    const id = await send('orders', 'hello world', { correlationId: 'c-1', properties: { region: 'eu', n: 3 }, priority: 7 });
+    const id = await send('orders', 'hello world', {
+      correlationId: 'c-1',
+      properties: { region: 'eu', n: 3 },
+      priority: 7,
+    });
     await send('orders', Buffer.from([0xff, 0x00, 0xfe]).toString('base64'), { encoding: 'base64' });
     await send('orders', 'x'.repeat(100));
 
@@ -164,7 +180,11 @@ describe('admin API on a master and a slave sharing one store', () => {
     expect(sb.json().messages.map((m: MessageJson) => m.bodyPreview)).toEqual(['/wD+']);
     const sq = await slaveApp.inject('/api/queues');
     expect(sq.json().readOnly).toBe(true);
-    expect(sq.json().queues.find((x: QueueJson) => x.name === 'orders')).toMatchObject({ depth: 3, enqueued: null, consumers: null });
+    expect(sq.json().queues.find((x: QueueJson) => x.name === 'orders')).toMatchObject({
+      depth: 3,
+      enqueued: null,
+      consumers: null,
+    });
     const one = await slaveApp.inject('/api/queues/orders');
     expect(one.json()).toMatchObject({ readOnly: true, depth: 3 });
     expect((await masterApp.inject('/api/queues')).json().readOnly).toBe(false);
@@ -186,7 +206,9 @@ describe('admin API on a master and a slave sharing one store', () => {
       const res = await slaveApp.inject({ ...c, headers: admin });
       expect({ url: c.url, status: res.statusCode }).toEqual({ url: c.url, status: 409 });
       expect(res.json()).toMatchObject({ code: 'NOT_MASTER', master: 'node-a' });
-      expect(res.json().message).toMatch(/node-b is a slave.*master node-a/);
+      expect(res.json().message).toBe(
+        'node node-b is not the serving master (role slave), its admin API is read-only: send changes to the master node-a',
+      );
     }
     expect((await slaveApp.inject('/api/queues/orders')).json().depth).toBe(1);
   });
@@ -197,7 +219,9 @@ describe('admin API on a master and a slave sharing one store', () => {
       const res = await open.inject({ method: 'DELETE', url: '/api/queues/orders/messages' });
       expect(res.statusCode).toBe(401);
       expect(res.json().message).toBe(ADMIN_NOT_CONFIGURED_MESSAGE);
-      expect(res.json().message).toMatch(/--admin-user.*--admin-password.*KEEL_ADMIN_USER.*KEEL_ADMIN_PASSWORD/);
+      expect(res.json().message).toMatch(
+        /--admin-user.*--admin-password.*KEEL_ADMIN_USER.*KEEL_ADMIN_PASSWORD/,
+      );
       expect((await open.inject('/api/queues')).statusCode).toBe(200); // reads open by default
     } finally {
       await open.close();
@@ -206,10 +230,20 @@ describe('admin API on a master and a slave sharing one store', () => {
     const none = await masterApp.inject({ method: 'POST', url, payload: { body: 'x' } });
     expect(none.statusCode).toBe(401);
     expect(none.headers['www-authenticate']).toMatch(/^Basic realm="keel"/);
-    const wrong = await masterApp.inject({ method: 'POST', url, payload: { body: 'x' }, headers: basic(ADMIN.user, 'nope') });
+    const wrong = await masterApp.inject({
+      method: 'POST',
+      url,
+      payload: { body: 'x' },
+      headers: basic(ADMIN.user, 'nope'),
+    });
     expect(wrong.statusCode).toBe(401);
     expect(wrong.json()).toMatchObject({ code: 'AUTH_FAILED', message: 'invalid user name or password' });
-    const unknown = await masterApp.inject({ method: 'POST', url, payload: { body: 'x' }, headers: basic('mallory', ADMIN.password) });
+    const unknown = await masterApp.inject({
+      method: 'POST',
+      url,
+      payload: { body: 'x' },
+      headers: basic('mallory', ADMIN.password),
+    });
     expect(unknown.statusCode).toBe(401);
     const ro = await masterApp.inject({ method: 'POST', url, payload: { body: 'x' }, headers: reader });
     expect(ro.statusCode).toBe(403);
@@ -224,7 +258,9 @@ describe('admin API on a master and a slave sharing one store', () => {
     try {
       expect((await closed.inject('/api/queues')).statusCode).toBe(401);
       expect((await closed.inject('/metrics')).statusCode).toBe(401);
-      expect((await closed.inject({ url: '/api/queues', headers: basic(READER.user, 'bad') })).statusCode).toBe(401);
+      expect(
+        (await closed.inject({ url: '/api/queues', headers: basic(READER.user, 'bad') })).statusCode,
+      ).toBe(401);
       expect((await closed.inject({ url: '/api/queues', headers: reader })).statusCode).toBe(200);
       expect((await closed.inject({ url: '/api/broker', headers: admin })).statusCode).toBe(200);
       expect((await closed.inject('/healthz')).statusCode).toBe(200); // probes stay open
@@ -261,7 +297,11 @@ describe('admin API on a master and a slave sharing one store', () => {
     expect(again.statusCode).toBe(404);
     expect(again.json().code).toBe('UNKNOWN_MESSAGE');
 
-    const purge = await masterApp.inject({ method: 'DELETE', url: '/api/queues/orders/messages', headers: admin });
+    const purge = await masterApp.inject({
+      method: 'DELETE',
+      url: '/api/queues/orders/messages',
+      headers: admin,
+    });
     expect(purge.statusCode).toBe(200);
     expect(purge.json()).toEqual({ queue: 'orders', purged: 2 });
     expect((await masterApp.inject('/api/queues/orders')).json().depth).toBe(0);
@@ -275,16 +315,27 @@ describe('admin API on a master and a slave sharing one store', () => {
 
   it('refuses to delete a queue with consumers (409)', async () => {
     const conn = master.broker!.openConnection({ protocol: 'internal', clientId: 'app' });
-    await master.broker!.subscribe(conn, { consumerId: 'k', destination: 'queue://busy', prefetch: 1 }, () => {});
+    await master.broker!.subscribe(
+      conn,
+      { consumerId: 'k', destination: 'queue://busy', prefetch: 1 },
+      () => {},
+    );
     const res = await masterApp.inject({ method: 'DELETE', url: '/api/queues/busy', headers: admin });
     expect(res.statusCode).toBe(409);
     expect(res.json().code).toBe('DESTINATION_IN_USE');
     const consumers = (await masterApp.inject('/api/consumers')).json();
     expect(consumers.consumers).toEqual([
-      expect.objectContaining({ clientId: 'app', consumerId: 'k', destinations: ['queue://busy'], inflight: 0 }),
+      expect.objectContaining({
+        clientId: 'app',
+        consumerId: 'k',
+        destinations: ['queue://busy'],
+        inflight: 0,
+      }),
     ]);
     const connections = (await masterApp.inject('/api/connections')).json();
-    expect(connections.connections).toEqual([expect.objectContaining({ clientId: 'app', protocol: 'internal', consumers: 1 })]);
+    expect(connections.connections).toEqual([
+      expect.objectContaining({ clientId: 'app', protocol: 'internal', consumers: 1 }),
+    ]);
     expect((await slaveApp.inject('/api/consumers')).json()).toEqual({ readOnly: true, consumers: [] });
   });
 
@@ -312,7 +363,11 @@ describe('admin API on a master and a slave sharing one store', () => {
     expect(dlq[0]).toMatchObject({ originalDestination: 'queue://jobs', bodyPreview: 'poison' });
     expect(dlq[0]!.dlqReason).toMatch(/maximumRedeliveries=0/);
 
-    const res = await masterApp.inject({ method: 'POST', url: `/api/queues/ActiveMQ.DLQ/messages/${dlq[0]!.id}/retry`, headers: admin });
+    const res = await masterApp.inject({
+      method: 'POST',
+      url: `/api/queues/ActiveMQ.DLQ/messages/${dlq[0]!.id}/retry`,
+      headers: admin,
+    });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ messageId: dlq[0]!.id, from: 'ActiveMQ.DLQ', to: 'jobs' });
     expect((await masterApp.inject('/api/queues/ActiveMQ.DLQ')).json().depth).toBe(0);
@@ -322,7 +377,11 @@ describe('admin API on a master and a slave sharing one store', () => {
     expect(back[0]!.dlqReason).toBeUndefined();
     // A message that was never dead-lettered has no original queue to go back to.
     const plain = await send('jobs', 'fine');
-    const bad = await masterApp.inject({ method: 'POST', url: `/api/queues/jobs/messages/${plain}/retry`, headers: admin });
+    const bad = await masterApp.inject({
+      method: 'POST',
+      url: `/api/queues/jobs/messages/${plain}/retry`,
+      headers: admin,
+    });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().message).toMatch(/no original queue/);
   });
@@ -334,17 +393,58 @@ describe('admin API on a master and a slave sharing one store', () => {
       { url: '/api/queues/orders/messages?limit=abc', message: /querystring\/limit must be integer/ },
       { url: '/api/queues/orders/messages?offset=-5', message: /querystring\/offset must be >= 0/ },
       { url: '/api/queues/orders/messages?colour=red', message: /unknown property "colour"/ },
-      { url: '/api/queues/bad%01name', message: /params\/name must be a destination name without control characters/ },
-      { url: `/api/queues/${'q'.repeat(201)}`, message: /params\/name must NOT have more than 200 characters/ },
-      { url: '/api/queues/orders/messages', method: 'POST', payload: {}, message: /body must have required property 'body'/ },
-      { url: '/api/queues/orders/messages', method: 'POST', payload: { body: 'x', priority: 12 }, message: /body\/priority must be <= 9/ },
-      { url: '/api/queues/orders/messages', method: 'POST', payload: { body: 'x', ttl: 5 }, message: /unknown property "ttl"/ },
-      { url: '/api/queues/orders/messages', method: 'POST', payload: { body: '***', encoding: 'base64' }, message: /not valid base64/ },
-      { url: '/api/queues/orders/messages/abc/move', method: 'POST', payload: { to: 'x' }, message: /params\/id must be a decimal message id/ },
-      { url: '/api/queues/orders/messages/1/move', method: 'POST', payload: { to: 'orders' }, message: /must differ/ },
+      {
+        url: '/api/queues/bad%01name',
+        message: /params\/name must be a destination name without control characters/,
+      },
+      {
+        url: `/api/queues/${'q'.repeat(201)}`,
+        message: /params\/name must NOT have more than 200 characters/,
+      },
+      {
+        url: '/api/queues/orders/messages',
+        method: 'POST',
+        payload: {},
+        message: /body must have required property 'body'/,
+      },
+      {
+        url: '/api/queues/orders/messages',
+        method: 'POST',
+        payload: { body: 'x', priority: 12 },
+        message: /body\/priority must be <= 9/,
+      },
+      {
+        url: '/api/queues/orders/messages',
+        method: 'POST',
+        payload: { body: 'x', ttl: 5 },
+        message: /unknown property "ttl"/,
+      },
+      {
+        url: '/api/queues/orders/messages',
+        method: 'POST',
+        payload: { body: '***', encoding: 'base64' },
+        message: /not valid base64/,
+      },
+      {
+        url: '/api/queues/orders/messages/abc/move',
+        method: 'POST',
+        payload: { to: 'x' },
+        message: /params\/id must be a decimal message id/,
+      },
+      {
+        url: '/api/queues/orders/messages/1/move',
+        method: 'POST',
+        payload: { to: 'orders' },
+        message: /must differ/,
+      },
     ];
     for (const c of cases) {
-      const res = await masterApp.inject({ method: c.method ?? 'GET', url: c.url, payload: c.payload as object, headers: admin });
+      const res = await masterApp.inject({
+        method: c.method ?? 'GET',
+        url: c.url,
+        payload: c.payload as object,
+        headers: admin,
+      });
       expect({ url: c.url, status: res.statusCode }).toEqual({ url: c.url, status: 400 });
       expect(res.json()).toMatchObject({ statusCode: 400, error: 'Bad Request', code: 'INVALID_ARGUMENT' });
       expect(res.json().message).toMatch(c.message);
@@ -381,7 +481,11 @@ describe('admin API on a master and a slave sharing one store', () => {
   it('lists topics and durable subscriptions, and removes an inactive one', async () => {
     const broker = master.broker!;
     const conn = broker.openConnection({ protocol: 'internal', clientId: 'app' });
-    await broker.subscribe(conn, { consumerId: 'd', destination: 'topic://news', prefetch: 10, durableName: 'sub1' }, () => {});
+    await broker.subscribe(
+      conn,
+      { consumerId: 'd', destination: 'topic://news', prefetch: 10, durableName: 'sub1' },
+      () => {},
+    );
     broker.unsubscribe(conn, 'd');
     await broker.sendInternal({
       destination: 'topic://news',
@@ -394,18 +498,28 @@ describe('admin API on a master and a slave sharing one store', () => {
     });
     const topics = (await masterApp.inject('/api/topics')).json();
     expect(topics.readOnly).toBe(false);
-    expect(topics.topics).toEqual([{ name: 'news', temporary: false, enqueued: 1, subscribers: 0, durableSubscriptions: 1 }]);
+    expect(topics.topics).toEqual([
+      { name: 'news', temporary: false, enqueued: 1, subscribers: 0, durableSubscriptions: 1 },
+    ]);
     const topic = (await masterApp.inject('/api/topics/news')).json();
-    expect(topic.subscriptions).toEqual([{ clientId: 'app', name: 'sub1', topic: 'news', active: false, pending: 1, inflight: 0 }]);
+    expect(topic.subscriptions).toEqual([
+      { clientId: 'app', name: 'sub1', topic: 'news', active: false, pending: 1, inflight: 0 },
+    ]);
     const slaveSubs = (await slaveApp.inject('/api/subscriptions')).json();
     expect(slaveSubs).toEqual({
       readOnly: true,
-      subscriptions: [{ clientId: 'app', name: 'sub1', topic: 'news', active: null, pending: 1, inflight: null }],
+      subscriptions: [
+        { clientId: 'app', name: 'sub1', topic: 'news', active: null, pending: 1, inflight: null },
+      ],
     });
     expect((await slaveApp.inject('/api/topics')).json().topics).toEqual([
       { name: 'news', temporary: false, enqueued: null, subscribers: null, durableSubscriptions: 1 },
     ]);
-    const del = await masterApp.inject({ method: 'DELETE', url: '/api/subscriptions/app/sub1', headers: admin });
+    const del = await masterApp.inject({
+      method: 'DELETE',
+      url: '/api/subscriptions/app/sub1',
+      headers: admin,
+    });
     expect(del.statusCode).toBe(200);
     expect((await masterApp.inject('/api/subscriptions')).json().subscriptions).toEqual([]);
   });
@@ -488,7 +602,9 @@ describe('admin API on a master and a slave sharing one store', () => {
         expect(op).toBeDefined();
         expect(Object.keys(op.responses).length).toBeGreaterThan(0);
         for (const [status, r] of Object.entries(op.responses as Record<string, { description?: string }>)) {
-          expect({ path, method, status, hasDescription: typeof r.description === 'string' }).toMatchObject({ hasDescription: true });
+          expect({ path, method, status, hasDescription: typeof r.description === 'string' }).toMatchObject({
+            hasDescription: true,
+          });
         }
         if (method !== 'get') expect(op.security).toEqual([{ basicAuth: [] }]);
       }
@@ -497,7 +613,9 @@ describe('admin API on a master and a slave sharing one store', () => {
     expect(browse.parameters.map((p: { in: string; name: string }) => `${p.in}:${p.name}`).sort()).toEqual(
       ['path:name', 'query:limit', 'query:offset', 'query:previewBytes'].sort(),
     );
-    expect(doc.paths['/api/queues/{name}/messages'].post.requestBody.content['application/json'].schema.required).toEqual(['body']);
+    expect(
+      doc.paths['/api/queues/{name}/messages'].post.requestBody.content['application/json'].schema.required,
+    ).toEqual(['body']);
 
     const page = await masterApp.inject('/docs');
     const html = page.statusCode === 302 ? await masterApp.inject(String(page.headers.location)) : page;
@@ -511,7 +629,9 @@ describe('admin API on a master and a slave sharing one store', () => {
     const completed = masterLog.entries.find((e) => e.msg === 'request completed');
     expect(completed).toBeDefined();
     expect(completed!.obj).toMatchObject({ res: { statusCode: 200 } });
-    expect(masterLog.entries.find((e) => e.msg === 'incoming request')!.obj).toMatchObject({ req: { method: 'GET', url: '/api/broker' } });
+    expect(masterLog.entries.find((e) => e.msg === 'incoming request')!.obj).toMatchObject({
+      req: { method: 'GET', url: '/api/broker' },
+    });
   });
 });
 
@@ -534,7 +654,9 @@ describe('startAdminServer', () => {
       const refused = await fetch(`${url}/api/queues/live`, { method: 'DELETE' });
       expect(refused.status).toBe(401);
       await refused.arrayBuffer();
-      const browse = (await (await fetch(`${url}/api/queues/live/messages`)).json()) as { messages: MessageJson[] };
+      const browse = (await (await fetch(`${url}/api/queues/live/messages`)).json()) as {
+        messages: MessageJson[];
+      };
       expect(browse.messages.map((m) => m.bodyPreview)).toEqual(['over the wire']);
       const metrics = await fetch(`${url}/metrics`);
       expect(await metrics.text()).toContain('keel_queue_depth{queue="live"} 1');
@@ -546,7 +668,11 @@ describe('startAdminServer', () => {
 
   it('refuses bad options, naming the property', () => {
     const ctx = {} as never;
-    expect(() => buildAdminServer(ctx, { adminUser: 'root' })).toThrow(/adminPasswordHash is required when adminUser is set/);
-    expect(() => buildAdminServer(ctx, { adminUser: 'root', adminPasswordHash: 'h' })).toThrow(/verifyPassword is required/);
+    expect(() => buildAdminServer(ctx, { adminUser: 'root' })).toThrow(
+      /adminPasswordHash is required when adminUser is set/,
+    );
+    expect(() => buildAdminServer(ctx, { adminUser: 'root', adminPasswordHash: 'h' })).toThrow(
+      /verifyPassword is required/,
+    );
   });
 });

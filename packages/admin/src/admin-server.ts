@@ -9,9 +9,14 @@ import {
   NotMasterError,
   type Properties,
 } from '@keel/protocol';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyReply } from 'fastify';
-import type { AdminContext, QueueView } from './admin-context';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyPluginAsync,
+  type FastifyReply,
+} from 'fastify';
 import { ADMIN_AUTH_REALM, AdminAuth, type AdminAuthOptions, type RouteAccess } from './admin-auth';
+import type { AdminContext, QueueView } from './admin-context';
 import * as S from './admin-schemas';
 import { type AdminLogger, fastifyLogger } from './fastify-logger';
 import { KeelMetrics } from './keel-metrics';
@@ -107,8 +112,17 @@ export function buildAdminServer(ctx: AdminContext, options: AdminServerOptions 
     // Percent-encoded destination names may be up to 3 bytes per character.
     routerOptions: { maxParamLength: MAX_DESTINATION_NAME_LENGTH * 3 },
     // Unknown properties are refused (400), not silently dropped.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false, allowUnionTypes: true } },
-    schemaErrorFormatter: (errors, dataVar) => new Error(errors.map((e) => describeSchemaError(dataVar, e)).join('; ')),
+    ajv: {
+      customOptions: {
+        removeAdditional: false,
+        coerceTypes: 'array',
+        useDefaults: true,
+        allErrors: false,
+        allowUnionTypes: true,
+      },
+    },
+    schemaErrorFormatter: (errors, dataVar) =>
+      new Error(errors.map((e) => describeSchemaError(dataVar, e)).join('; ')),
   });
 
   app.register(swagger, {
@@ -192,7 +206,7 @@ function adminRoutes(ctx: AdminContext, auth: AdminAuth, metrics: KeelMetrics): 
       if (b) return b;
       const n = ctx.node();
       throw new NotMasterError(
-        `node ${n.name} is ${n.role === 'master' ? 'not serving yet' : `a ${n.role}`} and read-only: ` +
+        `node ${n.name} is not the serving master (role ${n.role}), its admin API is read-only: ` +
           (n.lockHolder && n.lockHolder !== n.name
             ? `send changes to the master ${n.lockHolder}`
             : 'no master is known at the moment'),
@@ -204,16 +218,27 @@ function adminRoutes(ctx: AdminContext, auth: AdminAuth, metrics: KeelMetrics): 
       const access = request.routeOptions.config?.access ?? 'open';
       const decision = await auth.check(access, request.headers.authorization);
       if (decision.ok) return;
-      if (decision.status === 401) reply.header('www-authenticate', `Basic realm="${ADMIN_AUTH_REALM}", charset="UTF-8"`);
+      if (decision.status === 401)
+        reply.header('www-authenticate', `Basic realm="${ADMIN_AUTH_REALM}", charset="UTF-8"`);
       request.log.info({ access, status: decision.status }, 'admin request refused');
-      return reply
-        .code(decision.status)
-        .send({ statusCode: decision.status, error: REASONS[decision.status], code: decision.code, message: decision.message });
+      return reply.code(decision.status).send({
+        statusCode: decision.status,
+        error: REASONS[decision.status],
+        code: decision.code,
+        message: decision.message,
+      });
     });
 
-    app.setErrorHandler((err: FastifyError | KeelError, request, reply) => sendError(ctx, err, request.log, reply));
+    app.setErrorHandler((err: FastifyError | KeelError, request, reply) =>
+      sendError(ctx, err, request.log, reply),
+    );
     app.setNotFoundHandler((request, reply) =>
-      reply.code(404).send({ statusCode: 404, error: 'Not Found', code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}` }),
+      reply.code(404).send({
+        statusCode: 404,
+        error: 'Not Found',
+        code: 'NOT_FOUND',
+        message: `no route ${request.method} ${request.url}`,
+      }),
     );
 
     // ----- probes and metrics -----------------------------------------------------------------
@@ -239,7 +264,9 @@ function adminRoutes(ctx: AdminContext, auth: AdminAuth, metrics: KeelMetrics): 
       async (_request, reply) => {
         const n = ctx.node();
         const ready = n.role === 'master' && serving() !== null;
-        return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', role: n.role, node: n.name });
+        return reply
+          .code(ready ? 200 : 503)
+          .send({ status: ready ? 'ready' : 'not ready', role: n.role, node: n.name });
       },
     );
 
@@ -264,7 +291,15 @@ function adminRoutes(ctx: AdminContext, auth: AdminAuth, metrics: KeelMetrics): 
 
     app.get(
       '/api/broker',
-      { ...read, schema: { tags: ['broker'], summary: 'This node: role, epoch, lock holder, listeners.', security: readSecurity, response: { 200: S.brokerReply, ...errors } } },
+      {
+        ...read,
+        schema: {
+          tags: ['broker'],
+          summary: 'This node: role, epoch, lock holder, listeners.',
+          security: readSecurity,
+          response: { 200: S.brokerReply, ...errors },
+        },
+      },
       async () => {
         const n = ctx.node();
         return {
@@ -296,13 +331,25 @@ function adminRoutes(ctx: AdminContext, auth: AdminAuth, metrics: KeelMetrics): 
       },
       async (request) => {
         const n = ctx.node();
-        const [nodes, takeovers] = await Promise.all([ctx.clusterNodes(), ctx.takeovers(request.query.limit)]);
+        const [nodes, takeovers] = await Promise.all([
+          ctx.clusterNodes(),
+          ctx.takeovers(request.query.limit),
+        ]);
         return {
           cluster: n.cluster,
           master: n.lockHolder,
           epoch: n.epoch,
-          nodes: nodes.map((x) => ({ name: x.name, role: x.role, lastSeen: x.lastSeen ? x.lastSeen.toISOString() : null })),
-          takeovers: takeovers.map((t) => ({ node: t.node, epoch: t.epoch, reason: t.reason, at: t.at.toISOString() })),
+          nodes: nodes.map((x) => ({
+            name: x.name,
+            role: x.role,
+            lastSeen: x.lastSeen ? x.lastSeen.toISOString() : null,
+          })),
+          takeovers: takeovers.map((t) => ({
+            node: t.node,
+            epoch: t.epoch,
+            reason: t.reason,
+            at: t.at.toISOString(),
+          })),
         };
       },
     );
@@ -350,7 +397,13 @@ function adminRoutes(ctx: AdminContext, auth: AdminAuth, metrics: KeelMetrics): 
       '/api/queues/:name',
       {
         ...read,
-        schema: { tags: ['queues'], summary: 'One queue.', security: readSecurity, params: S.nameParams, response: { 200: S.queueReply, ...errors } },
+        schema: {
+          tags: ['queues'],
+          summary: 'One queue.',
+          security: readSecurity,
+          params: S.nameParams,
+          response: { 200: S.queueReply, ...errors },
+        },
       },
       async (request) => {
         const b = serving();
@@ -377,9 +430,17 @@ function adminRoutes(ctx: AdminContext, auth: AdminAuth, metrics: KeelMetrics): 
         const { name } = request.params;
         const { limit, offset, previewBytes } = request.query;
         const b = serving();
-        const found = b ? await b.browseQueue(name, limit, offset) : await ctx.readOnly().browse(name, limit, offset);
+        const found = b
+          ? await b.browseQueue(name, limit, offset)
+          : await ctx.readOnly().browse(name, limit, offset);
         if (!found) throw notFound(`queue ${name}`);
-        return { queue: name, readOnly: b === null, offset, limit, messages: found.map((m) => messageView(m, previewBytes)) };
+        return {
+          queue: name,
+          readOnly: b === null,
+          offset,
+          limit,
+          messages: found.map((m) => messageView(m, previewBytes)),
+        };
       },
     );
 
@@ -400,7 +461,9 @@ function adminRoutes(ctx: AdminContext, auth: AdminAuth, metrics: KeelMetrics): 
         const b = master();
         const destination = `queue://${request.params.name}`;
         const result = await b.sendInternal(toMessage(destination, request.body));
-        return reply.code(201).send({ messageId: result.messageId, destination, duplicate: result.duplicate });
+        return reply
+          .code(201)
+          .send({ messageId: result.messageId, destination, duplicate: result.duplicate });
       },
     );
 
@@ -497,7 +560,15 @@ function adminRoutes(ctx: AdminContext, auth: AdminAuth, metrics: KeelMetrics): 
 
     app.get(
       '/api/topics',
-      { ...read, schema: { tags: ['topics'], summary: 'Topics.', security: readSecurity, response: { 200: S.topicListReply, ...errors } } },
+      {
+        ...read,
+        schema: {
+          tags: ['topics'],
+          summary: 'Topics.',
+          security: readSecurity,
+          response: { 200: S.topicListReply, ...errors },
+        },
+      },
       async () => {
         const b = serving();
         return { readOnly: b === null, topics: b ? b.listTopics() : await ctx.readOnly().listTopics() };
@@ -530,11 +601,19 @@ function adminRoutes(ctx: AdminContext, auth: AdminAuth, metrics: KeelMetrics): 
       '/api/subscriptions',
       {
         ...read,
-        schema: { tags: ['topics'], summary: 'Durable topic subscriptions.', security: readSecurity, response: { 200: S.durableListReply, ...errors } },
+        schema: {
+          tags: ['topics'],
+          summary: 'Durable topic subscriptions.',
+          security: readSecurity,
+          response: { 200: S.durableListReply, ...errors },
+        },
       },
       async () => {
         const b = serving();
-        return { readOnly: b === null, subscriptions: b ? b.listDurables() : await ctx.readOnly().listDurables() };
+        return {
+          readOnly: b === null,
+          subscriptions: b ? b.listDurables() : await ctx.readOnly().listDurables(),
+        };
       },
     );
 
@@ -555,7 +634,11 @@ function adminRoutes(ctx: AdminContext, auth: AdminAuth, metrics: KeelMetrics): 
         const b = master();
         const d = b.listDurables().find((x) => x.clientId === clientId && x.name === name);
         if (!d) throw notFound(`durable subscription ${name} of client ${clientId}`);
-        if (d.active) throw new KeelError('DESTINATION_IN_USE', `durable subscription ${name} of client ${clientId} is active`);
+        if (d.active)
+          throw new KeelError(
+            'DESTINATION_IN_USE',
+            `durable subscription ${name} of client ${clientId} is active`,
+          );
         await b.removeDurable(clientId, name);
         request.log.info({ clientId, name }, 'durable subscription removed');
         return { deleted: `${clientId}:${name}` };
@@ -583,7 +666,12 @@ function adminRoutes(ctx: AdminContext, auth: AdminAuth, metrics: KeelMetrics): 
       '/api/consumers',
       {
         ...read,
-        schema: { tags: ['clients'], summary: 'Consumers (none on a slave).', security: readSecurity, response: { 200: S.consumerListReply, ...errors } },
+        schema: {
+          tags: ['clients'],
+          summary: 'Consumers (none on a slave).',
+          security: readSecurity,
+          response: { 200: S.consumerListReply, ...errors },
+        },
       },
       async () => {
         const b = serving();
@@ -629,25 +717,40 @@ interface SchemaError {
 /** `querystring/limit must be >= 1`, with friendlier words for our patterns. */
 function describeSchemaError(dataVar: string, e: SchemaError): string {
   const where = `${dataVar}${e.instancePath}`;
-  if (e.keyword === 'additionalProperties') return `${where} has an unknown property "${String(e.params.additionalProperty)}"`;
+  if (e.keyword === 'additionalProperties')
+    return `${where} has an unknown property "${String(e.params.additionalProperty)}"`;
   if (e.keyword === 'pattern') {
-    if (e.params.pattern === S.destinationName.pattern) return `${where} must be a destination name without control characters`;
-    if (e.params.pattern === S.messageParams.properties.id.pattern) return `${where} must be a decimal message id`;
+    if (e.params.pattern === S.destinationName.pattern)
+      return `${where} must be a destination name without control characters`;
+    if (e.params.pattern === S.messageParams.properties.id.pattern)
+      return `${where} must be a decimal message id`;
   }
   return `${where} ${e.message ?? 'is invalid'}`;
 }
 
 type LogLike = { warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
 
-function sendError(ctx: AdminContext, err: FastifyError | KeelError, log: LogLike, reply: FastifyReply): FastifyReply {
+function sendError(
+  ctx: AdminContext,
+  err: FastifyError | KeelError,
+  log: LogLike,
+  reply: FastifyReply,
+): FastifyReply {
   const fe = err as FastifyError;
   if (fe.validation) {
-    return reply.code(400).send({ statusCode: 400, error: REASONS[400], code: 'INVALID_ARGUMENT', message: err.message });
+    return reply
+      .code(400)
+      .send({ statusCode: 400, error: REASONS[400], code: 'INVALID_ARGUMENT', message: err.message });
   }
   if (KeelError.isInstance(err)) {
     const status = STATUS_BY_CODE[err.code] ?? 500;
     if (status >= 500) log.error({ err, code: err.code }, 'admin request failed');
-    const body: Record<string, unknown> = { statusCode: status, error: REASONS[status] ?? 'Error', code: err.code, message: err.message };
+    const body: Record<string, unknown> = {
+      statusCode: status,
+      error: REASONS[status] ?? 'Error',
+      code: err.code,
+      message: err.message,
+    };
     if (err.code === 'NOT_MASTER') {
       const n = ctx.node();
       body.master = n.lockHolder && n.lockHolder !== n.name ? n.lockHolder : null;
@@ -655,12 +758,21 @@ function sendError(ctx: AdminContext, err: FastifyError | KeelError, log: LogLik
     return reply.code(status).send(body);
   }
   // fastify's own client errors: bad JSON, wrong content type, body too large ...
-  const status = typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500 ? fe.statusCode : 500;
+  const status =
+    typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500 ? fe.statusCode : 500;
   if (status === 500) {
     log.error({ err }, 'admin request failed');
-    return reply.code(500).send({ statusCode: 500, error: REASONS[500], code: 'INTERNAL', message: 'internal error (see the node log)' });
+    return reply.code(500).send({
+      statusCode: 500,
+      error: REASONS[500],
+      code: 'INTERNAL',
+      message: 'internal error (see the node log)',
+    });
   }
-  return reply
-    .code(status)
-    .send({ statusCode: status, error: REASONS[status] ?? 'Error', code: status === 413 ? 'RESOURCE_LIMIT' : 'INVALID_ARGUMENT', message: err.message });
+  return reply.code(status).send({
+    statusCode: status,
+    error: REASONS[status] ?? 'Error',
+    code: status === 413 ? 'RESOURCE_LIMIT' : 'INVALID_ARGUMENT',
+    message: err.message,
+  });
 }

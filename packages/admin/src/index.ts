@@ -1,10 +1,5 @@
-export * from './admin-context';
 export * from './admin-auth';
-export * from './admin-server';
-export * from './fastify-logger';
-export * from './keel-metrics';
-export * from './message-view';
-export * from './store-read-only-view';
+export * from './admin-context';
 export {
   DEFAULT_BROWSE_LIMIT,
   DEFAULT_PREVIEW_BYTES,
@@ -13,3 +8,8 @@ export {
   MAX_BROWSE_OFFSET,
   MAX_PREVIEW_BYTES,
 } from './admin-schemas';
+export * from './admin-server';
+export * from './fastify-logger';
+export * from './keel-metrics';
+export * from './message-view';
+export * from './store-read-only-view';

@@ -1,7 +1,15 @@
 import type { AdminContext } from './admin-context';
 import { KeelMetrics } from './keel-metrics';
 
-function ctx(health: () => Promise<never> | Promise<{ deadRows: Record<string, number>; tableBytes: Record<string, number>; oldestTransactionAgeSeconds: number | null }>): AdminContext {
+function ctx(
+  health: () =>
+    | Promise<never>
+    | Promise<{
+        deadRows: Record<string, number>;
+        tableBytes: Record<string, number>;
+        oldestTransactionAgeSeconds: number | null;
+      }>,
+): AdminContext {
   return {
     node: () => ({
       name: 'n',
@@ -30,7 +38,11 @@ function ctx(health: () => Promise<never> | Promise<{ deadRows: Record<string, n
 describe('KeelMetrics', () => {
   it('keeps registries apart and reports a failing store health query', async () => {
     let calls = 0;
-    const a = new KeelMetrics({ processMetrics: false, storeHealthCacheMs: 60_000, defaultLabels: { node: 'n' } });
+    const a = new KeelMetrics({
+      processMetrics: false,
+      storeHealthCacheMs: 60_000,
+      defaultLabels: { node: 'n' },
+    });
     const b = new KeelMetrics({ processMetrics: false });
     a.bindContext(
       ctx(() => {

@@ -8,7 +8,9 @@ export const DEFAULT_STORE_HEALTH_CACHE_MS = 10_000;
 /** Operations per group-commit round. */
 export const COMMIT_BATCH_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
 /** Seconds per group-commit round. */
-export const COMMIT_DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+export const COMMIT_DURATION_BUCKETS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+];
 
 export interface KeelMetricsOptions {
   /** How long a storeHealth() answer is reused between scrapes (its SQL is not free). Default 10 s. */
@@ -112,15 +114,29 @@ export class KeelMetrics {
       labelNames: ['role'],
       registers,
     });
-    this.epoch = new Gauge({ name: 'keel_epoch', help: 'Cluster epoch this node last saw (its own while master).', registers });
+    this.epoch = new Gauge({
+      name: 'keel_epoch',
+      help: 'Cluster epoch this node last saw (its own while master).',
+      registers,
+    });
     this.connections = new Gauge({
       name: 'keel_connections',
       help: 'Open client connections, per protocol.',
       labelNames: ['protocol'],
       registers,
     });
-    this.queueDepth = new Gauge({ name: 'keel_queue_depth', help: 'Messages pending on a queue.', labelNames: ['queue'], registers });
-    this.queueConsumers = new Gauge({ name: 'keel_queue_consumers', help: 'Consumers of a queue (master only).', labelNames: ['queue'], registers });
+    this.queueDepth = new Gauge({
+      name: 'keel_queue_depth',
+      help: 'Messages pending on a queue.',
+      labelNames: ['queue'],
+      registers,
+    });
+    this.queueConsumers = new Gauge({
+      name: 'keel_queue_consumers',
+      help: 'Consumers of a queue (master only).',
+      labelNames: ['queue'],
+      registers,
+    });
     this.queueInflight = new Gauge({
       name: 'keel_queue_inflight',
       help: 'Messages delivered and not yet acknowledged (master only).',
@@ -170,8 +186,10 @@ export class KeelMetrics {
   attachBroker(broker: Broker): () => void {
     if (this.attached.has(broker)) return () => {};
     this.attached.add(broker);
-    const onIn = (e: { destination: string }): void => this.messagesIn.inc({ destination: destinationLabel(e.destination) });
-    const onOut = (e: { destination: string }): void => this.messagesOut.inc({ destination: destinationLabel(e.destination) });
+    const onIn = (e: { destination: string }): void =>
+      this.messagesIn.inc({ destination: destinationLabel(e.destination) });
+    const onOut = (e: { destination: string }): void =>
+      this.messagesOut.inc({ destination: destinationLabel(e.destination) });
     broker.on('message:in', onIn);
     broker.on('message:out', onOut);
     return () => {
@@ -227,7 +245,8 @@ export class KeelMetrics {
     } catch (err) {
       this.logger.warn({ err: (err as Error).message }, 'metrics: listing queues failed');
     }
-    for (const g of [this.queueDepth, this.queueConsumers, this.queueInflight, this.queueOldestAge]) g.reset();
+    for (const g of [this.queueDepth, this.queueConsumers, this.queueInflight, this.queueOldestAge])
+      g.reset();
     for (const q of queues) {
       if (q.temporary) continue;
       const labels = { queue: q.name };

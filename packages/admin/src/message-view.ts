@@ -45,7 +45,14 @@ export function messageView(b: BrowsedMessage, previewBytes: number): MessageVie
     bodyPreview: preview.text,
     bodyTruncated: body.length > previewBytes,
   };
-  for (const k of ['correlationId', 'replyTo', 'type', 'producerId', 'originalDestination', 'dlqReason'] as const) {
+  for (const k of [
+    'correlationId',
+    'replyTo',
+    'type',
+    'producerId',
+    'originalDestination',
+    'dlqReason',
+  ] as const) {
     const v = m[k];
     if (typeof v === 'string') view[k] = v;
   }

@@ -11,7 +11,9 @@ const SKIP_PAGE_ROWS = 500;
  */
 export function storeReadOnlyView(store: Store): ReadOnlyView {
   const destinations = async (type: 'queue' | 'topic'): Promise<DestinationRecord[]> =>
-    (await store.loadDestinations()).filter((d) => d.type === type).sort((a, b) => a.name.localeCompare(b.name));
+    (await store.loadDestinations())
+      .filter((d) => d.type === type)
+      .sort((a, b) => a.name.localeCompare(b.name));
 
   const queueView = async (d: DestinationRecord): Promise<QueueView> => ({
     name: d.name,

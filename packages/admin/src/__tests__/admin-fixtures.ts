@@ -6,7 +6,8 @@ export const ADMIN = { user: 'root', password: 's3cret' };
 export const READER = { user: 'viewer', password: 'look' };
 
 /** Test stand-in for the server's scrypt verifyPassword: hashes are `plain:<password>`. */
-export const verifyPassword = async (password: string, hash: string): Promise<boolean> => hash === `plain:${password}`;
+export const verifyPassword = async (password: string, hash: string): Promise<boolean> =>
+  hash === `plain:${password}`;
 
 export const authOptions = {
   adminUser: ADMIN.user,
@@ -40,7 +41,13 @@ export class RecordingLogger implements Logger {
   next(msg: string, timeoutMs = 3000): Promise<void> {
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`timed out waiting for log "${msg}"`)), timeoutMs);
-      this.waiters.push({ msg, resolve: () => (clearTimeout(t), resolve()) });
+      this.waiters.push({
+        msg,
+        resolve: () => {
+          clearTimeout(t);
+          resolve();
+        },
+      });
     });
   }
 }
@@ -59,7 +66,12 @@ const HEALTH: StoreHealth = {
   oldestTransactionAgeSeconds: 1.5,
 };
 
-function context(node: () => NodeInfo, broker: Broker | null, store: MemoryStore, t: { healthCalls: number }): AdminContext {
+function context(
+  node: () => NodeInfo,
+  broker: Broker | null,
+  store: MemoryStore,
+  t: { healthCalls: number },
+): AdminContext {
   const view = storeReadOnlyView(store);
   return {
     node,
