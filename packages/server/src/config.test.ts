@@ -63,7 +63,7 @@ describe('loadConfig defaults', () => {
       adminPasswordHash: null,
       maxFrameSize: 4 * 1024 * 1024,
       heartbeatMs: 10_000,
-      lock: { keepAliveMs: 1000, leaseMs: 5000, waitingPollMs: 500 },
+      lock: { keepAliveMs: 500, leaseMs: 2000, waitingPollMs: 500 },
       store: { maxBatchSize: 1000, pageSize: 2000 },
       redelivery: {
         maximumRedeliveries: 6,
@@ -301,7 +301,7 @@ describe('loadConfig validation names the setting, the reason, the value and its
     );
     expect(
       configError(() => loadConfig({ argv: { db: DB }, env: { KEEL_LOCK_KEEP_ALIVE_MS: '6000' } })).message,
-    ).toContain('lock.keepAliveMs: lock.keepAliveMs (6000) must be less than lock.leaseMs (5000)');
+    ).toContain('lock.keepAliveMs: lock.keepAliveMs (6000) must be less than lock.leaseMs (2000)');
     expect(
       configError(() => loadConfig({ argv: { db: DB, adminUser: 'admin' }, env: {} })).message,
     ).toContain('adminPassword: is required when adminUser is set');

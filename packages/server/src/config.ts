@@ -41,9 +41,9 @@ export const DEFAULT_LOCKER: LockerKind = 'row';
 export const DEFAULT_MAX_FRAME_SIZE = 4 * 1024 * 1024;
 export const DEFAULT_HEARTBEAT_MS = 10_000;
 /** How often the master runs its keep-alive statement on the lock session. */
-export const DEFAULT_LOCK_KEEP_ALIVE_MS = 1_000;
+export const DEFAULT_LOCK_KEEP_ALIVE_MS = 500;
 /** idle_in_transaction_session_timeout of the lock session, and the lease of the lease locker. */
-export const DEFAULT_LOCK_LEASE_MS = 5_000;
+export const DEFAULT_LOCK_LEASE_MS = 2_000;
 /** lock_timeout of a waiting node's attempt, so it stays responsive while it waits. */
 export const DEFAULT_LOCK_WAITING_POLL_MS = 500;
 /** The most store operations the group-commit writer puts in one transaction. */

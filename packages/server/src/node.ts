@@ -157,22 +157,21 @@ export class KeelNode implements RunningNode {
     this.loop = this.run();
   }
 
+  /**
+   * The lock lives in its own database (DESIGN.md). Only when this server does not let us create
+   * one (insufficient_privilege) does it fall back to the message database, with a warning: every
+   * node of the cluster meets the same refusal, so they all agree on where the lock is.
+   */
   private async prepareLockDatabase(): Promise<string> {
     const { config, log } = this;
-    if (config.lockDb && config.lockDb === config.db) {
-      log.warn(
-        { lockDb: 'same as db' },
-        'the master lock lives in the message database: VACUUM cannot remove consumed messages while the master holds it (see docs/operations.md; use a separate lock database or --locker lease)',
-      );
-      await migrate({ connectionString: config.db, logger: log });
-      return config.db;
-    }
     try {
       return await ensureLockDatabase(config.db, config.lockDb || undefined, log);
     } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause;
+      if ((err as { code?: string }).code !== '42501' && cause?.code !== '42501') throw err;
       log.warn(
         { err: (err as Error).message },
-        'cannot create or use a separate lock database; the lock lives in the message database, which holds back VACUUM (see docs/operations.md)',
+        'cannot create the lock database: the lock lives in the message database, which holds back VACUUM of consumed messages (see docs/operations.md; create the lock database or use --locker lease)',
       );
       return config.db;
     }
