@@ -376,6 +376,11 @@ export class StompConnection {
     if (priority !== undefined && !Number.isInteger(priority)) {
       throw new InvalidArgumentError(`activemq.priority must be an integer, got ${JSON.stringify(h['activemq.priority'])}`);
     }
+    const keelDestination = stompToKeelDestination(destination, conn.id);
+    if (keelDestination.startsWith('temp-') && !keelDestination.slice(keelDestination.indexOf('://') + 3).startsWith(`${conn.id}.`)) {
+      // JMS / ActiveMQ: only the connection that owns a temporary destination consumes from it.
+      throw new InvalidArgumentError(`STOMP: cannot subscribe to ${destination}: it is another connection's temporary destination`);
+    }
     const sub: StompSubscription = { id, ackMode, unacked: new Map() };
     this.subs.set(id, sub);
     try {
@@ -383,7 +388,7 @@ export class StompConnection {
         conn,
         {
           consumerId: id,
-          destination: stompToKeelDestination(destination, conn.id),
+          destination: keelDestination,
           prefetch,
           ackOnDelivery: ackMode === 'auto',
           selector: h.selector,

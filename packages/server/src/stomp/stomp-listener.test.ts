@@ -220,6 +220,12 @@ describe('StompListener', () => {
       const next = await other.frame();
       const own = next.command === 'RECEIPT' ? await other.frame() : next;
       expect(own.body.toString()).toBe('to myself');
+      // Only the owner consumes from a temporary queue.
+      const thief = await raw();
+      thief.send('SUBSCRIBE', { id: 'steal', destination: replyTo, receipt: 'st' });
+      const refused = await thief.frame();
+      expect(refused.command).toBe('ERROR');
+      expect(headersOf(refused).message).toMatch(/another connection's temporary destination/);
       const temps = fx.broker.listQueues().filter((q) => q.temporary);
       expect(temps).toHaveLength(2);
       // Temporary queues go with their connection.

@@ -8,6 +8,8 @@ import {
 } from '@keel/protocol';
 import { type StompAuthenticator, StompConnection } from './stomp-connection';
 
+export type { StompAckMode, StompAuthenticator } from './stomp-connection';
+
 export const STOMP_LISTENER_DEFAULTS = Object.freeze({
   host: '0.0.0.0',
   /** ActiveMQ's STOMP port. */
