@@ -1,1 +1,12 @@
-export {};
+export * from './bench-driver';
+export * from './bench-options';
+export * from './bench-result';
+export * from './machine-info';
+export * from './payload';
+export * from './render-report';
+export * from './rss-sampler';
+export * from './run-bench';
+export * from './stats';
+export * from './stomp-driver';
+export * from './table';
+export * from './target-profile';

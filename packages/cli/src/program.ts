@@ -14,12 +14,17 @@ import {
   DEFAULT_STOMP_PORT,
 } from '@keel/server';
 import { Command, Option } from 'commander';
+import {
+  ADMIN_COMMAND_ACTIONS,
+  type AdminCommandActions,
+  registerAdminCommands,
+} from './commands/admin-commands';
 import { type BrokerOptions, runBroker } from './commands/broker';
 import { type MigrateOptions, runMigrate } from './commands/migrate';
 import { DEFAULT_START_DIR, runStart, type StartOptions } from './commands/start';
 import { type Output, processOutput } from './output';
 
-export interface CommandActions {
+export interface CommandActions extends AdminCommandActions {
   migrate(options: MigrateOptions, output: Output): Promise<unknown>;
   broker(options: BrokerOptions, output: Output): Promise<unknown>;
   start(options: StartOptions, output: Output): Promise<unknown>;
@@ -47,6 +52,7 @@ export function buildProgram(options: BuildProgramOptions = {}): Command {
     migrate: runMigrate,
     broker: runBroker,
     start: runStart,
+    ...ADMIN_COMMAND_ACTIONS,
     ...options.actions,
   };
 
@@ -133,6 +139,9 @@ export function buildProgram(options: BuildProgramOptions = {}): Command {
     .action(async (opts: BrokerOptions) => {
       await actions.broker(opts, output);
     });
+
+  // status, queues, browse, purge, handover: the node's HTTP admin API (commands/admin-commands.ts)
+  registerAdminCommands(program, actions, output);
 
   return program;
 }

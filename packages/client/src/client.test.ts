@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import {
   AuthError,
   ConnectionError,
@@ -13,6 +12,11 @@ import { type Connection, connect } from './connection';
 import type { ReceivedMessage } from './received-message';
 
 let broker: FakeBroker;
+
+/** The next 'close' event (events.once would reject on the 'error' emitted before it). */
+function closeEvent(conn: Connection): Promise<{ error?: Error }> {
+  return new Promise((resolve) => conn.once('close', resolve));
+}
 const open: Connection[] = [];
 
 async function client(options: Parameters<typeof connect>[1] = {}): Promise<Connection> {
@@ -235,11 +239,11 @@ describe('client over tcp:// against a fake broker', () => {
     broker.holdReceipts = true;
     const sends = [1, 2, 3].map((i) => plain.createProducer('queue://q').send(`m${i}`));
     await broker.waitFrame(() => broker.framesOf(FrameType.Send).length === 3);
-    const closed = once(conn, 'close');
+    const closed = closeEvent(conn);
     const errors: Error[] = [];
     conn.on('error', (e) => errors.push(e));
     await broker.kill();
-    const [event] = (await closed) as [{ error?: Error }];
+    const event = await closed;
     expect(event.error).toBeInstanceOf(ConnectionError);
     for (const s of sends) await expect(s).rejects.toBeInstanceOf(ConnectionError);
     await expect(iterating).rejects.toBeInstanceOf(ConnectionError);
@@ -254,7 +258,7 @@ describe('client over tcp:// against a fake broker', () => {
     broker = await FakeBroker.start({ name: 'a', silent: true });
     const started = Date.now();
     const conn = await client({ heartbeatMs: 100 });
-    const [event] = (await once(conn, 'close')) as [{ error?: Error }];
+    const event = await closeEvent(conn);
     expect(event.error).toMatchObject({ code: 'HEARTBEAT_TIMEOUT' });
     expect(Date.now() - started).toBeGreaterThanOrEqual(300);
   });

@@ -46,6 +46,8 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
   private iterating = false;
   private readonly waiters: Deferred<IteratorResult<ReceivedMessage>>[] = [];
   private lastYielded: ReceivedMessage | null = null;
+  /** The message a listener is processing. */
+  private current: ReceivedMessage | null = null;
   private dispatching = false;
   /** Delivered to the application, not yet acked (client/individual modes), in delivery order. */
   private readonly unacked = new Set<ReceivedMessage>();
@@ -170,6 +172,7 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
     try {
       while (!this.closed && this.buffer.length > 0 && this.listeners.length > 0) {
         const m = this.buffer.shift()!;
+        this.current = m;
         let failure: unknown;
         for (const l of [...this.listeners]) {
           try {
@@ -187,8 +190,10 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
         } else if (this.mode === 'auto' || this.mode === 'tx') {
           this.autoAck(m);
         }
+        this.current = null;
       }
     } finally {
+      this.current = null;
       this.dispatching = false;
     }
   }
@@ -278,10 +283,15 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
     });
   }
 
-  /** @internal Rollback: batched transactional acks are void. */
-  _dropPendingAcks(): void {
-    this.lastYielded = null;
-    if (this.mode === 'tx') this.pendingAcks = [];
+  /**
+   * @internal Before a commit or rollback: the messages the application has (the one the
+   * iterator last gave, the one a listener is processing) belong to the ending transaction, so
+   * a rollback makes the broker redeliver them and a commit consumes them.
+   */
+  _settleDelivered(): void {
+    this._ackLastYielded();
+    if (this.current && (this.mode === 'auto' || this.mode === 'tx')) this.autoAck(this.current);
+    this._flushAcks();
   }
 
   /** @internal ReceivedMessage.ack() */

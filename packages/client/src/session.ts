@@ -133,8 +133,7 @@ export class Session {
   async commit(): Promise<void> {
     this.checkOpen();
     if (!this.transacted) throw new InvalidArgumentError('commit() needs a transacted session');
-    for (const c of this._consumers.values()) c._ackLastYielded();
-    this._flushAcks();
+    for (const c of this._consumers.values()) c._settleDelivered();
     const conn = this.connection;
     await conn._whenConnected('commit');
     await this.txReady.catch(() => {});
@@ -163,7 +162,7 @@ export class Session {
   async rollback(): Promise<void> {
     this.checkOpen();
     if (!this.transacted) throw new InvalidArgumentError('rollback() needs a transacted session');
-    for (const c of this._consumers.values()) c._dropPendingAcks();
+    for (const c of this._consumers.values()) c._settleDelivered();
     const conn = this.connection;
     await conn._whenConnected('rollback');
     await this.txReady.catch(() => {});

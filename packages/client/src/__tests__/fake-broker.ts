@@ -86,6 +86,8 @@ export interface FakeBrokerOptions {
   brokers?: string[];
   /** Send no heartbeats (to test the client's dead-broker detection). */
   silent?: boolean;
+  /** Listen on this port (default: any free one). */
+  port?: number;
 }
 
 export class FakeBroker extends EventEmitter {
@@ -98,7 +100,7 @@ export class FakeBroker extends EventEmitter {
   readonly received: { conn: string; frame: Frame }[] = [];
   /** Persistent SENDs are stored but their RECEIPT is held back (until releaseReceipts()). */
   holdReceipts = false;
-  private held: { conn: FakeConn; frame: Frame }[] = [];
+  private held: { conn: FakeConn; frame: Frame; id: string }[] = [];
   /** ACK frames are ignored (as if lost with the link). */
   dropAcks = false;
   /** On TX_COMMIT: 'after' commits then dies without answering; 'before' dies without committing. */
@@ -123,7 +125,10 @@ export class FakeBroker extends EventEmitter {
     const b = new FakeBroker(options);
     const server = net.createServer((s) => b.accept(s));
     b.server = server;
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
+    });
     b.port = (server.address() as net.AddressInfo).port;
     return b;
   }
@@ -167,7 +172,7 @@ export class FakeBroker extends EventEmitter {
   releaseReceipts(): void {
     const held = this.held;
     this.held = [];
-    for (const h of held) this.receipt(h.conn, h.frame);
+    for (const h of held) this.receipt(h.conn, h.frame, { messageId: h.id });
   }
 
   broadcastBrokerInfo(brokers: string[]): void {
@@ -190,6 +195,7 @@ export class FakeBroker extends EventEmitter {
       socket.destroy();
       return;
     }
+    socket.setNoDelay(true);
     this.allSockets.add(socket);
     socket.on('close', () => this.allSockets.delete(socket));
     this.connCounter += 1;
@@ -339,7 +345,7 @@ export class FakeBroker extends EventEmitter {
         }
         const id = this.accept1(m);
         if (this.holdReceipts && m.persistent) {
-          this.held.push({ conn, frame });
+          this.held.push({ conn, frame, id });
           return;
         }
         this.receipt(conn, frame, { messageId: id });

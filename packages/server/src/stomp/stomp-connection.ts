@@ -12,15 +12,18 @@ import {
   type StompEvent,
   type StompFrame,
   type StompHeaders,
-  stompHeaderRecord,
   type StompVersion,
+  stompHeaderRecord,
 } from '@keel/protocol';
 import { stompToKeelDestination } from './stomp-destinations';
 import { messageFrameHeaders, messageFromSend } from './stomp-message';
 import { negotiateHeartbeat, negotiateStompVersion, parseHeartbeatHeader } from './stomp-negotiate';
 
 /** Checks a CONNECT frame's `login` and `passcode`. */
-export type StompAuthenticator = (login: string | undefined, passcode: string | undefined) => boolean | Promise<boolean>;
+export type StompAuthenticator = (
+  login: string | undefined,
+  passcode: string | undefined,
+) => boolean | Promise<boolean>;
 
 export type StompAckMode = 'auto' | 'client' | 'client-individual';
 
@@ -163,7 +166,10 @@ export class StompConnection {
     const frame = event.frame;
     if (frame.command === 'CONNECT' || frame.command === 'STOMP') {
       if (this.phase !== 'awaiting-connect') {
-        this.closeInputAndFail(new ProtocolError('STOMP: CONNECT received on a connection that is already connected'), frame);
+        this.closeInputAndFail(
+          new ProtocolError('STOMP: CONNECT received on a connection that is already connected'),
+          frame,
+        );
         return;
       }
       this.phase = 'connecting';
@@ -177,7 +183,10 @@ export class StompConnection {
       return;
     }
     if (this.phase === 'awaiting-connect') {
-      this.closeInputAndFail(new ProtocolError(`STOMP: ${frame.command} frame received before CONNECT`), frame);
+      this.closeInputAndFail(
+        new ProtocolError(`STOMP: ${frame.command} frame received before CONNECT`),
+        frame,
+      );
       return;
     }
     if (frame.command === 'DISCONNECT') this.inputClosed = true;
@@ -247,7 +256,12 @@ export class StompConnection {
 
   /** Run a broker call whose completion is reported in frame order (RECEIPT or ERROR). */
   private later(p: Promise<unknown>): { settled: Promise<Error | null> } {
-    return { settled: p.then(() => null, (err: unknown) => (err instanceof Error ? err : new Error(String(err)))) };
+    return {
+      settled: p.then(
+        () => null,
+        (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+      ),
+    };
   }
 
   // ----- frames --------------------------------------------------------------------------------
@@ -319,7 +333,9 @@ export class StompConnection {
         `STOMP: no common protocol version; this server supports ${STOMP_VERSIONS.join(',')}`,
         'UNSUPPORTED_VERSION',
       );
-      (err as ProtocolError & { stompHeaders?: StompHeaders }).stompHeaders = [['version', STOMP_VERSIONS.join(',')]];
+      (err as ProtocolError & { stompHeaders?: StompHeaders }).stompHeaders = [
+        ['version', STOMP_VERSIONS.join(',')],
+      ];
       throw err;
     }
     const clientBeat = parseHeartbeatHeader(h['heart-beat']);
@@ -329,7 +345,10 @@ export class StompConnection {
     } catch (err) {
       throw new AuthError('Authentication failed: the authenticator threw', 'AUTH_FAILED', { cause: err });
     }
-    if (!ok) throw new AuthError(`Authentication failed: wrong login or passcode${h.login === undefined ? '' : ` for user ${h.login}`}`);
+    if (!ok)
+      throw new AuthError(
+        `Authentication failed: wrong login or passcode${h.login === undefined ? '' : ` for user ${h.login}`}`,
+      );
     if (this.closed) return;
     const conn = this.broker.openConnection({
       protocol: 'stomp',
@@ -352,7 +371,10 @@ export class StompConnection {
       body: Buffer.alloc(0),
     });
     this.startHeartbeats(negotiated.sendIntervalMs, negotiated.receiveIntervalMs);
-    this.logger.debug({ conn: conn.id, version, clientId: conn.clientId, heartbeat: negotiated }, 'STOMP client connected');
+    this.logger.debug(
+      { conn: conn.id, version, clientId: conn.clientId, heartbeat: negotiated },
+      'STOMP client connected',
+    );
   }
 
   private async subscribe(h: Record<string, string>): Promise<void> {
@@ -361,25 +383,39 @@ export class StompConnection {
     let id = h.id;
     if (id === undefined) {
       // STOMP 1.1+ "SUBSCRIBE": id is REQUIRED; a 1.0 subscription is known by its destination.
-      if (this.version !== '1.0') throw new ProtocolError('STOMP: SUBSCRIBE frame has no id header (required since STOMP 1.1)');
+      if (this.version !== '1.0')
+        throw new ProtocolError('STOMP: SUBSCRIBE frame has no id header (required since STOMP 1.1)');
       id = destination;
     }
     const ackMode = (h.ack ?? 'auto') as StompAckMode;
     if (ackMode !== 'auto' && ackMode !== 'client' && ackMode !== 'client-individual') {
-      throw new ProtocolError(`STOMP: invalid ack mode ${JSON.stringify(h.ack)}; expected auto, client or client-individual`);
+      throw new ProtocolError(
+        `STOMP: invalid ack mode ${JSON.stringify(h.ack)}; expected auto, client or client-individual`,
+      );
     }
-    if (this.subs.has(id)) throw new InvalidArgumentError(`STOMP: subscription id ${JSON.stringify(id)} is already in use`);
+    if (this.subs.has(id))
+      throw new InvalidArgumentError(`STOMP: subscription id ${JSON.stringify(id)} is already in use`);
     // ActiveMQ's `activemq.prefetchSize`: the window of unacknowledged messages. For ack:auto the
     // broker acknowledges on delivery and socket backpressure paces the consumer.
-    const prefetch = h['activemq.prefetchSize'] === undefined ? DEFAULT_PREFETCH : positiveIntHeader(h, 'activemq.prefetchSize');
+    const prefetch =
+      h['activemq.prefetchSize'] === undefined
+        ? DEFAULT_PREFETCH
+        : positiveIntHeader(h, 'activemq.prefetchSize');
     const priority = h['activemq.priority'] === undefined ? undefined : Number(h['activemq.priority']);
     if (priority !== undefined && !Number.isInteger(priority)) {
-      throw new InvalidArgumentError(`activemq.priority must be an integer, got ${JSON.stringify(h['activemq.priority'])}`);
+      throw new InvalidArgumentError(
+        `activemq.priority must be an integer, got ${JSON.stringify(h['activemq.priority'])}`,
+      );
     }
     const keelDestination = stompToKeelDestination(destination, conn.id);
-    if (keelDestination.startsWith('temp-') && !keelDestination.slice(keelDestination.indexOf('://') + 3).startsWith(`${conn.id}.`)) {
+    if (
+      keelDestination.startsWith('temp-') &&
+      !keelDestination.slice(keelDestination.indexOf('://') + 3).startsWith(`${conn.id}.`)
+    ) {
       // JMS / ActiveMQ: only the connection that owns a temporary destination consumes from it.
-      throw new InvalidArgumentError(`STOMP: cannot subscribe to ${destination}: it is another connection's temporary destination`);
+      throw new InvalidArgumentError(
+        `STOMP: cannot subscribe to ${destination}: it is another connection's temporary destination`,
+      );
     }
     const sub: StompSubscription = { id, ackMode, unacked: new Map() };
     this.subs.set(id, sub);
@@ -418,7 +454,10 @@ export class StompConnection {
       sub.unacked.clear();
       this.broker.unsubscribe(conn, sub.id);
     } else if (durableName === undefined) {
-      throw new InvalidArgumentError(`STOMP: no subscription with id ${JSON.stringify(id)}`, 'UNKNOWN_CONSUMER');
+      throw new InvalidArgumentError(
+        `STOMP: no subscription with id ${JSON.stringify(id)}`,
+        'UNKNOWN_CONSUMER',
+      );
     }
     // ActiveMQ: UNSUBSCRIBE with activemq.subscriptionName removes the durable subscription.
     if (durableName !== undefined) await this.broker.removeDurable(conn.clientId, durableName);
@@ -433,14 +472,17 @@ export class StompConnection {
     }
     const messageId = h['message-id'];
     if (messageId !== undefined) {
-      const candidates = h.subscription !== undefined ? [this.subs.get(h.subscription)] : [...this.subs.values()];
+      const candidates =
+        h.subscription !== undefined ? [this.subs.get(h.subscription)] : [...this.subs.values()];
       for (const sub of candidates) {
         if (!sub) continue;
         for (const [ackId, mid] of sub.unacked) if (mid === messageId) return { sub, ackId, messageId };
       }
     }
     if (h.id === undefined && messageId === undefined) {
-      throw new ProtocolError(`STOMP: ${command} frame has no ${this.version === '1.2' ? 'id' : 'message-id'} header`);
+      throw new ProtocolError(
+        `STOMP: ${command} frame has no ${this.version === '1.2' ? 'id' : 'message-id'} header`,
+      );
     }
     throw new InvalidArgumentError(
       `STOMP: ${command} for a message that is not awaiting acknowledgement on this connection (${h.id !== undefined ? `id ${h.id}` : `message-id ${messageId}`})`,
@@ -502,7 +544,11 @@ export class StompConnection {
       sub.unacked.set(ackId, d.message.messageId);
       this.ackIndex.set(ackId, sub);
     }
-    const headers = messageFrameHeaders(d.message, { subscription: sub.id, ackId, connectionId: this.conn.id });
+    const headers = messageFrameHeaders(d.message, {
+      subscription: sub.id,
+      ackId,
+      connectionId: this.conn.id,
+    });
     this.write({ command: 'MESSAGE', headers, body: d.message.body });
   }
 
@@ -540,7 +586,8 @@ export class StompConnection {
     const extra = (err as { stompHeaders?: StompHeaders } | null)?.stompHeaders;
     if (extra) headers.push(...extra);
     let details = message;
-    if (frame) details += `\n\nThe failing frame: ${frame.command}${receipt === undefined ? '' : ` (receipt ${receipt})`}`;
+    if (frame)
+      details += `\n\nThe failing frame: ${frame.command}${receipt === undefined ? '' : ` (receipt ${receipt})`}`;
     this.reply(() => {
       this.write({ command: 'ERROR', headers, body: Buffer.from(`${details.replace(/\0/g, '')}\n`, 'utf8') });
       this.end();
@@ -564,7 +611,10 @@ export class StompConnection {
     try {
       this.broker.closeConnection(conn);
     } catch (err) {
-      this.logger.warn({ conn: conn.id, err: (err as Error).message }, 'closing the broker connection failed');
+      this.logger.warn(
+        { conn: conn.id, err: (err as Error).message },
+        'closing the broker connection failed',
+      );
     }
   }
 
@@ -592,9 +642,15 @@ export class StompConnection {
       const version = this.phase === 'connected' ? this.version : '1.0';
       // An ERROR carries no content-length (STOMP 1.2 lets any frame omit it; its text body has no
       // NUL): stompit (1.0.0) throws an unhandled error on a text/plain ERROR that has one.
-      buf = encodeStompFrame(version === '1.0' ? unescapable(frame) : frame, { version, contentLength: frame.command !== 'ERROR' });
+      buf = encodeStompFrame(version === '1.0' ? unescapable(frame) : frame, {
+        version,
+        contentLength: frame.command !== 'ERROR',
+      });
     } catch (err) {
-      this.logger.warn({ command: frame.command, err: (err as Error).message }, 'STOMP frame could not be encoded');
+      this.logger.warn(
+        { command: frame.command, err: (err as Error).message },
+        'STOMP frame could not be encoded',
+      );
       return;
     }
     this.send(buf);
@@ -610,7 +666,10 @@ export class StompConnection {
     if (this.options.slowConsumerTimeoutMs > 0) {
       this.slowTimer = setTimeout(() => {
         if (!this.waitingDrain || this.closed) return;
-        this.logger.info({ conn: conn?.id, timeoutMs: this.options.slowConsumerTimeoutMs }, 'STOMP client too slow to read; closing');
+        this.logger.info(
+          { conn: conn?.id, timeoutMs: this.options.slowConsumerTimeoutMs },
+          'STOMP client too slow to read; closing',
+        );
         this.destroy();
       }, this.options.slowConsumerTimeoutMs);
       this.slowTimer.unref();
@@ -641,7 +700,10 @@ export class StompConnection {
         if (this.pausedByUs || this.closed) return;
         const silentMs = Date.now() - this.lastReadAt;
         if (silentMs <= limit) return;
-        this.logger.info({ conn: this.conn?.id, silentMs, receiveIntervalMs }, 'STOMP client missed its heart-beats; closing');
+        this.logger.info(
+          { conn: this.conn?.id, silentMs, receiveIntervalMs },
+          'STOMP client missed its heart-beats; closing',
+        );
         this.inputClosed = true;
         this.failed = true;
         this.closeBrokerConnection();
@@ -663,7 +725,8 @@ export class StompConnection {
 
 function requireHeader(h: Record<string, string>, name: string, command: string): string {
   const v = h[name];
-  if (v === undefined || v.length === 0) throw new ProtocolError(`STOMP: ${command} frame has no ${name} header`);
+  if (v === undefined || v.length === 0)
+    throw new ProtocolError(`STOMP: ${command} frame has no ${name} header`);
   return v;
 }
 

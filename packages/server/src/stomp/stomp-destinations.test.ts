@@ -47,7 +47,13 @@ describe('STOMP negotiation', () => {
     expect(parseHeartbeatHeader('100, 200')).toEqual([100, 200]);
     expect(() => parseHeartbeatHeader('x,1')).toThrow(/heart-beat/);
     expect(negotiateHeartbeat([0, 0], [1000, 1000])).toEqual({ sendIntervalMs: 0, receiveIntervalMs: 0 });
-    expect(negotiateHeartbeat([500, 2000], [1000, 1000])).toEqual({ sendIntervalMs: 2000, receiveIntervalMs: 1000 });
-    expect(negotiateHeartbeat([5000, 100], [1000, 0])).toEqual({ sendIntervalMs: 1000, receiveIntervalMs: 0 });
+    expect(negotiateHeartbeat([500, 2000], [1000, 1000])).toEqual({
+      sendIntervalMs: 2000,
+      receiveIntervalMs: 1000,
+    });
+    expect(negotiateHeartbeat([5000, 100], [1000, 0])).toEqual({
+      sendIntervalMs: 1000,
+      receiveIntervalMs: 0,
+    });
   });
 });

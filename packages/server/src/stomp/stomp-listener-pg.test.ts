@@ -18,11 +18,12 @@ describe('StompListener over PgStore', () => {
 
   afterEach(async () => {
     for (const r of raws.splice(0)) r.destroy();
+    // SQL clients first: a test that failed while holding the table lock releases it here.
+    for (const c of clients.splice(0)) await c.end().catch(() => {});
     await fx?.close();
     fx = undefined;
     await store?.close();
     store = undefined;
-    for (const c of clients.splice(0)) await c.end().catch(() => {});
   });
 
   async function sql(): Promise<Client> {
@@ -35,7 +36,12 @@ describe('StompListener over PgStore', () => {
 
   it('sends the RECEIPT of a persistent SEND only once its row is committed to keel_messages', async () => {
     const applicationName = `keel-stomp-${randomBytes(3).toString('hex')}`;
-    store = new PgStore({ connectionString: db.url, cluster: `stomp-${randomBytes(3).toString('hex')}`, poolSize: 2, applicationName });
+    store = new PgStore({
+      connectionString: db.url,
+      cluster: `stomp-${randomBytes(3).toString('hex')}`,
+      poolSize: 2,
+      applicationName,
+    });
     await store.open();
     await store.takeOver('node-1', 'test');
     fx = await startStomp({}, { store });
@@ -61,7 +67,10 @@ describe('StompListener over PgStore', () => {
     // A non-persistent SEND after it is receipted in frame order, so it waits too.
     r.send('SEND', { destination: '/queue/durable', receipt: 'after' }, 'quick');
     expect(r.frames.filter((f) => f.command === 'RECEIPT')).toHaveLength(1);
-    expect((await observer.query("SELECT count(*)::int AS n FROM keel_messages WHERE body = 'keep me'::bytea")).rows[0].n).toBe(0);
+    expect(
+      (await observer.query("SELECT count(*)::int AS n FROM keel_messages WHERE body = 'keep me'::bytea"))
+        .rows[0].n,
+    ).toBe(0);
 
     await locker.query('COMMIT');
     const receipt = await r.frame();
@@ -79,6 +88,62 @@ describe('StompListener over PgStore', () => {
     expect(headersOf(kept)).toMatchObject({ persistent: 'true', 'message-id': String(rows.rows[0].id) });
     r.send('ACK', { id: headersOf(kept).ack!, receipt: 'acked' });
     expect(headersOf(await r.frame())['receipt-id']).toBe('acked');
-    expect((await observer.query("SELECT count(*)::int AS n FROM keel_messages WHERE body = 'keep me'::bytea")).rows[0].n).toBe(0);
+    expect(
+      (await observer.query("SELECT count(*)::int AS n FROM keel_messages WHERE body = 'keep me'::bytea"))
+        .rows[0].n,
+    ).toBe(0);
+  });
+
+  it('stops reading from a producer while its sends wait for the store (maxPendingFrames)', async () => {
+    const applicationName = `keel-stomp-${randomBytes(3).toString('hex')}`;
+    store = new PgStore({
+      connectionString: db.url,
+      cluster: `stomp-${randomBytes(3).toString('hex')}`,
+      poolSize: 2,
+      applicationName,
+    });
+    await store.open();
+    await store.takeOver('node-1', 'test');
+    fx = await startStomp({ maxPendingFrames: 4 }, { store });
+    const r = await RawStomp.connect(fx.port);
+    raws.push(r);
+    r.send('SEND', { destination: '/queue/flow', receipt: 'warm-up' }, 'x');
+    await r.frame();
+    const locker = await sql();
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE keel_messages IN EXCLUSIVE MODE');
+    const body = Buffer.alloc(64 * 1024, 0x66);
+    const total = 200;
+    for (let i = 0; i < total; i++)
+      r.send('SEND', { destination: '/queue/flow', persistent: 'true', receipt: `m${i}` }, body);
+    const observer = await sql();
+    await until(async () => {
+      const res = await observer.query(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
+        [applicationName],
+      );
+      return res.rows[0].n > 0;
+    }, 'the broker to wait on the locked table');
+    // 12.5 MiB were written; with the server reading only a few frames ahead, most of it stays in
+    // the client's socket buffer (it would all be read into memory without input flow control).
+    const drained = await new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(false), 500);
+      r.socket.once('drain', () => {
+        clearTimeout(t);
+        resolve(true);
+      });
+    });
+    expect(drained).toBe(false);
+    expect(r.socket.writableLength).toBeGreaterThan(0);
+    await locker.query('COMMIT');
+    await until(
+      () => r.frames.filter((f) => f.command === 'RECEIPT').length === total + 1,
+      'every receipt',
+      20_000,
+    );
+    const ids = r.frames.filter((f) => f.command === 'RECEIPT').map((f) => headersOf(f)['receipt-id']);
+    expect(ids.slice(1)).toEqual(Array.from({ length: total }, (_, i) => `m${i}`));
+    const n = await observer.query('SELECT count(*)::int AS n FROM keel_messages WHERE body = $1', [body]);
+    expect(n.rows[0].n).toBe(total);
   });
 });

@@ -83,9 +83,11 @@ export class StompListener {
     const d = STOMP_LISTENER_DEFAULTS;
     this.host = options.host ?? d.host;
     this.port = checkInt('port', options.port ?? d.port, 0);
-    if (this.port > 65535) throw new InvalidArgumentError(`StompListener option port must be at most 65535, got ${this.port}`);
+    if (this.port > 65535)
+      throw new InvalidArgumentError(`StompListener option port must be at most 65535, got ${this.port}`);
     const authenticate = options.authenticate ?? (() => true);
-    if (typeof authenticate !== 'function') throw new InvalidArgumentError('StompListener option authenticate must be a function');
+    if (typeof authenticate !== 'function')
+      throw new InvalidArgumentError('StompListener option authenticate must be a function');
     this.connectionOptions = {
       broker: this.broker,
       logger: this.logger,
@@ -98,7 +100,11 @@ export class StompListener {
       connectTimeoutMs: checkInt('connectTimeoutMs', options.connectTimeoutMs ?? d.connectTimeoutMs, 1),
       maxPendingFrames: checkInt('maxPendingFrames', options.maxPendingFrames ?? d.maxPendingFrames, 1),
       closeGraceMs: checkInt('closeGraceMs', options.closeGraceMs ?? d.closeGraceMs, 0),
-      slowConsumerTimeoutMs: checkInt('slowConsumerTimeoutMs', options.slowConsumerTimeoutMs ?? d.slowConsumerTimeoutMs, 0),
+      slowConsumerTimeoutMs: checkInt(
+        'slowConsumerTimeoutMs',
+        options.slowConsumerTimeoutMs ?? d.slowConsumerTimeoutMs,
+        0,
+      ),
     };
   }
 

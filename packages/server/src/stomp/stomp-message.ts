@@ -59,14 +59,18 @@ export function messageFromSend(frame: StompFrame, connectionId: string): Messag
   if (h.priority !== undefined) {
     const p = Number(h.priority);
     if (!/^\d+$/.test(h.priority) || p > MAX_PRIORITY) {
-      throw new InvalidArgumentError(`priority header must be an integer 0-${MAX_PRIORITY}, got ${JSON.stringify(h.priority)}`);
+      throw new InvalidArgumentError(
+        `priority header must be an integer 0-${MAX_PRIORITY}, got ${JSON.stringify(h.priority)}`,
+      );
     }
     message.priority = p;
   }
   if (h.expires !== undefined) {
     // ActiveMQ: `expires` is the absolute expiry time in ms since the epoch; 0 = never.
     if (!/^\d{1,16}$/.test(h.expires)) {
-      throw new InvalidArgumentError(`expires header must be a time in ms since the epoch, got ${JSON.stringify(h.expires)}`);
+      throw new InvalidArgumentError(
+        `expires header must be a time in ms since the epoch, got ${JSON.stringify(h.expires)}`,
+      );
     }
     message.expiration = Number(h.expires);
   }
@@ -95,7 +99,10 @@ export interface MessageFrameContext {
 }
 
 /** The headers of the MESSAGE frame that delivers `message` (STOMP 1.2 "MESSAGE"). */
-export function messageFrameHeaders(message: DeliveredMessage, ctx: MessageFrameContext): Array<[string, string]> {
+export function messageFrameHeaders(
+  message: DeliveredMessage,
+  ctx: MessageFrameContext,
+): Array<[string, string]> {
   const out: Array<[string, string]> = [
     ['message-id', message.messageId],
     ['destination', keelToStompDestination(message.destination, ctx.connectionId)],
@@ -110,7 +117,8 @@ export function messageFrameHeaders(message: DeliveredMessage, ctx: MessageFrame
     ['persistent', message.persistent ? 'true' : 'false'],
   );
   if (message.correlationId !== undefined) out.push(['correlation-id', message.correlationId]);
-  if (message.replyTo !== undefined) out.push(['reply-to', keelToStompDestination(message.replyTo, ctx.connectionId)]);
+  if (message.replyTo !== undefined)
+    out.push(['reply-to', keelToStompDestination(message.replyTo, ctx.connectionId)]);
   if (message.type !== undefined) out.push(['type', message.type]);
   if (message.originalDestination !== undefined) {
     out.push(['original-destination', keelToStompDestination(message.originalDestination, ctx.connectionId)]);

@@ -27,7 +27,10 @@ export interface StompHeartbeat {
 export function parseHeartbeatHeader(value: string | undefined): [number, number] {
   if (value === undefined) return [0, 0];
   const m = /^\s*(\d{1,9})\s*,\s*(\d{1,9})\s*$/.exec(value);
-  if (!m) throw new ProtocolError(`invalid heart-beat header ${JSON.stringify(value)}: expected two integers "cx,cy"`);
+  if (!m)
+    throw new ProtocolError(
+      `invalid heart-beat header ${JSON.stringify(value)}: expected two integers "cx,cy"`,
+    );
   return [Number(m[1]), Number(m[2])];
 }
 

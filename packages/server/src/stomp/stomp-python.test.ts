@@ -9,7 +9,10 @@ import { type StompFixture, startStomp } from './__tests__/stomp-test-kit';
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = resolve(__dirname, '../../../../test/python/stomp_interop.py');
 
-function run(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  args: string[],
+  timeoutMs: number,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done, fail) => {
     const child = spawn(PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -36,7 +39,8 @@ describe('StompListener with stomp.py', () => {
 
   it('passes the python interop script (queue, topic, durable, NACK, transaction, receipt)', async () => {
     const probe = await run(['-c', 'import stomp'], 10_000);
-    if (probe.code !== 0) throw new Error(`python3-stomp is missing (apt-get install -y python3-stomp): ${probe.stderr}`);
+    if (probe.code !== 0)
+      throw new Error(`python3-stomp is missing (apt-get install -y python3-stomp): ${probe.stderr}`);
     fx = await startStomp();
     const { code, stdout, stderr } = await run([SCRIPT, '127.0.0.1', String(fx.port)], 50_000);
     const lines = stdout.trim().split('\n');

@@ -9,9 +9,9 @@ import {
   encodeStompFrame,
   StompDecoder,
   type StompFrame,
+  type StompVersion,
   stompFrame,
   stompHeaderRecord,
-  type StompVersion,
 } from '@keel/protocol';
 import { StompListener, type StompListenerOptions } from '../stomp-listener';
 
@@ -55,7 +55,11 @@ export async function startStomp(
 }
 
 /** Resolve when `check()` is true, re-checking on every broker/socket turn (bounded). */
-export async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 5000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -81,7 +85,11 @@ export class RawStomp {
     readonly socket: Socket,
     version: StompVersion,
   ) {
-    this.decoder = new StompDecoder({ version, maxFrameSize: 64 * 1024 * 1024, maxBodySize: 64 * 1024 * 1024 });
+    this.decoder = new StompDecoder({
+      version,
+      maxFrameSize: 64 * 1024 * 1024,
+      maxBodySize: 64 * 1024 * 1024,
+    });
     socket.on('data', (chunk: Buffer) => {
       this.received.push(chunk);
       for (const e of this.decoder.push(chunk)) {
@@ -110,13 +118,18 @@ export class RawStomp {
   }
 
   /** Open and CONNECT; resolves with the CONNECTED frame. */
-  static async connect(port: number, headers: Record<string, string> = { 'accept-version': '1.2', host: 'keel' }): Promise<RawStomp> {
+  static async connect(
+    port: number,
+    headers: Record<string, string> = { 'accept-version': '1.2', host: 'keel' },
+  ): Promise<RawStomp> {
     const accept = headers['accept-version'];
-    const version: StompVersion = accept === undefined ? '1.0' : accept.includes('1.2') ? '1.2' : accept.includes('1.1') ? '1.1' : '1.0';
+    const version: StompVersion =
+      accept === undefined ? '1.0' : accept.includes('1.2') ? '1.2' : accept.includes('1.1') ? '1.1' : '1.0';
     const raw = await RawStomp.open(port, version);
     raw.send('CONNECT', headers);
     const f = await raw.frame();
-    if (f.command !== 'CONNECTED') throw new Error(`expected CONNECTED, got ${f.command}: ${stompHeaderRecord(f).message}`);
+    if (f.command !== 'CONNECTED')
+      throw new Error(`expected CONNECTED, got ${f.command}: ${stompHeaderRecord(f).message}`);
     return raw;
   }
 
@@ -140,7 +153,12 @@ export class RawStomp {
     this.socket.write(data);
   }
 
-  send(command: Parameters<typeof stompFrame>[0], headers: Record<string, string> = {}, body?: Buffer | string, version: StompVersion = '1.2'): void {
+  send(
+    command: Parameters<typeof stompFrame>[0],
+    headers: Record<string, string> = {},
+    body?: Buffer | string,
+    version: StompVersion = '1.2',
+  ): void {
     this.socket.write(encodeStompFrame(stompFrame(command, headers, body), { version }));
   }
 
@@ -181,11 +199,26 @@ export interface StompitMessage extends NodeJS.ReadableStream {
 }
 
 export interface StompitClient {
-  send(headers: Record<string, unknown>, options?: { onReceipt?: () => void; onError?: (e: Error) => void }): StompitWritable;
-  subscribe(headers: Record<string, unknown>, listener: (err: Error | null, message: StompitMessage) => void): { unsubscribe(headers?: Record<string, unknown>): void };
+  send(
+    headers: Record<string, unknown>,
+    options?: { onReceipt?: () => void; onError?: (e: Error) => void },
+  ): StompitWritable;
+  subscribe(
+    headers: Record<string, unknown>,
+    listener: (err: Error | null, message: StompitMessage) => void,
+  ): { unsubscribe(headers?: Record<string, unknown>): void };
   ack(message: StompitMessage, headers?: Record<string, unknown>, options?: { onReceipt?: () => void }): void;
-  nack(message: StompitMessage, headers?: Record<string, unknown>, options?: { onReceipt?: () => void }): void;
-  begin(headers?: Record<string, unknown>): { id: string | number; send(headers: Record<string, unknown>): StompitWritable; commit(options?: { onReceipt?: () => void }): void; abort(options?: { onReceipt?: () => void }): void };
+  nack(
+    message: StompitMessage,
+    headers?: Record<string, unknown>,
+    options?: { onReceipt?: () => void },
+  ): void;
+  begin(headers?: Record<string, unknown>): {
+    id: string | number;
+    send(headers: Record<string, unknown>): StompitWritable;
+    commit(options?: { onReceipt?: () => void }): void;
+    abort(options?: { onReceipt?: () => void }): void;
+  };
   disconnect(cb?: (err: Error | null) => void): void;
   destroy(err?: Error): void;
   on(event: 'error', fn: (err: Error) => void): void;
@@ -193,14 +226,20 @@ export interface StompitClient {
 }
 
 interface StompitModule {
-  connect(options: Record<string, unknown>, cb: (err: Error | null, client: StompitClient) => void): StompitClient;
+  connect(
+    options: Record<string, unknown>,
+    cb: (err: Error | null, client: StompitClient) => void,
+  ): StompitClient;
 }
 
-// biome-ignore lint/style/noCommonJs: stompit ships no type declarations
+// stompit ships no type declarations: a require with a local interface.
 export const stompit = require('stompit') as StompitModule;
 
 /** Connect with stompit; every client gets an 'error' listener that records the error. */
-export function stompitConnect(port: number, connectHeaders: Record<string, string> = {}): Promise<StompitClient & { errors: Error[] }> {
+export function stompitConnect(
+  port: number,
+  connectHeaders: Record<string, string> = {},
+): Promise<StompitClient & { errors: Error[] }> {
   return new Promise((resolve, reject) => {
     const errors: Error[] = [];
     const c = stompit.connect(
@@ -219,7 +258,11 @@ export function stompitDisconnect(client: StompitClient): Promise<void> {
 }
 
 /** Send with stompit and resolve on the RECEIPT. */
-export function stompitSend(client: StompitClient, headers: Record<string, unknown>, body: string | Buffer): Promise<void> {
+export function stompitSend(
+  client: StompitClient,
+  headers: Record<string, unknown>,
+  body: string | Buffer,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const frame = client.send(headers, { onReceipt: resolve, onError: reject });
     frame.write(body);
@@ -273,6 +316,11 @@ export function stompitCollect(client: StompitClient, headers: Record<string, un
 }
 
 /** Resolve on a RECEIPT for an ack/nack (stompit). */
-export function stompitAck(client: StompitClient, kind: 'ack' | 'nack', message: StompitMessage, headers: Record<string, unknown> = {}): Promise<void> {
+export function stompitAck(
+  client: StompitClient,
+  kind: 'ack' | 'nack',
+  message: StompitMessage,
+  headers: Record<string, unknown> = {},
+): Promise<void> {
   return new Promise((resolve) => client[kind](message, headers, { onReceipt: resolve }));
 }

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import type { BenchReport } from './bench-result';
+import { renderBenchmarksMarkdown } from './render-report';
+
+/**
+ * `node packages/bench/dist/render-report-main.js RESULTS_DIR [--md docs/benchmarks.md] [--svg-dir docs/benchmarks]`
+ * Reads every `*.json` bench result in RESULTS_DIR (and `setup.json`, a flat object of setup facts,
+ * plus `command.txt` when present) and writes the markdown and its SVG charts.
+ */
+function main(argv: string[]): number {
+  const dir = argv[0];
+  if (dir === undefined || dir.startsWith('--')) {
+    process.stderr.write('usage: render-report-main.js RESULTS_DIR [--md FILE] [--svg-dir DIR]\n');
+    return 2;
+  }
+  let md = 'docs/benchmarks.md';
+  let svgDir = 'docs/benchmarks';
+  for (let i = 1; i < argv.length; i += 2) {
+    if (argv[i] === '--md' && argv[i + 1]) md = argv[i + 1]!;
+    else if (argv[i] === '--svg-dir' && argv[i + 1]) svgDir = argv[i + 1]!;
+    else {
+      process.stderr.write(`unknown option ${argv[i]}\n`);
+      return 2;
+    }
+  }
+  const reports: BenchReport[] = [];
+  let setup: Record<string, string> | undefined;
+  let command: string | undefined;
+  for (const f of readdirSync(dir).sort()) {
+    const path = join(dir, f);
+    if (f === 'setup.json') setup = JSON.parse(readFileSync(path, 'utf8')) as Record<string, string>;
+    else if (f === 'command.txt') command = readFileSync(path, 'utf8').trim();
+    else if (f.endsWith('.json')) {
+      const r = JSON.parse(readFileSync(path, 'utf8')) as BenchReport;
+      if (r.tool === 'keel-bench') reports.push(r);
+    }
+  }
+  const out = renderBenchmarksMarkdown(reports, { svgHref: relative(dirname(md), svgDir) || '.', setup, command });
+  mkdirSync(svgDir, { recursive: true });
+  for (const [name, svg] of Object.entries(out.svgs)) writeFileSync(join(svgDir, name), svg);
+  writeFileSync(md, out.markdown);
+  process.stdout.write(`wrote ${md} and ${Object.keys(out.svgs).length} charts in ${svgDir} from ${reports.length} results\n`);
+  return 0;
+}
+
+process.exitCode = main(process.argv.slice(2));

@@ -1,0 +1,107 @@
+import type { BenchReport, FlowRunResult } from './bench-result';
+import { barChartSvg, groupReports, renderBenchmarksMarkdown } from './render-report';
+
+const lat = (p50: number, p99: number) => ({ count: 10, p50, p99, max: p99 * 2, mean: p50 });
+
+function flowRun(run: number, receiveRate: number, p99: number): FlowRunResult {
+  return {
+    kind: 'flow',
+    run,
+    destination: '/queue/q',
+    sent: 1000,
+    sendFailed: 0,
+    expected: 1000,
+    received: 1000,
+    missing: 0,
+    duplicates: 0,
+    stale: 0,
+    durationMs: 1000,
+    sendRate: receiveRate,
+    receiveRate,
+    latencyMs: lat(1, p99),
+    receiptLatencyMs: lat(0.5, 1),
+    errors: [],
+  };
+}
+
+function report(target: BenchReport['target'], inFlight: number, runs: FlowRunResult[]): BenchReport {
+  return {
+    tool: 'keel-bench',
+    formatVersion: 1,
+    scenario: 'throughput',
+    target,
+    protocol: 'stomp',
+    startedAt: '2025-01-02T03:04:05.000Z',
+    config: {
+      scenario: 'throughput',
+      target,
+      url: 'stomp://127.0.0.1:61613',
+      host: '127.0.0.1',
+      port: 61613,
+      producers: 4,
+      consumers: 4,
+      inFlight,
+      sizeBytes: 1024,
+      count: 1000,
+      durationMs: 60000,
+      drainTimeoutMs: 30000,
+      prefetch: 1000,
+      runs: runs.length,
+    },
+    machine: { nproc: 2, cpuModel: 'Test CPU', memoryBytes: 24 * 1024 ** 3, kernel: '6.1', node: 'v20.0.0' },
+    runs,
+    median: {},
+  };
+}
+
+describe('renderBenchmarksMarkdown', () => {
+  const reports = [
+    report('keel', 1, [flowRun(1, 100, 5)]),
+    report('activemq', 1, [flowRun(1, 300, 9)]),
+    report('keel', 1, [flowRun(2, 200, 7), flowRun(3, 900, 1)]),
+    report('keel', 64, [flowRun(1, 5000, 20)]),
+  ];
+
+  it('groups by case and takes the median of every run of a broker', () => {
+    const groups = groupReports(reports);
+    expect(groups.map((g) => g.slug)).toEqual(['throughput-p4-c4-w1-s1024', 'throughput-p4-c4-w64-s1024']);
+    expect(groups[0]!.byTarget.get('keel')!.length).toBe(3);
+  });
+
+  it('writes one table row per broker with medians, the machine, and chart links', () => {
+    const { markdown, svgs } = renderBenchmarksMarkdown(reports, { svgHref: 'benchmarks', setup: { Postgres: '15' } });
+    expect(markdown).toContain('2 CPUs (Test CPU), 24.0 GiB memory');
+    expect(markdown).toContain('- Postgres: 15');
+    expect(markdown).toContain('## throughput: 4 producers, 4 consumers, window 1, 1024 B');
+    // Keel window 1: receive rates 100, 200, 900 -> median 200; p99 5, 7, 1 -> 5.
+    expect(markdown).toContain('| Keel | 3 | 200 | 200 | 1.00 | 5.00 | 10.0 | 1.00 |');
+    expect(markdown).toContain('| ActiveMQ | 1 | 300 | 300 |');
+    expect(markdown.indexOf('| Keel | 3')).toBeLessThan(markdown.indexOf('| ActiveMQ | 1'));
+    expect(markdown).toContain('](benchmarks/throughput-p4-c4-w1-s1024.svg)');
+    expect(Object.keys(svgs).sort()).toEqual([
+      'throughput-p4-c4-w1-s1024-p99.svg',
+      'throughput-p4-c4-w1-s1024.svg',
+      'throughput-p4-c4-w64-s1024-p99.svg',
+      'throughput-p4-c4-w64-s1024.svg',
+    ]);
+  });
+
+  it('refuses to render nothing', () => {
+    expect(() => renderBenchmarksMarkdown([], { svgHref: '.' })).toThrow(RangeError);
+  });
+});
+
+describe('barChartSvg', () => {
+  it('draws one bar per value, scaled to the largest, with escaped labels', () => {
+    const svg = barChartSvg('a <b>', 'msg/s', [
+      { label: 'Keel', value: 50 },
+      { label: 'R&D', value: 100 },
+    ]);
+    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    expect(svg).toContain('a &lt;b&gt;');
+    expect(svg).toContain('R&amp;D');
+    const widths = [...svg.matchAll(/<rect x="110" y="\d+" width="([\d.]+)"/g)].map((m) => Number(m[1]));
+    expect(widths).toEqual([205, 410]);
+    expect(svg).toContain('50 msg/s');
+  });
+});

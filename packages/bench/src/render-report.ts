@@ -1,0 +1,202 @@
+import type { BenchReport } from './bench-result';
+import { runMetrics } from './bench-result';
+import { median } from './stats';
+import { formatNumber } from './table';
+
+/**
+ * Turn bench result files into docs/benchmarks.md: one table per scenario case (same scenario,
+ * connections, window, size, prefetch) with a row per broker holding the MEDIAN of every run of
+ * that broker, plus hand-written SVG bar charts. Pure: returns the texts, writes nothing.
+ */
+
+export interface RenderOptions {
+  /** Path of the SVG folder as the markdown links it (e.g. `benchmarks`). */
+  svgHref: string;
+  /** Free-form setup facts (versions, persistence settings), shown as a list. */
+  setup?: Record<string, string>;
+  /** The command that produced the results. */
+  command?: string;
+}
+
+export interface RenderedReport {
+  markdown: string;
+  /** File name -> SVG text. */
+  svgs: Record<string, string>;
+}
+
+interface CaseGroup {
+  key: string;
+  title: string;
+  slug: string;
+  scenario: BenchReport['scenario'];
+  config: BenchReport['config'];
+  /** target -> every run's metrics. */
+  byTarget: Map<string, Record<string, number>[]>;
+}
+
+const TARGET_ORDER = ['keel', 'activemq', 'rabbitmq'];
+const TARGET_NAMES: Record<string, string> = { keel: 'Keel', activemq: 'ActiveMQ', rabbitmq: 'RabbitMQ' };
+const TARGET_COLORS: Record<string, string> = { keel: '#2b6cb0', activemq: '#c05621', rabbitmq: '#2f855a' };
+
+function caseOf(r: BenchReport): { key: string; title: string; slug: string } {
+  const c = r.config;
+  const conns =
+    r.scenario === 'fanout'
+      ? `${c.producers} producer(s), ${c.consumers} subscribers`
+      : `${c.producers} producers, ${c.consumers} consumers`;
+  const count = r.scenario === 'backlog' ? `, ${formatNumber(c.count)} messages` : '';
+  const title = `${r.scenario}: ${conns}, window ${c.inFlight}, ${c.sizeBytes} B${count}`;
+  const slug = `${r.scenario}-p${c.producers}-c${c.consumers}-w${c.inFlight}-s${c.sizeBytes}${r.scenario === 'backlog' ? `-n${c.count}` : ''}`;
+  return { key: `${slug}-f${c.prefetch}`, title, slug };
+}
+
+export function groupReports(reports: readonly BenchReport[]): CaseGroup[] {
+  const groups = new Map<string, CaseGroup>();
+  for (const r of reports) {
+    const { key, title, slug } = caseOf(r);
+    let g = groups.get(key);
+    if (!g) {
+      g = { key, title, slug, scenario: r.scenario, config: r.config, byTarget: new Map() };
+      groups.set(key, g);
+    }
+    const list = g.byTarget.get(r.target) ?? [];
+    for (const run of r.runs) list.push(runMetrics(run));
+    g.byTarget.set(r.target, list);
+  }
+  const order = { throughput: 0, fanout: 1, backlog: 2 } as const;
+  return [...groups.values()].sort((a, b) => order[a.scenario] - order[b.scenario] || a.key.localeCompare(b.key, 'en', { numeric: true }));
+}
+
+function medianMetric(runs: Record<string, number>[], key: string): number {
+  return median(runs.map((m) => m[key]).filter((v): v is number => typeof v === 'number'));
+}
+
+function escapeXml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+export interface Bar {
+  label: string;
+  value: number;
+  color?: string;
+}
+
+/** A horizontal bar chart as SVG text, bars labelled with their value. */
+export function barChartSvg(title: string, unit: string, bars: readonly Bar[]): string {
+  const width = 640;
+  const left = 110;
+  const right = 120;
+  const barH = 22;
+  const gap = 10;
+  const top = 36;
+  const height = top + bars.length * (barH + gap) + 10;
+  const finite = bars.map((b) => (Number.isFinite(b.value) ? b.value : 0));
+  const max = Math.max(1e-9, ...finite);
+  const scale = (width - left - right) / max;
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="13">`,
+    `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
+    `<text x="10" y="22" font-size="14" font-weight="bold">${escapeXml(title)}</text>`,
+  ];
+  bars.forEach((b, i) => {
+    const y = top + i * (barH + gap);
+    const w = Math.max(0, finite[i]! * scale);
+    parts.push(
+      `<text x="${left - 8}" y="${y + barH * 0.7}" text-anchor="end">${escapeXml(b.label)}</text>`,
+      `<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${barH}" fill="${b.color ?? '#4a5568'}"/>`,
+      `<text x="${(left + w + 6).toFixed(1)}" y="${y + barH * 0.7}">${escapeXml(`${formatNumber(b.value, b.value < 10 ? 2 : 0)} ${unit}`)}</text>`,
+    );
+  });
+  parts.push('</svg>');
+  return `${parts.join('\n')}\n`;
+}
+
+const FLOW_METRICS: Array<[key: string, header: string, decimals: number]> = [
+  ['sendRate', 'sent msg/s', 0],
+  ['receiveRate', 'received msg/s', 0],
+  ['latencyP50Ms', 'latency p50 ms', 2],
+  ['latencyP99Ms', 'latency p99 ms', 2],
+  ['latencyMaxMs', 'latency max ms', 1],
+  ['receiptP99Ms', 'receipt p99 ms', 2],
+];
+
+const BACKLOG_METRICS: Array<[key: string, header: string, decimals: number]> = [
+  ['fillRate', 'fill msg/s', 0],
+  ['drainRate', 'drain msg/s', 0],
+  ['fillDurationMs', 'fill s', 1],
+  ['drainDurationMs', 'drain s', 1],
+  ['peakRssMiB', 'peak broker RSS MiB', 0],
+];
+
+function targets(g: CaseGroup): string[] {
+  return [...g.byTarget.keys()].sort((a, b) => TARGET_ORDER.indexOf(a) - TARGET_ORDER.indexOf(b));
+}
+
+export function renderBenchmarksMarkdown(reports: readonly BenchReport[], options: RenderOptions): RenderedReport {
+  if (reports.length === 0) throw new RangeError('no bench results to render');
+  const svgs: Record<string, string> = {};
+  const first = reports[0]!;
+  const m = first.machine;
+  const dates = reports.map((r) => r.startedAt).sort();
+  const lines: string[] = [
+    '# Benchmarks',
+    '',
+    'Generated from measured results by `packages/bench` (`render-report`); every figure is the',
+    'median of the runs listed. Keel and its peers ran on the same machine, alternating run by run,',
+    'each driven over STOMP by the same load generator (`npm run bench`).',
+    '',
+    '## Setup',
+    '',
+    `- Date: ${dates[0]!.slice(0, 10)}${dates.length > 1 && dates[dates.length - 1]!.slice(0, 10) !== dates[0]!.slice(0, 10) ? ` to ${dates[dates.length - 1]!.slice(0, 10)}` : ''}`,
+    `- Machine: ${m.nproc} CPUs (${m.cpuModel}), ${formatNumber(m.memoryBytes / 1024 ** 3, 1)} GiB memory, Linux ${m.kernel}, Node ${m.node}`,
+    '- Messages: persistent (`persistent:true`), a receipt awaited for every send, consumers with',
+    '  `ack:client-individual` acknowledging every message; latency is end to end (producer writes',
+    '  SEND to consumer reads MESSAGE, timestamp in the body); rates run from the first send to the',
+    '  last receipt (sent) or the last message (received).',
+  ];
+  if (options.command) lines.push(`- Command: \`${options.command}\``);
+  for (const [k, v] of Object.entries(options.setup ?? {})) lines.push(`- ${k}: ${v}`);
+  lines.push('');
+
+  for (const g of groupReports(reports)) {
+    const c = g.config;
+    const ts = targets(g);
+    const metrics = g.scenario === 'backlog' ? BACKLOG_METRICS : FLOW_METRICS;
+    lines.push(`## ${g.title}`, '');
+    lines.push(
+      `Prefetch ${c.prefetch}, count bound ${formatNumber(c.count)}, time bound ${formatNumber(c.durationMs / 1000)} s${g.scenario === 'backlog' ? ' per phase' : ''}.`,
+      '',
+    );
+    lines.push(`| broker | runs | ${metrics.map(([, h]) => h).join(' | ')} |`);
+    lines.push(`| --- | ---: | ${metrics.map(() => '---:').join(' | ')} |`);
+    for (const t of ts) {
+      const runs = g.byTarget.get(t)!;
+      const cells = metrics.map(([k, , d]) => formatNumber(medianMetric(runs, k), d));
+      lines.push(`| ${TARGET_NAMES[t] ?? t} | ${runs.length} | ${cells.join(' | ')} |`);
+    }
+    const incomplete = ts.filter((t) => g.byTarget.get(t)!.some((r) => (r.missing ?? 0) > 0));
+    if (incomplete.length > 0) {
+      lines.push('', `Some runs ended with messages not received within the bound: ${incomplete.map((t) => TARGET_NAMES[t] ?? t).join(', ')}.`);
+    }
+    const rateKey = g.scenario === 'backlog' ? 'drainRate' : 'receiveRate';
+    const rateTitle = g.scenario === 'backlog' ? 'drain rate (median)' : 'received msg/s (median)';
+    const file = `${g.slug}.svg`;
+    svgs[file] = barChartSvg(
+      `${g.title}: ${rateTitle}`,
+      'msg/s',
+      ts.map((t) => ({ label: TARGET_NAMES[t] ?? t, value: medianMetric(g.byTarget.get(t)!, rateKey), color: TARGET_COLORS[t] })),
+    );
+    lines.push('', `![${g.title}](${options.svgHref}/${file})`);
+    if (g.scenario !== 'backlog') {
+      const latFile = `${g.slug}-p99.svg`;
+      svgs[latFile] = barChartSvg(
+        `${g.title}: latency p99 (median)`,
+        'ms',
+        ts.map((t) => ({ label: TARGET_NAMES[t] ?? t, value: medianMetric(g.byTarget.get(t)!, 'latencyP99Ms'), color: TARGET_COLORS[t] })),
+      );
+      lines.push('', `![${g.title} p99 latency](${options.svgHref}/${latFile})`);
+    }
+    lines.push('');
+  }
+  return { markdown: `${lines.join('\n')}\n`, svgs };
+}

@@ -1,0 +1,217 @@
+import type { BenchConnection, BenchDestination, BenchDriver, BenchSubscription } from '../bench-driver';
+import { decodePayload, encodePayload } from '../payload';
+import { LatencyRecorder } from '../stats';
+
+/** Live counters the progress line reads. */
+export interface FlowCounters {
+  sent: number;
+  received: number;
+}
+
+export interface ProduceOptions {
+  driver: BenchDriver;
+  destination: BenchDestination;
+  producers: number;
+  /** Messages to send in total, claimed by the producers' send loops as they go. */
+  count: number;
+  /** Send loops per producer: sends awaiting their receipt on one connection. */
+  inFlight: number;
+  sizeBytes: number;
+  /** No new send starts at or after this `performance.now()` instant. */
+  deadline: number;
+  runId: string;
+  counters: FlowCounters;
+}
+
+export interface ProduceResult {
+  /** Sends the broker confirmed with a RECEIPT. */
+  sent: number;
+  /** Sends that failed (their connection failed before the receipt). */
+  failed: number;
+  startedAt: number;
+  lastReceiptAt: number;
+  /** Time from writing SEND to reading its RECEIPT, in ms. */
+  receiptLatency: LatencyRecorder;
+  errors: string[];
+}
+
+/**
+ * P producer connections, each with `inFlight` concurrent send loops; every send is persistent and
+ * waits for its receipt (the broker's confirmation that the message is stored). Bounded by `count`
+ * and `deadline`.
+ */
+export async function produce(o: ProduceOptions): Promise<ProduceResult> {
+  const receiptLatency = new LatencyRecorder();
+  const errors: string[] = [];
+  let claimed = 0;
+  let sent = 0;
+  let failed = 0;
+  let lastReceiptAt = 0;
+  const conns: BenchConnection[] = [];
+  try {
+    for (let i = 0; i < o.producers; i++) conns.push(await o.driver.connect(`producer-${i + 1}`));
+    const startedAt = performance.now();
+    lastReceiptAt = startedAt;
+    const loop = async (conn: BenchConnection): Promise<void> => {
+      while (claimed < o.count && performance.now() < o.deadline) {
+        const seq = claimed++;
+        const t0 = performance.now();
+        const body = encodePayload({ runId: o.runId, seq, sentAtMs: t0 }, o.sizeBytes);
+        try {
+          await conn.send(o.destination, body);
+        } catch (err) {
+          failed++;
+          errors.push((err as Error).message);
+          return;
+        }
+        const t1 = performance.now();
+        receiptLatency.record(t1 - t0);
+        lastReceiptAt = t1;
+        sent++;
+        o.counters.sent++;
+      }
+    };
+    const loops: Promise<void>[] = [];
+    for (const conn of conns) for (let w = 0; w < o.inFlight; w++) loops.push(loop(conn));
+    await Promise.all(loops);
+    return { sent, failed, startedAt, lastReceiptAt, receiptLatency, errors: dedupe(errors) };
+  } finally {
+    await Promise.all(conns.map((c) => c.close()));
+  }
+}
+
+export interface ConsumeOptions {
+  driver: BenchDriver;
+  destination: BenchDestination;
+  consumers: number;
+  prefetch: number;
+  runId: string;
+  counters: FlowCounters;
+  /** For queues: the highest seq + 1 to expect, to count duplicates; 0 = do not track. */
+  trackSeqs: number;
+}
+
+export interface Consumers {
+  /** Messages of this run received (each subscriber counts for topics). */
+  readonly received: number;
+  /** Messages of this run received more than once (queues only). */
+  readonly duplicates: number;
+  /** Messages from other runs (left on a reused queue), acknowledged and ignored. */
+  readonly stale: number;
+  readonly firstReceivedAt: number;
+  readonly lastReceivedAt: number;
+  /** End-to-end latency: the producer's write of SEND to the consumer's read of MESSAGE, in ms. */
+  readonly latency: LatencyRecorder;
+  readonly errors: string[];
+  /** Resolves true once `count` messages have arrived, false at `deadline` (performance.now()). */
+  waitFor(count: number, deadline: number): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** C consumer connections subscribed with ack:client-individual; every message is acked on arrival. */
+export async function startConsumers(o: ConsumeOptions): Promise<Consumers> {
+  const latency = new LatencyRecorder();
+  const errors: string[] = [];
+  const seen = o.trackSeqs > 0 ? new Uint8Array(o.trackSeqs) : null;
+  const state = { received: 0, duplicates: 0, stale: 0, firstReceivedAt: 0, lastReceivedAt: 0 };
+  let waiter: { count: number; resolve: (ok: boolean) => void } | null = null;
+  const conns: BenchConnection[] = [];
+  const subs: BenchSubscription[] = [];
+
+  const onBody = (body: Buffer): void => {
+    const now = performance.now();
+    const info = decodePayload(body);
+    if (info === null || info.runId !== o.runId) {
+      state.stale++;
+      return;
+    }
+    if (seen !== null && info.seq < seen.length) {
+      if (seen[info.seq] === 1) {
+        state.duplicates++;
+        return;
+      }
+      seen[info.seq] = 1;
+    }
+    latency.record(now - info.sentAtMs);
+    if (state.received === 0) state.firstReceivedAt = now;
+    state.lastReceivedAt = now;
+    state.received++;
+    o.counters.received++;
+    if (waiter !== null && state.received >= waiter.count) {
+      const w = waiter;
+      waiter = null;
+      w.resolve(true);
+    }
+  };
+
+  const closeAll = async (): Promise<void> => {
+    await Promise.all(subs.map((s) => s.unsubscribe().catch(() => undefined)));
+    await Promise.all(conns.map((c) => c.close()));
+  };
+
+  try {
+    for (let i = 0; i < o.consumers; i++) {
+      const conn = await o.driver.connect(`consumer-${i + 1}`);
+      conns.push(conn);
+      conn.onError((err) => errors.push(err.message));
+      subs.push(
+        await conn.subscribe(o.destination, {
+          prefetch: o.prefetch,
+          onMessage: (m) => {
+            m.ack();
+            onBody(m.body);
+          },
+        }),
+      );
+    }
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+
+  return {
+    get received() {
+      return state.received;
+    },
+    get duplicates() {
+      return state.duplicates;
+    },
+    get stale() {
+      return state.stale;
+    },
+    get firstReceivedAt() {
+      return state.firstReceivedAt;
+    },
+    get lastReceivedAt() {
+      return state.lastReceivedAt;
+    },
+    latency,
+    get errors() {
+      return dedupe(errors);
+    },
+    waitFor(count, deadline) {
+      if (state.received >= count) return Promise.resolve(true);
+      return new Promise<boolean>((resolve) => {
+        const timer = setTimeout(
+          () => {
+            waiter = null;
+            resolve(state.received >= count);
+          },
+          Math.max(0, deadline - performance.now()),
+        );
+        waiter = {
+          count,
+          resolve: (ok) => {
+            clearTimeout(timer);
+            resolve(ok);
+          },
+        };
+      });
+    },
+    close: closeAll,
+  };
+}
+
+function dedupe(messages: string[]): string[] {
+  return [...new Set(messages)].slice(0, 10);
+}

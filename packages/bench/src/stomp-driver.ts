@@ -1,0 +1,306 @@
+import { connect as netConnect, type Socket } from 'node:net';
+import {
+  ConnectionError,
+  encodeStompFrame,
+  ProtocolError,
+  StompDecoder,
+  type StompFrame,
+  type StompVersion,
+  stompFrame,
+  stompHeaderRecord,
+  TimeoutError,
+} from '@keel/protocol';
+import type {
+  BenchConnection,
+  BenchDestination,
+  BenchDriver,
+  BenchMessage,
+  BenchSubscribeOptions,
+  BenchSubscription,
+} from './bench-driver';
+import type { TargetProfile } from './target-profile';
+
+export interface StompDriverOptions {
+  host: string;
+  port: number;
+  login?: string;
+  passcode?: string;
+  profile: TargetProfile;
+  /** Time allowed for TCP connect plus CONNECTED (default 10 s). */
+  connectTimeoutMs?: number;
+  /** Time DISCONNECT may wait for its receipt before the socket is cut (default 3 s). */
+  closeTimeoutMs?: number;
+}
+
+export const DEFAULT_STOMP_CONNECT_TIMEOUT_MS = 10_000;
+export const DEFAULT_STOMP_CLOSE_TIMEOUT_MS = 3_000;
+
+/** A small STOMP 1.2 client for load: no heart-beats, one socket, writes batched per tick. */
+export class StompDriver implements BenchDriver {
+  readonly protocol = 'stomp';
+
+  constructor(private readonly options: StompDriverOptions) {}
+
+  async connect(name: string): Promise<BenchConnection> {
+    const conn = new StompBenchConnection(this.options, name);
+    await conn.open();
+    return conn;
+  }
+}
+
+interface Pending {
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+type MessageHandler = (frame: StompFrame) => void;
+
+class StompBenchConnection implements BenchConnection {
+  private socket: Socket | null = null;
+  private readonly decoder = new StompDecoder();
+  private version: StompVersion = '1.2';
+  private readonly receipts = new Map<string, Pending>();
+  private readonly subscriptions = new Map<string, MessageHandler>();
+  private nextId = 0;
+  private corked = false;
+  private failure: Error | null = null;
+  private closing = false;
+  private errorListeners: Array<(err: Error) => void> = [];
+  private onConnected: Pending | null = null;
+
+  constructor(
+    private readonly options: StompDriverOptions,
+    private readonly name: string,
+  ) {}
+
+  open(): Promise<void> {
+    const { host, port, login, passcode, profile } = this.options;
+    const timeoutMs = this.options.connectTimeoutMs ?? DEFAULT_STOMP_CONNECT_TIMEOUT_MS;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.fail(new TimeoutError(`${this.name}: no CONNECTED from ${host}:${port} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.onConnected = {
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      };
+      const socket = netConnect({ host, port });
+      this.socket = socket;
+      socket.setNoDelay(true);
+      socket.on('data', (chunk: Buffer) => this.onData(chunk));
+      socket.on('error', (err) => this.fail(new ConnectionError(`${this.name}: ${err.message}`, 'CONNECTION_LOST', { cause: err })));
+      socket.on('close', () => {
+        if (!this.closing) this.fail(new ConnectionError(`${this.name}: the broker closed the connection`));
+      });
+      socket.once('connect', () => {
+        // STOMP 1.2 "CONNECT or STOMP Frame": accept-version and host are required; no heart-beats.
+        const headers: Record<string, string> = {
+          'accept-version': '1.2',
+          host: profile.connectHost(host),
+          'heart-beat': '0,0',
+        };
+        if (login !== undefined) headers.login = login;
+        if (passcode !== undefined) headers.passcode = passcode;
+        this.write(stompFrame('CONNECT', headers));
+      });
+    });
+  }
+
+  onError(listener: (err: Error) => void): void {
+    this.errorListeners.push(listener);
+  }
+
+  send(destination: BenchDestination, body: Buffer): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    const receipt = `r${++this.nextId}`;
+    const p = this.awaitReceipt(receipt);
+    const { profile } = this.options;
+    this.write(
+      stompFrame(
+        'SEND',
+        {
+          destination: profile.destination(destination),
+          persistent: 'true',
+          receipt,
+          ...profile.sendHeaders(destination),
+        },
+        body,
+      ),
+    );
+    return p;
+  }
+
+  async subscribe(destination: BenchDestination, options: BenchSubscribeOptions): Promise<BenchSubscription> {
+    if (this.failure) throw this.failure;
+    const id = `s${++this.nextId}`;
+    const { profile } = this.options;
+    const onMessage = options.onMessage;
+    this.subscriptions.set(id, (frame) => {
+      const h = stompHeaderRecord(frame);
+      // STOMP 1.2 "ACK": `id` is the MESSAGE's `ack` header; 1.0/1.1 name the message-id instead.
+      const ackHeaders: Record<string, string> =
+        h.ack !== undefined ? { id: h.ack } : { 'message-id': h['message-id'] ?? '', subscription: id };
+      const message: BenchMessage = {
+        body: frame.body,
+        ack: () => {
+          if (!this.failure) this.write(stompFrame('ACK', ackHeaders));
+        },
+      };
+      onMessage(message);
+    });
+    const receipt = `r${++this.nextId}`;
+    const p = this.awaitReceipt(receipt);
+    this.write(
+      stompFrame('SUBSCRIBE', {
+        id,
+        destination: profile.destination(destination),
+        ack: 'client-individual',
+        receipt,
+        ...profile.subscribeHeaders(destination, options.prefetch),
+      }),
+    );
+    await p;
+    return {
+      unsubscribe: async () => {
+        if (this.failure) return;
+        const r = `r${++this.nextId}`;
+        const done = this.awaitReceipt(r);
+        this.write(stompFrame('UNSUBSCRIBE', { id, receipt: r }));
+        await done;
+        this.subscriptions.delete(id);
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    const socket = this.socket;
+    if (socket === null || this.closing) return;
+    this.closing = true;
+    const timeoutMs = this.options.closeTimeoutMs ?? DEFAULT_STOMP_CLOSE_TIMEOUT_MS;
+    if (!this.failure && !socket.destroyed) {
+      // STOMP 1.2 "Connecting" / graceful disconnect: DISCONNECT with a receipt, wait for it, then close.
+      const receipt = `r${++this.nextId}`;
+      const done = this.awaitReceipt(receipt);
+      this.write(stompFrame('DISCONNECT', { receipt }));
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        done.catch(() => undefined),
+        new Promise<void>((r) => {
+          timer = setTimeout(r, timeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    if (!socket.destroyed) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => socket.destroy(), timeoutMs);
+        socket.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        socket.end();
+      });
+    }
+    this.rejectAll(new ConnectionError(`${this.name}: closed`, 'CONNECTION_CLOSED'));
+  }
+
+  private awaitReceipt(receipt: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.receipts.set(receipt, { resolve, reject });
+    });
+  }
+
+  /** Batch every frame written in one tick into one writev (cork until the next tick). */
+  private write(frame: StompFrame): void {
+    const socket = this.socket;
+    if (socket === null || socket.destroyed) return;
+    if (!this.corked) {
+      this.corked = true;
+      socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        socket.uncork();
+      });
+    }
+    socket.write(encodeStompFrame(frame, { version: this.version }));
+  }
+
+  private onData(chunk: Buffer): void {
+    try {
+      this.decoder.pushEach(chunk, (event) => {
+        if (event.type === 'frame') this.onFrame(event.frame);
+      });
+    } catch (err) {
+      this.fail(err instanceof Error ? err : new ProtocolError(String(err)));
+    }
+  }
+
+  private onFrame(frame: StompFrame): void {
+    switch (frame.command) {
+      case 'MESSAGE': {
+        const sub = frame.headers.find(([n]) => n === 'subscription')?.[1];
+        const handler = sub === undefined ? undefined : this.subscriptions.get(sub);
+        if (handler) handler(frame);
+        return;
+      }
+      case 'RECEIPT': {
+        const id = frame.headers.find(([n]) => n === 'receipt-id')?.[1];
+        if (id === undefined) return;
+        const p = this.receipts.get(id);
+        if (p) {
+          this.receipts.delete(id);
+          p.resolve();
+        }
+        return;
+      }
+      case 'CONNECTED': {
+        const v = stompHeaderRecord(frame).version;
+        if (v === '1.0' || v === '1.1' || v === '1.2') {
+          this.version = v;
+          this.decoder.version = v;
+        } else if (v === undefined) {
+          this.version = '1.0';
+          this.decoder.version = '1.0';
+        }
+        this.onConnected?.resolve();
+        this.onConnected = null;
+        return;
+      }
+      case 'ERROR': {
+        const h = stompHeaderRecord(frame);
+        const detail = frame.body.toString('utf8').trim().split('\n')[0] ?? '';
+        this.fail(
+          new ProtocolError(
+            `${this.name}: broker ERROR: ${h.message ?? '(no message)'}${detail ? ` — ${detail}` : ''}`,
+            h.code ?? 'PROTOCOL_ERROR',
+          ),
+        );
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  private fail(err: Error): void {
+    if (this.failure) return;
+    this.failure = err;
+    this.onConnected?.reject(err);
+    this.onConnected = null;
+    this.rejectAll(err);
+    this.socket?.destroy();
+    if (!this.closing) for (const l of this.errorListeners) l(err);
+  }
+
+  private rejectAll(err: Error): void {
+    const pending = [...this.receipts.values()];
+    this.receipts.clear();
+    for (const p of pending) p.reject(err);
+  }
+}
