@@ -38,18 +38,8 @@ describe('keel program', () => {
     const help = output.stdout();
     expect(help).toContain('Usage: keel [options] [command]');
     const commands = [...help.matchAll(/^ {2}([a-z]+)\b/gm)].map((m) => m[1]);
-    expect(commands).toEqual(['start', 'migrate', 'broker', 'help']);
-    for (const missing of [
-      'produce',
-      'consume',
-      'queues',
-      'browse',
-      'purge',
-      'status',
-      'drill',
-      'handover',
-      'bench',
-    ]) {
+    expect(commands).toEqual(['start', 'migrate', 'broker', 'status', 'queues', 'browse', 'purge', 'handover', 'help']);
+    for (const missing of ['produce', 'consume', 'drill', 'bench']) {
       expect(help).not.toMatch(new RegExp(`^ {2}${missing}\\b`, 'm'));
     }
   });
