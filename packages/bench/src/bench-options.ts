@@ -158,7 +158,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   }
 
   const help = given.help === true;
-  if (positional.length > 1) bad(`expected one scenario, got ${positional.map((p) => JSON.stringify(p)).join(' ')}`);
+  if (positional.length > 1)
+    bad(`expected one scenario, got ${positional.map((p) => JSON.stringify(p)).join(' ')}`);
   const scenarioName = positional[0] ?? (help ? 'throughput' : undefined);
   if (scenarioName === undefined) bad(`missing scenario: one of ${SCENARIOS.join(', ')}`);
   if (!(SCENARIOS as readonly string[]).includes(scenarioName)) {

@@ -33,7 +33,14 @@ export interface BacklogRunResult {
   run: number;
   destination: string;
   fill: { sent: number; failed: number; durationMs: number; rate: number; receiptLatencyMs: LatencySummary };
-  drain: { received: number; missing: number; duplicates: number; durationMs: number; rate: number; latencyMs: LatencySummary };
+  drain: {
+    received: number;
+    missing: number;
+    duplicates: number;
+    durationMs: number;
+    rate: number;
+    latencyMs: LatencySummary;
+  };
   /** VmRSS of --broker-pid, sampled every second; null without --broker-pid. */
   rss: { peakKiB: number | null; samples: RssSample[] } | null;
   errors: string[];

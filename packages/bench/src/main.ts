@@ -8,7 +8,9 @@ async function main(): Promise<number> {
   try {
     const report = await runBench(process.argv.slice(2));
     if (report === null) return 0;
-    const incomplete = report.runs.some((r) => (r.kind === 'flow' ? r.missing > 0 || r.sendFailed > 0 : r.drain.missing > 0 || r.fill.failed > 0));
+    const incomplete = report.runs.some((r) =>
+      r.kind === 'flow' ? r.missing > 0 || r.sendFailed > 0 : r.drain.missing > 0 || r.fill.failed > 0,
+    );
     return incomplete ? 1 : 0;
   } catch (err) {
     if (err instanceof InvalidArgumentError) {

@@ -37,11 +37,17 @@ function main(argv: string[]): number {
       if (r.tool === 'keel-bench') reports.push(r);
     }
   }
-  const out = renderBenchmarksMarkdown(reports, { svgHref: relative(dirname(md), svgDir) || '.', setup, command });
+  const out = renderBenchmarksMarkdown(reports, {
+    svgHref: relative(dirname(md), svgDir) || '.',
+    setup,
+    command,
+  });
   mkdirSync(svgDir, { recursive: true });
   for (const [name, svg] of Object.entries(out.svgs)) writeFileSync(join(svgDir, name), svg);
   writeFileSync(md, out.markdown);
-  process.stdout.write(`wrote ${md} and ${Object.keys(out.svgs).length} charts in ${svgDir} from ${reports.length} results\n`);
+  process.stdout.write(
+    `wrote ${md} and ${Object.keys(out.svgs).length} charts in ${svgDir} from ${reports.length} results\n`,
+  );
   return 0;
 }
 

@@ -69,9 +69,15 @@ describe('renderBenchmarksMarkdown', () => {
   });
 
   it('writes one table row per broker with medians, the machine, and chart links', () => {
-    const { markdown, svgs } = renderBenchmarksMarkdown(reports, { svgHref: 'benchmarks', setup: { Postgres: '15' } });
+    const { markdown, svgs } = renderBenchmarksMarkdown(reports, {
+      svgHref: 'benchmarks',
+      setup: { Postgres: '15' },
+    });
     expect(markdown).toContain('2 CPUs (Test CPU), 24.0 GiB memory');
     expect(markdown).toContain('- Postgres: 15');
+    expect(markdown).toContain('Keel, ActiveMQ ran on the same machine');
+    const keelOnly = renderBenchmarksMarkdown([reports[0]!], { svgHref: '.' }).markdown;
+    expect(keelOnly).toContain('Only Keel was measured');
     expect(markdown).toContain('## throughput: 4 producers, 4 consumers, window 1, 1024 B');
     // Keel window 1: receive rates 100, 200, 900 -> median 200; p99 5, 7, 1 -> 5.
     expect(markdown).toContain('| Keel | 3 | 200 | 200 | 1.00 | 5.00 | 10.0 | 1.00 |');

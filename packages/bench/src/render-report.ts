@@ -64,7 +64,9 @@ export function groupReports(reports: readonly BenchReport[]): CaseGroup[] {
     g.byTarget.set(r.target, list);
   }
   const order = { throughput: 0, fanout: 1, backlog: 2 } as const;
-  return [...groups.values()].sort((a, b) => order[a.scenario] - order[b.scenario] || a.key.localeCompare(b.key, 'en', { numeric: true }));
+  return [...groups.values()].sort(
+    (a, b) => order[a.scenario] - order[b.scenario] || a.key.localeCompare(b.key, 'en', { numeric: true }),
+  );
 }
 
 function medianMetric(runs: Record<string, number>[], key: string): number {
@@ -132,18 +134,26 @@ function targets(g: CaseGroup): string[] {
   return [...g.byTarget.keys()].sort((a, b) => TARGET_ORDER.indexOf(a) - TARGET_ORDER.indexOf(b));
 }
 
-export function renderBenchmarksMarkdown(reports: readonly BenchReport[], options: RenderOptions): RenderedReport {
+export function renderBenchmarksMarkdown(
+  reports: readonly BenchReport[],
+  options: RenderOptions,
+): RenderedReport {
   if (reports.length === 0) throw new RangeError('no bench results to render');
   const svgs: Record<string, string> = {};
   const first = reports[0]!;
   const m = first.machine;
   const dates = reports.map((r) => r.startedAt).sort();
+  const brokers = [...new Set(reports.map((r) => r.target as string))].sort(
+    (a, b) => TARGET_ORDER.indexOf(a) - TARGET_ORDER.indexOf(b),
+  );
   const lines: string[] = [
     '# Benchmarks',
     '',
     'Generated from measured results by `packages/bench` (`render-report`); every figure is the',
-    'median of the runs listed. Keel and its peers ran on the same machine, alternating run by run,',
-    'each driven over STOMP by the same load generator (`npm run bench`).',
+    'median of the runs listed.',
+    brokers.length > 1
+      ? `${brokers.map((t) => TARGET_NAMES[t] ?? t).join(', ')} ran on the same machine, alternating run by run, each driven over STOMP by the same load generator (\`npm run bench\`).`
+      : `Only ${TARGET_NAMES[brokers[0]!] ?? brokers[0]} was measured in these results, driven over STOMP by the load generator (\`npm run bench\`).`,
     '',
     '## Setup',
     '',
@@ -176,7 +186,10 @@ export function renderBenchmarksMarkdown(reports: readonly BenchReport[], option
     }
     const incomplete = ts.filter((t) => g.byTarget.get(t)!.some((r) => (r.missing ?? 0) > 0));
     if (incomplete.length > 0) {
-      lines.push('', `Some runs ended with messages not received within the bound: ${incomplete.map((t) => TARGET_NAMES[t] ?? t).join(', ')}.`);
+      lines.push(
+        '',
+        `Some runs ended with messages not received within the bound: ${incomplete.map((t) => TARGET_NAMES[t] ?? t).join(', ')}.`,
+      );
     }
     const rateKey = g.scenario === 'backlog' ? 'drainRate' : 'receiveRate';
     const rateTitle = g.scenario === 'backlog' ? 'drain rate (median)' : 'received msg/s (median)';
@@ -184,7 +197,11 @@ export function renderBenchmarksMarkdown(reports: readonly BenchReport[], option
     svgs[file] = barChartSvg(
       `${g.title}: ${rateTitle}`,
       'msg/s',
-      ts.map((t) => ({ label: TARGET_NAMES[t] ?? t, value: medianMetric(g.byTarget.get(t)!, rateKey), color: TARGET_COLORS[t] })),
+      ts.map((t) => ({
+        label: TARGET_NAMES[t] ?? t,
+        value: medianMetric(g.byTarget.get(t)!, rateKey),
+        color: TARGET_COLORS[t],
+      })),
     );
     lines.push('', `![${g.title}](${options.svgHref}/${file})`);
     if (g.scenario !== 'backlog') {
@@ -192,7 +209,11 @@ export function renderBenchmarksMarkdown(reports: readonly BenchReport[], option
       svgs[latFile] = barChartSvg(
         `${g.title}: latency p99 (median)`,
         'ms',
-        ts.map((t) => ({ label: TARGET_NAMES[t] ?? t, value: medianMetric(g.byTarget.get(t)!, 'latencyP99Ms'), color: TARGET_COLORS[t] })),
+        ts.map((t) => ({
+          label: TARGET_NAMES[t] ?? t,
+          value: medianMetric(g.byTarget.get(t)!, 'latencyP99Ms'),
+          color: TARGET_COLORS[t],
+        })),
       );
       lines.push('', `![${g.title} p99 latency](${options.svgHref}/${latFile})`);
     }

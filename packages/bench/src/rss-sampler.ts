@@ -40,8 +40,10 @@ export class RssSampler {
     this.timer = setInterval(() => this.sample(), this.intervalMs);
   }
 
+  /** Stop sampling, with a last reading; a second call does nothing. */
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    if (!this.timer) return;
+    clearInterval(this.timer);
     this.timer = null;
     this.sample();
   }
@@ -52,6 +54,7 @@ export class RssSampler {
 
   private sample(): void {
     const rssKiB = this.read();
-    if (rssKiB !== null) this.samples.push({ tMs: Math.round(performance.now() - this.startedAt), phase: this.phase, rssKiB });
+    if (rssKiB !== null)
+      this.samples.push({ tMs: Math.round(performance.now() - this.startedAt), phase: this.phase, rssKiB });
   }
 }

@@ -1,13 +1,13 @@
-import { writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { BENCH_USAGE, type BenchOptions, parseBenchArgs } from './bench-options';
+import { writeFileSync } from 'node:fs';
 import type { BenchDriver } from './bench-driver';
+import { BENCH_USAGE, type BenchOptions, parseBenchArgs } from './bench-options';
 import { type BenchReport, type RunResult, runMetrics } from './bench-result';
 import { machineInfo } from './machine-info';
 import { runBacklogScenario } from './scenarios/backlog-scenario';
 import { runFlowScenario } from './scenarios/flow-scenario';
-import { StompDriver } from './stomp-driver';
 import { medianOfRecords } from './stats';
+import { StompDriver } from './stomp-driver';
 import { formatTable, type TableColumn } from './table';
 import { targetProfile } from './target-profile';
 
@@ -93,7 +93,10 @@ export async function runBench(
       destinationName: o.queue ?? `bench-${o.scenario}-${tag}-${run}`,
       progressStream: io.stderr,
     };
-    const result = o.scenario === 'backlog' ? await runBacklogScenario(ctx) : await runFlowScenario(ctx, o.scenario === 'fanout' ? 'topic' : 'queue');
+    const result =
+      o.scenario === 'backlog'
+        ? await runBacklogScenario(ctx)
+        : await runFlowScenario(ctx, o.scenario === 'fanout' ? 'topic' : 'queue');
     runs.push(result);
     for (const e of result.errors) io.stderr.write(`run ${run}: ${e}\n`);
   }

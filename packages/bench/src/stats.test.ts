@@ -1,4 +1,11 @@
-import { LatencyRecorder, median, medianOfRecords, percentile, percentileSorted, ratePerSecond } from './stats';
+import {
+  LatencyRecorder,
+  median,
+  medianOfRecords,
+  percentile,
+  percentileSorted,
+  ratePerSecond,
+} from './stats';
 
 describe('percentiles (nearest rank)', () => {
   const oneToHundred = Array.from({ length: 100 }, (_, i) => i + 1);
@@ -30,7 +37,12 @@ describe('median', () => {
 
   it('of records: per key present in every record', () => {
     expect(medianOfRecords([{ a: 1, b: 10 }, { a: 5, b: 30 }, { a: 3 }])).toEqual({ a: 3 });
-    expect(medianOfRecords([{ a: 1, b: 10 }, { a: 3, b: 20 }])).toEqual({ a: 2, b: 15 });
+    expect(
+      medianOfRecords([
+        { a: 1, b: 10 },
+        { a: 3, b: 20 },
+      ]),
+    ).toEqual({ a: 2, b: 15 });
     expect(medianOfRecords([])).toEqual({});
   });
 });

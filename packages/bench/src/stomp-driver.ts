@@ -94,7 +94,9 @@ class StompBenchConnection implements BenchConnection {
       this.socket = socket;
       socket.setNoDelay(true);
       socket.on('data', (chunk: Buffer) => this.onData(chunk));
-      socket.on('error', (err) => this.fail(new ConnectionError(`${this.name}: ${err.message}`, 'CONNECTION_LOST', { cause: err })));
+      socket.on('error', (err) =>
+        this.fail(new ConnectionError(`${this.name}: ${err.message}`, 'CONNECTION_LOST', { cause: err })),
+      );
       socket.on('close', () => {
         if (!this.closing) this.fail(new ConnectionError(`${this.name}: the broker closed the connection`));
       });

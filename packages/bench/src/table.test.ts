@@ -19,12 +19,18 @@ describe('formatTable', () => {
         { header: 'p99 ms', value: (r) => r.p99, decimals: 2 },
       ],
       [
-        { run: '1', rate: 1234.4, p99: 3.14159 },
+        { run: '1', rate: 1234.4, p99: 3.14659 },
         { run: 'median', rate: 98, p99: undefined },
       ],
     );
     expect(out).toBe(
-      ['run     msg/s  p99 ms', '------  -----  ------', '1       1,234    3.14', 'median     98       -', ''].join('\n'),
+      [
+        'run     msg/s  p99 ms',
+        '------  -----  ------',
+        '1       1,234    3.15',
+        'median     98       -',
+        '',
+      ].join('\n'),
     );
   });
 

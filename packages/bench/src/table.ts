@@ -24,12 +24,23 @@ function cell<Row>(col: TableColumn<Row>, row: Row): { text: string; numeric: bo
 export function formatTable<Row>(columns: readonly TableColumn<Row>[], rows: readonly Row[]): string {
   const cells = rows.map((row) => columns.map((c) => cell(c, row)));
   const widths = columns.map((c, i) => Math.max(c.header.length, ...cells.map((r) => r[i]!.text.length)));
-  const numericCol = columns.map((_, i) => cells.length > 0 && cells.every((r) => r[i]!.numeric || r[i]!.text === '-'));
-  const pad = (text: string, i: number, right: boolean) => (right ? text.padStart(widths[i]!) : text.padEnd(widths[i]!));
+  const numericCol = columns.map(
+    (_, i) => cells.length > 0 && cells.every((r) => r[i]!.numeric || r[i]!.text === '-'),
+  );
+  const pad = (text: string, i: number, right: boolean) =>
+    right ? text.padStart(widths[i]!) : text.padEnd(widths[i]!);
   const lines = [
-    columns.map((c, i) => pad(c.header, i, numericCol[i]!)).join('  ').trimEnd(),
+    columns
+      .map((c, i) => pad(c.header, i, numericCol[i]!))
+      .join('  ')
+      .trimEnd(),
     widths.map((w) => '-'.repeat(w)).join('  '),
-    ...cells.map((r) => r.map((c, i) => pad(c.text, i, numericCol[i]!)).join('  ').trimEnd()),
+    ...cells.map((r) =>
+      r
+        .map((c, i) => pad(c.text, i, numericCol[i]!))
+        .join('  ')
+        .trimEnd(),
+    ),
   ];
   return `${lines.join('\n')}\n`;
 }

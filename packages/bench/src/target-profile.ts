@@ -1,5 +1,5 @@
-import type { Target } from './bench-options';
 import type { BenchDestination } from './bench-driver';
+import type { Target } from './bench-options';
 
 /**
  * What differs between brokers over STOMP: destination names, the prefetch header, the CONNECT

@@ -28,7 +28,11 @@ export type RandomSource = () => number;
  * The delay before pass number `pass` over the URI list (0-based; pass 0, the first try after a
  * drop, has no delay). The result is never negative and never more than `maxReconnectDelay`.
  */
-export function reconnectDelayMs(pass: number, options: BackoffOptions, random: RandomSource = Math.random): number {
+export function reconnectDelayMs(
+  pass: number,
+  options: BackoffOptions,
+  random: RandomSource = Math.random,
+): number {
   if (pass <= 0) return 0;
   const max = options.maxReconnectDelay;
   let base = options.initialReconnectDelay;

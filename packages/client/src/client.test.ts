@@ -55,7 +55,13 @@ describe('client over tcp:// against a fake broker', () => {
   it('shakes hands: HELLO with credentials and heartbeat, WELCOME gives ids', async () => {
     const conn = await client({ clientId: 'app-1', username: 'u', password: 'p', heartbeatMs: 5000 });
     const hello = await broker.waitFrame<HelloFrame>((f) => f.type === FrameType.Hello);
-    expect(hello).toMatchObject({ clientId: 'app-1', username: 'u', password: 'p', heartbeatMs: 5000, protocolVersion: 1 });
+    expect(hello).toMatchObject({
+      clientId: 'app-1',
+      username: 'u',
+      password: 'p',
+      heartbeatMs: 5000,
+      protocolVersion: 1,
+    });
     expect(conn.clientId).toBe('app-1');
     expect(conn.connectionId).toBe('a-conn-1');
     expect(conn.broker?.role).toBe('master');
@@ -149,7 +155,9 @@ describe('client over tcp:// against a fake broker', () => {
     await got.done;
     expect(got.into.map((m) => m.text())).toEqual(Array.from({ length: 10 }, (_, i) => `m${i}`));
     await broker.waitFrame(() => {
-      const acked = (broker.framesOf(FrameType.Ack) as { messageIds: string[] }[]).flatMap((f) => f.messageIds);
+      const acked = (broker.framesOf(FrameType.Ack) as { messageIds: string[] }[]).flatMap(
+        (f) => f.messageIds,
+      );
       return acked.length === 10;
     });
     const acked = (broker.framesOf(FrameType.Ack) as { messageIds: string[] }[]).flatMap((f) => f.messageIds);
@@ -168,7 +176,9 @@ describe('client over tcp:// against a fake broker', () => {
     const y = (await it.next()).value as ReceivedMessage;
     expect(x.redelivered).toBe(false);
     await y.ack();
-    expect(await broker.waitFrame((f) => f.type === FrameType.Ack)).toMatchObject({ messageIds: [y.messageId] });
+    expect(await broker.waitFrame((f) => f.type === FrameType.Ack)).toMatchObject({
+      messageIds: [y.messageId],
+    });
     await x.nack();
     const again = (await it.next()).value as ReceivedMessage;
     expect(again.messageId).toBe(x.messageId);
@@ -179,7 +189,9 @@ describe('client over tcp:// against a fake broker', () => {
   it('transactions: commit publishes, rollback discards, consumed messages come back after rollback', async () => {
     const conn = await client();
     const tx = await conn.createSession({ transacted: true });
-    const begin = await broker.waitFrame<{ txId: string } & { type: FrameType }>((f) => f.type === FrameType.TxBegin);
+    const begin = await broker.waitFrame<{ txId: string } & { type: FrameType }>(
+      (f) => f.type === FrameType.TxBegin,
+    );
     expect(begin.txId.startsWith(`${conn.connectionId}-`)).toBe(true);
     const p = tx.createProducer('queue://t');
     await p.send('a');
@@ -219,7 +231,10 @@ describe('client over tcp:// against a fake broker', () => {
     };
     const conn = await client();
     const session = await conn.createSession();
-    const err = await session.createProducer('queue://forbidden').send('x').catch((e: unknown) => e);
+    const err = await session
+      .createProducer('queue://forbidden')
+      .send('x')
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AuthError);
     expect(err).toMatchObject({ code: 'NOT_AUTHORIZED' });
     const err2 = await session.createConsumer('queue://missing').catch((e: unknown) => e);
@@ -275,10 +290,14 @@ describe('client over tcp:// against a fake broker', () => {
     });
     const reply = await conn.request('queue://svc', 'hi', { timeoutMs: 5000 });
     expect(reply.text()).toBe('echo:hi');
-    const req = (broker.framesOf(FrameType.Send) as SendFrame[]).find((f) => f.message.destination === 'queue://svc')!;
+    const req = (broker.framesOf(FrameType.Send) as SendFrame[]).find(
+      (f) => f.message.destination === 'queue://svc',
+    )!;
     expect(req.message.replyTo).toMatch(/^temp-queue:\/\//);
     expect(reply.correlationId).toBe(req.message.correlationId);
-    await expect(conn.request('queue://nobody', 'hi', { timeoutMs: 100 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+    await expect(conn.request('queue://nobody', 'hi', { timeoutMs: 100 })).rejects.toMatchObject({
+      code: 'TIMEOUT',
+    });
   });
 
   it('durable subscriptions carry their name; removeDurable removes it', async () => {

@@ -4,6 +4,7 @@ import {
   type BrokerDescription,
   ConnectionError,
   DEFAULT_MAX_FRAME_SIZE,
+  errorFromCode,
   type Frame,
   FrameType,
   InvalidArgumentError,
@@ -11,17 +12,17 @@ import {
   type Message,
   type PropertyValue,
   TimeoutError,
-  errorFromCode,
 } from '@keel/protocol';
 import { reconnectDelayMs } from './backoff';
+import type { Consumer } from './consumer';
 import { Deferred } from './deferred';
 import {
   type ConnectTarget,
+  endpointFromAnnounced,
   type FailoverOptionOverrides,
   type FailoverOptions,
-  type ServerEndpoint,
-  endpointFromAnnounced,
   parseConnectUrl,
+  type ServerEndpoint,
 } from './failover-options';
 import { type ClientLogger, silentClientLogger } from './logger';
 import { DEFAULT_AUDIT_DEPTH } from './message-audit';
@@ -29,7 +30,6 @@ import type { Producer } from './producer';
 import type { ReceivedMessage } from './received-message';
 import { Session, type SessionOptions } from './session';
 import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_HEARTBEAT_MS, Wire } from './wire';
-import type { Consumer } from './consumer';
 
 export interface ConnectOptions extends FailoverOptionOverrides {
   /** Client id (needed for durable subscriptions); the broker assigns one when absent. */
@@ -178,7 +178,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   private readonly random: () => number;
   private link: Wire | null = null;
   private currentServer: ServerState | null = null;
-  private state: 'connecting' | 'connected' | 'restoring' | 'interrupted' | 'closing' | 'closed' = 'connecting';
+  private state: 'connecting' | 'connected' | 'restoring' | 'interrupted' | 'closing' | 'closed' =
+    'connecting';
   private readonly pending = new Map<string, PendingCall>();
   private readonly orphans = new Map<string, PendingCall>();
   private readonly sendOps = new Map<string, SendOp>();
@@ -209,7 +210,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       ['auditDepth', options.auditDepth],
     ] as const) {
       if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) {
-        throw new InvalidArgumentError(`invalid value ${JSON.stringify(v)} for option "${name}": expected an integer >= 0`);
+        throw new InvalidArgumentError(
+          `invalid value ${JSON.stringify(v)} for option "${name}": expected an integer >= 0`,
+        );
       }
     }
     this._logger = options.logger ?? silentClientLogger;
@@ -238,9 +241,17 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return this.servers.map((s) => s.endpoint.url);
   }
 
-  /** @internal */
+  /** @internal Connected and restored: new work may go out. */
   get _isConnected(): boolean {
     return this.state === 'connected' && this.link !== null;
+  }
+
+  /**
+   * @internal A link is up (also while the restore runs): acks of deliveries made on it may go
+   * out. Deliveries start as soon as the restore re-subscribed their consumer.
+   */
+  get _linkUp(): boolean {
+    return this.link !== null && (this.state === 'connected' || this.state === 'restoring');
   }
 
   // ----- startup and the dial loop ---------------------------------------------------------------
@@ -297,7 +308,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       password: this.options.password,
       heartbeatMs: ep.options.heartbeatMs ?? this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
       maxFrameSize: ep.options.maxFrameSize ?? this.options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
-      connectTimeoutMs: ep.options.connectTimeoutMs ?? this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      connectTimeoutMs:
+        ep.options.connectTimeoutMs ?? this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
     };
   }
 
@@ -352,7 +364,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       if (delayMs > 0) await this.sleep(token, delayMs);
       for (const server of this.passOrder()) {
         if (token.stopped) throw new ConnectionError('connection closed', 'CONNECTION_CLOSED');
-        if (!startup) this.emit('reconnect:attempt', { url: server.endpoint.url, attempt: pass + 1, delayMs });
+        if (!startup)
+          this.emit('reconnect:attempt', { url: server.endpoint.url, attempt: pass + 1, delayMs });
         server.attempts += 1;
         server.lastAttemptAt = Date.now();
         try {
@@ -368,7 +381,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
           if (token.stopped) throw err;
           server.lastError = err as Error;
           if (isPermanent(err as Error)) throw err;
-          this._logger.debug({ url: server.endpoint.url, err: (err as Error).message, pass }, 'failover: broker refused');
+          this._logger.debug(
+            { url: server.endpoint.url, err: (err as Error).message, pass },
+            'failover: broker refused',
+          );
         }
       }
     }
@@ -399,7 +415,13 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         continue;
       }
       if (this.servers.some((s) => s.endpoint.url === ep.url)) continue;
-      this.servers.push({ endpoint: ep, attempts: 0, lastAttemptAt: 0, lastConnectedAt: 0, discovered: true });
+      this.servers.push({
+        endpoint: ep,
+        attempts: 0,
+        lastAttemptAt: 0,
+        lastConnectedAt: 0,
+        discovered: true,
+      });
       this._logger.info({ url: ep.url }, 'failover: broker added from the cluster list');
     }
   }
@@ -510,7 +532,6 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       entry.timer = undefined;
       onTimeout(new TimeoutError(`${what}: no broker came back within ${timeout} ms (failover timeout)`));
     }, timeout);
-    entry.timer.unref?.();
   }
 
   private interrupt(err: Error): void {
@@ -599,12 +620,17 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       await this.restore(wire);
     } catch (err) {
       if (wire !== this.link) return; // lost again: interrupt() started the next loop
-      this._logger.warn({ url: this.url, err: (err as Error).message }, 'restore failed, trying the next broker');
+      this._logger.warn(
+        { url: this.url, err: (err as Error).message },
+        'restore failed, trying the next broker',
+      );
       wire.destroy(isLinkError(err) ? (err as Error) : asConnectionError(err as Error));
       return;
     }
     if (wire !== this.link || this.state !== 'restoring') return;
     this.state = 'connected';
+    // Work queued between the end of the restore and now.
+    this.flushUnwritten(wire);
     for (const w of this.waiters) {
       clearTimeout(w.timer);
       w.deferred.resolve();
@@ -620,26 +646,49 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       if (s.closed) continue;
       await s._restore(wire);
     }
+    this.flushUnwritten(wire);
+  }
+
+  /**
+   * Write what waited for a link: replayable calls, calls made while there was none, sends
+   * (unreceipted ones first, in map order, with their original producerId/producerSeq: the
+   * broker's duplicate detection keeps each one single; then the ones buffered meanwhile).
+   * Orphans the restore did not claim belong to closed sessions or consumers: resolved.
+   */
+  private flushUnwritten(wire: Wire): void {
     const gen = this._generation;
-    for (const call of this.pending.values()) {
-      if (call.policy !== 'replay' || call.writtenGen === gen) continue;
+    for (const [key, call] of this.orphans) {
+      this.orphans.delete(key);
       clearTimeout(call.timer);
       call.timer = undefined;
-      wire.write(call.frame);
-      call.writtenGen = gen;
+      if (call.writtenGen !== 0) {
+        call.deferred.resolve(null);
+        continue;
+      }
+      this.pending.set(call.receiptId, call);
+      this.writeCall(call, wire);
     }
-    // Unreceipted sends first (map order), with their original producerId/producerSeq: the
-    // broker's duplicate detection keeps each one single. Then the ones buffered meanwhile.
+    for (const call of this.pending.values()) {
+      if (call.writtenGen === gen || (call.policy !== 'replay' && call.writtenGen !== 0)) continue;
+      clearTimeout(call.timer);
+      call.timer = undefined;
+      this.writeCall(call, wire);
+    }
     for (const op of this.sendOps.values()) {
       if (op.writtenGen !== 0) continue;
       clearTimeout(op.timer);
       op.timer = undefined;
       this.writeSend(op, wire);
     }
-    for (const [key, call] of this.orphans) {
-      this.orphans.delete(key);
-      clearTimeout(call.timer);
-      call.deferred.resolve(null);
+  }
+
+  private writeCall(call: PendingCall, wire: Wire): void {
+    try {
+      wire.write(call.frame);
+      call.writtenGen = this._generation;
+    } catch (err) {
+      this.pending.delete(call.receiptId);
+      call.deferred.reject(err as Error);
     }
   }
 
@@ -655,7 +704,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   }
 
   /** @internal Settle a call that was waiting for the restore (createSession, subscribe …). */
-  _takeOrphan(key: string): { frame: Frame; resolve: (f: Frame | null) => void; reject: (e: Error) => void } | null {
+  _takeOrphan(
+    key: string,
+  ): { frame: Frame; resolve: (f: Frame | null) => void; reject: (e: Error) => void } | null {
     const call = this.orphans.get(key);
     if (!call) return null;
     this.orphans.delete(key);
@@ -751,13 +802,29 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     if (this.state === 'closing' || this.state === 'closed') {
       return Promise.reject(new ConnectionError('connection closed', 'CONNECTION_CLOSED'));
     }
-    return this.callNow(frame, policy, restoreKey, this.state === 'connected' ? this.link : null);
+    // Acks and nacks concern deliveries, which start on a new link while the restore still runs.
+    const writable =
+      this.state === 'connected' ||
+      (this._linkUp && (frame.type === FrameType.Ack || frame.type === FrameType.Nack));
+    return this.callNow(frame, policy, restoreKey, writable ? this.link : null);
   }
 
-  private callNow(frame: Frame, policy: LostPolicy, restoreKey: string | undefined, wire: Wire | null): Promise<Frame | null> {
+  private callNow(
+    frame: Frame,
+    policy: LostPolicy,
+    restoreKey: string | undefined,
+    wire: Wire | null,
+  ): Promise<Frame | null> {
     const receiptId = this._nextReceiptId();
     (frame as { receiptId?: string }).receiptId = receiptId;
-    const call: PendingCall = { receiptId, frame, policy, restoreKey, deferred: new Deferred(), writtenGen: 0 };
+    const call: PendingCall = {
+      receiptId,
+      frame,
+      policy,
+      restoreKey,
+      deferred: new Deferred(),
+      writtenGen: 0,
+    };
     if (wire === null) {
       if (policy === 'resolve') call.deferred.resolve(null);
       else if (policy === 'reject') call.deferred.reject(new ConnectionError('not connected'));
@@ -768,19 +835,13 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       return call.deferred.promise;
     }
     this.pending.set(receiptId, call);
-    try {
-      wire.write(frame);
-      call.writtenGen = this._generation;
-    } catch (err) {
-      this.pending.delete(receiptId);
-      call.deferred.reject(err as Error);
-    }
+    this.writeCall(call, wire);
     return call.deferred.promise;
   }
 
   /** @internal Write a frame that needs no answer; false when there is no link to write it to. */
   _write(frame: Frame): boolean {
-    if (!this._isConnected) return false;
+    if (!this._linkUp) return false;
     try {
       this.link!.write(frame);
       return true;
@@ -852,12 +913,15 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     const transacted = options.transacted === true;
     const ackMode = options.ackMode ?? 'auto';
     if (!['auto', 'client', 'individual'].includes(ackMode)) {
-      throw new InvalidArgumentError(`invalid value ${JSON.stringify(ackMode)} for option "ackMode": expected auto, client or individual`);
+      throw new InvalidArgumentError(
+        `invalid value ${JSON.stringify(ackMode)} for option "ackMode": expected auto, client or individual`,
+      );
     }
     await this._whenConnected('createSession');
     let channel = 1;
     while (this.sessions.has(channel)) channel += 1;
-    if (channel > 0xffff) throw new KeelError('RESOURCE_LIMIT', 'no free session channel (65535 sessions open)');
+    if (channel > 0xffff)
+      throw new KeelError('RESOURCE_LIMIT', 'no free session channel (65535 sessions open)');
     const session = new Session(this, channel, transacted, ackMode);
     this.sessions.set(channel, session);
     try {
@@ -894,7 +958,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    * (`temp-queue://<unique>`, one per connection) and a fresh correlationId, and resolve with
    * the first reply that carries that correlationId. TimeoutError after `timeoutMs` (30000).
    */
-  async request(destination: string, body: Buffer | string, options: RequestOptions = {}): Promise<ReceivedMessage> {
+  async request(
+    destination: string,
+    body: Buffer | string,
+    options: RequestOptions = {},
+  ): Promise<ReceivedMessage> {
     const timeoutMs = options.timeoutMs ?? 30000;
     if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) {
       throw new InvalidArgumentError(`invalid value ${JSON.stringify(timeoutMs)} for option "timeoutMs"`);
@@ -962,7 +1030,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     const wire = this.link;
     if (wire && wasConnected) {
       const bye = this.callNow({ type: FrameType.Close, channel: 0 }, 'resolve', undefined, wire);
-      const t = setTimeout(() => wire.destroy(new ConnectionError('connection closed', 'CONNECTION_CLOSED')), 2000);
+      const t = setTimeout(
+        () => wire.destroy(new ConnectionError('connection closed', 'CONNECTION_CLOSED')),
+        2000,
+      );
       try {
         await bye;
       } catch {

@@ -1,9 +1,4 @@
-import {
-  type DeliveredMessage,
-  FrameType,
-  InvalidArgumentError,
-  type SubscribeFrame,
-} from '@keel/protocol';
+import { type DeliveredMessage, FrameType, InvalidArgumentError, type SubscribeFrame } from '@keel/protocol';
 import { Deferred } from './deferred';
 import { MessageAudit } from './message-audit';
 import { ReceivedMessage } from './received-message';
@@ -100,7 +95,8 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
       return this;
     }
     if (event !== 'message') throw new InvalidArgumentError(`unknown consumer event "${String(event)}"`);
-    if (this.iterating) throw new InvalidArgumentError('this consumer is iterated; use a listener or the iterator, not both');
+    if (this.iterating)
+      throw new InvalidArgumentError('this consumer is iterated; use a listener or the iterator, not both');
     this.listeners.push(listener as MessageListener);
     this.pump();
     return this;
@@ -120,7 +116,9 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
 
   [Symbol.asyncIterator](): AsyncIterator<ReceivedMessage> {
     if (this.listeners.length > 0) {
-      throw new InvalidArgumentError('this consumer has a message listener; use a listener or the iterator, not both');
+      throw new InvalidArgumentError(
+        'this consumer has a message listener; use a listener or the iterator, not both',
+      );
     }
     this.iterating = true;
     return {
@@ -141,7 +139,9 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
       return Promise.resolve({ value: m, done: false });
     }
     if (this.closed) {
-      return this.endError ? Promise.reject(this.endError) : Promise.resolve({ value: undefined, done: true });
+      return this.endError
+        ? Promise.reject(this.endError)
+        : Promise.resolve({ value: undefined, done: true });
     }
     const d = new Deferred<IteratorResult<ReceivedMessage>>();
     this.waiters.push(d);
@@ -221,7 +221,10 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
     if (this._audit.has(message.messageId)) {
       // Failover: the new master redelivered a message the application already acknowledged
       // (the ack was lost with the old link). Do not hand it over again; acknowledge it again.
-      conn._logger.debug({ messageId: message.messageId, consumer: this.id }, 'duplicate delivery suppressed');
+      conn._logger.debug(
+        { messageId: message.messageId, consumer: this.id },
+        'duplicate delivery suppressed',
+      );
       conn._write({
         type: FrameType.Ack,
         channel: this.session.channel,
@@ -242,13 +245,18 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
     m.settled = true;
     const conn = this.session.connection;
     const tx = this.mode === 'tx';
-    if (m.generation !== conn._generation || !conn._isConnected) {
+    if (m.generation !== conn._generation || !conn._linkUp) {
       // Delivered on a previous link. In a transaction: that transaction is lost anyway and the
       // broker redelivers. Otherwise: drop the ack if the audit knows the id, else send it (it
       // acknowledges the redelivery if that came already) and remember it.
       if (tx || this._audit.has(m.messageId)) return;
       this._audit.add(m.messageId);
-      conn._write({ type: FrameType.Ack, channel: this.session.channel, consumerId: this.id, messageIds: [m.messageId] });
+      conn._write({
+        type: FrameType.Ack,
+        channel: this.session.channel,
+        consumerId: this.id,
+        messageIds: [m.messageId],
+      });
       return;
     }
     if (tx) {
@@ -314,15 +322,20 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
       list.push(m);
     }
     const conn = this.session.connection;
-    const live = conn._isConnected;
+    const live = conn._linkUp;
     const gen = conn._generation;
     const current: ReceivedMessage[] = [];
     const oldIds: string[] = [];
     for (const x of list) {
       this.unacked.delete(x);
       x.settled = true;
-      if (live && x.generation === gen) current.push(x);
-      else if (!this._audit.has(x.messageId)) oldIds.push(x.messageId);
+      // An id the audit knows was acknowledged on this link already (an earlier delivery of
+      // the same message, acked after the failover): nothing to send for it.
+      const known = this._audit.has(x.messageId);
+      if (!known) {
+        if (live && x.generation === gen) current.push(x);
+        else oldIds.push(x.messageId);
+      }
       this._audit.add(x.messageId);
     }
     const calls: Promise<unknown>[] = [];
@@ -351,7 +364,7 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
     if (this.lastYielded === m) this.lastYielded = null;
     this.unacked.delete(m);
     const conn = this.session.connection;
-    if (m.generation !== conn._generation || !conn._isConnected) return; // redelivered anyway
+    if (m.generation !== conn._generation || !conn._linkUp) return; // redelivered anyway
     await conn._call(
       { type: FrameType.Nack, channel: this.session.channel, consumerId: this.id, messageIds: [m.messageId] },
       'resolve',
@@ -386,7 +399,10 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
     this.session._forgetConsumer(this);
     const conn = this.session.connection;
     if (conn._isConnected) {
-      await conn._call({ type: FrameType.Unsubscribe, channel: this.session.channel, consumerId: this.id }, 'resolve');
+      await conn._call(
+        { type: FrameType.Unsubscribe, channel: this.session.channel, consumerId: this.id },
+        'resolve',
+      );
     }
   }
 }

@@ -5,7 +5,9 @@ describe('parseConnectUrl', () => {
   it('reads a plain tcp:// URL as a single server without failover', () => {
     const t = parseConnectUrl('tcp://127.0.0.1:61616');
     expect(t.failover).toBe(false);
-    expect(t.servers).toEqual([{ url: 'tcp://127.0.0.1:61616', host: '127.0.0.1', port: 61616, options: {} }]);
+    expect(t.servers).toEqual([
+      { url: 'tcp://127.0.0.1:61616', host: '127.0.0.1', port: 61616, options: {} },
+    ]);
     expect(t.options).toEqual(DEFAULT_FAILOVER_OPTIONS);
   });
 
@@ -46,7 +48,12 @@ describe('parseConnectUrl', () => {
     ['failover://(tcp://a:1)?maxReconnectAttempts=0', { maxReconnectAttempts: 0 }, ['tcp://a:1']],
     [
       'failover:(tcp://a:1,tcp://a:1,tcp://[::1]:2)?initialReconnectDelay=100&maxReconnectDelay=2000&useExponentialBackOff=false&backOffMultiplier=1.5',
-      { initialReconnectDelay: 100, maxReconnectDelay: 2000, useExponentialBackOff: false, backOffMultiplier: 1.5 },
+      {
+        initialReconnectDelay: 100,
+        maxReconnectDelay: 2000,
+        useExponentialBackOff: false,
+        backOffMultiplier: 1.5,
+      },
       ['tcp://a:1', 'tcp://[::1]:2'],
     ],
     [
@@ -72,12 +79,17 @@ describe('parseConnectUrl', () => {
   });
 
   it('applies nested.* endpoint options to every member, a member option wins', () => {
-    const t = parseConnectUrl('failover:(tcp://a:1?heartbeatMs=100,tcp://b:2)?nested.heartbeatMs=900&timeout=10');
+    const t = parseConnectUrl(
+      'failover:(tcp://a:1?heartbeatMs=100,tcp://b:2)?nested.heartbeatMs=900&timeout=10',
+    );
     expect(t.servers.map((s) => s.options.heartbeatMs)).toEqual([100, 900]);
   });
 
   it('lets options given in code override the URL', () => {
-    const t = parseConnectUrl('failover:(tcp://a:1)?timeout=10&randomize=true', { timeout: 99, randomize: false });
+    const t = parseConnectUrl('failover:(tcp://a:1)?timeout=10&randomize=true', {
+      timeout: 99,
+      randomize: false,
+    });
     expect(t.options.timeout).toBe(99);
     expect(t.options.randomize).toBe(false);
   });
@@ -91,10 +103,18 @@ describe('parseConnectUrl', () => {
     ['failover:()', {}, /empty list/],
     ['failover:(tcp://a:1)?randomize=yes', {}, /option "randomize": expected true or false/],
     ['failover:(tcp://a:1)?timeout=-2', {}, /option "timeout": must be >= -1/],
-    ['failover:(tcp://a:1)?initialReconnectDelay=1.5', {}, /option "initialReconnectDelay": expected an integer/],
+    [
+      'failover:(tcp://a:1)?initialReconnectDelay=1.5',
+      {},
+      /option "initialReconnectDelay": expected an integer/,
+    ],
     ['failover:(tcp://a:1)?maxReconnectDelay=abc', {}, /option "maxReconnectDelay"/],
     ['failover:(tcp://a:1)?backOffMultiplier=0.5', {}, /option "backOffMultiplier": must be >= 1/],
-    ['failover:(tcp://a:1)?reconnectDelayJitterPercent=101', {}, /"reconnectDelayJitterPercent": must be <= 100/],
+    [
+      'failover:(tcp://a:1)?reconnectDelayJitterPercent=101',
+      {},
+      /"reconnectDelayJitterPercent": must be <= 100/,
+    ],
     ['failover:(tcp://a:1)?priorityURIs=stomp://x:1', {}, /option "priorityURIs"/],
     ['failover:(tcp://a:1)?bogus=1', {}, /unknown failover option "bogus"/],
     ['failover:(tcp://a:1?bogus=1)', {}, /unknown option "bogus" on tcp:\/\/a:1/],

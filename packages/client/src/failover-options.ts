@@ -140,7 +140,10 @@ function convert(name: string, spec: Spec, raw: unknown): number | boolean | str
     case 'uris': {
       const list =
         typeof raw === 'string'
-          ? raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0)
+          ? raw
+              .split(',')
+              .map((s) => s.trim())
+              .filter((s) => s.length > 0)
           : Array.isArray(raw) && raw.every((s) => typeof s === 'string')
             ? (raw as string[])
             : invalid(name, raw, 'expected a comma-separated list of tcp:// URIs');
@@ -225,7 +228,9 @@ export function parseConnectUrl(url: string, overrides: FailoverOptionOverrides 
   const servers: ServerEndpoint[] = [];
   for (const member of parsed.uris) {
     if (member.kind !== 'broker') {
-      throw new InvalidArgumentError(`nested composite URI "${member.scheme}:" is not supported inside failover:`);
+      throw new InvalidArgumentError(
+        `nested composite URI "${member.scheme}:" is not supported inside failover:`,
+      );
     }
     const ep = endpointFrom(member, nested);
     if (!servers.some((s) => s.url === ep.url)) servers.push(ep);

@@ -14,7 +14,11 @@ import type { ReceivedMessage } from './received-message';
 const brokers: FakeBroker[] = [];
 const conns: Connection[] = [];
 
-async function start(name: string, store: FakeStore, extra: Partial<Parameters<typeof FakeBroker.start>[0]> = {}) {
+async function start(
+  name: string,
+  store: FakeStore,
+  extra: Partial<Parameters<typeof FakeBroker.start>[0]> = {},
+) {
   const b = await FakeBroker.start({ name, store, ...extra });
   brokers.push(b);
   return b;
@@ -73,8 +77,16 @@ describe('failover transport', () => {
     expect(b.depth('queue://in')).toBe(3);
 
     const sub = b.framesOf(FrameType.Subscribe)[0] as SubscribeFrame;
-    expect(sub).toMatchObject({ consumerId: consumer.id, destination: 'queue://out', prefetch: 7, channel: session.channel });
-    expect(b.framesOf(FrameType.SessionOpen)[0]).toMatchObject({ channel: session.channel, ackMode: 'client' });
+    expect(sub).toMatchObject({
+      consumerId: consumer.id,
+      destination: 'queue://out',
+      prefetch: 7,
+      channel: session.channel,
+    });
+    expect(b.framesOf(FrameType.SessionOpen)[0]).toMatchObject({
+      channel: session.channel,
+      ackMode: 'client',
+    });
 
     // The consumer works on B.
     await session.createProducer('queue://out').send('after');
@@ -96,12 +108,13 @@ describe('failover transport', () => {
     const one = (await it.next()).value as ReceivedMessage;
     const two = (await it.next()).value as ReceivedMessage;
     a.dropAcks = true; // the ack of `one` is lost with A
-    await one.ack();
+    const acking = one.ack(); // no receipt will come
     await a.waitFrame((f) => f.type === FrameType.Ack);
 
     const resumed = next(conn, 'resumed');
     await a.kill();
     await resumed;
+    await acking; // an ack cut off by the drop resolves: the audit covers it
     // B redelivers both (nothing was acked in the store); the audit drops `one` and re-acks it.
     const again = (await it.next()).value as ReceivedMessage;
     expect(again.messageId).toBe(two.messageId);
@@ -188,7 +201,9 @@ describe('failover transport', () => {
   it('buffers sends while no broker is up and rejects them with TimeoutError after `timeout`', async () => {
     const store = new FakeStore();
     const a = await start('a', store);
-    const conn = await failover(`failover:(${a.url})?timeout=200&initialReconnectDelay=20&maxReconnectDelay=50`);
+    const conn = await failover(
+      `failover:(${a.url})?timeout=200&initialReconnectDelay=20&maxReconnectDelay=50`,
+    );
     const session = await conn.createSession();
     const p = session.createProducer('queue://q');
     const interrupted = next(conn, 'interrupted');
@@ -208,7 +223,9 @@ describe('failover transport', () => {
     const store = new FakeStore();
     const a = await start('a', store);
     const port = a.port;
-    const conn = await failover(`failover:(${a.url})?timeout=5000&initialReconnectDelay=20&maxReconnectDelay=40`);
+    const conn = await failover(
+      `failover:(${a.url})?timeout=5000&initialReconnectDelay=20&maxReconnectDelay=40`,
+    );
     const session = await conn.createSession();
     const p = session.createProducer('queue://q');
     const interrupted = next(conn, 'interrupted');
@@ -233,7 +250,9 @@ describe('failover transport', () => {
   it('gives up after maxReconnectAttempts: everything pending rejects with ConnectionError and close is emitted', async () => {
     const store = new FakeStore();
     const a = await start('a', store);
-    const conn = await failover(`failover:(${a.url})?maxReconnectAttempts=2&initialReconnectDelay=5&timeout=-1`);
+    const conn = await failover(
+      `failover:(${a.url})?maxReconnectAttempts=2&initialReconnectDelay=5&timeout=-1`,
+    );
     const session = await conn.createSession();
     const consumer = await session.createConsumer('queue://none');
     const iterating = consumer[Symbol.asyncIterator]().next();
@@ -258,13 +277,45 @@ describe('failover transport', () => {
     const url = a.url;
     await a.close();
     const started = Date.now();
-    const err = await connect(`failover:(${url})?timeout=150&initialReconnectDelay=10`).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(TimeoutError);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(140);
-    const err2 = await connect(`failover:(${url})?startupMaxReconnectAttempts=1&initialReconnectDelay=1`).catch(
+    const err = await connect(`failover:(${url})?timeout=150&initialReconnectDelay=10`).catch(
       (e: unknown) => e,
     );
+    expect(err).toBeInstanceOf(TimeoutError);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+    const err2 = await connect(
+      `failover:(${url})?startupMaxReconnectAttempts=1&initialReconnectDelay=1`,
+    ).catch((e: unknown) => e);
     expect(err2).toBeInstanceOf(ConnectionError);
+  });
+
+  it('kill A mid-run: every message sent once, stored once and delivered once to an auto-ack listener', async () => {
+    const store = new FakeStore();
+    const a = await start('a', store);
+    const b = await start('b', store);
+    const conn = await failover(`failover:(${a.url},${b.url})?randomize=false`);
+    const producing = await conn.createSession();
+    const consuming = await conn.createSession({ ackMode: 'auto' });
+    const consumer = await consuming.createConsumer('queue://load', { prefetch: 20 });
+    const total = 200;
+    const got: string[] = [];
+    let killed: Promise<void> | null = null;
+    const all = new Promise<void>((resolve) => {
+      consumer.onMessage((m) => {
+        got.push(m.text());
+        if (got.length === 50) killed = a.kill();
+        if (new Set(got).size === total) resolve();
+      });
+    });
+    const p = producing.createProducer('queue://load');
+    for (let i = 0; i < total; i += 10) {
+      await Promise.all(Array.from({ length: 10 }, (_, j) => p.send(`m${i + j}`)));
+    }
+    await all;
+    await killed;
+    expect(conn.url).toBe(b.url);
+    expect(store.stored).toHaveLength(total);
+    expect(new Set(got).size).toBe(total);
+    expect(got).toHaveLength(total); // no duplicates handed to the application
   });
 
   it('restores durable subscriptions with the same client id', async () => {
@@ -278,7 +329,11 @@ describe('failover transport', () => {
     await a.kill();
     await resumed;
     expect(b.framesOf(FrameType.Hello)[0]).toMatchObject({ clientId: 'dur' });
-    expect(b.framesOf(FrameType.Subscribe)[0]).toMatchObject({ durableName: 'd1', prefetch: 3, consumerId: consumer.id });
+    expect(b.framesOf(FrameType.Subscribe)[0]).toMatchObject({
+      durableName: 'd1',
+      prefetch: 3,
+      consumerId: consumer.id,
+    });
     await session.createProducer('topic://news').send('hello');
     const it = consumer[Symbol.asyncIterator]();
     expect(((await it.next()).value as ReceivedMessage).text()).toBe('hello');

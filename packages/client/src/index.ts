@@ -1,27 +1,15 @@
-export { connect, Connection, isLinkError } from './connection';
+export type { BackoffOptions, RandomSource } from './backoff';
+export { reconnectDelayMs } from './backoff';
 export type {
-  ConnectOptions,
   ConnectionEvents,
   ConnectionStatus,
+  ConnectOptions,
   RequestOptions,
   SendResult,
 } from './connection';
-export { Session, normalizeDestination } from './session';
-export type { SessionOptions } from './session';
-export { Producer } from './producer';
-export type { ProducerOptions, SendOptions } from './producer';
-export { Consumer } from './consumer';
+export { Connection, connect, isLinkError } from './connection';
 export type { ConsumerErrorListener, ConsumerOptions, MessageListener } from './consumer';
-export { ReceivedMessage } from './received-message';
-export type { ClientLogger } from './logger';
-export { silentClientLogger } from './logger';
-export { DEFAULT_AUDIT_DEPTH, MessageAudit } from './message-audit';
-export {
-  DEFAULT_FAILOVER_OPTIONS,
-  checkFailoverOverrides,
-  endpointFromAnnounced,
-  parseConnectUrl,
-} from './failover-options';
+export { Consumer } from './consumer';
 export type {
   ConnectTarget,
   EndpointOptions,
@@ -29,6 +17,18 @@ export type {
   FailoverOptions,
   ServerEndpoint,
 } from './failover-options';
-export { reconnectDelayMs } from './backoff';
-export type { BackoffOptions, RandomSource } from './backoff';
+export {
+  checkFailoverOverrides,
+  DEFAULT_FAILOVER_OPTIONS,
+  endpointFromAnnounced,
+  parseConnectUrl,
+} from './failover-options';
+export type { ClientLogger } from './logger';
+export { silentClientLogger } from './logger';
+export { DEFAULT_AUDIT_DEPTH, MessageAudit } from './message-audit';
+export type { ProducerOptions, SendOptions } from './producer';
+export { Producer } from './producer';
+export { ReceivedMessage } from './received-message';
+export type { SessionOptions } from './session';
+export { normalizeDestination, Session } from './session';
 export { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_HEARTBEAT_MS, HEARTBEAT_MISSES } from './wire';

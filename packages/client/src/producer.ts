@@ -3,8 +3,8 @@ import {
   DEFAULT_PRIORITY,
   InvalidArgumentError,
   MAX_PRIORITY,
-  MIN_PRIORITY,
   type Message,
+  MIN_PRIORITY,
   type Properties,
 } from '@keel/protocol';
 import type { SendResult } from './connection';
@@ -40,7 +40,9 @@ function checkPriority(p: unknown, name: string): number {
 
 function checkTtl(v: unknown, name: string): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
-    throw new InvalidArgumentError(`invalid value ${JSON.stringify(v)} for option "${name}": expected an integer >= 0`);
+    throw new InvalidArgumentError(
+      `invalid value ${JSON.stringify(v)} for option "${name}": expected an integer >= 0`,
+    );
   }
   return v;
 }
@@ -66,8 +68,10 @@ export class Producer {
     options: ProducerOptions = {},
   ) {
     this.persistent = options.persistent ?? true;
-    this.priority = options.priority === undefined ? DEFAULT_PRIORITY : checkPriority(options.priority, 'priority');
-    this.timeToLiveMs = options.timeToLiveMs === undefined ? 0 : checkTtl(options.timeToLiveMs, 'timeToLiveMs');
+    this.priority =
+      options.priority === undefined ? DEFAULT_PRIORITY : checkPriority(options.priority, 'priority');
+    this.timeToLiveMs =
+      options.timeToLiveMs === undefined ? 0 : checkTtl(options.timeToLiveMs, 'timeToLiveMs');
   }
 
   /** The sequence number of the last send (0 before the first). */
@@ -81,13 +85,16 @@ export class Producer {
    * transaction and takes effect at commit.
    */
   async send(body: Buffer | string, options: SendOptions = {}): Promise<SendResult> {
-    if (this.closed || this.session.closed) throw new InvalidArgumentError('the producer or its session is closed');
+    if (this.closed || this.session.closed)
+      throw new InvalidArgumentError('the producer or its session is closed');
     let bytes: Buffer;
     if (Buffer.isBuffer(body)) bytes = body;
     else if (typeof body === 'string') bytes = Buffer.from(body, 'utf8');
     else throw new InvalidArgumentError('message body must be a Buffer or a string');
-    const priority = options.priority === undefined ? this.priority : checkPriority(options.priority, 'priority');
-    const ttl = options.timeToLiveMs === undefined ? this.timeToLiveMs : checkTtl(options.timeToLiveMs, 'timeToLiveMs');
+    const priority =
+      options.priority === undefined ? this.priority : checkPriority(options.priority, 'priority');
+    const ttl =
+      options.timeToLiveMs === undefined ? this.timeToLiveMs : checkTtl(options.timeToLiveMs, 'timeToLiveMs');
     const properties = options.properties ?? {};
     for (const [k, v] of Object.entries(properties)) {
       if (!(v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')) {

@@ -4,15 +4,15 @@ import {
   type DeliveredMessage,
   type Destination,
   FrameType,
+  formatDestination,
   InvalidArgumentError,
   type Message,
+  parseDestination,
   TransactionRolledBackError,
   type TxCommitFrame,
   type TxOutcomeFrame,
-  formatDestination,
-  parseDestination,
 } from '@keel/protocol';
-import { type Connection, type SendResult, isLinkError } from './connection';
+import { type Connection, isLinkError, type SendResult } from './connection';
 import { Consumer, type ConsumerOptions } from './consumer';
 import { Producer, type ProducerOptions } from './producer';
 import type { Wire } from './wire';
@@ -73,9 +73,14 @@ export class Session {
     const dest = normalizeDestination(destination);
     const prefetch = options.prefetch ?? 1000;
     if (!Number.isSafeInteger(prefetch) || prefetch < 0) {
-      throw new InvalidArgumentError(`invalid value ${JSON.stringify(prefetch)} for option "prefetch": expected an integer >= 0`);
+      throw new InvalidArgumentError(
+        `invalid value ${JSON.stringify(prefetch)} for option "prefetch": expected an integer >= 0`,
+      );
     }
-    if (options.durableName !== undefined && (typeof options.durableName !== 'string' || options.durableName === '')) {
+    if (
+      options.durableName !== undefined &&
+      (typeof options.durableName !== 'string' || options.durableName === '')
+    ) {
       throw new InvalidArgumentError('option "durableName" must be a non-empty string');
     }
     const conn = this.connection;
@@ -120,7 +125,11 @@ export class Session {
     const txId = this.newTxId();
     this._currentTxId = txId;
     this.txDirty = false;
-    const p = this.connection._call({ type: FrameType.TxBegin, channel: this.channel, txId }, 'restore', `txbegin:${this.channel}`);
+    const p = this.connection._call(
+      { type: FrameType.TxBegin, channel: this.channel, txId },
+      'restore',
+      `txbegin:${this.channel}`,
+    );
     this.txReady = p;
     await p;
   }
@@ -151,7 +160,11 @@ export class Session {
       throw this._txLostError();
     }
     try {
-      await conn._call({ type: FrameType.TxCommit, channel: this.channel, txId }, 'restore', `commit:${this.channel}`);
+      await conn._call(
+        { type: FrameType.TxCommit, channel: this.channel, txId },
+        'restore',
+        `commit:${this.channel}`,
+      );
       for (const a of acked) a.consumer._audit.add(a.id);
     } finally {
       if (this._currentTxId === txId && !this.closed) await this._beginNext();

@@ -3,6 +3,8 @@ import * as net from 'node:net';
 import {
   ConnectionError,
   DEFAULT_MAX_FRAME_SIZE,
+  encodeFrame,
+  errorFromCode,
   type Frame,
   FrameDecoder,
   FrameType,
@@ -13,8 +15,6 @@ import {
   PROTOCOL_VERSION,
   TimeoutError,
   type WelcomeFrame,
-  encodeFrame,
-  errorFromCode,
 } from '@keel/protocol';
 
 export const DEFAULT_HEARTBEAT_MS = 10000;
@@ -64,7 +64,9 @@ export class Wire extends EventEmitter<WireEvents> {
   /** Connect and shake hands. Rejects with the broker's typed error, ConnectionError or TimeoutError. */
   static open(options: WireOptions): Promise<Wire> {
     return new Promise<Wire>((resolve, reject) => {
-      const decoder = new FrameDecoder({ maxFrameSize: Math.max(options.maxFrameSize, DEFAULT_MAX_FRAME_SIZE) });
+      const decoder = new FrameDecoder({
+        maxFrameSize: Math.max(options.maxFrameSize, DEFAULT_MAX_FRAME_SIZE),
+      });
       const socket = net.connect({ host: options.host, port: options.port });
       socket.setNoDelay(true);
       const where = `${options.host}:${options.port}`;
@@ -81,8 +83,16 @@ export class Wire extends EventEmitter<WireEvents> {
         () => fail(new TimeoutError(`no WELCOME from ${where} within ${options.connectTimeoutMs} ms`)),
         options.connectTimeoutMs,
       );
-      socket.on('error', (err) => fail(new ConnectionError(`cannot connect to ${where}: ${err.message}`, 'CONNECTION_LOST', { cause: err })));
-      socket.on('close', () => fail(new ConnectionError(`${where} closed the connection during the handshake`)));
+      socket.on('error', (err) =>
+        fail(
+          new ConnectionError(`cannot connect to ${where}: ${err.message}`, 'CONNECTION_LOST', {
+            cause: err,
+          }),
+        ),
+      );
+      socket.on('close', () =>
+        fail(new ConnectionError(`${where} closed the connection during the handshake`)),
+      );
       socket.on('connect', () => {
         socket.write(PROTOCOL_HEADER);
         socket.write(
@@ -113,7 +123,9 @@ export class Wire extends EventEmitter<WireEvents> {
           return;
         }
         if (first.type !== FrameType.Welcome) {
-          fail(new ConnectionError(`${where} answered HELLO with ${FrameType[first.type]} instead of WELCOME`));
+          fail(
+            new ConnectionError(`${where} answered HELLO with ${FrameType[first.type]} instead of WELCOME`),
+          );
           return;
         }
         if (first.broker.role !== 'master') {
@@ -145,7 +157,9 @@ export class Wire extends EventEmitter<WireEvents> {
         this.destroy(KeelError.isInstance(err) ? err : new ConnectionError(String(err)));
       }
     });
-    s.on('error', (err) => this.destroy(new ConnectionError(`connection lost: ${err.message}`, 'CONNECTION_LOST', { cause: err })));
+    s.on('error', (err) =>
+      this.destroy(new ConnectionError(`connection lost: ${err.message}`, 'CONNECTION_LOST', { cause: err })),
+    );
     s.on('close', () => this.destroy(new ConnectionError('the broker closed the connection')));
     const hb = this.welcome.heartbeatMs;
     if (hb > 0) {
@@ -158,7 +172,10 @@ export class Wire extends EventEmitter<WireEvents> {
     const now = Date.now();
     if (now - this.lastReceived > HEARTBEAT_MISSES * hb) {
       this.destroy(
-        new ConnectionError(`no data from the broker for ${HEARTBEAT_MISSES} x ${hb} ms`, 'HEARTBEAT_TIMEOUT'),
+        new ConnectionError(
+          `no data from the broker for ${HEARTBEAT_MISSES} x ${hb} ms`,
+          'HEARTBEAT_TIMEOUT',
+        ),
       );
       return;
     }

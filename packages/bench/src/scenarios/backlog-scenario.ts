@@ -1,5 +1,5 @@
-import type { BacklogRunResult } from '../bench-result';
 import type { BenchDestination } from '../bench-driver';
+import type { BacklogRunResult } from '../bench-result';
 import { ProgressLine } from '../progress';
 import { RssSampler } from '../rss-sampler';
 import { ratePerSecond } from '../stats';
@@ -16,7 +16,12 @@ export async function runBacklogScenario(ctx: ScenarioRunContext): Promise<Backl
   const destination: BenchDestination = { kind: 'queue', name: ctx.destinationName };
   const counters: FlowCounters = { sent: 0, received: 0 };
   const rss = o.brokerPid === undefined ? null : new RssSampler(o.brokerPid);
-  const progress = new ProgressLine(`[backlog ${o.target} run ${ctx.run}/${o.runs}]`, () => counters, ctx.progressStream, !o.quiet);
+  const progress = new ProgressLine(
+    `[backlog ${o.target} run ${ctx.run}/${o.runs}]`,
+    () => counters,
+    ctx.progressStream,
+    !o.quiet,
+  );
   if (rss) {
     rss.phase = 'fill';
     rss.start();

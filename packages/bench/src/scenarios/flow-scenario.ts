@@ -1,5 +1,5 @@
-import type { BenchOptions } from '../bench-options';
 import type { BenchDestination, BenchDriver } from '../bench-driver';
+import type { BenchOptions } from '../bench-options';
 import type { FlowRunResult } from '../bench-result';
 import { ProgressLine } from '../progress';
 import { ratePerSecond } from '../stats';
@@ -22,7 +22,10 @@ export interface ScenarioRunContext {
  * receipt each, bounded by --count and --duration-ms; consumers then get --drain-timeout-ms to
  * receive the rest.
  */
-export async function runFlowScenario(ctx: ScenarioRunContext, kind: 'queue' | 'topic'): Promise<FlowRunResult> {
+export async function runFlowScenario(
+  ctx: ScenarioRunContext,
+  kind: 'queue' | 'topic',
+): Promise<FlowRunResult> {
   const o = ctx.options;
   const destination: BenchDestination = { kind, name: ctx.destinationName };
   const counters: FlowCounters = { sent: 0, received: 0 };
@@ -35,7 +38,12 @@ export async function runFlowScenario(ctx: ScenarioRunContext, kind: 'queue' | '
     counters,
     trackSeqs: kind === 'queue' ? o.count : 0,
   });
-  const progress = new ProgressLine(`[${o.scenario} ${o.target} run ${ctx.run}/${o.runs}]`, () => counters, ctx.progressStream, !o.quiet);
+  const progress = new ProgressLine(
+    `[${o.scenario} ${o.target} run ${ctx.run}/${o.runs}]`,
+    () => counters,
+    ctx.progressStream,
+    !o.quiet,
+  );
   progress.start();
   try {
     const startedAt = performance.now();

@@ -3,12 +3,12 @@ import * as net from 'node:net';
 import {
   type BrokerDescription,
   type DeliveredMessage,
+  encodeFrame,
   type Frame,
   FrameDecoder,
   FrameType,
   HEARTBEAT_FRAME_BYTES,
   type Message,
-  encodeFrame,
 } from '@keel/protocol';
 
 /**
@@ -249,7 +249,12 @@ export class FakeBroker extends EventEmitter {
     switch (frame.type) {
       case FrameType.Hello: {
         if (this.role !== 'master') {
-          this.error(conn, frame, { code: 'NOT_MASTER', message: `${this.name} is ${this.role}`, fatal: true, retryable: true });
+          this.error(conn, frame, {
+            code: 'NOT_MASTER',
+            message: `${this.name} is ${this.role}`,
+            fatal: true,
+            retryable: true,
+          });
           return;
         }
         if (frame.username === 'bad') {
@@ -270,9 +275,12 @@ export class FakeBroker extends EventEmitter {
           maxFrameSize: frame.maxFrameSize ?? 4 * 1024 * 1024,
         });
         if (hb > 0 && !this.silent) {
-          conn.heartbeat = setInterval(() => {
-            if (!conn.closed && !this.dead) conn.socket.write(HEARTBEAT_FRAME_BYTES);
-          }, Math.max(1, Math.floor(hb / 2)));
+          conn.heartbeat = setInterval(
+            () => {
+              if (!conn.closed && !this.dead) conn.socket.write(HEARTBEAT_FRAME_BYTES);
+            },
+            Math.max(1, Math.floor(hb / 2)),
+          );
         }
         return;
       }
@@ -324,7 +332,10 @@ export class FakeBroker extends EventEmitter {
       case FrameType.RemoveDurable: {
         const key = `${conn.clientId}:${frame.durableName}`;
         if (!this.store.durables.delete(key)) {
-          this.error(conn, frame, { code: 'UNKNOWN_DESTINATION', message: `no durable ${frame.durableName}` });
+          this.error(conn, frame, {
+            code: 'UNKNOWN_DESTINATION',
+            message: `no durable ${frame.durableName}`,
+          });
           return;
         }
         this.store.queues.delete(`durable:${key}`);
@@ -336,7 +347,10 @@ export class FakeBroker extends EventEmitter {
         if (frame.txId !== undefined) {
           const tx = conn.txs.get(frame.txId);
           if (!tx) {
-            this.error(conn, frame, { code: 'UNKNOWN_TRANSACTION', message: `unknown transaction ${frame.txId}` });
+            this.error(conn, frame, {
+              code: 'UNKNOWN_TRANSACTION',
+              message: `unknown transaction ${frame.txId}`,
+            });
             return;
           }
           tx.sends.push(m);
@@ -355,7 +369,10 @@ export class FakeBroker extends EventEmitter {
         if (this.dropAcks) return;
         const c = conn.consumers.get(frame.consumerId);
         if (!c) {
-          this.error(conn, frame, { code: 'UNKNOWN_CONSUMER', message: `unknown consumer ${frame.consumerId}` });
+          this.error(conn, frame, {
+            code: 'UNKNOWN_CONSUMER',
+            message: `unknown consumer ${frame.consumerId}`,
+          });
           return;
         }
         const taken: Entry[] = [];
@@ -413,7 +430,10 @@ export class FakeBroker extends EventEmitter {
       case FrameType.TxCommit: {
         const tx = conn.txs.get(frame.txId);
         if (!tx) {
-          this.error(conn, frame, { code: 'UNKNOWN_TRANSACTION', message: `unknown transaction ${frame.txId}` });
+          this.error(conn, frame, {
+            code: 'UNKNOWN_TRANSACTION',
+            message: `unknown transaction ${frame.txId}`,
+          });
           return;
         }
         if (this.dieOnCommit === 'before') {
@@ -447,7 +467,12 @@ export class FakeBroker extends EventEmitter {
         });
         return;
       case FrameType.Request:
-        this.write(conn, { type: FrameType.Response, channel: frame.channel, receiptId: frame.receiptId, result: { op: frame.op } });
+        this.write(conn, {
+          type: FrameType.Response,
+          channel: frame.channel,
+          receiptId: frame.receiptId,
+          result: { op: frame.op },
+        });
         return;
       default:
         return;
@@ -470,7 +495,8 @@ export class FakeBroker extends EventEmitter {
     this.store.stored.push(entry);
     const keys: string[] = [];
     if (m.destination.startsWith('topic://')) {
-      for (const [key, topic] of this.store.durables) if (topic === m.destination) keys.push(`durable:${key}`);
+      for (const [key, topic] of this.store.durables)
+        if (topic === m.destination) keys.push(`durable:${key}`);
       for (const c of this.conns) {
         for (const cons of c.consumers.values()) {
           if (!cons.durable && cons.destination === m.destination) keys.push(cons.queueKey);

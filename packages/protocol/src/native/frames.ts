@@ -106,6 +106,8 @@ export interface ReceiptFrame {
   type: FrameType.Receipt;
   channel: number;
   receiptId: string;
+  /** On the receipt of a SEND: the id the broker gave the message. */
+  messageId?: string;
 }
 
 export interface SessionOpenFrame {

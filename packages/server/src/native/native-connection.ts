@@ -562,7 +562,15 @@ export class NativeConnection {
   private onSend(frame: SendFrame): undefined {
     if (!this.session(frame)) return;
     const conn = this.conn!;
-    this.run(frame.channel, frame.receiptId, () => this.broker.send(conn, frame.message, frame.txId));
+    const receiptId = frame.receiptId;
+    this.run(
+      frame.channel,
+      receiptId,
+      () => this.broker.send(conn, frame.message, frame.txId),
+      receiptId === undefined
+        ? undefined
+        : (r) => ({ type: FrameType.Receipt, channel: frame.channel, receiptId, messageId: r.messageId }),
+    );
     return;
   }
 

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Keel side by side with ActiveMQ and RabbitMQ on this machine. NOT run by CI.
+#
+#   packages/bench/scripts/compare.sh [RESULTS_DIR]
+#
+# Builds the server and the bench, starts a Keel node on a fresh database of the dev Postgres and
+# the peers (peers.sh; run `peers.sh install` once first), then for each round and each case runs
+# the same bench against Keel, ActiveMQ and RabbitMQ in turn (alternating, so drift hits all
+# alike), one run each, writing RESULTS_DIR/<round>-<case>-<target>.json. Finally renders
+# docs/benchmarks.md and docs/benchmarks/*.svg from the medians. Stops everything it started.
+#
+# Environment: ROUNDS (3), TARGETS ("keel activemq rabbitmq"), CASES (see below),
+# COUNT_W1 (30000), COUNT_W64 (200000), FANOUT_COUNT (20000), BACKLOG_COUNT (1000000),
+# DURATION_MS (60000), BACKLOG_DURATION_MS (600000), PG (postgres://postgres@127.0.0.1:55432).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../../.." && pwd)
+RESULTS=${1:-$ROOT/bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
+ROUNDS=${ROUNDS:-3}
+TARGETS=${TARGETS:-keel activemq rabbitmq}
+CASES=${CASES:-throughput-w1 throughput-w64 fanout-w64 backlog-w64}
+COUNT_W1=${COUNT_W1:-30000}
+COUNT_W64=${COUNT_W64:-200000}
+FANOUT_COUNT=${FANOUT_COUNT:-20000}
+BACKLOG_COUNT=${BACKLOG_COUNT:-1000000}
+DURATION_MS=${DURATION_MS:-60000}
+BACKLOG_DURATION_MS=${BACKLOG_DURATION_MS:-600000}
+PG=${PG:-postgres://postgres@127.0.0.1:55432}
+KEEL_DB=${KEEL_DB:-keel_bench_$(date +%s)}
+KEEL_STOMP_PORT=${KEEL_STOMP_PORT:-61811}
+export KEEL_PEERS_DIR=${KEEL_PEERS_DIR:-/tmp/keel-peers}
+
+if [ "$ROUNDS" -lt 3 ]; then echo "ROUNDS must be at least 3 (medians of 3 or more runs)" >&2; exit 2; fi
+mkdir -p "$RESULTS"
+cd "$ROOT"
+npx tsc -b packages/server packages/bench
+
+keel_pid=
+cleanup() {
+  [ -n "$keel_pid" ] && kill -TERM "$keel_pid" 2>/dev/null && wait "$keel_pid" 2>/dev/null || true
+  for t in $TARGETS; do [ "$t" = keel ] || "$HERE/peers.sh" stop "$t" || true; done
+  psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $KEEL_DB WITH (FORCE)" 2>/dev/null || true
+  psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS ${KEEL_DB}_lock WITH (FORCE)" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+psql "$PG/postgres" -qc "CREATE DATABASE $KEEL_DB"
+node "$HERE/keel-node.js" --db "$PG/$KEEL_DB" --stomp-port "$KEEL_STOMP_PORT" >"$RESULTS/keel-node.log" 2>&1 &
+keel_pid=$!
+for _ in $(seq 1 300); do grep -q '^ready' "$RESULTS/keel-node.log" && break; sleep 0.1; done
+grep -q '^ready' "$RESULTS/keel-node.log" || { cat "$RESULTS/keel-node.log" >&2; exit 1; }
+
+declare -A URL PID LOGIN
+URL[keel]=stomp://127.0.0.1:$KEEL_STOMP_PORT
+PID[keel]=$keel_pid
+LOGIN[keel]=
+for t in $TARGETS; do
+  case $t in
+    activemq) PID[$t]=$("$HERE/peers.sh" start activemq | tail -1); URL[$t]=stomp://127.0.0.1:${ACTIVEMQ_STOMP_PORT:-61714}; LOGIN[$t]= ;;
+    rabbitmq) PID[$t]=$("$HERE/peers.sh" start rabbitmq | tail -1); URL[$t]=stomp://127.0.0.1:${RABBIT_STOMP_PORT:-61715}; LOGIN[$t]="--login guest --passcode guest" ;;
+  esac
+done
+
+case_args() {
+  case $1 in
+    throughput-w1) echo "throughput --producers 4 --consumers 4 --in-flight 1 --count $COUNT_W1 --duration-ms $DURATION_MS" ;;
+    throughput-w64) echo "throughput --producers 4 --consumers 4 --in-flight 64 --count $COUNT_W64 --duration-ms $DURATION_MS" ;;
+    fanout-w64) echo "fanout --producers 1 --consumers 10 --in-flight 64 --count $FANOUT_COUNT --duration-ms $DURATION_MS" ;;
+    backlog-w64) echo "backlog --producers 4 --consumers 4 --in-flight 64 --count $BACKLOG_COUNT --duration-ms $BACKLOG_DURATION_MS" ;;
+    *) echo "unknown case $1" >&2; return 1 ;;
+  esac
+}
+
+echo "bench: rounds $ROUNDS, targets $TARGETS, cases $CASES" >"$RESULTS/command.txt"
+{
+  echo "{"
+  echo "  \"Postgres\": \"$(psql "$PG/postgres" -Atc 'SHOW server_version') (the dev server; Keel and ActiveMQ's JDBC store share it)\","
+  echo "  \"Keel\": \"$(node -p "require('$ROOT/packages/server/package.json').version") at git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')\","
+  echo "  \"ActiveMQ\": \"$(dpkg-query -W -f '${Version}' activemq 2>/dev/null || echo 'not installed'), JDBC persistence (commons-dbcp2, Postgres JDBC)\","
+  echo "  \"RabbitMQ\": \"$(dpkg-query -W -f '${Version}' rabbitmq-server 2>/dev/null || echo 'not installed'), STOMP plugin, durable queues\","
+  echo "  \"Rounds\": \"$ROUNDS, targets alternating within each round\""
+  echo "}"
+} >"$RESULTS/setup.json"
+
+for round in $(seq 1 "$ROUNDS"); do
+  for c in $CASES; do
+    for t in $TARGETS; do
+      echo "== round $round: $c on $t" >&2
+      # shellcheck disable=SC2046,SC2086
+      timeout 1800 node packages/bench/dist/main.js $(case_args "$c") --target "$t" --url "${URL[$t]}" ${LOGIN[$t]} \
+        --broker-pid "${PID[$t]}" --out "$RESULTS/r$round-$c-$t.json" || echo "($c on $t ended with status $?)" >&2
+    done
+  done
+done
+
+node packages/bench/dist/render-report-main.js "$RESULTS" --md docs/benchmarks.md --svg-dir docs/benchmarks
