@@ -31,8 +31,17 @@ class Inbox {
   wait(n: number, timeoutMs = 3000): Promise<DeliveredMessage[]> {
     if (this.items.length >= n) return Promise.resolve(this.items);
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`timed out waiting for ${n} messages, got ${this.items.length}`)), timeoutMs);
-      this.waiters.push({ n, resolve: () => (clearTimeout(t), resolve(this.items)) });
+      const t = setTimeout(
+        () => reject(new Error(`timed out waiting for ${n} messages, got ${this.items.length}`)),
+        timeoutMs,
+      );
+      this.waiters.push({
+        n,
+        resolve: () => {
+          clearTimeout(t);
+          resolve(this.items);
+        },
+      });
     });
   }
   texts(): string[] {
@@ -44,7 +53,12 @@ async function startBroker(opts: Partial<BrokerOptions> = {}, db = new MemoryDat
   const store = new MemoryStore({ database: db, cluster: 'test' });
   await store.open();
   await store.takeOver('node-1', 'test');
-  const broker = new Broker({ nodeName: 'node-1', store, redelivery: { initialRedeliveryDelay: 0, redeliveryDelay: 0 }, ...opts });
+  const broker = new Broker({
+    nodeName: 'node-1',
+    store,
+    redelivery: { initialRedeliveryDelay: 0, redeliveryDelay: 0 },
+    ...opts,
+  });
   await broker.start();
   return broker;
 }
@@ -59,11 +73,21 @@ describe('Broker over the memory store', () => {
   it('delivers queue messages FIFO within a priority, highest priority first', async () => {
     broker = await startBroker();
     conn = broker.openConnection({ protocol: 'internal', clientId: 'c1' });
-    for (const [t, p] of [['a', 4], ['b', 9], ['c', 4], ['d', 0], ['e', 9]] as const) {
+    for (const [t, p] of [
+      ['a', 4],
+      ['b', 9],
+      ['c', 4],
+      ['d', 0],
+      ['e', 9],
+    ] as const) {
       await broker.send(conn, msg('queue://orders', t, { priority: p }));
     }
     const inbox = new Inbox();
-    await broker.subscribe(conn, { consumerId: 'k1', destination: 'queue://orders', prefetch: 10 }, inbox.sink);
+    await broker.subscribe(
+      conn,
+      { consumerId: 'k1', destination: 'queue://orders', prefetch: 10 },
+      inbox.sink,
+    );
     await inbox.wait(5);
     expect(inbox.texts()).toEqual(['b', 'e', 'a', 'c', 'd']);
   });
@@ -81,7 +105,11 @@ describe('Broker over the memory store', () => {
     await new Promise((r) => setImmediate(r));
     expect(a.items.length + b.items.length).toBe(6);
     expect(broker.getQueue('work')!.depth).toBe(10);
-    await broker.ack(conn, 'a', a.items.map((m) => m.messageId));
+    await broker.ack(
+      conn,
+      'a',
+      a.items.map((m) => m.messageId),
+    );
     await a.wait(6);
     expect(broker.getQueue('work')!.depth).toBe(7);
   });
@@ -92,9 +120,21 @@ describe('Broker over the memory store', () => {
     const exact = new Inbox();
     const star = new Inbox();
     const tail = new Inbox();
-    await broker.subscribe(conn, { consumerId: 'x', destination: 'topic://prices.eu.fr', prefetch: 100, ackOnDelivery: true }, exact.sink);
-    await broker.subscribe(conn, { consumerId: 's', destination: 'topic://prices.*.fr', prefetch: 100, ackOnDelivery: true }, star.sink);
-    await broker.subscribe(conn, { consumerId: 't', destination: 'topic://prices.>', prefetch: 100, ackOnDelivery: true }, tail.sink);
+    await broker.subscribe(
+      conn,
+      { consumerId: 'x', destination: 'topic://prices.eu.fr', prefetch: 100, ackOnDelivery: true },
+      exact.sink,
+    );
+    await broker.subscribe(
+      conn,
+      { consumerId: 's', destination: 'topic://prices.*.fr', prefetch: 100, ackOnDelivery: true },
+      star.sink,
+    );
+    await broker.subscribe(
+      conn,
+      { consumerId: 't', destination: 'topic://prices.>', prefetch: 100, ackOnDelivery: true },
+      tail.sink,
+    );
     await broker.send(conn, msg('topic://prices.eu.fr', '1'));
     await broker.send(conn, msg('topic://prices.eu.de', '2'));
     await broker.send(conn, msg('topic://prices', '3'));
@@ -110,14 +150,22 @@ describe('Broker over the memory store', () => {
     broker = await startBroker({}, db);
     conn = broker.openConnection({ protocol: 'internal', clientId: 'app' });
     const first = new Inbox();
-    await broker.subscribe(conn, { consumerId: 'd', destination: 'topic://news', prefetch: 10, durableName: 'sub1' }, first.sink);
+    await broker.subscribe(
+      conn,
+      { consumerId: 'd', destination: 'topic://news', prefetch: 10, durableName: 'sub1' },
+      first.sink,
+    );
     broker.unsubscribe(conn, 'd');
     await broker.send(conn, msg('topic://news', 'while away'));
     await broker.stop();
     broker = await startBroker({}, db);
     const conn2 = broker.openConnection({ protocol: 'internal', clientId: 'app' });
     const second = new Inbox();
-    await broker.subscribe(conn2, { consumerId: 'd', destination: 'topic://news', prefetch: 10, durableName: 'sub1' }, second.sink);
+    await broker.subscribe(
+      conn2,
+      { consumerId: 'd', destination: 'topic://news', prefetch: 10, durableName: 'sub1' },
+      second.sink,
+    );
     const [m] = await second.wait(1);
     expect(m.body.toString()).toBe('while away');
     expect(m.redelivered).toBe(true); // recovered from an earlier epoch
@@ -126,7 +174,9 @@ describe('Broker over the memory store', () => {
   });
 
   it('redelivers after nack with a growing delivery count, then dead-letters with the reason', async () => {
-    broker = await startBroker({ redelivery: { maximumRedeliveries: 2, initialRedeliveryDelay: 0, redeliveryDelay: 0 } });
+    broker = await startBroker({
+      redelivery: { maximumRedeliveries: 2, initialRedeliveryDelay: 0, redeliveryDelay: 0 },
+    });
     conn = broker.openConnection({ protocol: 'internal' });
     const inbox = new Inbox();
     await broker.subscribe(conn, { consumerId: 'k', destination: 'queue://jobs', prefetch: 1 }, inbox.sink);
@@ -138,7 +188,11 @@ describe('Broker over the memory store', () => {
     expect(inbox.items.map((m) => m.deliveryCount)).toEqual([0, 1, 2]);
     expect(inbox.items[1].redelivered).toBe(true);
     const dlq = new Inbox();
-    await broker.subscribe(conn, { consumerId: 'dlq', destination: 'queue://ActiveMQ.DLQ', prefetch: 1 }, dlq.sink);
+    await broker.subscribe(
+      conn,
+      { consumerId: 'dlq', destination: 'queue://ActiveMQ.DLQ', prefetch: 1 },
+      dlq.sink,
+    );
     const [dead] = await dlq.wait(1);
     expect(dead.body.toString()).toBe('poison');
     expect(dead.originalDestination).toBe('queue://jobs');
@@ -146,7 +200,10 @@ describe('Broker over the memory store', () => {
   });
 
   it('uses individual dead-letter queues when configured', async () => {
-    broker = await startBroker({ redelivery: { maximumRedeliveries: 0 }, deadLetter: { strategy: 'individual' } });
+    broker = await startBroker({
+      redelivery: { maximumRedeliveries: 0 },
+      deadLetter: { strategy: 'individual' },
+    });
     conn = broker.openConnection({ protocol: 'internal' });
     const inbox = new Inbox();
     await broker.subscribe(conn, { consumerId: 'k', destination: 'queue://jobs', prefetch: 1 }, inbox.sink);
@@ -154,7 +211,11 @@ describe('Broker over the memory store', () => {
     const [m] = await inbox.wait(1);
     broker.nack(conn, 'k', [m.messageId]);
     const dlq = new Inbox();
-    await broker.subscribe(conn, { consumerId: 'dlq', destination: 'queue://DLQ.jobs', prefetch: 1 }, dlq.sink);
+    await broker.subscribe(
+      conn,
+      { consumerId: 'dlq', destination: 'queue://DLQ.jobs', prefetch: 1 },
+      dlq.sink,
+    );
     await dlq.wait(1);
   });
 
@@ -169,6 +230,37 @@ describe('Broker over the memory store', () => {
     await new Promise((r) => setTimeout(r, 20));
     expect(inbox.texts()).toEqual(['fresh']);
     expect(broker.getQueue('q')!.expired).toBe(1);
+  });
+
+  it('sweeps expired messages to the DLQ, from memory and from a spilled backlog in the store', async () => {
+    broker = await startBroker({ memoryWindow: 10 });
+    conn = broker.openConnection({ protocol: 'internal' });
+    const soon = Date.now() + 50;
+    for (let i = 0; i < 30; i++)
+      await broker.send(conn, msg('queue://perishable', `p${i}`, { expiration: soon }));
+    await broker.send(conn, msg('queue://perishable', 'keeper'));
+    expect(broker.getQueue('perishable')!.inMemory).toBeLessThan(30);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(await broker.sweepExpired()).toBe(30);
+    const dlq = new Inbox();
+    await broker.subscribe(
+      conn,
+      { consumerId: 'dlq', destination: 'queue://ActiveMQ.DLQ', prefetch: 100 },
+      dlq.sink,
+    );
+    const dead = await dlq.wait(30);
+    expect(
+      dead.every((m) => m.dlqReason === 'expired' && m.originalDestination === 'queue://perishable'),
+    ).toBe(true);
+    const live = new Inbox();
+    await broker.subscribe(
+      conn,
+      { consumerId: 'k', destination: 'queue://perishable', prefetch: 100 },
+      live.sink,
+    );
+    await live.wait(1);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(live.texts()).toEqual(['keeper']);
   });
 
   it('redelivers unacknowledged messages when a consumer closes, and acks cumulatively', async () => {
@@ -223,8 +315,12 @@ describe('Broker over the memory store', () => {
     // across a takeover the sequence comes from the store
     broker = await startBroker({}, db);
     const c2 = broker.openConnection({ protocol: 'internal' });
-    expect((await broker.send(c2, msg('queue://q', 'once', { producerId: 'p1', producerSeq: 1 }))).duplicate).toBe(true);
-    expect((await broker.send(c2, msg('queue://q', 'two', { producerId: 'p1', producerSeq: 2 }))).duplicate).toBe(false);
+    expect(
+      (await broker.send(c2, msg('queue://q', 'once', { producerId: 'p1', producerSeq: 1 }))).duplicate,
+    ).toBe(true);
+    expect(
+      (await broker.send(c2, msg('queue://q', 'two', { producerId: 'p1', producerSeq: 2 }))).duplicate,
+    ).toBe(false);
     expect(broker.getQueue('q')!.depth).toBe(2);
   });
 
@@ -232,7 +328,11 @@ describe('Broker over the memory store', () => {
     broker = await startBroker({ memoryWindow: 20 });
     conn = broker.openConnection({ protocol: 'internal' });
     const n = 300;
-    await Promise.all(Array.from({ length: n }, (_, i) => broker.send(conn, msg('queue://big', String(i), { priority: i % 50 === 0 ? 9 : 4 }))));
+    await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        broker.send(conn, msg('queue://big', String(i), { priority: i % 50 === 0 ? 9 : 4 })),
+      ),
+    );
     const info = broker.getQueue('big')!;
     expect(info.depth).toBe(n);
     expect(info.inMemory).toBeLessThanOrEqual(30);
@@ -240,7 +340,10 @@ describe('Broker over the memory store', () => {
     let acked = 0;
     await broker.subscribe(conn, { consumerId: 'k', destination: 'queue://big', prefetch: 5 }, (d) => {
       inbox.sink(d);
-      broker.ack(conn, "k", [d.message.messageId]).then(() => (acked += 1), () => {});
+      broker.ack(conn, 'k', [d.message.messageId]).then(
+        () => (acked += 1),
+        () => {},
+      );
     });
     await inbox.wait(n, 10000);
     const got = inbox.texts().map(Number);
@@ -257,7 +360,9 @@ describe('Broker over the memory store', () => {
     broker = await startBroker();
     conn = broker.openConnection({ protocol: 'internal' });
     await expect(broker.send(conn, msg('nowhere', 'x'))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
-    await expect(broker.send(conn, msg('queue://q', 'x', { priority: 12 }))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(broker.send(conn, msg('queue://q', 'x', { priority: 12 }))).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
     await expect(broker.send(conn, msg('queue://a.*', 'x'))).rejects.toThrow(/wildcard/);
     expect(() => broker.nack(conn, 'nope', ['1'])).toThrow(/unknown consumer/);
     expect(() => broker.rollback(conn, 'nope')).toThrow(/unknown transaction/);

@@ -3,20 +3,20 @@ import {
   DEFAULT_PRIORITY,
   type Destination,
   type DestinationType,
-  FencedError,
+  type FencedError,
   formatDestination,
   InvalidArgumentError,
   isTopicType,
   isWildcard,
-  KeelError,
+  type KeelError,
   MAX_PRIORITY,
   type Message,
   matchesWildcard,
   NotMasterError,
   parseDestination,
 } from '@keel/protocol';
-import { BrokerConsumer, type DeliverySink, type InflightRef } from './consumer';
 import { type ConnectionInfo, ConnectionState, type Transaction } from './connection';
+import { BrokerConsumer, type DeliverySink, type InflightRef } from './consumer';
 import { GroupCommitWriter } from './group-commit';
 import { epochOfId, MessageIdAllocator, parseMessageId } from './message-ids';
 import { MessageQueue, type QueueBacking, type QueueHost } from './message-queue';
@@ -311,7 +311,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     conn.closed = true;
     for (const tx of conn.transactions.values()) this.rollbackTx(tx);
     conn.transactions.clear();
-    for (const consumer of [...conn.consumers.values()]) this.closeConsumer(conn, consumer, options.redeliver ?? true);
+    for (const consumer of [...conn.consumers.values()])
+      this.closeConsumer(conn, consumer, options.redeliver ?? true);
     for (const name of conn.tempDestinations) this.deleteTemporary(name);
     this.connections.delete(conn.id);
     this.emit('connection:close', conn);
@@ -356,7 +357,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   private checkMessage(message: Message): Destination {
     if (!message || typeof message !== 'object') throw new InvalidArgumentError('message missing');
     const dest = parseDestination(message.destination);
-    if (isWildcard(dest.name)) throw new InvalidArgumentError(`cannot send to a wildcard destination ${message.destination}`);
+    if (isWildcard(dest.name))
+      throw new InvalidArgumentError(`cannot send to a wildcard destination ${message.destination}`);
     if (!Buffer.isBuffer(message.body)) throw new InvalidArgumentError('message body must be bytes');
     if (message.body.length > this.maxMessageSize) {
       throw new InvalidArgumentError(
@@ -406,7 +408,12 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     return null;
   }
 
-  private route(conn: ConnectionState | null, dest: Destination, id: number, message: Message): Promise<void> {
+  private route(
+    conn: ConnectionState | null,
+    dest: Destination,
+    id: number,
+    message: Message,
+  ): Promise<void> {
     const name = formatDestination(dest);
     this.emit('message:in', { destination: name });
     if (isTopicType(dest.type)) return this.publish(conn, dest, id, message);
@@ -429,7 +436,12 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     rec.queue.enqueue(entry);
   }
 
-  private async publish(conn: ConnectionState | null, dest: Destination, id: number, message: Message): Promise<void> {
+  private async publish(
+    conn: ConnectionState | null,
+    dest: Destination,
+    id: number,
+    message: Message,
+  ): Promise<void> {
     const rec = this.topics.get(formatDestination(dest)) ?? (await this.ensureTopic(dest));
     rec.enqueued += 1;
     const subs = this.matchingSubscriptions(dest.name).filter(
@@ -441,7 +453,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       const destId = rec.destId!;
       await this.writer!.write((b) => {
         b.inserts.push(this.storedRow(id, destId, message));
-        for (const s of durable) b.subEntries.push({ subId: s.durable!.id, msgId: id, priority: message.priority });
+        for (const s of durable)
+          b.subEntries.push({ subId: s.durable!.id, msgId: id, priority: message.priority });
         this.noteProducer(b, message);
       });
     }
@@ -499,7 +512,12 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
 
   // ----- destinations --------------------------------------------------------------------------
 
-  private registerQueue(name: string, type: 'queue' | 'temp-queue', destId: number | null, owner: string | null): QueueRecord {
+  private registerQueue(
+    name: string,
+    type: 'queue' | 'temp-queue',
+    destId: number | null,
+    owner: string | null,
+  ): QueueRecord {
     const key = formatDestination({ type, name });
     const store = this.store;
     const backing: QueueBacking | null =
@@ -526,8 +544,20 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     return rec;
   }
 
-  private registerTopic(name: string, type: 'topic' | 'temp-topic', destId: number | null, owner: string | null): TopicRecord {
-    const rec: TopicRecord = { name, type, destId, enqueued: 0, ownerConnection: owner, createdAt: Date.now() };
+  private registerTopic(
+    name: string,
+    type: 'topic' | 'temp-topic',
+    destId: number | null,
+    owner: string | null,
+  ): TopicRecord {
+    const rec: TopicRecord = {
+      name,
+      type,
+      destId,
+      enqueued: 0,
+      ownerConnection: owner,
+      createdAt: Date.now(),
+    };
     this.topics.set(formatDestination({ type, name }), rec);
     return rec;
   }
@@ -541,7 +571,9 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     if (!creating) {
       creating = (async () => {
         const destId = dest.type === 'queue' ? await this.store.ensureDestination('queue', dest.name) : null;
-        const rec = this.queues.get(key) ?? this.registerQueue(dest.name, dest.type as 'queue' | 'temp-queue', destId, owner);
+        const rec =
+          this.queues.get(key) ??
+          this.registerQueue(dest.name, dest.type as 'queue' | 'temp-queue', destId, owner);
         this.emit('destination:create', { destination: key });
         return rec;
       })();
@@ -559,7 +591,9 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     if (!creating) {
       creating = (async () => {
         const destId = dest.type === 'topic' ? await this.store.ensureDestination('topic', dest.name) : null;
-        const rec = this.topics.get(key) ?? this.registerTopic(dest.name, dest.type as 'topic' | 'temp-topic', destId, owner);
+        const rec =
+          this.topics.get(key) ??
+          this.registerTopic(dest.name, dest.type as 'topic' | 'temp-topic', destId, owner);
         this.emit('destination:create', { destination: key });
         return rec;
       })();
@@ -582,7 +616,9 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   private matchingSubscriptions(topicName: string): Subscription[] {
     let subs = this.subsByTopic.get(topicName);
     if (!subs) {
-      subs = [...this.subscriptions].filter((s) => s.pattern === topicName || matchesWildcard(s.pattern, topicName));
+      subs = [...this.subscriptions].filter(
+        (s) => s.pattern === topicName || matchesWildcard(s.pattern, topicName),
+      );
       if (this.subsByTopic.size > 10000) this.subsByTopic.clear();
       this.subsByTopic.set(topicName, subs);
     }
@@ -595,7 +631,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       page: (cursor, limit) => store.pageSubscription(rec.id, cursor, limit),
       count: () => store.countSubscription(rec.id),
       remove: (b, id) => b.subEntryDeletes.push({ subId: rec.id, msgId: id }),
-      setDeliveryCount: (b, id, deliveryCount) => b.subDeliveryCounts.push({ subId: rec.id, msgId: id, deliveryCount }),
+      setDeliveryCount: (b, id, deliveryCount) =>
+        b.subDeliveryCounts.push({ subId: rec.id, msgId: id, deliveryCount }),
     };
     const key = durableKey(rec.clientId, rec.name);
     const sub: Subscription = {
@@ -615,13 +652,20 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
 
   // ----- consuming -----------------------------------------------------------------------------
 
-  async subscribe(conn: ConnectionState, options: SubscribeOptions, sink: DeliverySink): Promise<BrokerConsumer> {
+  async subscribe(
+    conn: ConnectionState,
+    options: SubscribeOptions,
+    sink: DeliverySink,
+  ): Promise<BrokerConsumer> {
     this.assertRunning();
     if (conn.consumers.has(options.consumerId)) {
       throw new InvalidArgumentError(`consumer id ${options.consumerId} already in use on this connection`);
     }
     if (options.selector !== undefined && options.selector !== null && options.selector.trim() !== '') {
-      throw new InvalidArgumentError('message selectors are not supported by this broker yet', 'NOT_SUPPORTED');
+      throw new InvalidArgumentError(
+        'message selectors are not supported by this broker yet',
+        'NOT_SUPPORTED',
+      );
     }
     if (!Number.isInteger(options.prefetch) || options.prefetch < 0) {
       throw new InvalidArgumentError(`prefetch must be a non-negative integer (got ${options.prefetch})`);
@@ -649,7 +693,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       }
     } else {
       const rec = await this.ensureQueue(dest, dest.type === 'temp-queue' ? conn.id : null);
-      if (dest.type === 'temp-queue' && rec.ownerConnection === conn.id) conn.tempDestinations.add(formatDestination(dest));
+      if (dest.type === 'temp-queue' && rec.ownerConnection === conn.id)
+        conn.tempDestinations.add(formatDestination(dest));
       consumer.attach(rec.queue);
     }
     conn.consumers.set(consumer.id, consumer);
@@ -674,7 +719,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       let sub = this.durables.get(key);
       if (sub && sub.pattern !== dest.name) {
         // ActiveMQ: subscribing with another topic replaces the subscription.
-        if (sub.consumer) throw new InvalidArgumentError(`durable subscription ${options.durableName} is in use`);
+        if (sub.consumer)
+          throw new InvalidArgumentError(`durable subscription ${options.durableName} is in use`);
         await this.deleteDurable(sub);
         sub = undefined;
       }
@@ -690,7 +736,9 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
         sub = this.durables.get(key) ?? this.addDurable(rec, dest.name);
       }
       if (sub.consumer && !sub.consumer.closed) {
-        throw new InvalidArgumentError(`durable subscription ${options.durableName} already has an active consumer`);
+        throw new InvalidArgumentError(
+          `durable subscription ${options.durableName} already has an active consumer`,
+        );
       }
       sub.consumer = consumer;
       sub.connectionId = conn.id;
@@ -700,7 +748,9 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     const sub: Subscription = {
       key: `${conn.id}/${consumer.id}`,
       pattern: dest.name,
-      queue: new MessageQueue(`subscriber://${conn.id}/${consumer.id}`, this, null, { memoryWindow: this.memoryWindow }),
+      queue: new MessageQueue(`subscriber://${conn.id}/${consumer.id}`, this, null, {
+        memoryWindow: this.memoryWindow,
+      }),
       durable: null,
       consumer,
       connectionId: conn.id,
@@ -724,7 +774,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   private closeConsumer(conn: ConnectionState, consumer: BrokerConsumer, redeliver: boolean): void {
     const refs = consumer.detach();
     conn.consumers.delete(consumer.id);
-    for (const w of this.wildcardQueueConsumers) if (w.consumer === consumer) this.wildcardQueueConsumers.delete(w);
+    for (const w of this.wildcardQueueConsumers)
+      if (w.consumer === consumer) this.wildcardQueueConsumers.delete(w);
     for (const ref of refs) {
       if (redeliver) ref.queue.redeliver(ref.entry, 'consumer closed');
       else ref.queue.unconsumed(ref.entry);
@@ -748,7 +799,12 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
    * ack:client): every message delivered to this consumer up to and including each id. Inside a
    * transaction the acks take effect at commit. Resolves after the removal is committed.
    */
-  async ack(conn: ConnectionState, consumerId: string, messageIds: string[], options: { cumulative?: boolean; txId?: string } = {}): Promise<void> {
+  async ack(
+    conn: ConnectionState,
+    consumerId: string,
+    messageIds: string[],
+    options: { cumulative?: boolean; txId?: string } = {},
+  ): Promise<void> {
     const consumer = this.consumer(conn, consumerId);
     const refs = this.takeInflight(consumer, messageIds, options.cumulative === true);
     if (options.txId !== undefined) {
@@ -792,7 +848,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
 
   begin(conn: ConnectionState, txId: string): void {
     this.assertRunning();
-    if (typeof txId !== 'string' || txId.length === 0) throw new InvalidArgumentError('transaction id missing');
+    if (typeof txId !== 'string' || txId.length === 0)
+      throw new InvalidArgumentError('transaction id missing');
     if (conn.transactions.has(txId)) throw new InvalidArgumentError(`transaction ${txId} already begun`);
     conn.transactions.set(txId, { id: txId, sends: [], acks: [] });
   }
@@ -808,7 +865,14 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     this.assertRunning();
     const tx = this.transaction(conn, txId);
     conn.transactions.delete(txId);
-    const targets: { message: Message; id: number; destId: number | null; kind: 'queue' | 'topic'; subs: Subscription[]; rec: QueueRecord | null }[] = [];
+    const targets: {
+      message: Message;
+      id: number;
+      destId: number | null;
+      kind: 'queue' | 'topic';
+      subs: Subscription[];
+      rec: QueueRecord | null;
+    }[] = [];
     const fresh: Message[] = [];
     for (const message of tx.sends) {
       if (await this.checkDuplicate(message)) continue;
@@ -820,7 +884,9 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       if (isTopicType(dest.type)) {
         const rec = this.topics.get(formatDestination(dest)) ?? (await this.ensureTopic(dest));
         rec.enqueued += 1;
-        const subs = this.matchingSubscriptions(dest.name).filter((s) => !(s.noLocal && s.connectionId === conn.id));
+        const subs = this.matchingSubscriptions(dest.name).filter(
+          (s) => !(s.noLocal && s.connectionId === conn.id),
+        );
         targets.push({ message, id, destId: rec.destId, kind: 'topic', subs, rec: null });
       } else {
         const rec = await this.ensureQueue(dest);
@@ -835,7 +901,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
           const durable = t.subs.filter((s) => s.durable);
           if (durable.length === 0) continue;
           b.inserts.push(this.storedRow(t.id, t.destId, t.message));
-          for (const s of durable) b.subEntries.push({ subId: s.durable!.id, msgId: t.id, priority: t.message.priority });
+          for (const s of durable)
+            b.subEntries.push({ subId: s.durable!.id, msgId: t.id, priority: t.message.priority });
         }
         this.noteProducer(b, t.message);
       }
@@ -861,7 +928,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     }
     for (const t of targets) {
       this.emit('message:in', { destination: t.message.destination });
-      if (t.kind === 'queue') t.rec!.queue.enqueue(this.newEntry(t.id, t.message, t.message.persistent && t.destId !== null));
+      if (t.kind === 'queue')
+        t.rec!.queue.enqueue(this.newEntry(t.id, t.message, t.message.persistent && t.destId !== null));
       else {
         const stored = t.message.persistent && t.destId !== null && t.subs.some((s) => s.durable);
         for (const s of t.subs) s.queue.enqueue(this.newEntry(t.id, t.message, stored && s.durable !== null));
@@ -887,8 +955,13 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
 
   async removeDurable(clientId: string, name: string): Promise<void> {
     const sub = this.durables.get(durableKey(clientId, name));
-    if (!sub) throw new InvalidArgumentError(`no durable subscription ${name} for client ${clientId}`, 'UNKNOWN_DESTINATION');
-    if (sub.consumer && !sub.consumer.closed) throw new InvalidArgumentError(`durable subscription ${name} is active`);
+    if (!sub)
+      throw new InvalidArgumentError(
+        `no durable subscription ${name} for client ${clientId}`,
+        'UNKNOWN_DESTINATION',
+      );
+    if (sub.consumer && !sub.consumer.closed)
+      throw new InvalidArgumentError(`durable subscription ${name} is active`);
     await this.deleteDurable(sub);
   }
 
@@ -927,11 +1000,16 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     if (drop) {
       this.logger.debug({ queue: source, messageId: entry.id, reason }, 'message discarded');
       if (entry.stored && writer) {
-        queue.trackRemoval(entry.id, writer.write((b) => queue.removeOp(b, entry)));
+        queue.trackRemoval(
+          entry.id,
+          writer.write((b) => queue.removeOp(b, entry)),
+        );
       }
       return;
     }
-    const dlqName = this.deadLetterQueueFor(source.startsWith('durable://') ? entry.message.destination : source);
+    const dlqName = this.deadLetterQueueFor(
+      source.startsWith('durable://') ? entry.message.destination : source,
+    );
     const headers = {
       ...entry.message,
       destination: `queue://${dlqName}`,
@@ -940,57 +1018,80 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       expiration: 0,
     };
     const moved: Message = headers;
-    void this.ensureQueue({ type: 'queue', name: dlqName })
-      .then(async (dlq) => {
-        if (!writer) return;
-        const fromDurable = source.startsWith('durable://');
-        const newId = fromDurable ? this.ids!.next() : entry.id;
-        const done = writer.write((b) => {
-          const { body, ...h } = moved;
-          if (!entry.stored) {
-            b.inserts.push({ id: newId, destId: dlq.destId!, priority: entry.priority, expiration: 0, deliveryCount: entry.deliveryCount, headers: h, body });
-          } else if (fromDurable) {
-            b.inserts.push({ id: newId, destId: dlq.destId!, priority: entry.priority, expiration: 0, deliveryCount: entry.deliveryCount, headers: h, body });
-            queue.removeOp(b, entry);
-          } else {
-            b.moves.push({ id: entry.id, destId: dlq.destId!, priority: entry.priority, headers: h, deliveryCount: entry.deliveryCount });
-          }
-        });
-        if (entry.stored) queue.trackRemoval(entry.id, done);
-        await done;
+    if (!writer) return;
+    const fromDurable = source.startsWith('durable://');
+    const newId = fromDurable || !entry.stored ? this.ids!.next() : entry.id;
+    const dlqReady = this.ensureQueue({ type: 'queue', name: dlqName });
+    const done = dlqReady.then((dlq) =>
+      writer.write((b) => {
+        const { body, ...h } = moved;
+        const row = {
+          id: newId,
+          destId: dlq.destId!,
+          priority: entry.priority,
+          expiration: 0,
+          deliveryCount: entry.deliveryCount,
+          headers: h,
+          body,
+        };
+        if (!entry.stored) b.inserts.push(row);
+        else if (fromDurable) {
+          b.inserts.push(row);
+          queue.removeOp(b, entry);
+        } else {
+          b.moves.push({
+            id: entry.id,
+            destId: dlq.destId!,
+            priority: entry.priority,
+            headers: h,
+            deliveryCount: entry.deliveryCount,
+            expiration: 0,
+          });
+        }
+      }),
+    );
+    // Registered now, so that a page or a sweep read before the move commits skips this message.
+    if (entry.stored) queue.trackRemoval(entry.id, done);
+    Promise.all([dlqReady, done])
+      .then(([dlq]) => {
         dlq.queue.enqueue({ ...this.newEntry(newId, moved, true), deliveryCount: entry.deliveryCount });
         this.logger.info({ from: source, to: dlqName, messageId: entry.id, reason }, 'message dead-lettered');
       })
-      .catch((err) => this.logger.warn({ err: (err as Error).message, messageId: entry.id }, 'dead-lettering failed'));
+      .catch((err) =>
+        this.logger.warn({ err: (err as Error).message, messageId: entry.id }, 'dead-lettering failed'),
+      );
   }
 
-  /** Expiry sweep (scheduled on the master): expired messages in memory and in the store. */
+  /**
+   * Expiry sweep (scheduled on the master): expired messages waiting in memory, and expired queue
+   * messages that sit in the store only (a spilled backlog), go to the dead-letter queue or away
+   * (DeadLetterOptions.processExpired). Returns how many were handled.
+   */
   async sweepExpired(limit = 1000): Promise<number> {
     if (!this.running) return 0;
     const now = this.clock.now();
     let n = 0;
-    const all = [...this.queues.values()].map((r) => r.queue).concat([...this.subscriptions].map((s) => s.queue));
+    const all = [...this.queues.values()]
+      .map((r) => r.queue)
+      .concat([...this.subscriptions].map((s) => s.queue));
     for (const q of all) {
       for (const e of [...q.pending.values()]) {
         if (e.expiration > 0 && now >= e.expiration && q.takePending(e.id)) {
           q.stats.expired += 1;
-          q.inflight += 1;
-          q.inflight -= 1;
           this.deadLetter(q, e, 'expired');
           n += 1;
         }
       }
     }
-    const rows = await this.store.expiredMessages(now, limit);
-    for (const row of rows) {
-      const rec = [...this.queues.values()].find((r) => r.destId === row.destId);
-      if (!rec || rec.queue.pending.size < 0) continue;
-      const inMemory = rec.queue.takePending(row.id);
-      if (inMemory) {
-        rec.queue.stats.expired += 1;
-        this.deadLetter(rec.queue, inMemory, 'expired');
-        n += 1;
-      }
+    const byDest = new Map<number, QueueRecord>();
+    for (const r of this.queues.values()) if (r.destId !== null) byDest.set(r.destId, r);
+    for (const row of await this.store.expiredMessages(now, limit)) {
+      const rec = byDest.get(row.destId);
+      if (!rec || rec.queue.holds(row.id)) continue; // topic rows, or in flight right now
+      rec.queue.spilledRemoved();
+      rec.queue.stats.expired += 1;
+      this.deadLetter(rec.queue, this.entryFromStored(row), 'expired');
+      n += 1;
     }
     return n;
   }
@@ -1021,7 +1122,9 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   }
 
   listQueues(): QueueInfo[] {
-    return [...this.queues.values()].map((r) => this.queueInfo(r)).sort((a, b) => a.name.localeCompare(b.name));
+    return [...this.queues.values()]
+      .map((r) => this.queueInfo(r))
+      .sort((a, b) => a.name.localeCompare(b.name));
   }
 
   getQueue(name: string): QueueInfo | null {
@@ -1053,7 +1156,10 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   async deleteQueue(name: string): Promise<void> {
     const rec = this.queueRecord(name);
     if (rec.queue.consumerCount > 0) {
-      throw new InvalidArgumentError(`queue ${name} has ${rec.queue.consumerCount} consumers`, 'DESTINATION_IN_USE');
+      throw new InvalidArgumentError(
+        `queue ${name} has ${rec.queue.consumerCount} consumers`,
+        'DESTINATION_IN_USE',
+      );
     }
     await rec.queue.purge();
     rec.queue.close();
@@ -1074,7 +1180,11 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
         rec.queue.spilledRemoved();
       }
     }
-    if (!entry) throw new InvalidArgumentError(`message ${messageId} is not pending on ${fromQueue}`, 'UNKNOWN_MESSAGE');
+    if (!entry)
+      throw new InvalidArgumentError(
+        `message ${messageId} is not pending on ${fromQueue}`,
+        'UNKNOWN_MESSAGE',
+      );
     const target = toQueue ?? entry.message.originalDestination?.replace(/^queue:\/\//, '') ?? null;
     if (!target || entry.message.originalDestination?.startsWith('topic://')) {
       rec.queue.enqueue(entry);
@@ -1082,15 +1192,29 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     }
     const dest = await this.ensureQueue({ type: 'queue', name: target });
     const { dlqReason: _r, originalDestination: _o, ...rest } = entry.message;
-    const moved: Message = toQueue === null ? { ...rest, destination: `queue://${target}` } : { ...entry.message, destination: `queue://${target}` };
+    const moved: Message =
+      toQueue === null
+        ? { ...rest, destination: `queue://${target}` }
+        : { ...entry.message, destination: `queue://${target}` };
     const moveEntry = entry;
     if (entry.stored && dest.destId !== null && this.writer) {
       const { body: _b, ...headers } = moved;
       await this.writer.write((b) =>
-        b.moves.push({ id: moveEntry.id, destId: dest.destId!, priority: moveEntry.priority, headers, deliveryCount: toQueue === null ? 0 : moveEntry.deliveryCount }),
+        b.moves.push({
+          id: moveEntry.id,
+          destId: dest.destId!,
+          priority: moveEntry.priority,
+          headers,
+          deliveryCount: toQueue === null ? 0 : moveEntry.deliveryCount,
+        }),
       );
     }
-    dest.queue.enqueue({ ...entry, message: moved, deliveryCount: toQueue === null ? 0 : entry.deliveryCount, redelivered: false });
+    dest.queue.enqueue({
+      ...entry,
+      message: moved,
+      deliveryCount: toQueue === null ? 0 : entry.deliveryCount,
+      redelivered: false,
+    });
     return String(entry.id);
   }
 
@@ -1155,7 +1279,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   /** Send from inside the broker (admin API, network bridges): a connection of its own. */
   private internal: ConnectionState | null = null;
   async sendInternal(message: Message): Promise<SendResult> {
-    if (!this.internal || this.internal.closed) this.internal = this.openConnection({ protocol: 'internal', clientId: `${this.nodeName}-internal` });
+    if (!this.internal || this.internal.closed)
+      this.internal = this.openConnection({ protocol: 'internal', clientId: `${this.nodeName}-internal` });
     return this.send(this.internal, message);
   }
 
@@ -1171,7 +1296,8 @@ function checkNoNul(message: Message): void {
     if (bad(message[k])) throw new InvalidArgumentError(`header ${k} contains a NUL character`);
   }
   for (const [k, v] of Object.entries(message.properties)) {
-    if (bad(k) || bad(v)) throw new InvalidArgumentError(`property ${JSON.stringify(k)} contains a NUL character`);
+    if (bad(k) || bad(v))
+      throw new InvalidArgumentError(`property ${JSON.stringify(k)} contains a NUL character`);
   }
 }
 

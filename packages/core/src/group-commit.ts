@@ -178,10 +178,14 @@ export class GroupCommitWriter {
     }
     const storeErr = KeelError.isInstance(err)
       ? err
-      : new StoreError(`store commit failed: ${(err as Error)?.message ?? String(err)}`, 'STORE_UNAVAILABLE', {
-          retryable: true,
-          cause: err,
-        });
+      : new StoreError(
+          `store commit failed: ${(err as Error)?.message ?? String(err)}`,
+          'STORE_UNAVAILABLE',
+          {
+            retryable: true,
+            cause: err,
+          },
+        );
     for (const w of round.waiters) w.reject(storeErr);
     this.retryDelayMs = Math.min(2000, Math.max(50, this.retryDelayMs * 2));
     // Carry fire-and-forget operations into the next round.

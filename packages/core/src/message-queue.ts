@@ -55,7 +55,7 @@ export interface QueueOptions {
  * Memory stays bounded: beyond `memoryWindow` messages, committed messages stay in the store only
  * ("spilled") and are paged back in delivery order as the window drains (DESIGN.md, "Bounded
  * memory"). Invariant while spilled: every spilled message lies after `cursor` in delivery order;
- * a newer message with a higher priority than the cursor is admitted to memory instead.
+ * a message that would lie before it is admitted to memory instead.
  */
 export class MessageQueue {
   readonly pending = new PendingList();
@@ -150,9 +150,15 @@ export class MessageQueue {
     this.scheduleDispatch();
   }
 
+  /**
+   * While spilled, only a message after the cursor can be left to paging; one before it (a higher
+   * priority, or a moved message with an older id) must be held in memory or paging would skip it.
+   */
   private shouldSpill(entry: QueueEntry): boolean {
     if (this.spilled) {
-      return !(this.cursor !== null && entry.priority > this.cursor.priority);
+      const c = this.cursor;
+      if (c === null) return true;
+      return entry.priority < c.priority || (entry.priority === c.priority && entry.id > c.id);
     }
     return this.inMemory >= this.options.memoryWindow;
   }
@@ -440,6 +446,11 @@ export class MessageQueue {
       }
     }
     return null;
+  }
+
+  /** True while the message is held in memory (pending, delayed or in flight) or being removed. */
+  holds(id: number): boolean {
+    return this.memoryIds.has(id) || this.removing.has(id);
   }
 
   /** A message taken out of the store directly (spilled): keep the count right. */

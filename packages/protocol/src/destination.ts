@@ -27,7 +27,6 @@ export function checkDestinationName(name: string): string {
   if (name.length > MAX_DESTINATION_NAME_LENGTH) {
     throw new InvalidArgumentError(`destination name longer than ${MAX_DESTINATION_NAME_LENGTH} characters`);
   }
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
   if (/[\u0000-\u001f\u007f]/.test(name)) {
     throw new InvalidArgumentError('destination name contains control characters');
   }

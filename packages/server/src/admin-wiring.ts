@@ -1,8 +1,8 @@
 import {
   type AdminContext,
+  type NodeRole as AdminRole,
   type ClusterNode,
   KeelMetrics,
-  type NodeRole as AdminRole,
   type ReadOnlyView,
   startAdminServer,
   storeReadOnlyView,
@@ -69,7 +69,11 @@ export async function startAdmin(node: KeelNode, logger: NodeLogger): Promise<Ad
     takeovers: (limit) => node.pgStore.takeovers(limit),
     clusterNodes: async (): Promise<ClusterNode[]> => {
       const nodes = await node.registry.list(60_000);
-      return nodes.map((n) => ({ name: n.name, role: n.role === 'stopped' ? 'unknown' : adminRole(n.role), lastSeen: n.lastSeen }));
+      return nodes.map((n) => ({
+        name: n.name,
+        role: n.role === 'stopped' ? 'unknown' : adminRole(n.role),
+        lastSeen: n.lastSeen,
+      }));
     },
     storeHealth: () => node.registry.storeHealth(),
     handover: () => node.handover(),

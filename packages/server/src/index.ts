@@ -1,7 +1,6 @@
-export {};
 export * from './config';
 export * from './logger';
 export * from './native/native-listener';
-export * from './stomp/stomp-listener';
 export * from './node';
 export * from './node-registry';
+export * from './stomp/stomp-listener';

@@ -76,6 +76,11 @@ export class NodeRegistry {
       tableBytes[row.relname] = Number(row.bytes);
     }
     const age = a.rows[0]?.age;
-    return { deadRows, liveRows, tableBytes, oldestTransactionAgeSeconds: age === null || age === undefined ? null : Number(age) };
+    return {
+      deadRows,
+      liveRows,
+      tableBytes,
+      oldestTransactionAgeSeconds: age === null || age === undefined ? null : Number(age),
+    };
   }
 }

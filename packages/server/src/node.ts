@@ -1,19 +1,13 @@
 import { Broker, type Locker } from '@keel/core';
 import { type BrokerDescription, type KeelError, NotMasterError } from '@keel/protocol';
-import {
-  ensureLockDatabase,
-  LeaseLocker,
-  migrate,
-  PgStore,
-  RowLocker,
-} from '@keel/store-pg';
+import { ensureLockDatabase, LeaseLocker, migrate, PgStore, RowLocker } from '@keel/store-pg';
 import cron, { type ScheduledTask } from 'node-cron';
 import { Pool } from 'pg';
+import { type AdminHandle, startAdmin } from './admin-wiring';
 import { type NodeConfig, verifyPassword } from './config';
 import { type NodeLogger, setLoggerRole } from './logger';
-import { NodeRegistry } from './node-registry';
-import { startAdmin, type AdminHandle } from './admin-wiring';
 import { NativeListener } from './native/native-listener';
+import { NodeRegistry } from './node-registry';
 import { StompListener } from './stomp/stomp-listener';
 
 export type NodeRole = 'starting' | 'slave' | 'recovering' | 'master' | 'fenced' | 'stopping' | 'stopped';
@@ -88,8 +82,14 @@ export class KeelNode implements RunningNode {
       logger: logger.child({ component: 'store' }),
       // A master frozen mid-write holds its locks at most this long (DESIGN.md, "the frozen write").
       idleInTransactionTimeoutMs: config.lock.leaseMs,
+      // Every session of this node is recognisable in pg_stat_activity (operators, drills).
+      applicationName: `keel-store:${config.name}`.slice(0, 63),
     });
-    this.pool = new Pool({ connectionString: config.db, max: 3, application_name: `keel-admin:${config.name}`.slice(0, 63) });
+    this.pool = new Pool({
+      connectionString: config.db,
+      max: 3,
+      application_name: `keel-admin:${config.name}`.slice(0, 63),
+    });
     this.pool.on('error', (err) => this.log.warn({ err: err.message }, 'admin pool error'));
     this.registry = new NodeRegistry(this.pool, config.cluster, config.name);
   }
@@ -149,7 +149,10 @@ export class KeelNode implements RunningNode {
     this.locker.onLost((reason) => this.lost?.(reason));
     this.admin = await startAdmin(this, log);
     if (config.users.length === 0) {
-      log.warn({}, 'no users configured: every client is accepted (configure users with --user NAME:PASSWORD)');
+      log.warn(
+        {},
+        'no users configured: every client is accepted (configure users with --user NAME:PASSWORD)',
+      );
     }
     this.setRole('slave');
     this.announceTimer = setInterval(() => void this.announce(), 2000);
@@ -224,7 +227,9 @@ export class KeelNode implements RunningNode {
         await new Promise((r) => setTimeout(r, 500));
         continue;
       }
-      const fenced = new Promise<string>((resolve) => this.brokerValue?.once('fenced', (e) => resolve(`fenced: ${e.message}`)));
+      const fenced = new Promise<string>((resolve) =>
+        this.brokerValue?.once('fenced', (e) => resolve(`fenced: ${e.message}`)),
+      );
       const reason = await Promise.race([lost, fenced]);
       this.lost = null;
       if (this.stopping) return;
@@ -245,7 +250,8 @@ export class KeelNode implements RunningNode {
     const started = Date.now();
     this.setRole('recovering');
     const previous = await this.registry.lockHolder().catch(() => null);
-    const reason = previous && previous !== this.name ? `took over from ${previous}` : 'acquired the master lock';
+    const reason =
+      previous && previous !== this.name ? `took over from ${previous}` : 'acquired the master lock';
     const epoch = await this.store.takeOver(this.name, reason);
     this.takeoverLog.unshift({ at: new Date(), epoch, reason });
     const broker = new Broker({
@@ -255,14 +261,24 @@ export class KeelNode implements RunningNode {
       redelivery: this.config.redelivery,
       deadLetter:
         this.config.deadLetter.strategy === 'shared'
-          ? { strategy: 'shared', queueName: this.config.deadLetter.deadLetterQueue, processExpired: this.config.deadLetter.processExpired }
-          : { strategy: 'individual', queuePrefix: this.config.deadLetter.queuePrefix, processExpired: this.config.deadLetter.processExpired },
+          ? {
+              strategy: 'shared',
+              queueName: this.config.deadLetter.deadLetterQueue,
+              processExpired: this.config.deadLetter.processExpired,
+            }
+          : {
+              strategy: 'individual',
+              queuePrefix: this.config.deadLetter.queuePrefix,
+              processExpired: this.config.deadLetter.processExpired,
+            },
       memoryWindow: this.config.store.pageSize,
       maxBatchMessages: this.config.store.maxBatchSize,
       maxMessageSize: this.config.maxFrameSize,
       onCommit: (s) => this.admin?.metrics?.observeCommit(s),
     });
-    broker.on('store:error', (err) => this.log.warn({ code: err.code, err: err.message }, 'store unavailable'));
+    broker.on('store:error', (err) =>
+      this.log.warn({ code: err.code, err: err.message }, 'store unavailable'),
+    );
     await broker.start();
     this.brokerValue = broker;
     this.admin?.attachBroker(broker);
@@ -284,7 +300,14 @@ export class KeelNode implements RunningNode {
       broker: {
         name: this.name,
         cluster: this.config.cluster,
-        role: this.roleValue === 'master' ? 'master' : this.roleValue === 'recovering' ? 'recovering' : this.roleValue === 'fenced' ? 'fenced' : 'slave',
+        role:
+          this.roleValue === 'master'
+            ? 'master'
+            : this.roleValue === 'recovering'
+              ? 'recovering'
+              : this.roleValue === 'fenced'
+                ? 'fenced'
+                : 'slave',
         epoch: this.epoch,
         version: KEEL_VERSION,
       },
@@ -344,8 +367,16 @@ export class KeelNode implements RunningNode {
       }
     };
     this.jobs.push(
-      cron.schedule('*/5 * * * * *', run('expiry-sweep', () => broker.sweepExpired()), { noOverlap: true, name: 'expiry-sweep' }),
-      cron.schedule('*/30 * * * * *', run('topic-cleanup', () => broker.cleanupTopicMessages()), { noOverlap: true, name: 'topic-cleanup' }),
+      cron.schedule(
+        '*/5 * * * * *',
+        run('expiry-sweep', () => broker.sweepExpired()),
+        { noOverlap: true, name: 'expiry-sweep' },
+      ),
+      cron.schedule(
+        '*/30 * * * * *',
+        run('topic-cleanup', () => broker.cleanupTopicMessages()),
+        { noOverlap: true, name: 'topic-cleanup' },
+      ),
     );
   }
 

@@ -1,7 +1,6 @@
-export {};
+export * from './copy-binary';
+export * from './lease-locker';
 export * from './migrate';
 export * from './pg-errors';
 export * from './pg-store';
-export * from './copy-binary';
 export * from './row-locker';
-export * from './lease-locker';

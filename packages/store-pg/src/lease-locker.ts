@@ -61,9 +61,10 @@ export class LeaseLocker implements Locker {
     while (!signal.aborted) {
       const started = Date.now();
       try {
-        await this.pool.query('INSERT INTO activemq_lock (cluster) VALUES ($1) ON CONFLICT (cluster) DO NOTHING', [
-          this.opts.cluster,
-        ]);
+        await this.pool.query(
+          'INSERT INTO activemq_lock (cluster) VALUES ($1) ON CONFLICT (cluster) DO NOTHING',
+          [this.opts.cluster],
+        );
         const r = await this.pool.query(
           `UPDATE activemq_lock SET broker_name = $2, time = ${NOW_MS} + $3
              WHERE cluster = $1 AND (time < ${NOW_MS} OR broker_name = $2 OR broker_name IS NULL)
@@ -103,7 +104,8 @@ export class LeaseLocker implements Locker {
       );
       clearTimeout(guard);
       if (r.rowCount !== 1) return this.lose('lease taken by another node');
-      if (Date.now() - this.renewedAt > this.opts.leaseMs) return this.lose('lease renewal overran the lease');
+      if (Date.now() - this.renewedAt > this.opts.leaseMs)
+        return this.lose('lease renewal overran the lease');
       this.renewedAt = started;
     } catch (err) {
       clearTimeout(guard);
@@ -132,7 +134,10 @@ export class LeaseLocker implements Locker {
     if (this.timer) clearTimeout(this.timer);
     if (wasHeld) {
       await this.pool
-        .query('UPDATE activemq_lock SET time = 0 WHERE cluster = $1 AND broker_name = $2', [this.opts.cluster, this.opts.node])
+        .query('UPDATE activemq_lock SET time = 0 WHERE cluster = $1 AND broker_name = $2', [
+          this.opts.cluster,
+          this.opts.node,
+        ])
         .catch(() => {});
     }
   }

@@ -109,9 +109,10 @@ const SQL = {
   insertSubEntries: `INSERT INTO keel_sub_entries (sub_id, msg_id, priority)
     SELECT * FROM unnest($1::int[], $2::bigint[], $3::smallint[])`,
   moveMessages: `UPDATE keel_messages m
-    SET dest_id = u.dest_id, priority = u.priority, headers = u.headers, delivery_count = u.delivery_count
-    FROM unnest($1::bigint[], $2::int[], $3::smallint[], $4::jsonb[], $5::int[])
-      AS u(id, dest_id, priority, headers, delivery_count)
+    SET dest_id = u.dest_id, priority = u.priority, headers = u.headers, delivery_count = u.delivery_count,
+        expiration = COALESCE(u.expiration, m.expiration)
+    FROM unnest($1::bigint[], $2::int[], $3::smallint[], $4::jsonb[], $5::int[], $6::bigint[])
+      AS u(id, dest_id, priority, headers, delivery_count, expiration)
     WHERE m.id = u.id`,
   deliveryCounts: `UPDATE keel_messages m SET delivery_count = u.delivery_count
     FROM unnest($1::bigint[], $2::int[]) AS u(id, delivery_count) WHERE m.id = u.id`,
@@ -674,6 +675,7 @@ export class PgStore implements Store {
           moves.map((m) => m.priority),
           moves.map((m) => JSON.stringify(m.headers)),
           moves.map((m) => m.deliveryCount),
+          moves.map((m) => m.expiration ?? null),
         ],
       });
     }

@@ -30,12 +30,15 @@ export const ROW_LOCKER_DEFAULTS = Object.freeze({ keepAliveMs: 500, leaseMs: 20
 
 const SILENT: LockerLogger = { debug() {}, info() {}, warn() {} };
 
-export function lockerOptions<T extends { keepAliveMs?: number; leaseMs?: number; waitingPollMs?: number }>(o: T) {
+export function lockerOptions<T extends { keepAliveMs?: number; leaseMs?: number; waitingPollMs?: number }>(
+  o: T,
+) {
   const keepAliveMs = o.keepAliveMs ?? ROW_LOCKER_DEFAULTS.keepAliveMs;
   const leaseMs = o.leaseMs ?? ROW_LOCKER_DEFAULTS.leaseMs;
   const waitingPollMs = o.waitingPollMs ?? ROW_LOCKER_DEFAULTS.waitingPollMs;
   if (!(keepAliveMs > 0)) throw new InvalidArgumentError('locker: keepAliveMs must be > 0');
-  if (!(leaseMs > keepAliveMs)) throw new InvalidArgumentError('locker: leaseMs must be greater than keepAliveMs');
+  if (!(leaseMs > keepAliveMs))
+    throw new InvalidArgumentError('locker: leaseMs must be greater than keepAliveMs');
   if (!(waitingPollMs > 0)) throw new InvalidArgumentError('locker: waitingPollMs must be > 0');
   return { keepAliveMs, leaseMs, waitingPollMs };
 }
@@ -105,7 +108,9 @@ export class RowLocker implements Locker {
     await client.query(
       `SET idle_in_transaction_session_timeout = ${Math.round(this.opts.leaseMs)}; SET statement_timeout = 0; SET tcp_keepalives_idle = ${Math.max(1, Math.round(this.opts.leaseMs / 1000))}; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = 2`,
     );
-    await client.query('INSERT INTO activemq_lock (cluster) VALUES ($1) ON CONFLICT (cluster) DO NOTHING', [this.opts.cluster]);
+    await client.query('INSERT INTO activemq_lock (cluster) VALUES ($1) ON CONFLICT (cluster) DO NOTHING', [
+      this.opts.cluster,
+    ]);
     return client;
   }
 
@@ -119,7 +124,9 @@ export class RowLocker implements Locker {
         await c.query('BEGIN');
         await c.query(`SET LOCAL lock_timeout = ${Math.round(this.opts.waitingPollMs)}`);
         try {
-          await c.query('SELECT cluster FROM activemq_lock WHERE cluster = $1 FOR UPDATE', [this.opts.cluster]);
+          await c.query('SELECT cluster FROM activemq_lock WHERE cluster = $1 FOR UPDATE', [
+            this.opts.cluster,
+          ]);
         } catch (err) {
           await c.query('ROLLBACK').catch(() => {});
           if (sqlState(err) === '55P03') continue; // lock_not_available: someone else is master
@@ -127,7 +134,10 @@ export class RowLocker implements Locker {
         }
         // Held. lock_timeout was LOCAL to this transaction, so it stays in force; reset it.
         await c.query('SET LOCAL lock_timeout = 0');
-        await c.query('UPDATE activemq_lock SET broker_name = $2 WHERE cluster = $1', [this.opts.cluster, this.opts.node]);
+        await c.query('UPDATE activemq_lock SET broker_name = $2 WHERE cluster = $1', [
+          this.opts.cluster,
+          this.opts.node,
+        ]);
         if (signal.aborted) {
           await c.query('ROLLBACK').catch(() => {});
           break;
@@ -154,7 +164,10 @@ export class RowLocker implements Locker {
       const started = Date.now();
       // A keep-alive that comes back later than the lease means Postgres may already have ended our
       // session and another node may be master: fence ourselves either way.
-      const timer = setTimeout(() => this.lose(`keep-alive did not answer within ${this.opts.leaseMs} ms`), this.opts.leaseMs);
+      const timer = setTimeout(
+        () => this.lose(`keep-alive did not answer within ${this.opts.leaseMs} ms`),
+        this.opts.leaseMs,
+      );
       try {
         await this.client.query('SELECT 1');
         clearTimeout(timer);

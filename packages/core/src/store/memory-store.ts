@@ -392,6 +392,7 @@ export class MemoryStore implements Store {
       m.priority = mv.priority;
       m.headers = structuredClone(mv.headers) as MessageHeaders;
       m.deliveryCount = mv.deliveryCount;
+      if (mv.expiration !== undefined) m.expiration = mv.expiration;
     }
     for (const dc of batch.deliveryCounts) {
       const m = db.messages.get(dc.id);

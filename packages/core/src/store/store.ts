@@ -67,7 +67,15 @@ export interface StoreBatch {
   inserts: StoredMessage[];
   subEntries: SubEntry[];
   /** Move a message to another destination (DLQ, admin move/retry), replacing its headers. */
-  moves: { id: number; destId: number; priority: number; headers: MessageHeaders; deliveryCount: number }[];
+  moves: {
+    id: number;
+    destId: number;
+    priority: number;
+    headers: MessageHeaders;
+    deliveryCount: number;
+    /** New expiry (ms since the epoch, 0 = never); absent = unchanged. */
+    expiration?: number;
+  }[];
   deliveryCounts: { id: number; deliveryCount: number }[];
   subDeliveryCounts: { subId: number; msgId: number; deliveryCount: number }[];
   /** Message rows to delete (queue messages acknowledged, expired, purged). */
