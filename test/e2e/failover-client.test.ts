@@ -7,7 +7,7 @@
  * client's audit suppresses redeliveries of acknowledged messages).
  */
 import { stopAll, useTestDatabase } from '@keel/testkit';
-import { queueDepth, startCluster, waitForNewMaster } from './helpers/cluster';
+import { crashedNodes, logTime, queueDepth, startCluster, waitForNewMaster } from './helpers/cluster';
 import { Ledger } from './helpers/ledger';
 import {
   type ConnectedClient,
@@ -42,7 +42,7 @@ test('SIGKILL of the master: 10,000 messages, each delivered exactly once, the c
   for (let i = 0; i < CONSUMERS; i++) {
     const c = await openClient(url, `fo-consumer-${i + 1}`);
     consumerClients.push(c);
-    consumers.push(await startConsumer(c.conn, `queue://${QUEUE}`, ledger, 200));
+    consumers.push(await startConsumer(c.conn, `queue://${QUEUE}`, ledger, 200, `c${i + 1}`));
   }
   const producerClients: ConnectedClient[] = [];
   for (let i = 0; i < PRODUCERS; i++) producerClients.push(await openClient(url, `fo-producer-${i + 1}`));
@@ -74,7 +74,7 @@ test('SIGKILL of the master: 10,000 messages, each delivered exactly once, the c
   const sendMs = Date.now() - started;
   expect(killedAt).toBeGreaterThan(0);
   const { node: taker, entry } = await newMaster;
-  const takeoverMs = Number(entry.time) - killedAt;
+  const takeoverMs = logTime(entry) - killedAt;
 
   await ledger.waitFor(() => ledger.delivered.size >= ledger.receipted.size, 60_000, 'every receipted message');
   // Every ack is stored once the queue is empty: nothing can be redelivered any more.
@@ -99,6 +99,7 @@ test('SIGKILL of the master: 10,000 messages, each delivered exactly once, the c
       `ackErrors=${consumers.reduce((a, c) => a + c.ackErrors, 0)} errors=${JSON.stringify(failedCodes)}`,
   );
 
+  if (ledger.duplicateDetails.length > 0) console.log(ledger.duplicateDetails.slice(0, 10).join('\n'));
   expect(s.attempted).toBe(TOTAL);
   expect(s.failed).toBe(0);
   expect(s.receipted).toBe(TOTAL);

@@ -1,6 +1,9 @@
 import { CommanderError } from 'commander';
 import type { BrokerOptions } from './commands/broker';
+import type { ConsumeOptions } from './commands/consume';
+import type { DrillOptions } from './commands/drill';
 import type { MigrateOptions } from './commands/migrate';
+import type { ProduceOptions } from './commands/produce';
 import type { StartOptions } from './commands/start';
 import { bufferOutput } from './output';
 import { buildProgram } from './program';
@@ -15,6 +18,9 @@ function setup() {
       broker: async (options: BrokerOptions) => calls.push({ command: 'broker', options }),
       migrate: async (options: MigrateOptions) => calls.push({ command: 'migrate', options }),
       start: async (options: StartOptions) => calls.push({ command: 'start', options }),
+      produce: async (options: ProduceOptions) => calls.push({ command: 'produce', options }),
+      consume: async (options: ConsumeOptions) => calls.push({ command: 'consume', options }),
+      drill: async (options: DrillOptions) => calls.push({ command: 'drill', options }),
     },
   });
   return { program, calls, output };
@@ -38,8 +44,21 @@ describe('keel program', () => {
     const help = output.stdout();
     expect(help).toContain('Usage: keel [options] [command]');
     const commands = [...help.matchAll(/^ {2}([a-z]+)\b/gm)].map((m) => m[1]);
-    expect(commands).toEqual(['start', 'migrate', 'broker', 'status', 'queues', 'browse', 'purge', 'handover', 'help']);
-    for (const missing of ['produce', 'consume', 'drill', 'bench']) {
+    expect(commands).toEqual([
+      'start',
+      'migrate',
+      'broker',
+      'status',
+      'queues',
+      'browse',
+      'purge',
+      'handover',
+      'produce',
+      'consume',
+      'drill',
+      'help',
+    ]);
+    for (const missing of ['bench']) {
       expect(help).not.toMatch(new RegExp(`^ {2}${missing}\\b`, 'm'));
     }
   });
@@ -153,8 +172,113 @@ describe('keel program', () => {
 
   it('rejects a command that does not exist', async () => {
     const { program, output } = setup();
-    const err = await commanderError(program.parseAsync(['produce', 'q'], { from: 'user' }));
+    const err = await commanderError(program.parseAsync(['bench', 'q'], { from: 'user' }));
     expect(err.code).toBe('commander.unknownCommand');
-    expect(output.stderr()).toContain("unknown command 'produce'");
+    expect(output.stderr()).toContain("unknown command 'bench'");
+  });
+
+  it('passes produce, consume and drill flags as given (the commands check them)', async () => {
+    const { program, calls } = setup();
+    await program.parseAsync(
+      [
+        'produce',
+        '--url',
+        'tcp://127.0.0.1:61616',
+        '--queue',
+        'q',
+        '--count',
+        '10',
+        '--size',
+        '512',
+        '--persistent',
+        '--rate',
+        '50',
+        '--user',
+        'u',
+        '--password',
+        'p',
+      ],
+      { from: 'user' },
+    );
+    await program.parseAsync(
+      [
+        'consume',
+        '--url',
+        'failover:(tcp://a:1,tcp://b:2)',
+        '--topic',
+        't',
+        '--count',
+        '5',
+        '--timeout',
+        '2000',
+        '--durable',
+        'd',
+        '--client-id',
+        'c',
+        '--print',
+      ],
+      { from: 'user' },
+    );
+    await program.parseAsync(
+      [
+        'drill',
+        '--kills',
+        '2',
+        '--mode',
+        'stop',
+        '--nodes',
+        '3',
+        '--rate',
+        '100',
+        '--chart',
+        'x.svg',
+        '--json',
+        'x.json',
+      ],
+      {
+        from: 'user',
+      },
+    );
+    expect(calls).toEqual([
+      {
+        command: 'produce',
+        options: {
+          url: 'tcp://127.0.0.1:61616',
+          queue: 'q',
+          count: '10',
+          size: '512',
+          persistent: true,
+          rate: '50',
+          user: 'u',
+          password: 'p',
+        },
+      },
+      {
+        command: 'consume',
+        options: {
+          url: 'failover:(tcp://a:1,tcp://b:2)',
+          topic: 't',
+          count: '5',
+          timeout: '2000',
+          durable: 'd',
+          clientId: 'c',
+          print: true,
+        },
+      },
+      {
+        command: 'drill',
+        options: { kills: '2', mode: 'stop', nodes: '3', rate: '100', chart: 'x.svg', json: 'x.json' },
+      },
+    ]);
+  });
+
+  it('rejects an unknown drill mode, naming the option', async () => {
+    const { program, calls, output } = setup();
+    const err = await commanderError(program.parseAsync(['drill', '--mode', 'nuke'], { from: 'user' }));
+    expect(err.code).toBe('commander.invalidArgument');
+    expect(output.stderr()).toContain(
+      "option '--mode <mode>' argument 'nuke' is invalid. Allowed choices are kill, stop, db-cut.",
+    );
+    expect(calls).toEqual([]);
   });
 });

@@ -20,7 +20,10 @@ import {
   registerAdminCommands,
 } from './commands/admin-commands';
 import { type BrokerOptions, runBroker } from './commands/broker';
+import { type ConsumeOptions, consumeCommand } from './commands/consume';
+import { type DrillOptions, drillCommand } from './commands/drill';
 import { type MigrateOptions, runMigrate } from './commands/migrate';
+import { type ProduceOptions, produceCommand } from './commands/produce';
 import { DEFAULT_START_DIR, runStart, type StartOptions } from './commands/start';
 import { type Output, processOutput } from './output';
 
@@ -28,6 +31,9 @@ export interface CommandActions extends AdminCommandActions {
   migrate(options: MigrateOptions, output: Output): Promise<unknown>;
   broker(options: BrokerOptions, output: Output): Promise<unknown>;
   start(options: StartOptions, output: Output): Promise<unknown>;
+  produce(options: ProduceOptions, output: Output): Promise<unknown>;
+  consume(options: ConsumeOptions, output: Output): Promise<unknown>;
+  drill(options: DrillOptions, output: Output): Promise<unknown>;
 }
 
 export interface BuildProgramOptions {
@@ -52,6 +58,9 @@ export function buildProgram(options: BuildProgramOptions = {}): Command {
     migrate: runMigrate,
     broker: runBroker,
     start: runStart,
+    produce: produceCommand,
+    consume: consumeCommand,
+    drill: drillCommand,
     ...ADMIN_COMMAND_ACTIONS,
     ...options.actions,
   };
@@ -143,7 +152,72 @@ export function buildProgram(options: BuildProgramOptions = {}): Command {
   // status, queues, browse, purge, handover: the node's HTTP admin API (commands/admin-commands.ts)
   registerAdminCommands(program, actions, output);
 
+  // produce, consume, drill: load and failover drills through @keel/client (commands/produce.ts …)
+  registerLoadCommands(program, actions, output);
+
   return program;
+}
+
+function registerLoadCommands(program: Command, actions: CommandActions, output: Output): void {
+  const target = (command: Command) =>
+    command
+      .option('--url <url>', 'broker URL: tcp://host:61616 or failover:(tcp://a:61616,tcp://b:61616)')
+      .option('--queue <name>', 'a queue')
+      .option('--topic <name>', 'a topic')
+      .option('--user <name>', 'client user')
+      .option('--password <password>', 'client password');
+
+  target(
+    program
+      .command('produce')
+      .description(
+        'send numbered messages ("000001 xxx...") and wait for each receipt; prints a JSON summary',
+      ),
+  )
+    .option('--count <n>', 'messages to send (required)')
+    .option('--size <bytes>', 'body size in bytes (default: 100)')
+    .option('--persistent', 'persistent messages: stored before the receipt (default: non-persistent)')
+    .option('--rate <perS>', 'messages per second (default: as fast as receipts come)')
+    .action(async (opts: ProduceOptions) => {
+      await actions.produce(opts, output);
+    });
+
+  target(
+    program
+      .command('consume')
+      .description(
+        'receive and acknowledge messages; prints a JSON summary with duplicates and gaps in their numbers',
+      ),
+  )
+    .option('--count <n>', 'stop after this many messages')
+    .option('--timeout <ms>', 'stop after this many ms without a message')
+    .option('--durable <name>', 'durable topic subscription name (needs --client-id)')
+    .option('--client-id <id>', 'client id of the connection')
+    .option('--print', 'print each body on a line, cut to 80 characters')
+    .action(async (opts: ConsumeOptions) => {
+      await actions.consume(opts, output);
+    });
+
+  program
+    .command('drill')
+    .description(
+      'failover drill: a private Postgres, three broker nodes and a steady load; kill the master N times and measure',
+    )
+    .option('--kills <n>', 'rounds: faults of the master (default: 3)')
+    .addOption(
+      new Option(
+        '--mode <mode>',
+        'kill (SIGKILL), stop (SIGSTOP, SIGCONT after the takeover) or db-cut (default: kill)',
+      ).choices(['kill', 'stop', 'db-cut']),
+    )
+    .option('--nodes <n>', 'broker nodes (default: 3)')
+    .option('--rate <perS>', 'persistent messages per second of the load (default: 200)')
+    .option('--chart <file.svg>', 'where to write the timeline chart (default: keel-drill.svg)')
+    .option('--json <file>', 'also write every measurement as JSON')
+    .option('--pg-url <url>', 'use this Postgres server (superuser URL) instead of a private one')
+    .action(async (opts: DrillOptions) => {
+      await actions.drill(opts, output);
+    });
 }
 
 function logLevelOption(env = ''): Option {

@@ -72,6 +72,56 @@ export interface SubscribeOptions {
   noLocal?: boolean;
   /** Consumer priority; network bridges use a lower one. Default 0. */
   priority?: number;
+  /**
+   * Network bridges: messages this consumer must not be given (ActiveMQ's NetworkBridgeFilter:
+   * brokerPath and networkTTL). A refused queue message stays for the other consumers and this
+   * consumer pauses for `REFUSAL_PAUSE_MS`; a refused topic message is dropped from its subscription.
+   */
+  accept?: (message: Message) => boolean;
+}
+
+/** How long a consumer with an `accept` filter stays paused after refusing a queue's next message. */
+export const REFUSAL_PAUSE_MS = 200;
+
+/** A consumer with an `accept` filter (network bridges); see SubscribeOptions.accept. */
+class FilteringConsumer extends BrokerConsumer {
+  private pausedTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly accept: (message: Message) => boolean,
+    ...args: ConstructorParameters<typeof BrokerConsumer>
+  ) {
+    super(...args);
+  }
+
+  override canTake(): boolean {
+    return this.pausedTimer === null && super.canTake();
+  }
+
+  override take(queue: MessageQueue, entry: QueueEntry): void {
+    if (this.accept(entry.message)) {
+      super.take(queue, entry);
+      return;
+    }
+    if (queue.key.startsWith('subscriber://')) {
+      // A topic subscriber's own copy: refusing it means not wanting it.
+      queue.acknowledge(entry);
+      return;
+    }
+    // Give it back untouched (no redelivery count) and let the other consumers have it.
+    queue.unconsumed(entry);
+    this.pausedTimer = setTimeout(() => {
+      this.pausedTimer = null;
+      if (!this.closed) this.wake();
+    }, REFUSAL_PAUSE_MS);
+    this.pausedTimer.unref?.();
+  }
+
+  override detach(): ReturnType<BrokerConsumer['detach']> {
+    if (this.pausedTimer) clearTimeout(this.pausedTimer);
+    this.pausedTimer = null;
+    return super.detach();
+  }
 }
 
 export interface SendResult {
@@ -671,7 +721,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       throw new InvalidArgumentError(`prefetch must be a non-negative integer (got ${options.prefetch})`);
     }
     const dest = parseDestination(options.destination);
-    const consumer = new BrokerConsumer(
+    const args: ConstructorParameters<typeof BrokerConsumer> = [
       options.consumerId,
       options.priority ?? 0,
       options.prefetch,
@@ -683,7 +733,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
         sink(d);
       },
       options.noLocal ? conn.id : undefined,
-    );
+    ];
+    const consumer = options.accept ? new FilteringConsumer(options.accept, ...args) : new BrokerConsumer(...args);
     if (isTopicType(dest.type)) {
       await this.subscribeTopic(conn, dest, options, consumer);
     } else if (isWildcard(dest.name)) {

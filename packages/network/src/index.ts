@@ -1,1 +1,4 @@
-export {};
+export * from './advisory-publisher';
+export * from './connector-config';
+export * from './demand-forwarding-bridge';
+export * from './network-service';

@@ -1,5 +1,6 @@
 import { Broker, type Locker } from '@keel/core';
 import { type BrokerDescription, type KeelError, NotMasterError } from '@keel/protocol';
+import { type BridgeStatus, type NetworkService, startNetwork } from '@keel/network';
 import { ensureLockDatabase, LeaseLocker, migrate, PgStore, RowLocker } from '@keel/store-pg';
 import cron, { type ScheduledTask } from 'node-cron';
 import { Pool } from 'pg';
@@ -57,6 +58,8 @@ export class KeelNode implements RunningNode {
   private nativePort: number | null = null;
   private stompPort: number | null = null;
   private admin: AdminHandle | null = null;
+  /** Network connectors and the consumer advisory publisher; run while this node is master. */
+  private network: NetworkService | null = null;
   private readonly pool: Pool;
   readonly registry: NodeRegistry;
   private jobs: ScheduledTask[] = [];
@@ -283,6 +286,13 @@ export class KeelNode implements RunningNode {
     this.brokerValue = broker;
     this.admin?.attachBroker(broker);
     await this.openListeners(broker);
+    this.network = startNetwork({
+      broker,
+      // A master/slave pair is one node of the network: brokerPath names clusters.
+      localName: this.config.cluster,
+      connectors: this.config.networkConnectors,
+      logger: this.log.child({ component: 'network' }),
+    });
     this.scheduleJobs(broker);
     this.setRole('master', { epoch, takeoverMs: Date.now() - started, reason });
   }
@@ -384,6 +394,9 @@ export class KeelNode implements RunningNode {
   private async stepDown(reason: string, options: { drain?: boolean } = {}): Promise<void> {
     for (const j of this.jobs) await Promise.resolve(j.stop()).catch(() => {});
     this.jobs = [];
+    const network = this.network;
+    this.network = null;
+    await network?.stop().catch(() => {});
     const listeners = this.listeners;
     this.listeners = [];
     await Promise.all(listeners.map((l) => l.stop().catch(() => {})));
@@ -398,6 +411,11 @@ export class KeelNode implements RunningNode {
   }
 
   private handoverDone: (() => void) | null = null;
+
+  /** Network bridges of this node (empty unless master with network connectors), for the admin API. */
+  bridges(): BridgeStatus[] {
+    return this.network?.bridges() ?? [];
+  }
 
   /** Planned hand-over: stop taking work, finish in-flight commits, release the lock, wait a while. */
   async handover(): Promise<void> {

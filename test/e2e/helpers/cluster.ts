@@ -123,11 +123,23 @@ export async function waitForNewMaster(
   });
 }
 
+/** A log line's time in ms since the epoch (pino writes a number, or an ISO string with isoTime). */
+export function logTime(e: LogEntry): number {
+  return typeof e.time === 'number' ? e.time : new Date(String(e.time)).getTime();
+}
+
+/** Nodes that exited on their own (not by the test's signal), with the end of their stderr. */
+export function crashedNodes(nodes: BrokerProcess[]): string[] {
+  return nodes
+    .filter((n) => n.exitStatus && n.exitStatus.signal === null && n.exitStatus.code !== 0)
+    .map((n) => `${n.name} exited with code ${n.exitStatus?.code}:\n${n.stderr.slice(-4000)}`);
+}
+
 /** Every `role changed` line of a node, with its log time (pino `time`, ms since the epoch). */
 export function roleChanges(node: BrokerProcess): { time: number; role: string; from?: string }[] {
   return node.logs
     .filter((e) => e.msg === 'role changed' && typeof e.role === 'string')
-    .map((e) => ({ time: Number(e.time), role: e.role as string, from: e.from as string | undefined }));
+    .map((e) => ({ time: logTime(e), role: e.role as string, from: e.from as string | undefined }));
 }
 
 /**

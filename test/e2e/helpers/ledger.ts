@@ -103,8 +103,13 @@ export class Ledger {
     this.failed.set(key, code);
   }
 
-  /** Records one message handed to the application. */
-  deliver(body: Buffer, redelivered = false): BodyFields | null {
+  /** key -> who got it first (consumer tag, message id), to explain duplicates. */
+  private readonly firstDelivery = new Map<string, string>();
+  /** One line per duplicate delivery: key, first and second receiver. */
+  readonly duplicateDetails: string[] = [];
+
+  /** Records one message handed to the application (tag: which consumer, for the details). */
+  deliver(body: Buffer, redelivered = false, tag = '', messageId = ''): BodyFields | null {
     this.deliveredTotal++;
     if (redelivered) this.redelivered++;
     const f = parseBody(body);
@@ -117,7 +122,12 @@ export class Ledger {
     if (!this.attempted.has(key)) this.unknown.push(key);
     const n = (this.delivered.get(key) ?? 0) + 1;
     this.delivered.set(key, n);
-    if (n > 1) this.duplicates.push(key);
+    const who = `${tag}/${messageId}${redelivered ? '/redelivered' : ''}`;
+    if (n === 1) this.firstDelivery.set(key, who);
+    else {
+      this.duplicates.push(key);
+      this.duplicateDetails.push(`${key}: first ${this.firstDelivery.get(key)}, again ${who}`);
+    }
     const app = appKeyOf(f);
     let set = this.appDelivered.get(app);
     if (!set) {

@@ -156,6 +156,7 @@ export async function startConsumer(
   destination: string,
   ledger: Ledger,
   prefetch = 200,
+  tag = '',
 ): Promise<RunningConsumer> {
   const session = await conn.createSession({ ackMode: 'individual' });
   const consumer = await session.createConsumer(destination, { prefetch });
@@ -168,10 +169,141 @@ export async function startConsumer(
   };
   consumer.on('error', () => {});
   consumer.onMessage((m) => {
-    ledger.deliver(m.body, m.redelivered);
+    ledger.deliver(m.body, m.redelivered, tag, m.messageId);
     m.ack().catch(() => {
       running.ackErrors++;
     });
   });
   return running;
+}
+
+export interface SteadyTrafficOptions {
+  url: string;
+  destination: string;
+  ledger: Ledger;
+  /** Producer connections (default 2), each with `window` sends outstanding (default 5). */
+  producers?: number;
+  window?: number;
+  /** Consumer connections (default 1). */
+  consumers?: number;
+  retryRetryable?: boolean;
+  /** Hard bound on the run (default 90 s). */
+  maxRunMs?: number;
+  /** Prefix of producer names (body keys), so two runs in one ledger do not collide. */
+  tag?: string;
+}
+
+/**
+ * Steady persistent traffic through the failover URL until stop(): producers that send all the
+ * time (bounded by maxRunMs and a per-producer count), consumers that acknowledge every message.
+ */
+export class SteadyTraffic {
+  readonly clients: ConnectedClient[] = [];
+  readonly consumers: RunningConsumer[] = [];
+  /** Time of every receipt, in order. */
+  readonly receiptTimes: number[] = [];
+  private stopped = false;
+  private producerRuns: Promise<ProducerRunResult[]> = Promise.resolve([]);
+  results: ProducerRunResult[] = [];
+
+  private constructor(readonly o: SteadyTrafficOptions) {}
+
+  static async start(o: SteadyTrafficOptions): Promise<SteadyTraffic> {
+    const t = new SteadyTraffic(o);
+    const tag = o.tag ?? 'st';
+    for (let i = 0; i < (o.consumers ?? 1); i++) {
+      const c = await openClient(o.url, `${tag}-consumer-${i + 1}`);
+      t.clients.push(c);
+      t.consumers.push(await startConsumer(c.conn, o.destination, o.ledger, 100, `c${i + 1}`));
+    }
+    const producerClients: ConnectedClient[] = [];
+    for (let i = 0; i < (o.producers ?? 2); i++) producerClients.push(await openClient(o.url, `${tag}-producer-${i + 1}`));
+    t.clients.push(...producerClients);
+    const deadline = Date.now() + (o.maxRunMs ?? 90_000);
+    t.producerRuns = Promise.all(
+      producerClients.map(async (c, i) =>
+        runProducer({
+          session: await c.conn.createSession(),
+          destination: o.destination,
+          name: `${tag}p${i + 1}`,
+          count: 1_000_000,
+          ledger: o.ledger,
+          window: o.window ?? 5,
+          deadline,
+          retryRetryable: o.retryRetryable,
+          onReceipt: () => t.receiptTimes.push(Date.now()),
+          stop: () => t.stopped,
+        }),
+      ),
+    );
+    return t;
+  }
+
+  get receipted(): number {
+    return this.receiptTimes.length;
+  }
+
+  /** Resolves once `n` more receipts have come in (polling, bounded by timeoutMs). */
+  async waitForReceipts(n: number, timeoutMs: number, what = `${n} receipts`): Promise<void> {
+    const target = this.receiptTimes.length + n;
+    const deadline = Date.now() + timeoutMs;
+    while (this.receiptTimes.length < target) {
+      if (Date.now() > deadline) {
+        throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${JSON.stringify(this.o.ledger.summary())})`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** The longest time without a receipt after `since` (up to the first receipt after it, at least). */
+  longestReceiptGapMs(since: number): number {
+    let prev = since;
+    let max = 0;
+    for (const t of this.receiptTimes) {
+      if (t < since) continue;
+      max = Math.max(max, t - prev);
+      prev = t;
+    }
+    return max;
+  }
+
+  /** Stops sending and waits for every outstanding send to settle. */
+  async stopProducers(): Promise<ProducerRunResult[]> {
+    this.stopped = true;
+    this.results = await this.producerRuns;
+    return this.results;
+  }
+
+  /** Largest client-visible pause ('interrupted' -> 'resumed') over every connection. */
+  get maxClientPauseMs(): number {
+    return Math.max(0, ...this.clients.map((c) => c.meter.maxMs));
+  }
+
+  errorCounts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const r of this.results) for (const [k, v] of Object.entries(r.errors)) out[k] = (out[k] ?? 0) + v;
+    return out;
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    await this.producerRuns.catch(() => []);
+    for (const c of this.consumers) await c.close();
+    for (const c of this.clients) await c.conn.close().catch(() => {});
+  }
+}
+
+/**
+ * Waits until every receipted message was delivered and the queue is empty in the store (every ack
+ * committed, so no redelivery can still come). Returns the final depth.
+ */
+export async function drain(ledger: Ledger, depth: () => Promise<number>, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  await ledger.waitFor(() => ledger.lost().length === 0, timeoutMs, 'every receipted message');
+  let d = await depth();
+  while (d > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    d = await depth();
+  }
+  return d;
 }

@@ -63,7 +63,9 @@ export function consumeSettings(options: ConsumeOptions): ConsumeSettings {
       throw new InvalidArgumentError('--durable is for topics: use it with --topic');
     }
     if (options.clientId === undefined) {
-      throw new InvalidArgumentError('--durable needs --client-id (a durable subscription belongs to a client id)');
+      throw new InvalidArgumentError(
+        '--durable needs --client-id (a durable subscription belongs to a client id)',
+      );
     }
   }
   if (options.clientId !== undefined && options.clientId.trim() === '') {
@@ -82,7 +84,6 @@ export function consumeSettings(options: ConsumeOptions): ConsumeSettings {
 
 /** A body as one printable line of at most `width` characters. */
 export function printableBody(message: Pick<ReceivedMessage, 'body'>, width = PRINT_WIDTH): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we replace
   const text = message.body.toString('utf8').replace(/[\u0000-\u001f\u007f]+/g, ' ');
   return [...text].slice(0, width).join('');
 }
@@ -123,7 +124,9 @@ export async function runConsume(
   const onAbort = () => finish('aborted');
   run.signal?.addEventListener('abort', onAbort, { once: true });
   if (run.signal?.aborted) finish('aborted');
-  conn.on('close', ({ error }) => finish(error ? `connection closed: ${error.message}` : 'connection closed'));
+  conn.on('close', ({ error }) =>
+    finish(error ? `connection closed: ${error.message}` : 'connection closed'),
+  );
 
   const started = Date.now();
   const show = (force = false) => {

@@ -35,7 +35,9 @@ export function integerOption(
   const n = /^-?\d+$/.test(text) ? Number(text) : Number.NaN;
   if (!Number.isSafeInteger(n) || n < min || n > max) {
     const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `${min}..${max}`;
-    throw new InvalidArgumentError(`${option} must be an integer ${range} (got ${JSON.stringify(String(value))})`);
+    throw new InvalidArgumentError(
+      `${option} must be an integer ${range} (got ${JSON.stringify(String(value))})`,
+    );
   }
   return n;
 }
@@ -56,7 +58,8 @@ export function rateOption(value: string | number | undefined, option: string): 
 /** `--url` (required, tcp:// or failover:), one of `--queue`/`--topic`, `--user` with `--password`. */
 export function targetOptions(raw: RawTargetOptions): Target {
   const url = raw.url?.trim();
-  if (!url) throw new InvalidArgumentError('--url is required (tcp://host:61616 or failover:(tcp://a,tcp://b))');
+  if (!url)
+    throw new InvalidArgumentError('--url is required (tcp://host:61616 or failover:(tcp://a,tcp://b))');
   if (!/^(tcp|failover):/i.test(url)) {
     throw new InvalidArgumentError(`--url must be a tcp:// or failover: URL (got ${JSON.stringify(url)})`);
   }
@@ -72,10 +75,14 @@ export function targetOptions(raw: RawTargetOptions): Target {
   if (name === undefined) throw new InvalidArgumentError('--queue or --topic is required');
   const option = raw.queue !== undefined ? '--queue' : '--topic';
   if (name.trim() === '' || name.includes('://')) {
-    throw new InvalidArgumentError(`${option} takes a plain name such as "orders" (got ${JSON.stringify(name)})`);
+    throw new InvalidArgumentError(
+      `${option} takes a plain name such as "orders" (got ${JSON.stringify(name)})`,
+    );
   }
   if ((raw.user === undefined) !== (raw.password === undefined)) {
-    throw new InvalidArgumentError(raw.user === undefined ? '--password needs --user' : '--user needs --password');
+    throw new InvalidArgumentError(
+      raw.user === undefined ? '--password needs --user' : '--user needs --password',
+    );
   }
   return {
     url,

@@ -66,7 +66,8 @@ export function produceSettings(options: ProduceOptions): ProduceSettings {
   const target = targetOptions(options);
   const count = integerOption(options.count, '--count', 1);
   if (count === undefined) throw new InvalidArgumentError('--count is required');
-  const sizeBytes = integerOption(options.size, '--size', 1, MAX_PRODUCE_SIZE_BYTES) ?? DEFAULT_PRODUCE_SIZE_BYTES;
+  const sizeBytes =
+    integerOption(options.size, '--size', 1, MAX_PRODUCE_SIZE_BYTES) ?? DEFAULT_PRODUCE_SIZE_BYTES;
   const ratePerS = rateOption(options.rate, '--rate');
   return {
     target,

@@ -1,0 +1,93 @@
+import { connect } from '@keel/client';
+import { type BrokerProcess, startBroker, stopAll, useTestDatabase } from '@keel/testkit';
+
+/**
+ * The admin API on real nodes (a master and a slave, real Postgres, real HTTP): the roles are told
+ * apart, the slave answers reads from Postgres and refuses changes naming the master, metrics carry
+ * the store's health.
+ */
+describe('admin API on a master and a slave', () => {
+  const db = useTestDatabase();
+  let master: BrokerProcess;
+  let slave: BrokerProcess;
+  const auth = `Basic ${Buffer.from('admin:s3cret').toString('base64')}`;
+  const admin = ['--admin-user', 'admin', '--admin-password', 's3cret'];
+
+  beforeAll(async () => {
+    master = await startBroker({ db: db.url, name: 'adm-a', cluster: 'adm', args: admin });
+    await master.waitForRole('master', 30_000);
+    slave = await startBroker({ db: db.url, name: 'adm-b', cluster: 'adm', args: admin });
+    await slave.waitForRole('slave', 30_000);
+  });
+  afterAll(async () => {
+    await stopAll();
+  });
+
+  const get = async (p: BrokerProcess, path: string, init: RequestInit = {}) => {
+    const res = await fetch(`http://127.0.0.1:${p.adminPort}${path}`, init);
+    const text = await res.text();
+    let body: any = text;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // metrics are text
+    }
+    return { status: res.status, body };
+  };
+
+  it('tells master from slave in /api/broker and /readyz', async () => {
+    const a = await get(master, '/api/broker');
+    const b = await get(slave, '/api/broker');
+    expect(a.body).toMatchObject({ name: 'adm-a', cluster: 'adm', role: 'master', lockHolder: 'adm-a' });
+    expect(a.body.epoch).toBeGreaterThanOrEqual(1);
+    expect(a.body.listeners.native).toMatch(/^tcp:\/\//);
+    expect(b.body).toMatchObject({ name: 'adm-b', role: 'slave', lockHolder: 'adm-a', readOnly: true });
+    expect(b.body.listeners.native).toBeNull();
+    expect((await get(master, '/readyz')).status).toBe(200);
+    expect((await get(slave, '/readyz')).status).toBe(503);
+    expect((await get(slave, '/healthz')).status).toBe(200);
+    const cluster = await get(slave, '/api/cluster');
+    expect(cluster.body.takeovers[0]).toMatchObject({ node: 'adm-a' });
+    expect(cluster.body.nodes.map((n: { name: string }) => n.name).sort()).toEqual(['adm-a', 'adm-b']);
+  });
+
+  it('answers queue reads on the slave from Postgres and refuses changes naming the master', async () => {
+    const conn = await connect(`tcp://127.0.0.1:${master.port}`);
+    const session = await conn.createSession();
+    const producer = session.createProducer('queue://admin.orders');
+    for (let i = 0; i < 5; i++) await producer.send(`order ${i}`, { properties: { n: i } });
+    await conn.close();
+
+    const onMaster = await get(master, '/api/queues/admin.orders');
+    expect(onMaster.body).toMatchObject({ name: 'admin.orders', depth: 5, enqueued: 5, readOnly: false });
+    const onSlave = await get(slave, '/api/queues/admin.orders');
+    expect(onSlave.body).toMatchObject({ name: 'admin.orders', depth: 5, readOnly: true });
+    const browse = await get(slave, '/api/queues/admin.orders/messages?limit=2');
+    expect(browse.status).toBe(200);
+    expect(browse.body.readOnly).toBe(true);
+    expect(browse.body.messages).toHaveLength(2);
+    expect(browse.body.messages[0].properties).toEqual({ n: 0 });
+
+    const purgeOnSlave = await get(slave, '/api/queues/admin.orders/messages', { method: 'DELETE', headers: { authorization: auth } });
+    expect(purgeOnSlave.status).toBe(409);
+    expect(JSON.stringify(purgeOnSlave.body)).toContain('adm-a');
+    const unauth = await get(master, '/api/queues/admin.orders/messages', { method: 'DELETE' });
+    expect(unauth.status).toBe(401);
+    const purge = await get(master, '/api/queues/admin.orders/messages', { method: 'DELETE', headers: { authorization: auth } });
+    expect(purge.status).toBe(200);
+    expect((await get(slave, '/api/queues/admin.orders')).body.depth).toBe(0);
+    expect((await get(master, '/api/queues/nope')).status).toBe(404);
+    expect((await get(master, '/api/queues/admin.orders/messages?limit=-1')).status).toBe(400);
+  });
+
+  it('exposes Prometheus metrics with role, epoch and the store health', async () => {
+    const m = await get(master, '/metrics');
+    expect(m.status).toBe(200);
+    expect(m.body).toMatch(/keel_role\{[^}]*role="master"[^}]*\} 1/);
+    expect(m.body).toMatch(/keel_epoch\{[^}]*\} [1-9]/);
+    expect(m.body).toMatch(/keel_store_dead_rows\{[^}]*table="keel_messages"/);
+    expect(m.body).toMatch(/keel_store_commit_duration_seconds_count/);
+    const s = await get(slave, '/metrics');
+    expect(s.body).toMatch(/keel_role\{[^}]*role="slave"[^}]*\} 1/);
+  });
+});
