@@ -173,6 +173,12 @@ describe('ring of three (X→Y, Y→Z, Z→X)', () => {
       duplicated: 0,
     });
     expect(tally.byBroker.get('netY')).toBe(300);
+    // The admin API lists X's bridge to Y with what it forwarded.
+    const bridges = (await (await fetch(`http://127.0.0.1:${X.proc.adminPort}/api/bridges`)).json()) as {
+      bridges: { peerUrl: string; state: string; forwarded: number }[];
+    };
+    expect(bridges.bridges).toHaveLength(1);
+    expect(bridges.bridges[0].forwarded).toBeGreaterThanOrEqual(300);
 
     // Demand gone: X stops forwarding; what is sent next stays on X.
     const gone = X.proc.mark();

@@ -128,4 +128,19 @@ export interface AdminContext {
   storeHealth(): Promise<StoreHealth>;
   /** Give up the master lock so another node takes over (POST /api/broker/handover). */
   handover?(): Promise<void>;
+  /** Network bridges of this node (GET /api/bridges); none when absent. */
+  bridges?(): BridgeView[];
+}
+
+export interface BridgeView {
+  connector: string;
+  localName: string;
+  peerUrl: string;
+  remoteName: string | null;
+  state: string;
+  forwarding: string[];
+  forwarded: number;
+  inflight: number;
+  connects: number;
+  lastError: string | null;
 }

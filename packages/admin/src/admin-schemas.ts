@@ -432,3 +432,30 @@ export const handoverReply = {
   required: ['node', 'handedOver'],
   properties: { node: { type: 'string' }, handedOver: { type: 'boolean' } },
 } as const;
+
+export const bridgeListReply = {
+  type: 'object',
+  required: ['readOnly', 'bridges'],
+  properties: {
+    readOnly: { type: 'boolean' },
+    bridges: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['connector', 'peerUrl', 'state', 'forwarding', 'forwarded', 'inflight'],
+        properties: {
+          connector: { type: 'string' },
+          localName: { type: 'string' },
+          peerUrl: { type: 'string' },
+          remoteName: { type: ['string', 'null'] },
+          state: { type: 'string' },
+          forwarding: { type: 'array', items: { type: 'string' }, description: 'destinations with demand on the peer' },
+          forwarded: { type: 'integer' },
+          inflight: { type: 'integer' },
+          connects: { type: 'integer' },
+          lastError: { type: ['string', 'null'] },
+        },
+      },
+    },
+  },
+} as const;

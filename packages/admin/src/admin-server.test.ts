@@ -591,6 +591,7 @@ describe('admin API on a master and a slave sharing one store', () => {
       '/api/subscriptions/{clientId}/{name}': ['delete'],
       '/api/connections': ['get'],
       '/api/consumers': ['get'],
+      '/api/bridges': ['get'],
       '/healthz': ['get'],
       '/readyz': ['get'],
       '/metrics': ['get'],

@@ -678,6 +678,20 @@ function adminRoutes(ctx: AdminContext, auth: AdminAuth, metrics: KeelMetrics): 
         return { readOnly: b === null, consumers: b ? b.listConsumers() : [] };
       },
     );
+
+    app.get(
+      '/api/bridges',
+      {
+        ...read,
+        schema: {
+          tags: ['network'],
+          summary: 'Network bridges of this node (networks of brokers): peer, state, messages forwarded, demand.',
+          security: readSecurity,
+          response: { 200: S.bridgeListReply, ...errors },
+        },
+      },
+      async () => ({ readOnly: serving() === null, bridges: ctx.bridges ? ctx.bridges() : [] }),
+    );
   };
 }
 

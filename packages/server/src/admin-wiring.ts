@@ -77,6 +77,7 @@ export async function startAdmin(node: KeelNode, logger: NodeLogger): Promise<Ad
     },
     storeHealth: () => node.registry.storeHealth(),
     handover: () => node.handover(),
+    bridges: () => node.bridges(),
   };
   const started = await startAdminServer(ctx, {
     host: config.host,
