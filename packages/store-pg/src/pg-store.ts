@@ -88,6 +88,26 @@ const poolTypes = {
       : pgTypes.getTypeParser(oid, format)) as typeof pgTypes.getTypeParser,
 };
 
+/**
+ * pg emits 'error' on a client whose connection dies (server restart, terminated backend, network)
+ * even when a query is active, and pg-pool listens only while the client is idle: without a listener
+ * of its own, a checked-out client's 'error' kills the process. The failing queries reject anyway;
+ * done() removes the listener and returns the error (if any), so the pool discards that client.
+ */
+function guardCheckedOut(client: PoolClient): { done(): Error | undefined } {
+  let error: Error | undefined;
+  const onError = (err: Error): void => {
+    error = err;
+  };
+  client.on('error', onError);
+  return {
+    done() {
+      client.removeListener('error', onError);
+      return error;
+    },
+  };
+}
+
 const SILENT: PgStoreLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
 const MESSAGE_COLUMNS = 'id, dest_id, priority, expiration, delivery_count, headers, body';
@@ -620,6 +640,7 @@ export class PgStore implements Store {
     } catch (err) {
       throw toStoreError(err, 'commit');
     }
+    const guard = guardCheckedOut(client);
     const sent: Promise<unknown>[] = [
       client.query('BEGIN'),
       client.query({ name: 'keel_fence', text: SQL.fenceCheck, values: [this.cluster, this.currentEpoch] }),
@@ -629,7 +650,7 @@ export class PgStore implements Store {
     const settled = await Promise.allSettled(sent);
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed === undefined) {
-      client.release();
+      client.release(guard.done());
       return;
     }
     let broken: Error | undefined;
@@ -639,7 +660,7 @@ export class PgStore implements Store {
     } catch (err) {
       broken = err instanceof Error ? err : new Error(String(err));
     }
-    client.release(broken);
+    client.release(guard.done() ?? broken);
     if (settled[1]!.status === 'rejected' && sqlState(settled[1]!.reason) === '22012') {
       const current = await this.readEpoch().catch(() => Number.NaN);
       throw new FencedError(
@@ -758,6 +779,7 @@ export class PgStore implements Store {
     } catch (err) {
       throw toStoreError(err, context);
     }
+    const guard = guardCheckedOut(client);
     let broken: Error | undefined;
     try {
       const begun = (await client.query(begin)) as QueryResult | QueryResult[];
@@ -773,7 +795,7 @@ export class PgStore implements Store {
       }
       throw toStoreError(err, context);
     } finally {
-      client.release(broken);
+      client.release(guard.done() ?? broken);
     }
   }
 
