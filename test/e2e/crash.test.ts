@@ -7,8 +7,7 @@
  * or absent (checked row by row in keel_messages before the restart).
  */
 import { connect } from '@keel/client';
-import { stopAll, useTestDatabase } from '@keel/testkit';
-import { type BrokerProcess } from '@keel/testkit';
+import { type BrokerProcess, stopAll, useTestDatabase } from '@keel/testkit';
 import { queueDepth, sql, startNode } from './helpers/cluster';
 import { keyOf, Ledger, parseBody } from './helpers/ledger';
 import { type ProducerRunResult, runProducer, startConsumer } from './helpers/traffic';
@@ -119,7 +118,8 @@ test('SIGKILL mid-stream: every receipted message survives exactly once, nothing
 
   const s = ledger.summary();
   const failedCodes: Record<string, number> = {};
-  for (const r of results) for (const [k, v] of Object.entries(r.errors)) failedCodes[k] = (failedCodes[k] ?? 0) + v;
+  for (const r of results)
+    for (const [k, v] of Object.entries(r.errors)) failedCodes[k] = (failedCodes[k] ?? 0) + v;
   console.log(
     `[e2e crash] attempted=${s.attempted} receipted=${s.receipted} unreceipted=${s.attempted - s.receipted} ` +
       `(stored anyway=${unreceiptedStored.length}) rows=${rows.length} delivered=${s.delivered} ` +

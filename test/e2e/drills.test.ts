@@ -23,7 +23,6 @@ import {
   crashedNodes,
   logTime,
   masterOverlaps,
-  poll,
   portRefuses,
   queueDepth,
   sql,
@@ -55,7 +54,9 @@ class MasterSampler {
     const deadline = Date.now() + maxRunMs;
     this.loop = (async () => {
       while (this.running && Date.now() < deadline) {
-        const infos = await Promise.all(nodes.map((n) => (n.isPaused || n.exitStatus ? null : brokerInfo(n, 500))));
+        const infos = await Promise.all(
+          nodes.map((n) => (n.isPaused || n.exitStatus ? null : brokerInfo(n, 500))),
+        );
         this.samples++;
         const masters = infos.filter((i) => i?.role === 'master').map((i) => `${i?.name}@${i?.epoch}`);
         if (masters.length > 1) this.doubleMasters.push(`${new Date().toISOString()} ${masters.join(', ')}`);
@@ -288,7 +289,10 @@ test('(d) the master cut off from Postgres (fault proxy), then healed: another n
   const cluster = 'drill-d';
   const queue = 'drill.d';
   const pgUrl = new URL(db.url);
-  const proxy = await FaultProxy.start({ targetHost: pgUrl.hostname, targetPort: Number(pgUrl.port || 5432) });
+  const proxy = await FaultProxy.start({
+    targetHost: pgUrl.hostname,
+    targetPort: Number(pgUrl.port || 5432),
+  });
   const nodes: BrokerProcess[] = [];
   const ledger = new Ledger();
   let traffic: SteadyTraffic | undefined;
@@ -394,7 +398,16 @@ test('(e) Postgres restarted under load: service resumes, nothing receipted lost
     await traffic.waitForReceipts(300, 20_000);
     const marks = nodes.map((n) => n.mark());
     const restartAt = Date.now();
-    await pgCtl(server, ['restart', '-m', 'fast', '-w', '-t', '60', '-l', path.join(server.dir ?? '', 'postgres.log')]);
+    await pgCtl(server, [
+      'restart',
+      '-m',
+      'fast',
+      '-w',
+      '-t',
+      '60',
+      '-l',
+      path.join(server.dir ?? '', 'postgres.log'),
+    ]);
     const restartedMs = Date.now() - restartAt;
     const served = await Promise.any(
       nodes.map((n, i) =>

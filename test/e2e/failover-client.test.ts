@@ -76,7 +76,11 @@ test('SIGKILL of the master: 10,000 messages, each delivered exactly once, the c
   const { node: taker, entry } = await newMaster;
   const takeoverMs = logTime(entry) - killedAt;
 
-  await ledger.waitFor(() => ledger.delivered.size >= ledger.receipted.size, 60_000, 'every receipted message');
+  await ledger.waitFor(
+    () => ledger.delivered.size >= ledger.receipted.size,
+    60_000,
+    'every receipted message',
+  );
   // Every ack is stored once the queue is empty: nothing can be redelivered any more.
   const drainDeadline = Date.now() + 20_000;
   let depth = await queueDepth(db.url, CLUSTER, QUEUE);
@@ -90,7 +94,8 @@ test('SIGKILL of the master: 10,000 messages, each delivered exactly once, the c
   const s = ledger.summary();
   const pauses = [...producerClients, ...consumerClients].flatMap((c) => c.meter.pausesMs);
   const failedCodes: Record<string, number> = {};
-  for (const r of results) for (const [k, v] of Object.entries(r.errors)) failedCodes[k] = (failedCodes[k] ?? 0) + v;
+  for (const r of results)
+    for (const [k, v] of Object.entries(r.errors)) failedCodes[k] = (failedCodes[k] ?? 0) + v;
   console.log(
     `[e2e failover-client] sent=${s.attempted} receipted=${s.receipted} failed=${s.failed} delivered=${s.delivered} ` +
       `distinct=${s.distinctDelivered} lost=${s.lost} duplicates=${s.duplicates} redelivered(flag)=${s.redelivered} ` +
@@ -109,6 +114,7 @@ test('SIGKILL of the master: 10,000 messages, each delivered exactly once, the c
   expect(s.unknown).toBe(0);
   expect(s.distinctDelivered).toBe(TOTAL);
   expect(depth).toBe(0);
+  expect(crashedNodes(nodes)).toEqual([]);
   // Every client connection went through the failover and came back.
   for (const c of [...producerClients, ...consumerClients]) {
     expect(c.meter.interruptions).toBeGreaterThanOrEqual(1);

@@ -50,7 +50,9 @@ async function vacuumAndCountDead(url: string): Promise<DeadRows> {
       // contrib not installed: n_dead_tup it is
     }
     if (!hasPgstattuple) return { dead: nDeadTup, nDeadTup, source: 'pg_stat_user_tables' };
-    const t = await c.query<{ n: string }>("SELECT dead_tuple_count::text AS n FROM pgstattuple('keel_messages')");
+    const t = await c.query<{ n: string }>(
+      "SELECT dead_tuple_count::text AS n FROM pgstattuple('keel_messages')",
+    );
     return { dead: Number(t.rows[0]?.n ?? 0), nDeadTup, source: 'pgstattuple' };
   } finally {
     await c.end().catch(() => {});

@@ -6,12 +6,17 @@
 # Builds the server and the bench, starts a Keel node on a fresh database of the dev Postgres and
 # the peers (peers.sh; run `peers.sh install` once first), then for each round and each case runs
 # the same bench against Keel, ActiveMQ and RabbitMQ in turn (alternating, so drift hits all
-# alike), one run each, writing RESULTS_DIR/<round>-<case>-<target>.json. Finally renders
-# docs/benchmarks.md and docs/benchmarks/*.svg from the medians. Stops everything it started.
+# alike), one run each, writing RESULTS_DIR/<round>-<case>-<target>.json; then measures the
+# physical limit of the Postgres underneath (pg-limit.js -> RESULTS_DIR/pg-limit.json) and saves
+# the Keel node's /metrics and pg_stat_database counters. Finally renders docs/benchmarks.md and
+# docs/benchmarks/*.svg from the medians. Stops everything it started (by PID) and drops the Keel
+# database (the ActiveMQ one too with DROP_ACTIVEMQ_DB=1).
 #
 # Environment: ROUNDS (3), TARGETS ("keel activemq rabbitmq"), CASES (see below),
-# COUNT_W1 (30000), COUNT_W64 (200000), FANOUT_COUNT (20000), BACKLOG_COUNT (1000000),
-# DURATION_MS (60000), BACKLOG_DURATION_MS (600000), PG (postgres://postgres@127.0.0.1:55432).
+# COUNT_W1 (30000), COUNT_W64 (200000), FANOUT_COUNT (20000), BACKLOG_COUNT (100000),
+# DURATION_MS (60000), BACKLOG_DURATION_MS (120000), PG (postgres://postgres@127.0.0.1:55432),
+# SKIP_BUILD (unset), PG_LIMIT (1: run pg-limit.js), NOTES_MD (a hand-written markdown file
+# appended to the report, e.g. packages/bench/docs-notes.md).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -19,13 +24,13 @@ ROOT=$(cd "$HERE/../../.." && pwd)
 RESULTS=${1:-$ROOT/bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
 ROUNDS=${ROUNDS:-3}
 TARGETS=${TARGETS:-keel activemq rabbitmq}
-CASES=${CASES:-throughput-w1 throughput-w64 fanout-w64 backlog-w64}
+CASES=${CASES:-throughput-w1 throughput-w64 backlog-w64}
 COUNT_W1=${COUNT_W1:-30000}
 COUNT_W64=${COUNT_W64:-200000}
 FANOUT_COUNT=${FANOUT_COUNT:-20000}
-BACKLOG_COUNT=${BACKLOG_COUNT:-1000000}
+BACKLOG_COUNT=${BACKLOG_COUNT:-100000}
 DURATION_MS=${DURATION_MS:-60000}
-BACKLOG_DURATION_MS=${BACKLOG_DURATION_MS:-600000}
+BACKLOG_DURATION_MS=${BACKLOG_DURATION_MS:-120000}
 PG=${PG:-postgres://postgres@127.0.0.1:55432}
 KEEL_DB=${KEEL_DB:-keel_bench_$(date +%s)}
 KEEL_STOMP_PORT=${KEEL_STOMP_PORT:-61811}
@@ -34,7 +39,7 @@ export KEEL_PEERS_DIR=${KEEL_PEERS_DIR:-/tmp/keel-peers}
 if [ "$ROUNDS" -lt 3 ]; then echo "ROUNDS must be at least 3 (medians of 3 or more runs)" >&2; exit 2; fi
 mkdir -p "$RESULTS"
 cd "$ROOT"
-npx tsc -b packages/server packages/bench
+[ -n "${SKIP_BUILD:-}" ] || npx tsc -b tsconfig.json
 
 keel_pid=
 cleanup() {
@@ -42,6 +47,9 @@ cleanup() {
   for t in $TARGETS; do [ "$t" = keel ] || "$HERE/peers.sh" stop "$t" || true; done
   psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $KEEL_DB WITH (FORCE)" 2>/dev/null || true
   psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS ${KEEL_DB}_lock WITH (FORCE)" 2>/dev/null || true
+  if [ -n "${DROP_ACTIVEMQ_DB:-}" ]; then
+    psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS ${ACTIVEMQ_DB:-activemq_bench} WITH (FORCE)" 2>/dev/null || true
+  fi
 }
 trap cleanup EXIT
 
@@ -72,17 +80,22 @@ case_args() {
   esac
 }
 
-echo "bench: rounds $ROUNDS, targets $TARGETS, cases $CASES" >"$RESULTS/command.txt"
+echo "ROUNDS=$ROUNDS TARGETS='$TARGETS' CASES='$CASES' COUNT_W1=$COUNT_W1 COUNT_W64=$COUNT_W64 BACKLOG_COUNT=$BACKLOG_COUNT DURATION_MS=$DURATION_MS BACKLOG_DURATION_MS=$BACKLOG_DURATION_MS packages/bench/scripts/compare.sh" >"$RESULTS/command.txt"
+pgstat() { # label
+  psql "$PG/postgres" -Atc "SELECT '$1', now(), datname, xact_commit, xact_rollback, blks_read, blks_hit, tup_inserted, tup_deleted, tup_updated FROM pg_stat_database WHERE datname IN ('$KEEL_DB', '${ACTIVEMQ_DB:-activemq_bench}')" >>"$RESULTS/pg-stat-database.txt"
+}
 {
   echo "{"
   echo "  \"Postgres\": \"$(psql "$PG/postgres" -Atc 'SHOW server_version') (the dev server; Keel and ActiveMQ's JDBC store share it)\","
   echo "  \"Keel\": \"$(node -p "require('$ROOT/packages/server/package.json').version") at git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')\","
   echo "  \"ActiveMQ\": \"$(dpkg-query -W -f '${Version}' activemq 2>/dev/null || echo 'not installed'), JDBC persistence (commons-dbcp2, Postgres JDBC)\","
   echo "  \"RabbitMQ\": \"$(dpkg-query -W -f '${Version}' rabbitmq-server 2>/dev/null || echo 'not installed'), STOMP plugin, durable queues\","
+  echo "  \"Packages\": \"$(dpkg-query -W -f '${Package} ${Version}, ' activemq rabbitmq-server postgresql-15 2>/dev/null | sed 's/, $//'); Java $(java -version 2>&1 | head -1 | sed 's/"//g'); Node $(node -v)\","
   echo "  \"Rounds\": \"$ROUNDS, targets alternating within each round\""
   echo "}"
 } >"$RESULTS/setup.json"
 
+pgstat start
 for round in $(seq 1 "$ROUNDS"); do
   for c in $CASES; do
     for t in $TARGETS; do
@@ -94,4 +107,10 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-node packages/bench/dist/render-report-main.js "$RESULTS" --md docs/benchmarks.md --svg-dir docs/benchmarks
+pgstat end
+curl -fsS "http://127.0.0.1:${KEEL_ADMIN_PORT:-8811}/metrics" >"$RESULTS/keel-metrics-end.txt" || true
+if [ "${PG_LIMIT:-1}" = 1 ]; then
+  echo "== physical limit of Postgres (pg-limit.js)" >&2
+  node "$HERE/pg-limit.js" --db "$PG/postgres" --out "$RESULTS/pg-limit.json"
+fi
+node packages/bench/dist/render-report-main.js "$RESULTS" --md docs/benchmarks.md --svg-dir docs/benchmarks ${NOTES_MD:+--notes "$NOTES_MD"}

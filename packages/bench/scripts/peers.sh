@@ -15,7 +15,7 @@ STATE=${KEEL_PEERS_DIR:-/tmp/keel-peers}
 PGHOST=${PGHOST:-127.0.0.1}
 PGPORT=${PGPORT:-55432}
 PGUSER=${PGUSER:-postgres}
-ACTIVEMQ_DB=${ACTIVEMQ_DB:-keel_bench_activemq}
+ACTIVEMQ_DB=${ACTIVEMQ_DB:-activemq_bench}
 ACTIVEMQ_STOMP_PORT=${ACTIVEMQ_STOMP_PORT:-61714}
 ACTIVEMQ_OPENWIRE_PORT=${ACTIVEMQ_OPENWIRE_PORT:-61717}
 ACTIVEMQ_HEAP=${ACTIVEMQ_HEAP:-1G}
@@ -60,8 +60,14 @@ install_peers() {
   systemctl disable --now activemq rabbitmq-server epmd.socket 2>/dev/null || true
 }
 
+# Idempotent start: a peer already running (by its recorded PID) is left alone; its PID is printed.
+running() { # name
+  [ -f "$STATE/$1.pid" ] && kill -0 "$(cat "$STATE/$1.pid")" 2>/dev/null
+}
+
 start_activemq() {
   local base="$STATE/activemq"
+  if running activemq; then echo "$(cat "$STATE/activemq.pid")"; return 0; fi
   mkdir -p "$base/conf" "$base/data" "$base/lib" "$base/tmp"
   for jar in postgresql commons-dbcp2 commons-pool2; do
     ln -sf "/usr/share/java/$jar.jar" "$base/lib/$jar.jar"
@@ -122,6 +128,7 @@ EOF
 
 start_rabbitmq() {
   local base="$STATE/rabbitmq"
+  if running rabbitmq; then echo "$(cat "$STATE/rabbitmq.pid")"; return 0; fi
   mkdir -p "$base/mnesia" "$base/log" "$base/home"
   cat >"$base/rabbitmq.conf" <<EOF
 listeners.tcp.default = 127.0.0.1:$RABBIT_AMQP_PORT
@@ -143,7 +150,7 @@ EOF
   fi
   /usr/lib/rabbitmq/bin/rabbitmq-server >>"$base/log/stdout.log" 2>&1 &
   wait_port 127.0.0.1 "$RABBIT_STOMP_PORT" 120 || { tail -30 "$base/log/stdout.log" >&2; exit 1; }
-  cat "$STATE/rabbitmq.pid"
+  cat "$STATE/rabbitmq.pid"; echo
 }
 
 cmd=${1:-}

@@ -14,6 +14,7 @@ import {
   matchesWildcard,
   NotMasterError,
   parseDestination,
+  StoreError,
 } from '@keel/protocol';
 import { type ConnectionInfo, ConnectionState, type Transaction } from './connection';
 import { BrokerConsumer, type DeliverySink, type InflightRef } from './consumer';
@@ -281,6 +282,28 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
 
   get isRunning(): boolean {
     return this.running;
+  }
+
+  /** Set while the node has lost its lock session and waits to know whether it is still master. */
+  suspended = false;
+  private suspendReason = '';
+
+  /** Stop accepting work and delivering, keeping every client connected (lock lost, store away). */
+  suspend(reason: string): void {
+    if (this.suspended) return;
+    this.suspended = true;
+    this.suspendReason = reason;
+    this.logger.warn({ reason }, 'broker suspended: no sends, no deliveries until the lock is back');
+  }
+
+  /** Serve again after suspend(): the epoch was still ours and the lock is held again. */
+  resume(): void {
+    if (!this.suspended) return;
+    this.suspended = false;
+    this.epoch = this.store.epoch;
+    for (const q of this.queues.values()) q.queue.scheduleDispatch();
+    for (const s of this.subscriptions) s.queue.scheduleDispatch();
+    this.logger.info({ epoch: this.epoch }, 'broker resumed');
   }
 
   get uptimeMs(): number {
@@ -1337,6 +1360,11 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
 
   private assertRunning(): void {
     if (!this.running) throw new NotMasterError(`broker ${this.nodeName} is not serving`);
+    if (this.suspended) {
+      throw new StoreError(`the store is unavailable (${this.suspendReason}); retry shortly`, 'STORE_UNAVAILABLE', {
+        retryable: true,
+      });
+    }
   }
 }
 

@@ -30,6 +30,8 @@ export interface QueueHost {
   readonly writer: GroupCommitWriter | null;
   readonly redelivery: RedeliveryPolicy;
   readonly logger: Logger;
+  /** No deliveries while set (the node lost its lock and does not know yet whether it is master). */
+  readonly suspended: boolean;
   /** Move an entry to the dead-letter queue (or drop it); `reason` is kept on the message. */
   deadLetter(queue: MessageQueue, entry: QueueEntry, reason: string): void;
   /** Build an entry from a stored row (headers, redelivered flag after takeover). */
@@ -178,6 +180,7 @@ export class MessageQueue {
 
   /** Hand pending messages to consumers with credit, highest consumer priority first, round robin. */
   dispatch(): void {
+    if (this.host.suspended) return;
     const now = this.host.clock.now();
     while (this.pending.size > 0) {
       const consumer = this.pickConsumer();

@@ -83,6 +83,12 @@ export class AdvisoryPublisher {
     return Object.fromEntries(this.counts);
   }
 
+  /** Local (non-network) consumers of one destination (`queue://x`). */
+  consumerCount(destination: string): number {
+    const key = normalize(destination);
+    return key === null ? 0 : (this.counts.get(key) ?? 0);
+  }
+
   private change(key: string, delta: number): void {
     const n = Math.max(0, (this.counts.get(key) ?? 0) + delta);
     if (n === 0) this.counts.delete(key);

@@ -40,14 +40,30 @@ export interface NetworkConnectorOptions {
   staticallyIncludedDestinations: string[];
   /** ActiveMQ `prefetchSize`: window of messages forwarded but not yet confirmed by the peer (default 1000). */
   prefetchSize: number;
-  /** ActiveMQ `initialReconnectDelay` (ms, default 1000). */
+  /** ActiveMQ `initialReconnectDelay` (ms). Keel default 100 (ActiveMQ: 1000). */
   initialReconnectDelay: number;
-  /** ActiveMQ `maxReconnectDelay` (ms, default 30000). */
+  /**
+   * ActiveMQ `maxReconnectDelay` (ms). Keel default 500 (ActiveMQ: 30000): a peer back after a
+   * restart is relinked within half a second, however long it was down.
+   */
   maxReconnectDelay: number;
   /** ActiveMQ `useExponentialBackOff` (default true). */
   useExponentialBackOff: boolean;
   /** ActiveMQ `backOffMultiplier` (default 2). */
   backOffMultiplier: number;
+  /**
+   * ActiveMQ `replayWhenNoConsumers` (ConditionalNetworkBridgeFilterFactory). Keel default true
+   * (ActiveMQ: false): a queue message on a broker with no local consumer for that queue may be
+   * forwarded to a peer with demand even if the peer is in its brokerPath or it has used up its
+   * messageTTL, so messages never strand on a broker whose consumers left.
+   */
+  replayWhenNoConsumers: boolean;
+  /**
+   * Keel: replays a message may make (hops beyond `messageTTL`); past that it stays where it is
+   * (never dead-lettered). Every replay follows a broker's consumers leaving, so this only bounds
+   * pathological flapping. Default 16.
+   */
+  maxReplays: number;
 }
 
 export const DEFAULT_NETWORK_CONNECTOR_OPTIONS: Readonly<
@@ -64,19 +80,37 @@ export const DEFAULT_NETWORK_CONNECTOR_OPTIONS: Readonly<
   dynamicallyIncludedDestinations: [],
   staticallyIncludedDestinations: [],
   prefetchSize: 1000,
-  initialReconnectDelay: 1000,
-  maxReconnectDelay: 30000,
+  initialReconnectDelay: 100,
+  maxReconnectDelay: 500,
   useExponentialBackOff: true,
   backOffMultiplier: 2,
+  replayWhenNoConsumers: true,
+  maxReplays: 16,
 });
 
 /** ActiveMQ's default multicast discovery group (multicast://default = 239.255.2.3:6155). */
 export const DEFAULT_MULTICAST_GROUP = '239.255.2.3';
 export const DEFAULT_MULTICAST_PORT = 6155;
 
-export type PeerDiscovery =
-  | { kind: 'static'; peers: string[] }
-  | { kind: 'multicast'; group: string; port: number; groupName: string };
+/** ActiveMQ MulticastDiscoveryAgent: announce every 500 ms, a peer is gone after 10 missed. */
+export const DEFAULT_MULTICAST_KEEP_ALIVE_MS = 500;
+export const MULTICAST_MISSES_BEFORE_DEATH = 10;
+
+export interface MulticastDiscovery {
+  kind: 'multicast';
+  group: string;
+  port: number;
+  /** ActiveMQ's logical group name (`?group=NAME`, default `default`): announcements of other groups are ignored. */
+  groupName: string;
+  /** ActiveMQ `interface`: local IPv4 address to send from and join the group on (default: OS choice). */
+  interface: string | null;
+  /** ActiveMQ `timeToLive`: multicast TTL of the announcements (default 1: this subnet). */
+  timeToLive: number;
+  /** ActiveMQ `keepAliveInterval`: ms between announcements (default 500). */
+  keepAliveInterval: number;
+}
+
+export type PeerDiscovery = { kind: 'static'; peers: string[] } | MulticastDiscovery;
 
 export interface NetworkConnectorConfig {
   /** The URI as given (for logs, secrets not redacted here). */
@@ -92,6 +126,7 @@ const BOOLEAN_OPTIONS = [
   'decreaseNetworkConsumerPriority',
   'suppressDuplicateQueueSubscriptions',
   'useExponentialBackOff',
+  'replayWhenNoConsumers',
 ] as const;
 const INTEGER_OPTIONS = [
   'networkTTL',
@@ -100,6 +135,7 @@ const INTEGER_OPTIONS = [
   'prefetchSize',
   'initialReconnectDelay',
   'maxReconnectDelay',
+  'maxReplays',
 ] as const;
 const LIST_OPTIONS = [
   'excludedDestinations',
@@ -107,7 +143,7 @@ const LIST_OPTIONS = [
   'staticallyIncludedDestinations',
 ] as const;
 /** Options of the multicast discovery agent, not of the connector. */
-const MULTICAST_OPTIONS = new Set(['group', 'port']);
+const MULTICAST_OPTIONS = new Set(['group', 'port', 'interface', 'timeToLive', 'keepAliveInterval']);
 
 function bad(uri: string, why: string): never {
   throw new InvalidArgumentError(`invalid network connector ${JSON.stringify(uri)}: ${why}`);
@@ -181,12 +217,38 @@ export function parseNetworkConnector(uri: string): NetworkConnectorConfig {
       bad(uri, 'expected static:(…), masterslave:(…) or multicast://…');
     }
   } else if (parsed.scheme === 'multicast') {
-    const group = raw.group ?? (parsed.host === 'default' ? DEFAULT_MULTICAST_GROUP : parsed.host);
-    if (parsed.host !== 'default' && !/^2(2[4-9]|3[0-9])\./.test(group)) {
+    // The address: the URI's host (`default` = 239.255.2.3), or `?group=` when that is an IPv4
+    // address. Otherwise `?group=` is ActiveMQ's logical group name: peers of other groups are ignored.
+    const isAddress = (v: string) => /^[0-9]{1,3}(\.[0-9]{1,3}){3}$/.test(v);
+    const groupIsAddress = raw.group !== undefined && isAddress(raw.group);
+    const group = groupIsAddress
+      ? (raw.group as string)
+      : parsed.host === 'default'
+        ? DEFAULT_MULTICAST_GROUP
+        : parsed.host;
+    if (!/^2(2[4-9]|3[0-9])\./.test(group) || !isAddress(group)) {
       bad(uri, `multicast address ${group} is not in 224.0.0.0/4`);
     }
+    const groupName = raw.group !== undefined && !groupIsAddress ? raw.group : 'default';
+    if (groupName.length === 0) bad(uri, 'option "group" is empty');
     const port = raw.port !== undefined ? parseInteger(uri, 'port', raw.port, 1) : parsed.port;
-    discovery = { kind: 'multicast', group, port, groupName: parsed.host };
+    if (port > 65535) bad(uri, `port ${port} is out of range`);
+    const iface = raw.interface ?? null;
+    if (iface !== null && !/^[0-9]{1,3}(\.[0-9]{1,3}){3}$/.test(iface)) {
+      bad(uri, `option "interface" must be an IPv4 address (got ${JSON.stringify(iface)})`);
+    }
+    discovery = {
+      kind: 'multicast',
+      group,
+      port,
+      groupName,
+      interface: iface,
+      timeToLive: raw.timeToLive !== undefined ? parseInteger(uri, 'timeToLive', raw.timeToLive, 0) : 1,
+      keepAliveInterval:
+        raw.keepAliveInterval !== undefined
+          ? parseInteger(uri, 'keepAliveInterval', raw.keepAliveInterval, 10)
+          : DEFAULT_MULTICAST_KEEP_ALIVE_MS,
+    };
     for (const k of MULTICAST_OPTIONS) delete raw[k];
   } else {
     bad(uri, 'expected static:(…), masterslave:(…) or multicast://…');

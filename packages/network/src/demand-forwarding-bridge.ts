@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import {
   type Connection,
   type ConnectOptions,
+  type Consumer,
   connect,
   isLinkError,
   type ReceivedMessage,
@@ -27,7 +28,19 @@ export interface DemandForwardingBridgeOptions {
   logger?: Logger;
   /** Credentials and other client options for the link to the peer. */
   connectOptions?: Pick<ConnectOptions, 'username' | 'password' | 'heartbeatMs' | 'connectTimeoutMs'>;
+  /**
+   * Local (non-network) consumers of a destination here (the advisory publisher's count): a queue
+   * message may be replayed (replayWhenNoConsumers) only while this is 0. Without it, never.
+   */
+  localConsumers?: (destination: string) => number;
 }
+
+/**
+ * After a master/slave peer's takeover the bridge re-subscribes to its consumer advisories (the new
+ * master answers with a snapshot of its demand); forwarders not confirmed by it within this time
+ * are closed (their demand went with the old master).
+ */
+export const DEMAND_RELEARN_MS = 2000;
 
 export type BridgeState = 'connecting' | 'connected' | 'stopped';
 
@@ -64,6 +77,10 @@ interface Link {
   remoteName: string;
   forwarders: Map<string, Forwarder>;
   closed: boolean;
+  advisories: Consumer | null;
+  /** Destinations with demand seen since the last takeover of the peer (null: not relearning). */
+  relearned: Set<string> | null;
+  relearnTimer: NodeJS.Timeout | null;
 }
 
 let consumerCounter = 0;
@@ -211,7 +228,17 @@ export class DemandForwardingBridge {
       clientId: `network:${localName}->${remoteName}:${randomUUID()}`,
     });
     const session = await conn.createSession();
-    const link: Link = { conn, session, local, remoteName, forwarders: new Map(), closed: false };
+    const link: Link = {
+      conn,
+      session,
+      local,
+      remoteName,
+      forwarders: new Map(),
+      closed: false,
+      advisories: null,
+      relearned: null,
+      relearnTimer: null,
+    };
     this.link = link;
     this.remoteName = remoteName;
     this.connects += 1;
@@ -221,11 +248,63 @@ export class DemandForwardingBridge {
     for (const d of this.o.staticallyIncludedDestinations) {
       if (!d.includes('*') && !d.includes('>')) await this.addForwarder(link, d, true);
     }
-    const advisories = await session.createConsumer(CONSUMER_ADVISORY_WILDCARD, { prefetch: 10000 });
+    // A failover peer (master/slave pair) that took over: relearn its demand from the new master.
+    conn.on('resumed', () => void this.relearnDemand(link));
+    await this.subscribeAdvisories(link);
+  }
+
+  /** Subscribing makes the peer publish a snapshot of its non-zero consumer counts. */
+  private async subscribeAdvisories(link: Link): Promise<void> {
+    const advisories = await link.session.createConsumer(CONSUMER_ADVISORY_WILDCARD, { prefetch: 10000 });
+    if (link.closed) {
+      await advisories.close().catch(() => {});
+      return;
+    }
+    link.advisories = advisories;
     advisories.onMessage((m) => this.onAdvisory(link, m));
     advisories.on('error', (err) =>
       this.logger.warn({ err: err.message }, 'network bridge: advisory handling failed'),
     );
+  }
+
+  /**
+   * The peer's takeover: the new master knows nothing of the demand the old one advertised. Ask
+   * for its snapshot again with a fresh advisory consumer (the restored one might carry ids the
+   * old master used), then close the forwarders the snapshot did not confirm.
+   */
+  private async relearnDemand(link: Link): Promise<void> {
+    if (link.closed) return;
+    link.relearned = new Set();
+    if (link.relearnTimer) clearTimeout(link.relearnTimer);
+    const old = link.advisories;
+    link.advisories = null;
+    try {
+      await old?.close();
+    } catch {
+      // gone with the old master
+    }
+    try {
+      await this.subscribeAdvisories(link);
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'network bridge: cannot re-subscribe to advisories');
+      // Without the peer's demand the link is useless: drop it, the bridge links up again.
+      void link.conn.close().catch(() => {});
+      return;
+    }
+    this.logger.info({ peer: this.opts.peerUrl, remote: link.remoteName }, 'network bridge: relearning demand');
+    link.relearnTimer = setTimeout(() => {
+      link.relearnTimer = null;
+      const seen = link.relearned;
+      link.relearned = null;
+      if (link.closed || seen === null) return;
+      const stale = [...link.forwarders.values()].filter((f) => !f.static && !f.closing && !seen.has(f.destination));
+      this.logger.info(
+        { remote: link.remoteName, confirmed: [...seen].sort(), dropped: stale.map((f) => f.destination) },
+        'network bridge: demand relearned',
+      );
+      for (const f of stale) void this.removeForwarder(link, f);
+    }, DEMAND_RELEARN_MS);
+    link.relearnTimer.unref?.();
   }
 
   /** One advisory at a time (the client awaits the listener): demand changes apply in order. */
@@ -237,6 +316,7 @@ export class DemandForwardingBridge {
     if (!isForwardable(this.o, destination)) return;
     const existing = link.forwarders.get(destination);
     if (count > 0) {
+      link.relearned?.add(destination);
       if (existing && !existing.closing) return;
       if (existing) await this.removeForwarder(link, existing);
       await this.addForwarder(link, destination, false);
@@ -245,11 +325,25 @@ export class DemandForwardingBridge {
     }
   }
 
-  private accepts(link: Link, message: Message): boolean {
+  /**
+   * ActiveMQ's NetworkBridgeFilter, with ConditionalNetworkBridgeFilter's replayWhenNoConsumers:
+   * - normally a message goes to the peer only if the peer is not in its brokerPath (no loops)
+   *   and it has taken fewer than `messageTTL` hops (brokers in the path);
+   * - replay: a QUEUE message on a broker with no local consumer for that queue may go to a peer
+   *   with demand even if the peer is in its path or its TTL is used up, for at most `maxReplays`
+   *   hops beyond messageTTL. It cannot loop: each replay needs the broker holding it to have no
+   *   consumers and the peer to have some (a bridge forwards only on the peer's local demand), so
+   *   a message moves again only when consumers move. The peer stores it as a new message
+   *   (producerId `net:<this broker>:<local id>`), so its duplicate detection does not drop it
+   *   (ActiveMQ's audit does, and dead-letters it, unless enableAudit=false).
+   */
+  private accepts(link: Link, f: Forwarder, message: Message): boolean {
     const path = message.brokerPath ?? [];
-    if (path.includes(link.remoteName)) return false;
-    // ActiveMQ networkTTL / messageTTL: hops already taken = brokers in the path.
-    return path.length < this.o.messageTTL;
+    if (!path.includes(link.remoteName) && path.length < this.o.messageTTL) return true;
+    if (!this.o.replayWhenNoConsumers || f.static || !f.destination.startsWith('queue://')) return false;
+    if (path.length >= this.o.messageTTL + this.o.maxReplays) return false;
+    const local = this.opts.localConsumers;
+    return local !== undefined && local(f.destination) === 0;
   }
 
   private async addForwarder(link: Link, destination: string, isStatic: boolean): Promise<void> {
@@ -272,7 +366,7 @@ export class DemandForwardingBridge {
           destination,
           prefetch: this.o.prefetchSize,
           priority: this.o.decreaseNetworkConsumerPriority ? NETWORK_CONSUMER_PRIORITY : 0,
-          accept: (message) => this.accepts(link, message),
+          accept: (message) => this.accepts(link, f, message),
         },
         (d) => this.forward(link, f, d),
       );
@@ -363,6 +457,8 @@ export class DemandForwardingBridge {
   private async closeLink(link: Link, reason: string): Promise<void> {
     if (link.closed) return;
     link.closed = true;
+    if (link.relearnTimer) clearTimeout(link.relearnTimer);
+    link.relearnTimer = null;
     if (this.link === link) this.link = null;
     // Messages sent but unconfirmed go back to the local queues untouched (no redelivery count):
     // sent again later, the peer's duplicate detection drops any it had stored.

@@ -1,4 +1,5 @@
 export * from './advisory-publisher';
 export * from './connector-config';
 export * from './demand-forwarding-bridge';
+export * from './multicast-discovery';
 export * from './network-service';

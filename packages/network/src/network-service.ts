@@ -2,14 +2,19 @@ import type { ConnectOptions } from '@keel/client';
 import type { Broker, Logger } from '@keel/core';
 import { silentLogger } from '@keel/core';
 import { AdvisoryPublisher } from './advisory-publisher';
-import { type NetworkConnectorConfig, parseNetworkConnector } from './connector-config';
+import { type MulticastDiscovery, type NetworkConnectorConfig, parseNetworkConnector } from './connector-config';
 import { type BridgeStatus, DemandForwardingBridge } from './demand-forwarding-bridge';
+import { type DiscoveredPeer, MulticastDiscoveryAgent } from './multicast-discovery';
 
 export interface NetworkServiceOptions {
   broker: Broker;
   /** This broker's name in the network: the cluster name (a master/slave pair is one network node). */
   localName: string;
-  /** Network connector URIs (`static:(…)`, `masterslave:(…)`); parsed and validated here. */
+  /** This node's own name (multicast announcements; default: localName). */
+  nodeName?: string;
+  /** Client URLs of this node; the first `tcp://` one is announced by multicast discovery. */
+  advertiseUrls?: string[];
+  /** Network connector URIs (`static:(…)`, `masterslave:(…)`, `multicast://…`); parsed and validated here. */
   connectors: string[];
   logger?: Logger;
   connectOptions?: DemandForwardingBridgeConnectOptions;
@@ -23,15 +28,22 @@ export type DemandForwardingBridgeConnectOptions = Pick<
 const running = new Set<NetworkService>();
 
 /**
- * The network side of one master: the consumer advisory publisher (so peers learn our demand) and
- * one demand-forwarding bridge per configured peer. Start it when the node becomes master, stop it
- * before the broker stops.
+ * The network side of one master: the consumer advisory publisher (so peers learn our demand),
+ * one demand-forwarding bridge per configured peer, and for `multicast://` connectors a discovery
+ * agent that announces this master and links a bridge to each peer cluster it hears (dropped when
+ * the peer's announcements stop). Start it when the node becomes master, stop it before the broker
+ * stops.
  */
 export class NetworkService {
   readonly advisories: AdvisoryPublisher;
-  private readonly bridgesList: DemandForwardingBridge[] = [];
+  private readonly staticBridges: DemandForwardingBridge[] = [];
+  /** Bridges to discovered peers, by `<connector index>:<peer cluster>`. */
+  private readonly discoveredBridges = new Map<string, DemandForwardingBridge>();
+  private readonly agents: MulticastDiscoveryAgent[] = [];
+  private readonly starting: Promise<void>[] = [];
   readonly connectors: NetworkConnectorConfig[];
   private readonly logger: Logger;
+  private stopped = false;
 
   constructor(private readonly opts: NetworkServiceOptions) {
     this.logger = opts.logger ?? silentLogger;
@@ -39,43 +51,93 @@ export class NetworkService {
     this.advisories = new AdvisoryPublisher(opts.broker, { logger: this.logger });
   }
 
+  private bridge(c: NetworkConnectorConfig, peerUrl: string): DemandForwardingBridge {
+    return new DemandForwardingBridge({
+      broker: this.opts.broker,
+      localName: this.opts.localName,
+      peerUrl,
+      options: c.options,
+      logger: this.logger,
+      connectOptions: this.opts.connectOptions,
+      localConsumers: (d) => this.advisories.consumerCount(d),
+    });
+  }
+
   start(): this {
     this.advisories.attach();
-    for (const c of this.connectors) {
-      if (c.discovery.kind !== 'static') {
-        this.logger.warn(
-          { connector: c.options.name },
-          'multicast discovery is not implemented yet: connector ignored',
-        );
-        continue;
+    this.connectors.forEach((c, index) => {
+      if (c.discovery.kind === 'static') {
+        for (const peerUrl of c.discovery.peers) this.staticBridges.push(this.bridge(c, peerUrl).start());
+      } else {
+        this.startDiscovery(c, c.discovery, index);
       }
-      for (const peerUrl of c.discovery.peers) {
-        const bridge = new DemandForwardingBridge({
-          broker: this.opts.broker,
-          localName: this.opts.localName,
-          peerUrl,
-          options: c.options,
-          logger: this.logger,
-          connectOptions: this.opts.connectOptions,
-        });
-        this.bridgesList.push(bridge.start());
-      }
-    }
+    });
     running.add(this);
-    if (this.bridgesList.length > 0)
-      this.logger.info({ bridges: this.bridgesList.length }, 'network connectors started');
+    if (this.staticBridges.length > 0 || this.agents.length > 0)
+      this.logger.info(
+        { bridges: this.staticBridges.length, discovery: this.agents.length },
+        'network connectors started',
+      );
     return this;
   }
 
+  private startDiscovery(c: NetworkConnectorConfig, d: MulticastDiscovery, index: number): void {
+    const url = (this.opts.advertiseUrls ?? []).find((u) => u.startsWith('tcp://')) ?? null;
+    if (url === null) {
+      this.logger.warn({ connector: c.options.name }, 'multicast discovery: no tcp:// URL to announce; listening only');
+    }
+    const agent = new MulticastDiscoveryAgent({
+      discovery: d,
+      cluster: this.opts.localName,
+      name: this.opts.nodeName ?? this.opts.localName,
+      url,
+      logger: this.logger,
+      onPeerUp: (peer) => {
+        if (this.stopped) return;
+        const key = `${index}:${peer.cluster}`;
+        const old = this.discoveredBridges.get(key);
+        if (old) void old.stop();
+        this.discoveredBridges.set(key, this.bridge(c, peer.url).start());
+      },
+      onPeerDown: (peer) => {
+        const key = `${index}:${peer.cluster}`;
+        const b = this.discoveredBridges.get(key);
+        if (!b || b.status().peerUrl !== peer.url) return;
+        this.discoveredBridges.delete(key);
+        void b.stop();
+      },
+    });
+    this.agents.push(agent);
+    this.starting.push(
+      agent.start().catch((err: Error) =>
+        this.logger.error(
+          { connector: c.options.name, group: d.group, port: d.port, err: err.message },
+          'multicast discovery failed to start',
+        ),
+      ),
+    );
+  }
+
   async stop(): Promise<void> {
+    this.stopped = true;
     running.delete(this);
-    await Promise.all(this.bridgesList.map((b) => b.stop()));
-    this.bridgesList.length = 0;
+    await Promise.all(this.starting);
+    await Promise.all(this.agents.map((a) => a.stop()));
+    this.agents.length = 0;
+    const all = [...this.staticBridges, ...this.discoveredBridges.values()];
+    await Promise.all(all.map((b) => b.stop()));
+    this.staticBridges.length = 0;
+    this.discoveredBridges.clear();
     this.advisories.detach();
   }
 
   bridges(): BridgeStatus[] {
-    return this.bridgesList.map((b) => b.status());
+    return [...this.staticBridges, ...this.discoveredBridges.values()].map((b) => b.status());
+  }
+
+  /** Peers heard by the multicast discovery agents. */
+  discoveredPeers(): DiscoveredPeer[] {
+    return this.agents.flatMap((a) => a.discovered());
   }
 }
 

@@ -46,6 +46,8 @@ export const DEFAULT_LOCK_KEEP_ALIVE_MS = 500;
 export const DEFAULT_LOCK_LEASE_MS = 2_000;
 /** lock_timeout of a waiting node's attempt, so it stays responsive while it waits. */
 export const DEFAULT_LOCK_WAITING_POLL_MS = 500;
+/** A master that lost its lock session (Postgres restarting) keeps its clients this long. */
+export const DEFAULT_LOCK_OUTAGE_GRACE_MS = 15_000;
 /** The most store operations the group-commit writer puts in one transaction. */
 export const DEFAULT_STORE_MAX_BATCH_SIZE = 1_000;
 /** Messages a queue keeps in memory; the rest is paged from Postgres. */
@@ -90,6 +92,8 @@ export interface LockConfig {
   keepAliveMs: number;
   leaseMs: number;
   waitingPollMs: number;
+  /** How long a master that lost its lock session keeps its clients while it tries to take the lock back. */
+  outageGraceMs: number;
 }
 
 export interface StoreConfig {
@@ -459,6 +463,13 @@ const SETTINGS: Setting[] = [
     'an integer number of milliseconds between 10 and 600000',
   ),
   s(
+    'lock.outageGraceMs',
+    'KEEL_LOCK_OUTAGE_GRACE_MS',
+    'lockOutageGraceMs',
+    int(0, 3_600_000),
+    'an integer number of milliseconds between 0 and 3600000',
+  ),
+  s(
     'store.maxBatchSize',
     'KEEL_STORE_MAX_BATCH_SIZE',
     'storeMaxBatchSize',
@@ -669,6 +680,7 @@ function assemble(
     keepAliveMs: get('lock.keepAliveMs', DEFAULT_LOCK_KEEP_ALIVE_MS),
     leaseMs: get('lock.leaseMs', DEFAULT_LOCK_LEASE_MS),
     waitingPollMs: get('lock.waitingPollMs', DEFAULT_LOCK_WAITING_POLL_MS),
+    outageGraceMs: get('lock.outageGraceMs', DEFAULT_LOCK_OUTAGE_GRACE_MS),
   };
   if (lock.keepAliveMs >= lock.leaseMs) {
     problem(

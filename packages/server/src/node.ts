@@ -15,6 +15,7 @@ export type NodeRole = 'starting' | 'slave' | 'recovering' | 'master' | 'fenced'
 
 export const KEEL_VERSION = '0.1.0';
 const PLANNED_HANDOVER = 'planned hand-over';
+const FENCED_PREFIX = 'fenced: ';
 
 export interface RunningNode {
   readonly name: string;
@@ -231,9 +232,18 @@ export class KeelNode implements RunningNode {
         continue;
       }
       const fenced = new Promise<string>((resolve) =>
-        this.brokerValue?.once('fenced', (e) => resolve(`fenced: ${e.message}`)),
+        this.brokerValue?.once('fenced', (e) => resolve(`${FENCED_PREFIX}${e.message}`)),
       );
-      const reason = await Promise.race([lost, fenced]);
+      let reason = await Promise.race([lost, fenced]);
+      // The lock session died but nobody may have taken over (Postgres restarting, a stall): keep
+      // the clients, serve nothing, and take the lock back if the epoch is still ours.
+      while (!this.stopping && reason !== PLANNED_HANDOVER && !reason.startsWith(FENCED_PREFIX)) {
+        const again = new Promise<string>((resolve) => {
+          this.lost = resolve;
+        });
+        if (!(await this.rideOutLockLoss(reason))) break;
+        reason = await Promise.race([again, fenced]);
+      }
       this.lost = null;
       if (this.stopping) return;
       const planned = reason === PLANNED_HANDOVER;
@@ -290,6 +300,9 @@ export class KeelNode implements RunningNode {
       broker,
       // A master/slave pair is one node of the network: brokerPath names clusters.
       localName: this.config.cluster,
+      nodeName: this.name,
+      // What multicast discovery announces (the listeners are open by now).
+      advertiseUrls: this.clientUrls(),
       connectors: this.config.networkConnectors,
       logger: this.log.child({ component: 'network' }),
     });
@@ -408,6 +421,56 @@ export class KeelNode implements RunningNode {
     if (broker) await broker.stop({ drain: options.drain }).catch(() => {});
     await this.locker?.release().catch(() => {});
     this.log.info({ reason }, 'stepped down');
+  }
+
+  /**
+   * After losing the lock session (not fenced): suspend the broker (no sends, no dispatch; the
+   * clients stay connected) and try to take the lock back. Resumes only if the cluster's epoch is
+   * still ours, i.e. no other node took over; gives up after lock.outageGraceMs. Never two masters:
+   * a suspended node neither writes nor delivers.
+   */
+  private async rideOutLockLoss(reason: string): Promise<boolean> {
+    const broker = this.brokerValue;
+    if (!broker) return false;
+    const ourEpoch = this.store.epoch;
+    broker.suspend(reason);
+    this.setRole('recovering', { reason, suspended: true });
+    const deadline = Date.now() + this.config.lock.outageGraceMs;
+    while (!this.stopping && Date.now() < deadline) {
+      let epoch: number;
+      try {
+        epoch = await this.store.readEpoch();
+      } catch {
+        await new Promise((r) => setTimeout(r, 200));
+        continue;
+      }
+      if (epoch !== ourEpoch) {
+        this.log.warn({ epoch, ourEpoch }, 'another node took over while the lock was lost');
+        return false;
+      }
+      const attempt = new AbortController();
+      const timer = setTimeout(() => attempt.abort(new Error('lock still held')), this.config.lock.waitingPollMs * 2 + 500);
+      try {
+        await this.locker!.acquire(attempt.signal);
+      } catch {
+        // Held by someone else (about to take over), or Postgres flapping: let the loop re-check.
+        continue;
+      } finally {
+        clearTimeout(timer);
+      }
+      try {
+        const next = await this.store.takeOver(this.name, `resumed after losing the lock: ${reason}`);
+        this.takeoverLog.unshift({ at: new Date(), epoch: next, reason: 'resumed after losing the lock' });
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'could not bump the epoch after retaking the lock');
+        await this.locker!.release().catch(() => {});
+        return false;
+      }
+      broker.resume();
+      this.setRole('master', { epoch: this.store.epoch, resumed: true });
+      return true;
+    }
+    return false;
   }
 
   private handoverDone: (() => void) | null = null;

@@ -47,6 +47,10 @@ export interface PgStoreOptions {
   logger?: PgStoreLogger;
   /** Postgres ends a session left idle inside a transaction this long (frozen broker). */
   idleInTransactionTimeoutMs?: number;
+  /** Client-side timeout of every statement (pg query_timeout), ms. */
+  queryTimeoutMs?: number;
+  /** Bound on opening a connection, ms. */
+  connectTimeoutMs?: number;
   /** statement_timeout of every session; 0 = none. */
   statementTimeoutMs?: number;
   /** First TCP keepalive probe after this much idle time. */
@@ -73,6 +77,9 @@ export const PG_STORE_DEFAULTS = {
   pipeline: true,
   copyThresholdRows: 50,
   applicationName: 'keel',
+  /** Client-side bound on any statement: a cut-off database fails a commit instead of hanging it. */
+  queryTimeoutMs: 10_000,
+  connectTimeoutMs: 5_000,
 } as const;
 
 /** Extra time takeOver waits beyond the idle-in-transaction timeout, so the frozen session is gone. */
@@ -334,6 +341,8 @@ export class PgStore implements Store {
       keepAlive: true,
       keepAliveInitialDelayMillis: keepAliveMs,
       application_name: options.applicationName ?? PG_STORE_DEFAULTS.applicationName,
+      query_timeout: options.queryTimeoutMs ?? PG_STORE_DEFAULTS.queryTimeoutMs,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? PG_STORE_DEFAULTS.connectTimeoutMs,
       types: poolTypes,
       pipeline: this.pipeline,
     });

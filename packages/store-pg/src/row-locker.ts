@@ -162,17 +162,24 @@ export class RowLocker implements Locker {
     const tick = async (): Promise<void> => {
       if (!this.heldFlag || !this.client) return;
       const started = Date.now();
-      // A keep-alive that comes back later than the lease means Postgres may already have ended our
-      // session and another node may be master: fence ourselves either way.
+      // Postgres ends the session (and so frees the lock) leaseMs after its last statement, which
+      // began at lastKeepAliveOk at the earliest. A keep-alive not answered by then means another
+      // node may be master: fence ourselves BEFORE that moment, with a margin of one keep-alive
+      // period (less when the lease leaves no room for it). A timer of leaseMs from this tick's start
+      // fired up to keepAliveMs after the session could be gone: the e2e partition drill
+      // (test/e2e/drills.test.ts) saw two nodes report `master` for ~200 ms.
+      const { leaseMs, keepAliveMs } = this.opts;
+      const marginMs = Math.min(keepAliveMs, (leaseMs - keepAliveMs) / 2);
+      const fenceAt = this.lastKeepAliveOk + leaseMs - marginMs;
       const timer = setTimeout(
-        () => this.lose(`keep-alive did not answer within ${this.opts.leaseMs} ms`),
-        this.opts.leaseMs,
+        () => this.lose(`keep-alive did not answer within ${fenceAt - this.lastKeepAliveOk} ms of the last one`),
+        Math.max(0, fenceAt - started),
       );
       try {
         await this.client.query('SELECT 1');
         clearTimeout(timer);
         const now = Date.now();
-        if (now - this.lastKeepAliveOk > this.opts.leaseMs) {
+        if (now > fenceAt) {
           this.lose(`keep-alive overran the lease (${now - this.lastKeepAliveOk} ms since the last one)`);
           return;
         }

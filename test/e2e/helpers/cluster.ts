@@ -108,7 +108,9 @@ export async function waitForNewMaster(
     const timer = setTimeout(() => {
       if (settled) return;
       settled = true;
-      reject(new Error(`no new master within ${timeoutMs} ms\n${candidates.map((n) => n.tail(8)).join('\n')}`));
+      reject(
+        new Error(`no new master within ${timeoutMs} ms\n${candidates.map((n) => n.tail(8)).join('\n')}`),
+      );
     }, timeoutMs);
     candidates.forEach((n, i) => {
       n.waitForLog((e) => e.msg === 'role changed' && e.role === 'master', timeoutMs, marks[i])
@@ -146,7 +148,10 @@ export function roleChanges(node: BrokerProcess): { time: number; role: string; 
  * From the nodes' role logs: the intervals during which each node claimed to be master, and the
  * overlaps between two nodes' intervals (there must be none for "never two masters at once").
  */
-export function masterOverlaps(nodes: BrokerProcess[], now = Date.now()): { a: string; b: string; ms: number }[] {
+export function masterOverlaps(
+  nodes: BrokerProcess[],
+  now = Date.now(),
+): { a: string; b: string; ms: number }[] {
   const intervals = nodes.map((n) => {
     const out: [number, number][] = [];
     let start: number | null = null;
@@ -176,7 +181,11 @@ export function masterOverlaps(nodes: BrokerProcess[], now = Date.now()): { a: s
 }
 
 /** Runs one query on a short-lived client. */
-export async function sql<T = Record<string, unknown>>(url: string, text: string, values: unknown[] = []): Promise<T[]> {
+export async function sql<T = Record<string, unknown>>(
+  url: string,
+  text: string,
+  values: unknown[] = [],
+): Promise<T[]> {
   const c = new Client({ connectionString: url, application_name: 'keel-e2e' });
   c.on('error', () => {});
   await c.connect();
@@ -200,7 +209,12 @@ export async function queueDepth(url: string, cluster: string, name: string): Pr
 }
 
 /** Polls check() every intervalMs until it returns true; throws after timeoutMs. */
-export async function poll(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string, intervalMs = 100): Promise<void> {
+export async function poll(
+  check: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+  what: string,
+  intervalMs = 100,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return;

@@ -177,7 +177,9 @@ export class Ledger {
       };
       const timer = setTimeout(() => {
         this.waiters.delete(check);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}: ${JSON.stringify(this.summary())}`));
+        reject(
+          new Error(`timed out after ${timeoutMs} ms waiting for ${what}: ${JSON.stringify(this.summary())}`),
+        );
       }, timeoutMs);
       this.waiters.add(check);
       check();

