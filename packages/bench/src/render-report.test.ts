@@ -1,5 +1,11 @@
 import type { BenchReport, FlowRunResult } from './bench-result';
-import { barChartSvg, groupReports, renderBenchmarksMarkdown } from './render-report';
+import {
+  barChartSvg,
+  groupReports,
+  type PgLimitReport,
+  renderBenchmarksMarkdown,
+  renderTargetsSection,
+} from './render-report';
 
 const lat = (p50: number, p99: number) => ({ count: 10, p50, p99, max: p99 * 2, mean: p50 });
 
@@ -109,5 +115,60 @@ describe('barChartSvg', () => {
     const widths = [...svg.matchAll(/<rect x="110" y="\d+" width="([\d.]+)"/g)].map((m) => Number(m[1]));
     expect(widths).toEqual([205, 410]);
     expect(svg).toContain('50 msg/s');
+  });
+});
+
+describe('renderTargetsSection', () => {
+  it("checks the issue's targets against the medians", () => {
+    const groups = groupReports([
+      report('keel', 64, [flowRun(1, 6000, 40)]),
+      report('rabbitmq', 64, [flowRun(1, 2000, 30)]),
+      report('activemq', 64, [flowRun(1, 1000, 900)]),
+      report('keel', 1, [flowRun(1, 1500, 4)]),
+      report('rabbitmq', 1, [flowRun(1, 1000, 2)]),
+    ]);
+    const text = renderTargetsSection(groups).join('\n');
+    // 6000 / 2000 = 3 >= 2: met; 6000 / 1000 = 6 < 10: not met; p99 40 < 50: met.
+    expect(text).toContain('| window 64: Keel ≥ 2× RabbitMQ | Keel 6,000 msg/s, RabbitMQ 2,000 msg/s: 3.00× | **met** |');
+    expect(text).toContain('| window 64: Keel ≥ 10× ActiveMQ | Keel 6,000 msg/s, ActiveMQ 1,000 msg/s: 6.00× | **not met** |');
+    expect(text).toContain('| window 64: Keel p99 < 50 ms | 40.00 ms | **met** |');
+    expect(text).toContain('| window 1: Keel ≥ 2× RabbitMQ | Keel 1,500 msg/s, RabbitMQ 1,000 msg/s: 1.50× | **not met** |');
+    expect(text).toContain('| window 1: Keel p99 < 3 ms | 4.00 ms | **not met** |');
+    expect(text).toContain('| backlog drain: Keel ≥ 2× RabbitMQ | - | not measured |');
+  });
+});
+
+describe('physical-limit section', () => {
+  it('tabulates pg-limit.json and relates Keel to the best insert + delete rate', () => {
+    const phase = (kind: 'insert' | 'delete', rowsPerSecond: number) => ({
+      kind,
+      clients: 4,
+      batch: 100,
+      rows: 1000,
+      commits: 10,
+      durationMs: 1000,
+      rowsPerSecond,
+      commitsPerSecond: rowsPerSecond / 100,
+      commitP50Ms: 1,
+      commitP99Ms: 2,
+    });
+    const pgLimit: PgLimitReport = {
+      tool: 'keel-pg-limit',
+      startedAt: '2025-01-02T03:04:05.000Z',
+      postgres: '15.0',
+      settings: { synchronous_commit: 'on' },
+      sizeBytes: 1024,
+      durationMs: 10000,
+      maxRows: 300000,
+      results: [{ batch: 100, clients: 4, insert: phase('insert', 20000), delete: phase('delete', 80000), insertPlusDeletePerSecond: 16000 }],
+    };
+    const { markdown } = renderBenchmarksMarkdown([report('keel', 64, [flowRun(1, 4000, 40)])], {
+      svgHref: '.',
+      pgLimit,
+      notes: '## Notes\n\nby hand\n',
+    });
+    expect(markdown).toContain('| 100 | 4 | 20,000 | 200 | 2.00 | 80,000 | 800 | 16,000 |');
+    expect(markdown).toContain('Keel window 64 reaches 4,000 msg/s, 25 % of it');
+    expect(markdown.trimEnd().endsWith('by hand')).toBe(true);
   });
 });

@@ -16,6 +16,43 @@ export interface RenderOptions {
   setup?: Record<string, string>;
   /** The command that produced the results. */
   command?: string;
+  /** What `scripts/pg-limit.js` measured on the same Postgres: shown as the physical-limit section. */
+  pgLimit?: PgLimitReport;
+  /** Hand-written markdown appended at the end (profile findings, separately measured lines). */
+  notes?: string;
+}
+
+/** One phase of `scripts/pg-limit.js`: durable batched inserts or deletes of 1 KiB rows. */
+export interface PgLimitPhase {
+  kind: 'insert' | 'delete';
+  clients: number;
+  batch: number;
+  rows: number;
+  commits: number;
+  durationMs: number;
+  rowsPerSecond: number;
+  commitsPerSecond: number;
+  commitP50Ms: number | null;
+  commitP99Ms: number | null;
+}
+
+/** What `scripts/pg-limit.js --out` writes. */
+export interface PgLimitReport {
+  tool: 'keel-pg-limit';
+  startedAt: string;
+  postgres: string;
+  settings: Record<string, string>;
+  sizeBytes: number;
+  durationMs: number;
+  maxRows: number;
+  results: Array<{
+    batch: number;
+    clients: number;
+    insert: PgLimitPhase;
+    delete: PgLimitPhase;
+    /** 1 / (1/insert + 1/delete): messages a second if each is inserted once and deleted once. */
+    insertPlusDeletePerSecond: number;
+  }>;
 }
 
 export interface RenderedReport {
@@ -219,5 +256,125 @@ export function renderBenchmarksMarkdown(
     }
     lines.push('');
   }
+  const groups = groupReports(reports);
+  lines.push(...renderTargetsSection(groups));
+  if (options.pgLimit) lines.push(...renderPgLimitSection(options.pgLimit, groups));
+  if (options.notes) lines.push(options.notes.trimEnd(), '');
   return { markdown: `${lines.join('\n')}\n`, svgs };
+}
+
+/** The 4 × 4 throughput case of a window, and the backlog case, if measured. */
+function findCase(groups: readonly CaseGroup[], scenario: BenchReport['scenario'], inFlight?: number) {
+  return groups.find(
+    (g) =>
+      g.scenario === scenario &&
+      g.config.producers === 4 &&
+      g.config.consumers === 4 &&
+      (inFlight === undefined || g.config.inFlight === inFlight),
+  );
+}
+
+function ratio(a: number, b: number): number {
+  return b > 0 ? a / b : Number.NaN;
+}
+
+function verdict(ok: boolean | null): string {
+  return ok === null ? 'not measured' : ok ? '**met**' : '**not met**';
+}
+
+/**
+ * The targets of the issue "Benchmarks side by side with ActiveMQ and RabbitMQ on the same
+ * machine", checked against the medians: window 64 ≥ 2× RabbitMQ and ≥ 10× ActiveMQ with p99 < 50 ms;
+ * window 1 ≥ 2× RabbitMQ with p99 < 3 ms; backlog drain ≥ 2× RabbitMQ.
+ */
+export function renderTargetsSection(groups: readonly CaseGroup[]): string[] {
+  const med = (g: CaseGroup | undefined, t: string, k: string) => {
+    const runs = g?.byTarget.get(t);
+    return runs ? medianMetric(runs, k) : Number.NaN;
+  };
+  const rows: string[] = [];
+  const row = (target: string, measured: string, ok: boolean | null) =>
+    rows.push(`| ${target} | ${measured} | ${verdict(ok)} |`);
+  const cmp = (g: CaseGroup | undefined, key: string, peer: string, factor: number, label: string) => {
+    const k = med(g, 'keel', key);
+    const p = med(g, peer, key);
+    const r = ratio(k, p);
+    row(
+      `${label}: Keel ≥ ${factor}× ${TARGET_NAMES[peer]}`,
+      Number.isNaN(r)
+        ? '-'
+        : `Keel ${formatNumber(k)} msg/s, ${TARGET_NAMES[peer]} ${formatNumber(p)} msg/s: ${formatNumber(r, 2)}×`,
+      Number.isNaN(r) ? null : r >= factor,
+    );
+  };
+  const p99 = (g: CaseGroup | undefined, limitMs: number, label: string) => {
+    const v = med(g, 'keel', 'latencyP99Ms');
+    row(
+      `${label}: Keel p99 < ${limitMs} ms`,
+      Number.isNaN(v) ? '-' : `${formatNumber(v, 2)} ms`,
+      Number.isNaN(v) ? null : v < limitMs,
+    );
+  };
+  const w64 = findCase(groups, 'throughput', 64);
+  const w1 = findCase(groups, 'throughput', 1);
+  const backlog = findCase(groups, 'backlog');
+  cmp(w64, 'receiveRate', 'rabbitmq', 2, 'window 64');
+  cmp(w64, 'receiveRate', 'activemq', 10, 'window 64');
+  p99(w64, 50, 'window 64');
+  cmp(w1, 'receiveRate', 'rabbitmq', 2, 'window 1');
+  p99(w1, 3, 'window 1');
+  cmp(backlog, 'drainRate', 'rabbitmq', 2, 'backlog drain');
+  return [
+    '## Against the targets of the issue',
+    '',
+    'Received msg/s (throughput) and drain msg/s (backlog), medians of the tables above.',
+    '',
+    '| target | measured (medians) | verdict |',
+    '| --- | --- | --- |',
+    ...rows,
+    '',
+  ];
+}
+
+/** The physical-limit section: what this Postgres does durably, and how close Keel gets. */
+export function renderPgLimitSection(pg: PgLimitReport, groups: readonly CaseGroup[]): string[] {
+  const lines = [
+    '## The physical limit: this Postgres, durable batched inserts and deletes',
+    '',
+    `Measured by \`node packages/bench/scripts/pg-limit.js\` on ${pg.startedAt.slice(0, 16).replace('T', ' ')} UTC against the same server (Postgres ${pg.postgres}; ` +
+      `${Object.entries(pg.settings)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(', ')}): rows shaped like \`keel_messages\` (${pg.sizeBytes} B body, the same ordering index), ` +
+      'one transaction and one statement per batch (`INSERT ... SELECT FROM unnest($ids, $bodies)`, ' +
+      '`DELETE ... WHERE id = ANY($ids)`), each commit waiting for its WAL flush; every phase bounded to ' +
+      `${formatNumber(pg.durationMs / 1000)} s and ${formatNumber(pg.maxRows)} rows. A message's durable life is one insert plus one delete.`,
+    '',
+    '| batch | clients | insert rows/s | insert commits/s | insert commit p99 ms | delete rows/s | delete commits/s | insert + delete msg/s |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const r of pg.results) {
+    lines.push(
+      `| ${r.batch} | ${r.clients} | ${formatNumber(r.insert.rowsPerSecond)} | ${formatNumber(r.insert.commitsPerSecond)} | ${formatNumber(r.insert.commitP99Ms ?? Number.NaN, 2)} | ${formatNumber(r.delete.rowsPerSecond)} | ${formatNumber(r.delete.commitsPerSecond)} | ${formatNumber(r.insertPlusDeletePerSecond)} |`,
+    );
+  }
+  const best = pg.results.reduce<PgLimitReport['results'][number] | undefined>(
+    (b, r) => (b === undefined || r.insertPlusDeletePerSecond > b.insertPlusDeletePerSecond ? r : b),
+    undefined,
+  );
+  const keel = (g: CaseGroup | undefined, key: string) => {
+    const runs = g?.byTarget.get('keel');
+    return runs ? medianMetric(runs, key) : Number.NaN;
+  };
+  const w64 = keel(findCase(groups, 'throughput', 64), 'receiveRate');
+  const w1 = keel(findCase(groups, 'throughput', 1), 'receiveRate');
+  if (best && !Number.isNaN(w64)) {
+    lines.push(
+      '',
+      `Best insert + delete rate above: ${formatNumber(best.insertPlusDeletePerSecond)} msg/s (batch ${best.batch}, ${best.clients} client(s)). ` +
+        `Keel window 64 reaches ${formatNumber(w64)} msg/s, ${formatNumber((100 * w64) / best.insertPlusDeletePerSecond)} % of it` +
+        (Number.isNaN(w1) ? '.' : `; window 1 reaches ${formatNumber(w1)} msg/s, ${formatNumber((100 * w1) / best.insertPlusDeletePerSecond)} %.`),
+    );
+  }
+  lines.push('');
+  return lines;
 }

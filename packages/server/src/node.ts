@@ -306,8 +306,11 @@ export class KeelNode implements RunningNode {
       connectors: this.config.networkConnectors,
       logger: this.log.child({ component: 'network' }),
     });
-    this.scheduleJobs(broker);
     this.setRole('master', { epoch, takeoverMs: Date.now() - started, reason });
+    // node-cron's first schedule costs ~100 ms: after serving has begun, not before.
+    setImmediate(() => {
+      if (this.brokerValue === broker && this.roleValue === 'master') this.scheduleJobs(broker);
+    });
   }
 
   private authenticate = async (username?: string, password?: string): Promise<boolean> => {
