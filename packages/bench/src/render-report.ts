@@ -240,7 +240,8 @@ export function renderBenchmarksMarkdown(
         color: TARGET_COLORS[t],
       })),
     );
-    lines.push('', `![${g.title}](${options.svgHref}/${file})`);
+    // Throughput and latency charts on one line: side by side where the markdown is rendered.
+    let images = `![${g.title}](${options.svgHref}/${file})`;
     if (g.scenario !== 'backlog') {
       const latFile = `${g.slug}-p99.svg`;
       svgs[latFile] = barChartSvg(
@@ -252,9 +253,9 @@ export function renderBenchmarksMarkdown(
           color: TARGET_COLORS[t],
         })),
       );
-      lines.push('', `![${g.title} p99 latency](${options.svgHref}/${latFile})`);
+      images += ` ![${g.title} p99 latency](${options.svgHref}/${latFile})`;
     }
-    lines.push('');
+    lines.push('', images, '');
   }
   const groups = groupReports(reports);
   lines.push(...renderTargetsSection(groups));

@@ -420,8 +420,14 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     const id = this.ids!.next();
     message.messageId = String(id);
     const done = this.route(conn, dest, id, message);
-    if (message.producerId !== undefined && message.producerSeq !== undefined) {
-      this.producers.set(message.producerId, { seq: message.producerSeq, done });
+    const pid = message.producerId;
+    if (pid !== undefined && message.producerSeq !== undefined) {
+      const state = { seq: message.producerSeq, done };
+      this.producers.set(pid, state);
+      // Not stored: forget what we believed, the store knows the producer's true sequence.
+      done.catch(() => {
+        if (this.producers.get(pid) === state) this.producers.delete(pid);
+      });
     }
     await done;
     return { messageId: message.messageId, duplicate: false };
@@ -757,7 +763,9 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       },
       options.noLocal ? conn.id : undefined,
     ];
-    const consumer = options.accept ? new FilteringConsumer(options.accept, ...args) : new BrokerConsumer(...args);
+    const consumer = options.accept
+      ? new FilteringConsumer(options.accept, ...args)
+      : new BrokerConsumer(...args);
     if (isTopicType(dest.type)) {
       await this.subscribeTopic(conn, dest, options, consumer);
     } else if (isWildcard(dest.name)) {
@@ -1361,9 +1369,13 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   private assertRunning(): void {
     if (!this.running) throw new NotMasterError(`broker ${this.nodeName} is not serving`);
     if (this.suspended) {
-      throw new StoreError(`the store is unavailable (${this.suspendReason}); retry shortly`, 'STORE_UNAVAILABLE', {
-        retryable: true,
-      });
+      throw new StoreError(
+        `the store is unavailable (${this.suspendReason}); retry shortly`,
+        'STORE_UNAVAILABLE',
+        {
+          retryable: true,
+        },
+      );
     }
   }
 }

@@ -21,7 +21,7 @@ interface Round {
   batch: StoreBatch;
   waiters: { resolve: () => void; reject: (err: Error) => void }[];
   /** Operations that must not be lost if the round fails: retried in the next round. */
-  retryable: ((b: StoreBatch) => void)[];
+  retryable: { mutate: (b: StoreBatch) => void; done: () => void }[];
 }
 
 function newRound(): Round {
@@ -89,11 +89,13 @@ export class GroupCommitWriter {
    * reason they are carried into the following round, so an acknowledged message is not redelivered
    * after a brief database outage.
    */
-  writeLater(mutate: (b: StoreBatch) => void): void {
-    if (this.refusal()) return;
+  writeLater(mutate: (b: StoreBatch) => void): Promise<void> {
+    if (this.refusal()) return new Promise(() => {});
     mutate(this.next.batch);
-    this.next.retryable.push(mutate);
-    this.schedule();
+    return new Promise<void>((resolve) => {
+      this.next.retryable.push({ mutate, done: resolve });
+      this.schedule();
+    });
   }
 
   /** Resolves when nothing is pending or in flight. */
@@ -146,6 +148,7 @@ export class GroupCommitWriter {
       if (!isEmptyBatch(round.batch)) await this.store.commit(round.batch);
       this.retryDelayMs = 0;
       for (const w of round.waiters) w.resolve();
+      for (const r of round.retryable) r.done();
       this.opts.onCommit?.({
         operations: countOps(round.batch),
         inserts: round.batch.inserts.length,
@@ -186,12 +189,18 @@ export class GroupCommitWriter {
             cause: err,
           },
         );
+    // Fail what queued behind the failed round too: a producer's later send must not commit while
+    // an earlier one failed, or duplicate detection (highest sequence per producer) would take a
+    // resend of the earlier one for a duplicate.
+    const queued = this.next;
+    this.next = newRound();
     for (const w of round.waiters) w.reject(storeErr);
+    for (const w of queued.waiters) w.reject(storeErr);
     this.retryDelayMs = Math.min(2000, Math.max(50, this.retryDelayMs * 2));
-    // Carry fire-and-forget operations into the next round.
-    for (const m of round.retryable) {
-      m(this.next.batch);
-      this.next.retryable.push(m);
+    // Carry fire-and-forget operations (acks, delivery counts) into the next round.
+    for (const r of [...round.retryable, ...queued.retryable]) {
+      r.mutate(this.next.batch);
+      this.next.retryable.push(r);
     }
     this.log.warn({ err: storeErr.message, code: storeErr.code }, 'store commit failed');
     this.opts.onStoreError?.(storeErr);

@@ -236,12 +236,8 @@ export class MessageQueue {
     if (!writer || !writeRemoval) return;
     this.removing.add(entry.id);
     const backing = this.backing;
-    writer
-      .write((b) => backing.remove(b, entry.id))
-      .then(
-        () => this.removalCommitted(entry.id),
-        () => this.removalCommitted(entry.id),
-      );
+    // Retried until it commits (a brief outage must not bring an acknowledged message back).
+    void writer.writeLater((b) => backing.remove(b, entry.id)).then(() => this.removalCommitted(entry.id));
   }
 
   /** Called once a removal written elsewhere (a transaction) committed. */
@@ -281,7 +277,7 @@ export class MessageQueue {
     if (entry.stored && this.backing && this.host.writer) {
       const backing = this.backing;
       const count = entry.deliveryCount;
-      this.host.writer.writeLater((b) => backing.setDeliveryCount(b, entry.id, count));
+      void this.host.writer.writeLater((b) => backing.setDeliveryCount(b, entry.id, count));
     }
     const delay = redeliveryDelayMs(policy, entry.deliveryCount);
     if (delay > 0) {
@@ -383,7 +379,7 @@ export class MessageQueue {
     for (const e of [...this.pending.clear(), ...this.delayed]) {
       removed += 1;
       this.memoryIds.delete(e.id);
-      if (e.stored && backing && writer) writer.writeLater((b) => backing.remove(b, e.id));
+      if (e.stored && backing && writer) void writer.writeLater((b) => backing.remove(b, e.id));
     }
     this.delayed.clear();
     if (backing && writer && this.spilledCount > 0) {

@@ -2,7 +2,7 @@ import { InvalidArgumentError } from '@keel/protocol';
 import { isForwardable, parseNetworkConnector, reconnectDelay } from './connector-config';
 
 describe('parseNetworkConnector', () => {
-  it('gives ActiveMQ defaults for a static list, one peer per member', () => {
+  it('gives ActiveMQ defaults (Keel reconnect and replay defaults) for a static list, one peer per member', () => {
     const c = parseNetworkConnector('static:(tcp://h1:61616,tcp://h2:61617)');
     expect(c.discovery).toEqual({ kind: 'static', peers: ['tcp://h1:61616', 'tcp://h2:61617'] });
     expect(c.options).toEqual({
@@ -19,10 +19,12 @@ describe('parseNetworkConnector', () => {
       dynamicallyIncludedDestinations: [],
       staticallyIncludedDestinations: [],
       prefetchSize: 1000,
-      initialReconnectDelay: 1000,
-      maxReconnectDelay: 30000,
+      initialReconnectDelay: 100,
+      maxReconnectDelay: 500,
       useExponentialBackOff: true,
       backOffMultiplier: 2,
+      replayWhenNoConsumers: true,
+      maxReplays: 16,
     });
   });
 
@@ -66,6 +68,26 @@ describe('parseNetworkConnector', () => {
       group: '239.255.2.3',
       port: 6155,
       groupName: 'default',
+      interface: null,
+      timeToLive: 1,
+      keepAliveInterval: 500,
+    });
+    // multicast://GROUP:PORT, ActiveMQ's logical ?group=NAME, interface/timeToLive/keepAliveInterval.
+    expect(
+      parseNetworkConnector(
+        'multicast://239.9.9.9:7001?group=east&interface=127.0.0.1&timeToLive=0&keepAliveInterval=100&replayWhenNoConsumers=false&maxReplays=3',
+      ),
+    ).toMatchObject({
+      discovery: {
+        kind: 'multicast',
+        group: '239.9.9.9',
+        port: 7001,
+        groupName: 'east',
+        interface: '127.0.0.1',
+        timeToLive: 0,
+        keepAliveInterval: 100,
+      },
+      options: { replayWhenNoConsumers: false, maxReplays: 3 },
     });
     expect(parseNetworkConnector('multicast://default?group=239.1.2.3&port=7000&networkTTL=2')).toMatchObject(
       {
@@ -97,6 +119,10 @@ describe('parseNetworkConnector', () => {
     ['failover:(tcp://h)', 'expected static'],
     ['tcp://h', 'expected static'],
     ['multicast://10.0.0.1', 'not in 224.0.0.0/4'],
+    ['multicast://default?group=10.1.2.3', 'not in 224.0.0.0/4'],
+    ['multicast://default?interface=lo', 'interface'],
+    ['multicast://default?keepAliveInterval=1', 'keepAliveInterval'],
+    ['static:(tcp://h)?replayWhenNoConsumers=maybe', 'replayWhenNoConsumers'],
   ])('rejects %s', (uri, why) => {
     expect(() => parseNetworkConnector(uri)).toThrow(InvalidArgumentError);
     expect(() => parseNetworkConnector(uri)).toThrow(why);
@@ -106,9 +132,15 @@ describe('parseNetworkConnector', () => {
 describe('reconnectDelay', () => {
   it('follows initial × multiplier^attempt capped by maxReconnectDelay', () => {
     const { options } = parseNetworkConnector('static:(tcp://h)?maxReconnectDelay=5000');
-    expect([0, 1, 2, 3, 4].map((a) => reconnectDelay(options, a))).toEqual([1000, 2000, 4000, 5000, 5000]);
+    expect([0, 1, 2, 3, 4, 10].map((a) => reconnectDelay(options, a))).toEqual([100, 200, 400, 800, 1600, 5000]);
     const flat = parseNetworkConnector('static:(tcp://h)?useExponentialBackOff=false').options;
-    expect([0, 5].map((a) => reconnectDelay(flat, a))).toEqual([1000, 1000]);
+    expect([0, 5].map((a) => reconnectDelay(flat, a))).toEqual([100, 100]);
+  });
+
+  it('with the defaults never waits more than 500 ms, so a restarted peer is relinked within ~0.5 s', () => {
+    const { options } = parseNetworkConnector('static:(tcp://h)');
+    const schedule = [0, 1, 2, 3, 4, 5, 50].map((a) => reconnectDelay(options, a));
+    expect(schedule).toEqual([100, 200, 400, 500, 500, 500, 500]);
   });
 });
 
