@@ -69,9 +69,11 @@ export async function startAdmin(node: KeelNode, logger: NodeLogger): Promise<Ad
     takeovers: (limit) => node.pgStore.takeovers(limit),
     clusterNodes: async (): Promise<ClusterNode[]> => {
       const nodes = await node.registry.list(60_000);
+      // Nodes announce every 2 s: one silent for longer than 3 announcements is not trusted.
+      const stale = Date.now() - 6_000;
       return nodes.map((n) => ({
         name: n.name,
-        role: n.role === 'stopped' ? 'unknown' : adminRole(n.role),
+        role: n.role === 'stopped' || n.lastSeen.getTime() < stale ? 'unknown' : adminRole(n.role),
         lastSeen: n.lastSeen,
       }));
     },
