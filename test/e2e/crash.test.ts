@@ -106,7 +106,12 @@ test('SIGKILL mid-stream: every receipted message survives exactly once, nothing
   const consumerConn = await connect(url, { heartbeatMs: 500 });
   consumerConn.on('error', () => {});
   const consumer = await startConsumer(consumerConn, `queue://${QUEUE}`, ledger, 500);
-  await ledger.waitFor(() => ledger.delivered.size >= stored.size, 30_000, 'the stored messages');
+  await ledger
+    .waitFor(() => ledger.delivered.size >= stored.size, 30_000, 'the stored messages')
+    .catch(async (err: Error) => {
+      const depthNow = await queueDepth(db.url, CLUSTER, QUEUE);
+      throw new Error(`${err.message}\nrows still stored: ${depthNow}\n${node.tail(30)}`);
+    });
   // Every ack reached the store: the queue is empty, so no redelivery is still to come.
   const drainDeadline = Date.now() + 15_000;
   while ((await queueDepth(db.url, CLUSTER, QUEUE)) > 0 && Date.now() < drainDeadline) {

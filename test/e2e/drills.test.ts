@@ -20,6 +20,7 @@ import {
 } from '@keel/testkit';
 import {
   brokerInfo,
+  leftovers,
   crashedNodes,
   logTime,
   masterOverlaps,
@@ -87,8 +88,16 @@ function report(ledger: Ledger, traffic: SteadyTraffic, r: DrillReport): void {
   );
 }
 
-function expectNothingLost(ledger: Ledger, depth: number): void {
+async function expectNothingLost(
+  ledger: Ledger,
+  depth: number,
+  where: { url: string; cluster: string; queue: string },
+): Promise<void> {
   const s = ledger.summary();
+  if (depth > 0) {
+    const rows = await leftovers(where.url, where.cluster, where.queue, (b) => ledger.describe(b));
+    console.log(`[e2e drill ${where.cluster}] ${depth} rows left after the drain:\n${rows.join('\n')}`);
+  }
   expect(s.lost).toBe(0);
   expect(s.duplicates).toBe(0);
   expect(s.corrupt).toBe(0);
@@ -143,7 +152,7 @@ test('(a) master SIGKILL: a slave takes over, no receipted message lost', async 
       clientPauseMs: traffic.maxClientPauseMs,
       extra: `new master=${taker.name}`,
     });
-    expectNothingLost(ledger, depth);
+    await expectNothingLost(ledger, depth, { url: db.url, cluster, queue });
     expect(crashedNodes(nodes)).toEqual([]);
     expect(await epochOf(db.url, cluster)).toMatchObject({ master: taker.name });
   } finally {
@@ -224,7 +233,7 @@ test('(b) master SIGSTOP past the lease: a slave serves; after SIGCONT the old m
     expect(info).not.toBeNull();
     expect(info?.role).not.toBe('master');
     expect(refuses).toBe(true);
-    expectNothingLost(ledger, depth);
+    await expectNothingLost(ledger, depth, { url: db.url, cluster, queue });
     expect(crashedNodes(nodes)).toEqual([]);
   } finally {
     for (const c of crashedNodes(nodes)) console.log(`[e2e drill] ${c}`);
@@ -275,7 +284,7 @@ test("(c) the master's Postgres sessions terminated: takeover or recovery, nothi
       clientPauseMs: traffic.maxClientPauseMs,
       extra: `terminated=${terminated.map((t) => t.application_name).join(',')} master after=${served.name}`,
     });
-    expectNothingLost(ledger, depth);
+    await expectNothingLost(ledger, depth, { url: db.url, cluster, queue });
     expect(crashedNodes(nodes)).toEqual([]);
     expect(masterOverlaps(nodes)).toEqual([]);
   } finally {
@@ -353,7 +362,7 @@ test('(d) the master cut off from Postgres (fault proxy), then healed: another n
     expect((await epochOf(db.url, cluster)).master).toBe(taker.name);
     expect(sampler.doubleMasters).toEqual([]);
     expect(overlaps).toEqual([]);
-    expectNothingLost(ledger, depth);
+    await expectNothingLost(ledger, depth, { url: db.url, cluster, queue });
     expect(crashedNodes(nodes)).toEqual([]);
   } finally {
     for (const c of crashedNodes(nodes)) console.log(`[e2e drill] ${c}`);
@@ -423,7 +432,7 @@ test('(e) Postgres restarted under load: service resumes, nothing receipted lost
       clientPauseMs: traffic.maxClientPauseMs,
       extra: `pg_ctl restart took ${restartedMs} ms, master after=${served.name}`,
     });
-    expectNothingLost(ledger, depth);
+    await expectNothingLost(ledger, depth, { url, cluster, queue });
     expect(crashedNodes(nodes)).toEqual([]);
     expect(masterOverlaps(nodes)).toEqual([]);
   } finally {

@@ -132,7 +132,9 @@ describe('parseNetworkConnector', () => {
 describe('reconnectDelay', () => {
   it('follows initial × multiplier^attempt capped by maxReconnectDelay', () => {
     const { options } = parseNetworkConnector('static:(tcp://h)?maxReconnectDelay=5000');
-    expect([0, 1, 2, 3, 4, 10].map((a) => reconnectDelay(options, a))).toEqual([100, 200, 400, 800, 1600, 5000]);
+    expect([0, 1, 2, 3, 4, 10].map((a) => reconnectDelay(options, a))).toEqual([
+      100, 200, 400, 800, 1600, 5000,
+    ]);
     const flat = parseNetworkConnector('static:(tcp://h)?useExponentialBackOff=false').options;
     expect([0, 5].map((a) => reconnectDelay(flat, a))).toEqual([100, 100]);
   });

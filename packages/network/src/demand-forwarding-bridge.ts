@@ -291,13 +291,18 @@ export class DemandForwardingBridge {
       void link.conn.close().catch(() => {});
       return;
     }
-    this.logger.info({ peer: this.opts.peerUrl, remote: link.remoteName }, 'network bridge: relearning demand');
+    this.logger.info(
+      { peer: this.opts.peerUrl, remote: link.remoteName },
+      'network bridge: relearning demand',
+    );
     link.relearnTimer = setTimeout(() => {
       link.relearnTimer = null;
       const seen = link.relearned;
       link.relearned = null;
       if (link.closed || seen === null) return;
-      const stale = [...link.forwarders.values()].filter((f) => !f.static && !f.closing && !seen.has(f.destination));
+      const stale = [...link.forwarders.values()].filter(
+        (f) => !f.static && !f.closing && !seen.has(f.destination),
+      );
       this.logger.info(
         { remote: link.remoteName, confirmed: [...seen].sort(), dropped: stale.map((f) => f.destination) },
         'network bridge: demand relearned',

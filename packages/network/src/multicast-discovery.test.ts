@@ -116,10 +116,16 @@ describe('MulticastDiscoveryAgent (loopback only)', () => {
     await until(a, () => a.up.length === 1);
     await say('tcp://127.0.0.1:2002');
     await until(a, () => a.up.length === 2);
-    expect(a.down[0]).toMatchObject({ peer: { url: 'tcp://127.0.0.1:2001' }, reason: 'replaced by tcp://127.0.0.1:2002' });
+    expect(a.down[0]).toMatchObject({
+      peer: { url: 'tcp://127.0.0.1:2001' },
+      reason: 'replaced by tcp://127.0.0.1:2002',
+    });
     const silentFrom = Date.now();
     await until(a, () => a.down.length === 2, 2000);
-    expect(a.down[1]).toMatchObject({ peer: { url: 'tcp://127.0.0.1:2002' }, reason: 'announcements stopped' });
+    expect(a.down[1]).toMatchObject({
+      peer: { url: 'tcp://127.0.0.1:2002' },
+      reason: 'announcements stopped',
+    });
     expect(Date.now() - silentFrom).toBeGreaterThanOrEqual(10 * 30 - 5);
     await new Promise<void>((resolve) => s.close(() => resolve()));
   });

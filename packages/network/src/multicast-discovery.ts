@@ -167,7 +167,10 @@ export class MulticastDiscoveryAgent {
     if (known) this.drop(known, `replaced by ${a.url}`);
     const peer: DiscoveredPeer = { cluster: a.cluster, name: a.name, url: a.url, lastSeenMs: Date.now() };
     this.peers.set(a.cluster, peer);
-    this.logger.info({ cluster: peer.cluster, node: peer.name, url: peer.url, from }, 'network peer discovered');
+    this.logger.info(
+      { cluster: peer.cluster, node: peer.name, url: peer.url, from },
+      'network peer discovered',
+    );
     this.opts.onPeerUp({ ...peer });
   }
 

@@ -2,7 +2,11 @@ import type { ConnectOptions } from '@keel/client';
 import type { Broker, Logger } from '@keel/core';
 import { silentLogger } from '@keel/core';
 import { AdvisoryPublisher } from './advisory-publisher';
-import { type MulticastDiscovery, type NetworkConnectorConfig, parseNetworkConnector } from './connector-config';
+import {
+  type MulticastDiscovery,
+  type NetworkConnectorConfig,
+  parseNetworkConnector,
+} from './connector-config';
 import { type BridgeStatus, DemandForwardingBridge } from './demand-forwarding-bridge';
 import { type DiscoveredPeer, MulticastDiscoveryAgent } from './multicast-discovery';
 
@@ -84,7 +88,10 @@ export class NetworkService {
   private startDiscovery(c: NetworkConnectorConfig, d: MulticastDiscovery, index: number): void {
     const url = (this.opts.advertiseUrls ?? []).find((u) => u.startsWith('tcp://')) ?? null;
     if (url === null) {
-      this.logger.warn({ connector: c.options.name }, 'multicast discovery: no tcp:// URL to announce; listening only');
+      this.logger.warn(
+        { connector: c.options.name },
+        'multicast discovery: no tcp:// URL to announce; listening only',
+      );
     }
     const agent = new MulticastDiscoveryAgent({
       discovery: d,
@@ -109,12 +116,14 @@ export class NetworkService {
     });
     this.agents.push(agent);
     this.starting.push(
-      agent.start().catch((err: Error) =>
-        this.logger.error(
-          { connector: c.options.name, group: d.group, port: d.port, err: err.message },
-          'multicast discovery failed to start',
+      agent
+        .start()
+        .catch((err: Error) =>
+          this.logger.error(
+            { connector: c.options.name, group: d.group, port: d.port, err: err.message },
+            'multicast discovery failed to start',
+          ),
         ),
-      ),
     );
   }
 

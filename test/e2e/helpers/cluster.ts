@@ -3,6 +3,7 @@
  * with short lock timings, plus probes of their admin API and client ports.
  */
 import * as net from 'node:net';
+import * as path from 'node:path';
 import { type BrokerProcess, type LogEntry, startBroker } from '@keel/testkit';
 import { Client } from 'pg';
 
@@ -39,6 +40,8 @@ export function startNode(o: StartNodeOptions): Promise<BrokerProcess> {
     adminPort: o.adminPort,
     args: o.args,
     env: { ...FAST_NODE_ENV, ...o.env },
+    // E2E_LOG_DIR=/some/dir keeps every node's output there, for a post-mortem.
+    logFile: process.env.E2E_LOG_DIR ? path.join(process.env.E2E_LOG_DIR, `${o.name}.log`) : undefined,
   });
 }
 
@@ -221,4 +224,23 @@ export async function poll(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+/**
+ * The rows still stored for a queue, each with what the ledger knows of it (for a failure message:
+ * a row left behind after the drain is a message the broker stored but does not deliver).
+ */
+export async function leftovers(
+  url: string,
+  cluster: string,
+  queue: string,
+  describe: (body: Buffer) => string,
+): Promise<string[]> {
+  const rows = await sql<{ id: string; delivery_count: number; body: Buffer }>(
+    url,
+    `SELECT m.id::text AS id, m.delivery_count, m.body FROM keel_messages m JOIN keel_destinations d ON d.id = m.dest_id
+      WHERE d.cluster = $1 AND d.type = 'queue' AND d.name = $2 ORDER BY m.id LIMIT 20`,
+    [cluster, queue],
+  );
+  return rows.map((r) => `id=${r.id} (epoch ${BigInt(r.id) >> 32n}) deliveryCount=${r.delivery_count} ${describe(r.body)}`);
 }

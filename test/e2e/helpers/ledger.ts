@@ -139,6 +139,15 @@ export class Ledger {
     return f;
   }
 
+  /** What the ledger knows of one body (for failure messages). */
+  describe(body: Buffer): string {
+    const f = parseBody(body);
+    if (!f) return 'corrupt body';
+    const key = keyOf(f);
+    const failed = this.failed.get(key);
+    return `${key}: attempted=${this.attempted.has(key)} receipted=${this.receipted.has(key)}${failed ? ` failed=${failed}` : ''} delivered=${this.delivered.get(key) ?? 0}`;
+  }
+
   /** Receipted keys the application never got. */
   lost(): string[] {
     return [...this.receipted].filter((k) => !this.delivered.has(k));

@@ -174,13 +174,18 @@ export async function queueDepth(proc: BrokerProcess, queue: string): Promise<nu
   return q.depth;
 }
 
-/** Polls `fn` every 50 ms until it returns true (a state visible only through the admin API). */
-export async function pollUntil(what: string, fn: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+/** Polls `fn` every `everyMs` until it returns true (a state visible only through the admin API). */
+export async function pollUntil(
+  what: string,
+  fn: () => Promise<boolean>,
+  timeoutMs = 20_000,
+  everyMs = 50,
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     if (await fn()) return;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 
