@@ -20,8 +20,8 @@ import {
 } from '@keel/testkit';
 import {
   brokerInfo,
-  leftovers,
   crashedNodes,
+  leftovers,
   logTime,
   masterOverlaps,
   portRefuses,

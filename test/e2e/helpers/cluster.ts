@@ -242,5 +242,7 @@ export async function leftovers(
       WHERE d.cluster = $1 AND d.type = 'queue' AND d.name = $2 ORDER BY m.id LIMIT 20`,
     [cluster, queue],
   );
-  return rows.map((r) => `id=${r.id} (epoch ${BigInt(r.id) >> 32n}) deliveryCount=${r.delivery_count} ${describe(r.body)}`);
+  return rows.map(
+    (r) => `id=${r.id} (epoch ${BigInt(r.id) >> 32n}) deliveryCount=${r.delivery_count} ${describe(r.body)}`,
+  );
 }

@@ -74,7 +74,7 @@ export interface ProducerRunOptions {
   bodyBytes?: number;
   /** Retry a send that failed with a retryable KeelError (a new attempt, new producerSeq). */
   retryRetryable?: boolean;
-  /** At most this many attempts per message when retrying (default 10). */
+  /** At most this many attempts per message when retrying (default 100; the deadline bounds it too). */
   maxAttempts?: number;
   /** Stop sending new messages after this time (the loop is bounded in time as well as count). */
   deadline: number;
@@ -100,7 +100,7 @@ export interface ProducerRunResult {
 export async function runProducer(o: ProducerRunOptions): Promise<ProducerRunResult> {
   const producer: Producer = o.session.createProducer(o.destination, { persistent: true });
   const window = o.window ?? 20;
-  const maxAttempts = o.maxAttempts ?? 10;
+  const maxAttempts = o.maxAttempts ?? 100;
   const result: ProducerRunResult = {
     name: o.name,
     started: 0,
@@ -130,7 +130,7 @@ export async function runProducer(o: ProducerRunOptions): Promise<ProducerRunRes
           result.failed++;
           return;
         }
-        await new Promise((r) => setTimeout(r, 50));
+        await new Promise((r) => setTimeout(r, 100));
       }
     }
     result.failed++;
