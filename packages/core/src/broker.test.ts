@@ -356,6 +356,42 @@ describe('Broker over the memory store', () => {
     expect(broker.getQueue('big')!.depth).toBe(0);
   });
 
+  it('finds messages a commit stored although it reported failure, after resyncing with the store', async () => {
+    const db = new MemoryDatabase();
+    broker = await startBroker({}, db);
+    conn = broker.openConnection({ protocol: 'internal' });
+    await broker.send(conn, msg('queue://q', 'known'));
+    // A row the broker never heard of, as if a COMMIT succeeded but its answer was lost.
+    const destId = (await broker.store.loadDestinations()).find((d) => d.name === 'q')!.id;
+    await broker.store.commit({
+      ...(await import('./store/store')).emptyBatch(),
+      inserts: [
+        {
+          id: broker.epoch * 2 ** 32 + 999,
+          destId,
+          priority: 4,
+          expiration: 0,
+          deliveryCount: 0,
+          headers: {
+            destination: 'queue://q',
+            persistent: true,
+            priority: 4,
+            timestamp: 1,
+            expiration: 0,
+            properties: {},
+          },
+          body: Buffer.from('stranded'),
+        },
+      ],
+    });
+    await broker.resyncFromStore();
+    expect(broker.getQueue('q')!.depth).toBe(2);
+    const inbox = new Inbox();
+    await broker.subscribe(conn, { consumerId: 'k', destination: 'queue://q', prefetch: 10 }, inbox.sink);
+    await inbox.wait(2);
+    expect(inbox.texts().sort()).toEqual(['known', 'stranded']);
+  });
+
   it('rejects bad input with typed errors', async () => {
     broker = await startBroker();
     conn = broker.openConnection({ protocol: 'internal' });

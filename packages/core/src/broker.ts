@@ -284,6 +284,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     return this.running;
   }
 
+  private resyncNeeded = false;
+
   /** Set while the node has lost its lock session and waits to know whether it is still master. */
   suspended = false;
   private suspendReason = '';
@@ -294,6 +296,17 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     this.suspended = true;
     this.suspendReason = reason;
     this.logger.warn({ reason }, 'broker suspended: no sends, no deliveries until the lock is back');
+  }
+
+  /**
+   * Compare every stored queue and durable subscription with the store and page in rows the broker
+   * does not hold (after a store outage, a commit may have succeeded although it reported failure).
+   */
+  async resyncFromStore(): Promise<void> {
+    const all = [...this.queues.values()]
+      .map((r) => r.queue)
+      .concat([...this.durables.values()].map((s) => s.queue));
+    for (const q of all) await q.resync();
   }
 
   /** Serve again after suspend(): the epoch was still ours and the lock is held again. */
@@ -320,9 +333,20 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     this.writer = new GroupCommitWriter(this.store, {
       logger: this.logger,
       maxBatchMessages: this.opts.maxBatchMessages,
-      onCommit: this.opts.onCommit,
+      onCommit: (stats) => {
+        this.opts.onCommit?.(stats);
+        if (this.resyncNeeded && !this.suspended) {
+          this.resyncNeeded = false;
+          void this.resyncFromStore().catch((err) =>
+            this.logger.warn({ err: (err as Error).message }, 'resync failed'),
+          );
+        }
+      },
       onFenced: (err) => this.emit('fenced', err),
-      onStoreError: (err) => this.emit('store:error', err),
+      onStoreError: (err) => {
+        this.resyncNeeded = true;
+        this.emit('store:error', err);
+      },
     });
     const started = Date.now();
     const dests = await this.store.loadDestinations();

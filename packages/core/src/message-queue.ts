@@ -371,6 +371,29 @@ export class MessageQueue {
     return this.memoryIds.size;
   }
 
+  /**
+   * Re-read the stored count: rows the broker does not hold (a commit that succeeded although its
+   * answer was lost) become a spilled backlog that paging delivers. Paging skips what is held.
+   */
+  async resync(): Promise<void> {
+    if (!this.backing || this.closed) return;
+    const stored = await this.backing.count();
+    const extra = stored - this.memoryIds.size - this.removing.size - this.spilledCount;
+    if (extra <= 0) return;
+    this.host.logger.warn(
+      { queue: this.key, extra },
+      'store holds messages the broker did not know; paging them in',
+    );
+    this.spilledCount += extra;
+    if (!this.spilled) {
+      this.spilled = true;
+      this.cursor = null;
+    } else {
+      this.cursor = null; // the unknown rows may lie anywhere in delivery order
+    }
+    this.scheduleDispatch();
+  }
+
   /** Remove every message not in flight (admin purge). Returns how many were removed. */
   async purge(): Promise<number> {
     let removed = 0;

@@ -47,7 +47,7 @@ export const DEFAULT_LOCK_LEASE_MS = 2_000;
 /** lock_timeout of a waiting node's attempt, so it stays responsive while it waits. */
 export const DEFAULT_LOCK_WAITING_POLL_MS = 500;
 /** A master that lost its lock session (Postgres restarting) keeps its clients this long. */
-export const DEFAULT_LOCK_OUTAGE_GRACE_MS = 15_000;
+export const DEFAULT_LOCK_OUTAGE_GRACE_MS = 5_000;
 /** The most store operations the group-commit writer puts in one transaction. */
 export const DEFAULT_STORE_MAX_BATCH_SIZE = 1_000;
 /** Messages a queue keeps in memory; the rest is paged from Postgres. */

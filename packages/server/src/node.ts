@@ -1,6 +1,6 @@
 import { Broker, type Locker } from '@keel/core';
-import { type BrokerDescription, type KeelError, NotMasterError } from '@keel/protocol';
 import { type BridgeStatus, type NetworkService, startNetwork } from '@keel/network';
+import { type BrokerDescription, type KeelError, NotMasterError } from '@keel/protocol';
 import { ensureLockDatabase, LeaseLocker, migrate, PgStore, RowLocker } from '@keel/store-pg';
 import cron, { type ScheduledTask } from 'node-cron';
 import { Pool } from 'pg';
@@ -442,7 +442,12 @@ export class KeelNode implements RunningNode {
     while (!this.stopping && Date.now() < deadline) {
       let epoch: number;
       try {
-        epoch = await this.store.readEpoch();
+        // Each attempt is bounded by what is left of the grace: a silent (partitioned) database
+        // must not keep the clients here past it.
+        epoch = await withTimeout(
+          this.store.readEpoch(),
+          Math.max(100, Math.min(1000, deadline - Date.now())),
+        );
       } catch {
         await new Promise((r) => setTimeout(r, 200));
         continue;
@@ -452,7 +457,10 @@ export class KeelNode implements RunningNode {
         return false;
       }
       const attempt = new AbortController();
-      const timer = setTimeout(() => attempt.abort(new Error('lock still held')), this.config.lock.waitingPollMs * 2 + 500);
+      const timer = setTimeout(
+        () => attempt.abort(new Error('lock still held')),
+        this.config.lock.waitingPollMs * 2 + 500,
+      );
       try {
         await this.locker!.acquire(attempt.signal);
       } catch {
@@ -470,6 +478,11 @@ export class KeelNode implements RunningNode {
         return false;
       }
       broker.resume();
+      // A commit whose answer was lost in the outage may have stored messages the broker does not
+      // hold: read the queues' counts again so paging finds them.
+      void broker
+        .resyncFromStore()
+        .catch((err) => this.log.warn({ err: (err as Error).message }, 'resync failed'));
       this.setRole('master', { epoch: this.store.epoch, resumed: true });
       return true;
     }
@@ -512,6 +525,22 @@ export class KeelNode implements RunningNode {
     await this.store.close().catch(() => {});
     await this.pool.end().catch(() => {});
   }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
 }
 
 export async function startNode(config: NodeConfig, logger: NodeLogger): Promise<RunningNode> {
