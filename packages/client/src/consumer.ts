@@ -1,8 +1,17 @@
-import { type DeliveredMessage, FrameType, InvalidArgumentError, type SubscribeFrame } from '@keel/protocol';
+import {
+  type DeliveredMessage,
+  FrameType,
+  InvalidArgumentError,
+  type RequestFrame,
+  type SubscribeFrame,
+} from '@keel/protocol';
 import { Deferred } from './deferred';
 import { MessageAudit } from './message-audit';
 import { ReceivedMessage } from './received-message';
 import type { Session } from './session';
+
+/** Acknowledged ids a consumer remembers for replay after a failover. */
+export const ACK_REPLAY_DEPTH = 5000;
 
 export interface ConsumerOptions {
   /** Window of unacknowledged messages the broker may push (ActiveMQ prefetch). Default 1000. */
@@ -72,6 +81,36 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
   }
 
   /** @internal */
+  /**
+   * @internal Ids this consumer acknowledged (outside transactions), most recent last. After a
+   * failover they are replayed to the new master (REQUEST ack-replay) before the consumer
+   * subscribes again: an ack that died with the old master must not let the message go to another
+   * consumer.
+   */
+  readonly _ackedIds: string[] = [];
+
+  /** @internal */
+  _noteAcked(ids: readonly string[]): void {
+    for (const id of ids) this._ackedIds.push(id);
+    const excess = this._ackedIds.length - ACK_REPLAY_DEPTH;
+    if (excess > 0) this._ackedIds.splice(0, excess);
+  }
+
+  /** @internal The REQUEST that replays acknowledgements (`ids` by default: every remembered one). */
+  _ackReplayFrame(ids: readonly string[] = this._ackedIds): RequestFrame {
+    return {
+      type: FrameType.Request,
+      channel: this.session.channel,
+      receiptId: '',
+      op: 'ack-replay',
+      args: {
+        destination: this.destination,
+        ...(this.durableName ? { durableName: this.durableName } : {}),
+        messageIds: [...ids],
+      },
+    };
+  }
+
   _subscribeFrame(): SubscribeFrame {
     return {
       type: FrameType.Subscribe,
@@ -251,12 +290,16 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
       // acknowledges the redelivery if that came already) and remember it.
       if (tx || this._audit.has(m.messageId)) return;
       this._audit.add(m.messageId);
+      this._noteAcked([m.messageId]);
+      // Redelivered to us already: the ACK consumes it. Still held by the new master as a
+      // recovered message: the ack-replay removes it.
       conn._write({
         type: FrameType.Ack,
         channel: this.session.channel,
         consumerId: this.id,
         messageIds: [m.messageId],
       });
+      if (conn._linkUp) void conn._call(this._ackReplayFrame([m.messageId]), 'resolve').catch(() => {});
       return;
     }
     if (tx) {
@@ -282,6 +325,7 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
     const ids = this.pendingAcks;
     this.pendingAcks = [];
     const tx = this.mode === 'tx';
+    if (!tx) this._noteAcked(ids);
     this.session.connection._write({
       type: FrameType.Ack,
       channel: this.session.channel,
@@ -340,6 +384,7 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
     }
     const calls: Promise<unknown>[] = [];
     const base = { type: FrameType.Ack, channel: this.session.channel, consumerId: this.id } as const;
+    this._noteAcked([...current.map((x) => x.messageId), ...oldIds]);
     if (current.length > 0) {
       calls.push(
         conn._call(
@@ -350,10 +395,12 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
         ),
       );
     }
-    // Messages from a previous link: the broker redelivers them with the same ids; acknowledge
-    // individually what the audit did not know (a no-op if the redelivery has not come yet —
-    // then the audit suppresses and re-acks it when it comes).
-    if (oldIds.length > 0 && live) calls.push(conn._call({ ...base, messageIds: oldIds }, 'resolve'));
+    // Messages from a previous link: if the new master redelivered one to us already, the ACK
+    // consumes it; if it still holds it as a recovered message, the ack-replay removes it.
+    if (oldIds.length > 0 && live) {
+      calls.push(conn._call({ ...base, messageIds: oldIds }, 'resolve'));
+      calls.push(conn._call(this._ackReplayFrame(oldIds), 'resolve'));
+    }
     await Promise.all(calls);
   }
 

@@ -275,6 +275,8 @@ export class Session {
     for (const c of [...this._consumers.values()]) {
       const key = `consumer:${this.channel}:${c.id}`;
       try {
+        // Acks the old master may have lost go first, while the new master holds recovered messages.
+        if (c._ackedIds.length > 0) await conn._restoreCall(wire, c._ackReplayFrame());
         await conn._restoreCall(wire, c._subscribeFrame());
         conn._takeOrphan(key)?.resolve(null);
       } catch (err) {

@@ -57,6 +57,7 @@ async function startBroker(opts: Partial<BrokerOptions> = {}, db = new MemoryDat
     nodeName: 'node-1',
     store,
     redelivery: { initialRedeliveryDelay: 0, redeliveryDelay: 0 },
+    recoveryHoldMs: 0,
     ...opts,
   });
   await broker.start();
@@ -390,6 +391,40 @@ describe('Broker over the memory store', () => {
     await broker.subscribe(conn, { consumerId: 'k', destination: 'queue://q', prefetch: 10 }, inbox.sink);
     await inbox.wait(2);
     expect(inbox.texts().sort()).toEqual(['known', 'stranded']);
+  });
+
+  it('after a takeover, holds recovered messages while a failover client replays its acknowledgements', async () => {
+    const db = new MemoryDatabase();
+    broker = await startBroker({}, db);
+    conn = broker.openConnection({ protocol: 'internal', clientId: 'app' });
+    for (let i = 0; i < 3; i++) await broker.send(conn, msg('queue://work', `m${i}`));
+    const first = new Inbox();
+    await broker.subscribe(conn, { consumerId: 'c1', destination: 'queue://work', prefetch: 10 }, first.sink);
+    await first.wait(3);
+    // The master dies before the acks of m0 and m1 reach the store.
+    await broker.stop();
+    broker = await startBroker({ recoveryHoldMs: 300 }, db);
+    const other = broker.openConnection({ protocol: 'internal', clientId: 'other' });
+    const second = new Inbox();
+    await broker.subscribe(
+      other,
+      { consumerId: 'c2', destination: 'queue://work', prefetch: 10 },
+      second.sink,
+    );
+    const back = broker.openConnection({ protocol: 'internal', clientId: 'app' });
+    expect(
+      broker.ackReplay(back, {
+        destination: 'queue://work',
+        messageIds: first.items.slice(0, 2).map((m) => m.messageId),
+      }),
+    ).toEqual({ removed: 2 });
+    expect(second.items).toHaveLength(0); // held
+    const [m] = await second.wait(1);
+    expect(m.body.toString()).toBe('m2');
+    expect(m.redelivered).toBe(true);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(second.items).toHaveLength(1);
+    expect(broker.getQueue('work')!.depth).toBe(1);
   });
 
   it('rejects bad input with typed errors', async () => {

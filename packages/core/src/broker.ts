@@ -47,6 +47,7 @@ export const DEFAULT_DEAD_LETTER: Readonly<DeadLetterOptions> = Object.freeze({
 export const DEFAULT_MEMORY_WINDOW = 2000;
 export const DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024;
 export const DEFAULT_PREFETCH = 1000;
+export const DEFAULT_RECOVERY_HOLD_MS = 1000;
 
 export interface BrokerOptions {
   nodeName: string;
@@ -59,6 +60,12 @@ export interface BrokerOptions {
   memoryWindow?: number;
   maxBatchMessages?: number;
   maxMessageSize?: number;
+  /**
+   * After a takeover, messages recovered from the store are not delivered for this long, so that
+   * failover clients can reconnect and replay acknowledgements the old master may not have
+   * committed (ackReplay) before those messages go to another consumer. 0 = no hold.
+   */
+  recoveryHoldMs?: number;
   onCommit?: (stats: { operations: number; inserts: number; durationMs: number }) => void;
 }
 
@@ -285,6 +292,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   }
 
   private resyncNeeded = false;
+  /** QueueHost: no delivery of recovered messages before this time (ms since the epoch). */
+  holdRecoveredUntil = 0;
 
   /** Set while the node has lost its lock session and waits to know whether it is still master. */
   suspended = false;
@@ -359,6 +368,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       if (!topicName) continue;
       this.addDurable(rec, topicName);
     }
+    const holdMs = this.opts.recoveryHoldMs ?? DEFAULT_RECOVERY_HOLD_MS;
+    if (holdMs > 0) this.holdRecoveredUntil = this.clock.now() + holdMs;
     await Promise.all([
       ...[...this.queues.values()].map((q) => q.queue.recover()),
       ...[...this.durables.values()].map((s) => s.queue.recover()),
@@ -948,6 +959,42 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       }
     }
     return out;
+  }
+
+  /**
+   * Acknowledgements replayed by a failover client: the messages it acknowledged on the old master,
+   * whose removal may have died with it. Any of them still waiting here is removed, so it is not
+   * delivered again (to this or another consumer). Returns how many were removed.
+   */
+  ackReplay(
+    conn: ConnectionState,
+    request: { destination: string; durableName?: string; messageIds: string[] },
+  ): { removed: number } {
+    this.assertRunning();
+    let queue: MessageQueue | undefined;
+    if (request.durableName) {
+      queue = this.durables.get(durableKey(conn.clientId, request.durableName))?.queue;
+    } else {
+      const dest = parseDestination(request.destination);
+      if (!isTopicType(dest.type)) queue = this.queues.get(formatDestination(dest))?.queue;
+    }
+    if (!queue) return { removed: 0 };
+    let removed = 0;
+    for (const raw of request.messageIds.slice(0, 100_000)) {
+      const id = parseMessageId(raw);
+      if (Number.isNaN(id)) continue;
+      const entry = queue.takePending(id);
+      if (!entry) continue;
+      queue.stats.dequeued += 1;
+      queue.forget(entry);
+      removed += 1;
+    }
+    if (removed > 0)
+      this.logger.info(
+        { queue: queue.key, removed },
+        'replayed acknowledgements removed redelivered messages',
+      );
+    return { removed };
   }
 
   // ----- transactions --------------------------------------------------------------------------

@@ -32,6 +32,8 @@ export interface QueueHost {
   readonly logger: Logger;
   /** No deliveries while set (the node lost its lock and does not know yet whether it is master). */
   readonly suspended: boolean;
+  /** Recovered (possibly delivered before) messages wait until then after a takeover (ms). */
+  readonly holdRecoveredUntil: number;
   /** Move an entry to the dead-letter queue (or drop it); `reason` is kept on the message. */
   deadLetter(queue: MessageQueue, entry: QueueEntry, reason: string): void;
   /** Build an entry from a stored row (headers, redelivered flag after takeover). */
@@ -68,6 +70,9 @@ export class MessageQueue {
   private delayed = new Set<QueueEntry>();
   private delayTimer: NodeJS.Timeout | null = null;
   private dispatchScheduled = false;
+  /** Recovered stored messages at start (a takeover): subject to the recovery hold. */
+  private recovered = false;
+  private holdTimer: NodeJS.Timeout | null = null;
 
   // paging state
   private spilled = false;
@@ -93,6 +98,7 @@ export class MessageQueue {
     if (!this.backing) return;
     const n = await this.backing.count();
     if (n > 0) {
+      this.recovered = true;
       this.spilled = true;
       this.cursor = null;
       this.spilledCount = n;
@@ -182,6 +188,17 @@ export class MessageQueue {
   dispatch(): void {
     if (this.host.suspended) return;
     const now = this.host.clock.now();
+    if (this.recovered && now < this.host.holdRecoveredUntil) {
+      // Failover clients replay their acknowledgements first (Broker.ackReplay).
+      if (!this.holdTimer) {
+        this.holdTimer = setTimeout(() => {
+          this.holdTimer = null;
+          this.scheduleDispatch();
+        }, this.host.holdRecoveredUntil - now);
+        this.holdTimer.unref?.();
+      }
+      return;
+    }
     while (this.pending.size > 0) {
       const consumer = this.pickConsumer();
       if (!consumer) break;
@@ -483,6 +500,7 @@ export class MessageQueue {
   /** Drop every in-memory structure (node stops serving). */
   close(): void {
     this.closed = true;
+    if (this.holdTimer) clearTimeout(this.holdTimer);
     if (this.delayTimer) clearTimeout(this.delayTimer);
     this.delayTimer = null;
     this.consumers = [];

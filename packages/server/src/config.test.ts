@@ -63,7 +63,13 @@ describe('loadConfig defaults', () => {
       adminPasswordHash: null,
       maxFrameSize: 4 * 1024 * 1024,
       heartbeatMs: 10_000,
-      lock: { keepAliveMs: 500, leaseMs: 2000, waitingPollMs: 500, outageGraceMs: 5000 },
+      lock: {
+        keepAliveMs: 500,
+        leaseMs: 2000,
+        waitingPollMs: 500,
+        outageGraceMs: 5000,
+        recoveryHoldMs: 1000,
+      },
       store: { maxBatchSize: 1000, pageSize: 2000 },
       redelivery: {
         maximumRedeliveries: 6,

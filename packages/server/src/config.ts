@@ -48,6 +48,8 @@ export const DEFAULT_LOCK_LEASE_MS = 2_000;
 export const DEFAULT_LOCK_WAITING_POLL_MS = 500;
 /** A master that lost its lock session (Postgres restarting) keeps its clients this long. */
 export const DEFAULT_LOCK_OUTAGE_GRACE_MS = 5_000;
+/** After a takeover, recovered messages wait this long for failover clients' replayed acks. */
+export const DEFAULT_RECOVERY_HOLD_MS = 1_000;
 /** The most store operations the group-commit writer puts in one transaction. */
 export const DEFAULT_STORE_MAX_BATCH_SIZE = 1_000;
 /** Messages a queue keeps in memory; the rest is paged from Postgres. */
@@ -94,6 +96,11 @@ export interface LockConfig {
   waitingPollMs: number;
   /** How long a master that lost its lock session keeps its clients while it tries to take the lock back. */
   outageGraceMs: number;
+  /**
+   * After a takeover, recovered messages wait this long before delivery, so failover clients can
+   * replay acknowledgements the old master may have lost (no message goes to two consumers).
+   */
+  recoveryHoldMs: number;
 }
 
 export interface StoreConfig {
@@ -463,6 +470,13 @@ const SETTINGS: Setting[] = [
     'an integer number of milliseconds between 10 and 600000',
   ),
   s(
+    'lock.recoveryHoldMs',
+    'KEEL_RECOVERY_HOLD_MS',
+    'recoveryHoldMs',
+    int(0, 600_000),
+    'an integer number of milliseconds between 0 and 600000',
+  ),
+  s(
     'lock.outageGraceMs',
     'KEEL_LOCK_OUTAGE_GRACE_MS',
     'lockOutageGraceMs',
@@ -681,6 +695,7 @@ function assemble(
     leaseMs: get('lock.leaseMs', DEFAULT_LOCK_LEASE_MS),
     waitingPollMs: get('lock.waitingPollMs', DEFAULT_LOCK_WAITING_POLL_MS),
     outageGraceMs: get('lock.outageGraceMs', DEFAULT_LOCK_OUTAGE_GRACE_MS),
+    recoveryHoldMs: get('lock.recoveryHoldMs', DEFAULT_RECOVERY_HOLD_MS),
   };
   if (lock.keepAliveMs >= lock.leaseMs) {
     problem(

@@ -285,6 +285,7 @@ export class KeelNode implements RunningNode {
               processExpired: this.config.deadLetter.processExpired,
             },
       memoryWindow: this.config.store.pageSize,
+      recoveryHoldMs: this.config.lock.recoveryHoldMs,
       maxBatchMessages: this.config.store.maxBatchSize,
       maxMessageSize: this.config.maxFrameSize,
       onCommit: (s) => this.admin?.metrics?.observeCommit(s),

@@ -663,6 +663,16 @@ export class NativeConnection {
             return { pong: true, time: Date.now() };
           case 'describe':
             return this.options.describe();
+          case 'ack-replay': {
+            // Failover: acks the client sent to the old master, which may have died with it.
+            const a = frame.args;
+            const ids = Array.isArray(a.messageIds) ? a.messageIds.map(String) : [];
+            return this.broker.ackReplay(this.conn!, {
+              destination: String(a.destination ?? ''),
+              durableName: typeof a.durableName === 'string' ? a.durableName : undefined,
+              messageIds: ids,
+            });
+          }
           default:
             throw new InvalidArgumentError(`unknown request op ${JSON.stringify(frame.op)}`);
         }
