@@ -15,11 +15,6 @@ import { ADMIN_NOT_CONFIGURED_MESSAGE } from './admin-auth';
 import { buildAdminServer, startAdminServer } from './admin-server';
 import { KeelMetrics } from './keel-metrics';
 
-// ESM-only dependencies of fastify.inject and @fastify/swagger-ui, which jest on Node 20 cannot require.
-jest.mock('cookie', () => require('./__tests__/esm-interop').esmAsCommonJs('cookie'));
-jest.mock('content-disposition', () =>
-  require('./__tests__/esm-interop').esmAsCommonJs('content-disposition'),
-);
 
 const admin = basic(ADMIN.user, ADMIN.password);
 const reader = basic(READER.user, READER.password);

@@ -23,23 +23,6 @@ import {
   runStatus,
 } from './admin-commands';
 
-// @fastify/swagger-ui -> @fastify/static -> content-disposition@3 is ESM-only, which jest's module
-// registry on Node 20 cannot require (see packages/admin/src/__tests__/esm-interop.ts): load it as
-// CommonJS through swc.
-jest.mock('content-disposition', () => {
-  const { readFileSync } = require('node:fs') as typeof import('node:fs');
-  const { transformSync } = require('@swc/core') as typeof import('@swc/core');
-  const file = require.resolve('content-disposition');
-  const { code } = transformSync(readFileSync(file, 'utf8'), {
-    filename: file,
-    jsc: { target: 'es2022', parser: { syntax: 'ecmascript' } },
-    module: { type: 'commonjs' },
-  });
-  const mod = { exports: {} as Record<string, unknown> };
-  new Function('module', 'exports', 'require', code)(mod, mod.exports, require);
-  return mod.exports;
-});
-
 const ADMIN = { user: 'root', password: 's3cret' };
 /** Test stand-in for the server's scrypt hashes: `plain:<password>`. */
 const auth = {
