@@ -449,7 +449,11 @@ export const bridgeListReply = {
           peerUrl: { type: 'string' },
           remoteName: { type: ['string', 'null'] },
           state: { type: 'string' },
-          forwarding: { type: 'array', items: { type: 'string' }, description: 'destinations with demand on the peer' },
+          forwarding: {
+            type: 'array',
+            items: { type: 'string' },
+            description: 'destinations with demand on the peer',
+          },
           forwarded: { type: 'integer' },
           inflight: { type: 'integer' },
           connects: { type: 'integer' },

@@ -15,7 +15,6 @@ import { ADMIN_NOT_CONFIGURED_MESSAGE } from './admin-auth';
 import { buildAdminServer, startAdminServer } from './admin-server';
 import { KeelMetrics } from './keel-metrics';
 
-
 const admin = basic(ADMIN.user, ADMIN.password);
 const reader = basic(READER.user, READER.password);
 

@@ -685,7 +685,8 @@ function adminRoutes(ctx: AdminContext, auth: AdminAuth, metrics: KeelMetrics): 
         ...read,
         schema: {
           tags: ['network'],
-          summary: 'Network bridges of this node (networks of brokers): peer, state, messages forwarded, demand.',
+          summary:
+            'Network bridges of this node (networks of brokers): peer, state, messages forwarded, demand.',
           security: readSecurity,
           response: { 200: S.bridgeListReply, ...errors },
         },

@@ -129,10 +129,16 @@ describe('renderTargetsSection', () => {
     ]);
     const text = renderTargetsSection(groups).join('\n');
     // 6000 / 2000 = 3 >= 2: met; 6000 / 1000 = 6 < 10: not met; p99 40 < 50: met.
-    expect(text).toContain('| window 64: Keel ≥ 2× RabbitMQ | Keel 6,000 msg/s, RabbitMQ 2,000 msg/s: 3.00× | **met** |');
-    expect(text).toContain('| window 64: Keel ≥ 10× ActiveMQ | Keel 6,000 msg/s, ActiveMQ 1,000 msg/s: 6.00× | **not met** |');
+    expect(text).toContain(
+      '| window 64: Keel ≥ 2× RabbitMQ | Keel 6,000 msg/s, RabbitMQ 2,000 msg/s: 3.00× | **met** |',
+    );
+    expect(text).toContain(
+      '| window 64: Keel ≥ 10× ActiveMQ | Keel 6,000 msg/s, ActiveMQ 1,000 msg/s: 6.00× | **not met** |',
+    );
     expect(text).toContain('| window 64: Keel p99 < 50 ms | 40.00 ms | **met** |');
-    expect(text).toContain('| window 1: Keel ≥ 2× RabbitMQ | Keel 1,500 msg/s, RabbitMQ 1,000 msg/s: 1.50× | **not met** |');
+    expect(text).toContain(
+      '| window 1: Keel ≥ 2× RabbitMQ | Keel 1,500 msg/s, RabbitMQ 1,000 msg/s: 1.50× | **not met** |',
+    );
     expect(text).toContain('| window 1: Keel p99 < 3 ms | 4.00 ms | **not met** |');
     expect(text).toContain('| backlog drain: Keel ≥ 2× RabbitMQ | - | not measured |');
   });
@@ -160,7 +166,15 @@ describe('physical-limit section', () => {
       sizeBytes: 1024,
       durationMs: 10000,
       maxRows: 300000,
-      results: [{ batch: 100, clients: 4, insert: phase('insert', 20000), delete: phase('delete', 80000), insertPlusDeletePerSecond: 16000 }],
+      results: [
+        {
+          batch: 100,
+          clients: 4,
+          insert: phase('insert', 20000),
+          delete: phase('delete', 80000),
+          insertPlusDeletePerSecond: 16000,
+        },
+      ],
     };
     const { markdown } = renderBenchmarksMarkdown([report('keel', 64, [flowRun(1, 4000, 40)])], {
       svgHref: '.',

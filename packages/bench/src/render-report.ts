@@ -150,7 +150,10 @@ export function barChartSvg(title: string, unit: string, bars: readonly Bar[]): 
   return `${parts.join('\n')}\n`;
 }
 
-const FLOW_METRICS: Array<[key: string, header: string, decimals: number]> = [
+/** [metric key, column header, decimals, factor applied to the value (default 1)]. */
+type MetricColumn = [key: string, header: string, decimals: number, factor?: number];
+
+const FLOW_METRICS: MetricColumn[] = [
   ['sendRate', 'sent msg/s', 0],
   ['receiveRate', 'received msg/s', 0],
   ['latencyP50Ms', 'latency p50 ms', 2],
@@ -159,11 +162,13 @@ const FLOW_METRICS: Array<[key: string, header: string, decimals: number]> = [
   ['receiptP99Ms', 'receipt p99 ms', 2],
 ];
 
-const BACKLOG_METRICS: Array<[key: string, header: string, decimals: number]> = [
+const BACKLOG_METRICS: MetricColumn[] = [
+  ['sent', 'filled', 0],
+  ['received', 'drained', 0],
   ['fillRate', 'fill msg/s', 0],
   ['drainRate', 'drain msg/s', 0],
-  ['fillDurationMs', 'fill s', 1],
-  ['drainDurationMs', 'drain s', 1],
+  ['fillDurationMs', 'fill s', 1, 1 / 1000],
+  ['drainDurationMs', 'drain s', 1, 1 / 1000],
   ['peakRssMiB', 'peak broker RSS MiB', 0],
 ];
 
@@ -218,7 +223,7 @@ export function renderBenchmarksMarkdown(
     lines.push(`| --- | ---: | ${metrics.map(() => '---:').join(' | ')} |`);
     for (const t of ts) {
       const runs = g.byTarget.get(t)!;
-      const cells = metrics.map(([k, , d]) => formatNumber(medianMetric(runs, k), d));
+      const cells = metrics.map(([k, , d, f]) => formatNumber(medianMetric(runs, k) * (f ?? 1), d));
       lines.push(`| ${TARGET_NAMES[t] ?? t} | ${runs.length} | ${cells.join(' | ')} |`);
     }
     const incomplete = ts.filter((t) => g.byTarget.get(t)!.some((r) => (r.missing ?? 0) > 0));
@@ -345,7 +350,9 @@ export function renderPgLimitSection(pg: PgLimitReport, groups: readonly CaseGro
     `Measured by \`node packages/bench/scripts/pg-limit.js\` on ${pg.startedAt.slice(0, 16).replace('T', ' ')} UTC against the same server (Postgres ${pg.postgres}; ` +
       `${Object.entries(pg.settings)
         .map(([k, v]) => `${k}=${v}`)
-        .join(', ')}): rows shaped like \`keel_messages\` (${pg.sizeBytes} B body, the same ordering index), ` +
+        .join(
+          ', ',
+        )}): rows shaped like \`keel_messages\` (${pg.sizeBytes} B body, the same ordering index), ` +
       'one transaction and one statement per batch (`INSERT ... SELECT FROM unnest($ids, $bodies)`, ' +
       '`DELETE ... WHERE id = ANY($ids)`), each commit waiting for its WAL flush; every phase bounded to ' +
       `${formatNumber(pg.durationMs / 1000)} s and ${formatNumber(pg.maxRows)} rows. A message's durable life is one insert plus one delete.`,
@@ -373,7 +380,9 @@ export function renderPgLimitSection(pg: PgLimitReport, groups: readonly CaseGro
       '',
       `Best insert + delete rate above: ${formatNumber(best.insertPlusDeletePerSecond)} msg/s (batch ${best.batch}, ${best.clients} client(s)). ` +
         `Keel window 64 reaches ${formatNumber(w64)} msg/s, ${formatNumber((100 * w64) / best.insertPlusDeletePerSecond)} % of it` +
-        (Number.isNaN(w1) ? '.' : `; window 1 reaches ${formatNumber(w1)} msg/s, ${formatNumber((100 * w1) / best.insertPlusDeletePerSecond)} %.`),
+        (Number.isNaN(w1)
+          ? '.'
+          : `; window 1 reaches ${formatNumber(w1)} msg/s, ${formatNumber((100 * w1) / best.insertPlusDeletePerSecond)} %.`),
     );
   }
   lines.push('');

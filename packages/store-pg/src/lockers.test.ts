@@ -9,8 +9,30 @@ const db = useTestDatabase();
 
 type Make = (node: string, cluster: string) => Locker;
 const kinds: [string, Make][] = [
-  ['RowLocker', (node, cluster) => new RowLocker({ connectionString: db.lockUrl, cluster, node, keepAliveMs: 100, leaseMs: 600, waitingPollMs: 100 })],
-  ['LeaseLocker', (node, cluster) => new LeaseLocker({ connectionString: db.lockUrl, cluster, node, keepAliveMs: 100, leaseMs: 600, waitingPollMs: 100 })],
+  [
+    'RowLocker',
+    (node, cluster) =>
+      new RowLocker({
+        connectionString: db.lockUrl,
+        cluster,
+        node,
+        keepAliveMs: 100,
+        leaseMs: 600,
+        waitingPollMs: 100,
+      }),
+  ],
+  [
+    'LeaseLocker',
+    (node, cluster) =>
+      new LeaseLocker({
+        connectionString: db.lockUrl,
+        cluster,
+        node,
+        keepAliveMs: 100,
+        leaseMs: 600,
+        waitingPollMs: 100,
+      }),
+  ],
 ];
 
 async function sql(text: string, values: unknown[] = []): Promise<Record<string, unknown>[]> {

@@ -172,7 +172,8 @@ export class RowLocker implements Locker {
       const marginMs = Math.min(keepAliveMs, (leaseMs - keepAliveMs) / 2);
       const fenceAt = this.lastKeepAliveOk + leaseMs - marginMs;
       const timer = setTimeout(
-        () => this.lose(`keep-alive did not answer within ${fenceAt - this.lastKeepAliveOk} ms of the last one`),
+        () =>
+          this.lose(`keep-alive did not answer within ${fenceAt - this.lastKeepAliveOk} ms of the last one`),
         Math.max(0, fenceAt - started),
       );
       try {
