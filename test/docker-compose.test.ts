@@ -6,7 +6,17 @@ import { parse } from 'yaml';
 describe('docker-compose.yml', () => {
   const file = readFileSync(join(__dirname, '..', 'docker-compose.yml'), 'utf8');
   const doc = parse(file, { merge: true }) as {
-    services: Record<string, { environment?: Record<string, string>; healthcheck?: { test: string[] }; ports?: string[]; depends_on?: Record<string, { condition: string }>; image?: string; build?: string }>;
+    services: Record<
+      string,
+      {
+        environment?: Record<string, string>;
+        healthcheck?: { test: string[] };
+        ports?: string[];
+        depends_on?: Record<string, { condition: string }>;
+        image?: string;
+        build?: string;
+      }
+    >;
   };
   const brokers = Object.entries(doc.services).filter(([name]) => name.startsWith('broker'));
 

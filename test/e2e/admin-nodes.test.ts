@@ -68,12 +68,18 @@ describe('admin API on a master and a slave', () => {
     expect(browse.body.messages).toHaveLength(2);
     expect(browse.body.messages[0].properties).toEqual({ n: 0 });
 
-    const purgeOnSlave = await get(slave, '/api/queues/admin.orders/messages', { method: 'DELETE', headers: { authorization: auth } });
+    const purgeOnSlave = await get(slave, '/api/queues/admin.orders/messages', {
+      method: 'DELETE',
+      headers: { authorization: auth },
+    });
     expect(purgeOnSlave.status).toBe(409);
     expect(JSON.stringify(purgeOnSlave.body)).toContain('adm-a');
     const unauth = await get(master, '/api/queues/admin.orders/messages', { method: 'DELETE' });
     expect(unauth.status).toBe(401);
-    const purge = await get(master, '/api/queues/admin.orders/messages', { method: 'DELETE', headers: { authorization: auth } });
+    const purge = await get(master, '/api/queues/admin.orders/messages', {
+      method: 'DELETE',
+      headers: { authorization: auth },
+    });
     expect(purge.status).toBe(200);
     expect((await get(slave, '/api/queues/admin.orders')).body.depth).toBe(0);
     expect((await get(master, '/api/queues/nope')).status).toBe(404);

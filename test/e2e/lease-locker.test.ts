@@ -7,10 +7,26 @@ describe('lease locker failover with real nodes', () => {
   afterAll(() => stopAll());
 
   it('a slave takes over after the master is killed; nothing receipted is lost', async () => {
-    const env = { KEEL_LOCK_LEASE_MS: '1500', KEEL_LOCK_KEEP_ALIVE_MS: '300', KEEL_LOCK_WAITING_POLL_MS: '200' };
-    const a = await startBroker({ db: db.url, name: 'lease-a', cluster: 'lease', args: ['--locker', 'lease'], env });
+    const env = {
+      KEEL_LOCK_LEASE_MS: '1500',
+      KEEL_LOCK_KEEP_ALIVE_MS: '300',
+      KEEL_LOCK_WAITING_POLL_MS: '200',
+    };
+    const a = await startBroker({
+      db: db.url,
+      name: 'lease-a',
+      cluster: 'lease',
+      args: ['--locker', 'lease'],
+      env,
+    });
     await a.waitForRole('master', 30_000);
-    const b = await startBroker({ db: db.url, name: 'lease-b', cluster: 'lease', args: ['--locker', 'lease'], env });
+    const b = await startBroker({
+      db: db.url,
+      name: 'lease-b',
+      cluster: 'lease',
+      args: ['--locker', 'lease'],
+      env,
+    });
     await b.waitForRole('slave', 30_000);
     const url = `failover:(tcp://127.0.0.1:${a.port},tcp://127.0.0.1:${b.port})?randomize=false&initialReconnectDelay=10&maxReconnectDelay=100`;
     const conn = await connect(url, { heartbeatMs: 1000 });
@@ -38,7 +54,9 @@ describe('lease locker failover with real nodes', () => {
       }
       const lost = [...receipted].filter((k) => !seen.has(k)).length;
       const duplicated = [...seen.values()].reduce((n, c) => n + c - 1, 0);
-      console.log(`lease failover: takeover ${takeoverMs} ms (lease 1500 ms); receipted ${receipted.size}, delivered ${seen.size}, lost ${lost}, duplicated ${duplicated}`);
+      console.log(
+        `lease failover: takeover ${takeoverMs} ms (lease 1500 ms); receipted ${receipted.size}, delivered ${seen.size}, lost ${lost}, duplicated ${duplicated}`,
+      );
       expect({ lost, duplicated, delivered: seen.size }).toEqual({ lost: 0, duplicated: 0, delivered: 300 });
     } finally {
       await conn.close();

@@ -7,7 +7,17 @@
 import { createSocket } from 'node:dgram';
 import type { BrokerProcess } from '@keel/testkit';
 import { createTestDatabase, freePorts, stopAll, type TestDatabase } from '@keel/testkit';
-import { bridgesOf, Clients, consume, isLog, logTime, produce, startNetNode, Tally, waitForLogs } from './helpers/network';
+import {
+  bridgesOf,
+  Clients,
+  consume,
+  isLog,
+  logTime,
+  produce,
+  startNetNode,
+  Tally,
+  waitForLogs,
+} from './helpers/network';
 
 jest.setTimeout(60_000);
 
@@ -52,7 +62,12 @@ test('multicast://: peers discovered, messages forwarded on demand, bridge dropp
   const tally = new Tally();
   const mark = east.mark();
   await consume(await clients.open(`tcp://127.0.0.1:${p2}`), 'west', Q, tally, { prefetch: 50 });
-  await waitForLogs(east, isLog('network bridge: forwarding on demand', { destination: Q, remote: 'mcWest' }), 1, mark);
+  await waitForLogs(
+    east,
+    isLog('network bridge: forwarding on demand', { destination: Q, remote: 'mcWest' }),
+    1,
+    mark,
+  );
   const sent = await produce(await clients.open(`tcp://127.0.0.1:${p1}`), Q, 'mc', 200);
   await tally.until(sent.length);
   expect(tally.counts(sent)).toEqual({ sent: 200, received: 200, lost: 0, duplicated: 0 });
@@ -63,9 +78,17 @@ test('multicast://: peers discovered, messages forwarded on demand, bridge dropp
   west.kill('SIGKILL');
   const killedAt = Date.now();
   await west.exited;
-  const gone = await waitForLogs(east, isLog('network peer gone', { cluster: 'mcWest' }), 1, goneMark, 10_000);
+  const gone = await waitForLogs(
+    east,
+    isLog('network peer gone', { cluster: 'mcWest' }),
+    1,
+    goneMark,
+    10_000,
+  );
   expect(gone.reason).toBe('announcements stopped');
   // eslint-disable-next-line no-console
-  console.log(`discovery: peer dropped ${logTime(gone) - killedAt} ms after its SIGKILL (keepAliveInterval 100 ms)`);
+  console.log(
+    `discovery: peer dropped ${logTime(gone) - killedAt} ms after its SIGKILL (keepAliveInterval 100 ms)`,
+  );
   expect(await bridgesOf(east)).toEqual([]);
 });

@@ -53,7 +53,12 @@ test('bridge B→(a1,a2) over masterslave:, a1 SIGKILLed mid-stream: resumes on 
   const mark = B.mark();
   // A little slow (2 ms a message) so that the kill lands mid-stream.
   await consume(consumerConn, 'msA', Q, tally, { prefetch: 20, delayMs: 2 });
-  await waitForLogs(B, isLog('network bridge: forwarding on demand', { destination: Q, remote: 'msA' }), 1, mark);
+  await waitForLogs(
+    B,
+    isLog('network bridge: forwarding on demand', { destination: Q, remote: 'msA' }),
+    1,
+    mark,
+  );
 
   const producer = await clients.open(`tcp://127.0.0.1:${pb}`);
   const sending = produce(producer, Q, 'ms', 1500);
@@ -66,7 +71,12 @@ test('bridge B→(a1,a2) over masterslave:, a1 SIGKILLed mid-stream: resumes on 
   const sent = await sending;
   const tookOver = logTime(await a2.waitForRole('master', 20_000));
   // The bridge re-subscribed to the advisories on a2 and a2's snapshot confirmed the demand.
-  const relearned = await waitForLogs(B, isLog('network bridge: demand relearned', { remote: 'msA' }), 1, relearnMark);
+  const relearned = await waitForLogs(
+    B,
+    isLog('network bridge: demand relearned', { remote: 'msA' }),
+    1,
+    relearnMark,
+  );
   expect(relearned.confirmed).toEqual([Q]);
   expect(relearned.dropped).toEqual([]);
   await tally.until(sent.length, 40_000);

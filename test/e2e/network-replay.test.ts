@@ -48,8 +48,18 @@ describe('stuck messages (replayWhenNoConsumers)', () => {
     const [da, dc] = await Promise.all([db(), db()]);
     // Default options except a small window, so C holds a backlog its slow consumer has not taken.
     [A, C] = await Promise.all([
-      startNetNode({ db: da.url, cluster: 'replayA', port: pa, connectors: [`static:(tcp://127.0.0.1:${pc})?prefetchSize=20`] }),
-      startNetNode({ db: dc.url, cluster: 'replayC', port: pc, connectors: [`static:(tcp://127.0.0.1:${pa})?prefetchSize=20`] }),
+      startNetNode({
+        db: da.url,
+        cluster: 'replayA',
+        port: pa,
+        connectors: [`static:(tcp://127.0.0.1:${pc})?prefetchSize=20`],
+      }),
+      startNetNode({
+        db: dc.url,
+        cluster: 'replayC',
+        port: pc,
+        connectors: [`static:(tcp://127.0.0.1:${pa})?prefetchSize=20`],
+      }),
     ]);
     await Promise.all([A, C].map((n) => waitForLogs(n, isLog('network bridge connected'))));
   });
@@ -64,7 +74,12 @@ describe('stuck messages (replayWhenNoConsumers)', () => {
       delayMs: 20,
       limit: 20,
     });
-    await waitForLogs(A, isLog('network bridge: forwarding on demand', { destination: Q, remote: 'replayC' }), 1, markA);
+    await waitForLogs(
+      A,
+      isLog('network bridge: forwarding on demand', { destination: Q, remote: 'replayC' }),
+      1,
+      markA,
+    );
     // 2. 300 sent on A, all forwarded to C (A has no consumer): they pile up on C.
     const sent = await produce(await clients.open(`tcp://127.0.0.1:${A.port}`), Q, 'rp', 300);
     await pollUntil('A forwarded all 300 to C', async () => (await bridgesOf(A))[0]?.forwarded === 300);
@@ -74,7 +89,12 @@ describe('stuck messages (replayWhenNoConsumers)', () => {
     //    so the messages (brokerPath [replayA]) stay on C.
     const markC = C.mark();
     await consume(await clients.open(`tcp://127.0.0.1:${A.port}`), 'A', Q, tally, { prefetch: 50 });
-    await waitForLogs(C, isLog('network bridge: forwarding on demand', { destination: Q, remote: 'replayA' }), 1, markC);
+    await waitForLogs(
+      C,
+      isLog('network bridge: forwarding on demand', { destination: Q, remote: 'replayA' }),
+      1,
+      markC,
+    );
     expect(tally.byBroker.get('A') ?? 0).toBe(0);
     expect(await queueDepth(C, 'net.replay')).toBe(280);
     // 4. C's consumer leaves: C has no consumer, A has one, the 280 are replayed to A.
@@ -115,7 +135,12 @@ describe('bridge recovery speed (default reconnect schedule)', () => {
     rdb = dr;
     [P, R] = await Promise.all([
       // No reconnect options: Keel's defaults (100 ms, ×2, at most 500 ms) are under test.
-      startNetNode({ db: dp.url, cluster: 'speedP', port: pp, connectors: [`static:(tcp://127.0.0.1:${pr})`] }),
+      startNetNode({
+        db: dp.url,
+        cluster: 'speedP',
+        port: pp,
+        connectors: [`static:(tcp://127.0.0.1:${pr})`],
+      }),
       startNetNode({ db: dr.url, cluster: 'speedR', port: pr }),
     ]);
     await waitForLogs(P, isLog('network bridge connected'));
@@ -159,7 +184,12 @@ describe('bridge recovery speed (default reconnect schedule)', () => {
     R = await startNetNode({ db: rdb.url, cluster: 'speedR', port: R.port });
     const listening = await R.waitForLog(isLog('listening for clients'), 5_000);
     const relinked = await waitForLogs(P, isLog('network bridge connected'), 1, pMark);
-    const demand = await waitForLogs(P, isLog('network bridge: forwarding on demand', { destination: Q }), 1, pMark);
+    const demand = await waitForLogs(
+      P,
+      isLog('network bridge: forwarding on demand', { destination: Q }),
+      1,
+      pMark,
+    );
     await confirmed;
     await tally.until(300, 20_000);
     const forwardMs = firstConfirmedAt - logTime(listening);

@@ -50,7 +50,14 @@ async function startNode(
   const args = peerPorts.length
     ? ['--network-connector', `static:(${peerPorts.map((p) => `tcp://127.0.0.1:${p}`).join(',')})?${OPTS}`]
     : [];
-  const proc = await startBroker({ db: database.url, name, cluster: name, port, args, env: { ...ENV, ...env } });
+  const proc = await startBroker({
+    db: database.url,
+    name,
+    cluster: name,
+    port,
+    args,
+    env: { ...ENV, ...env },
+  });
   await proc.waitForRole('master', 30_000);
   return { name, port, db: database, peers: [], proc };
 }
@@ -62,11 +69,18 @@ async function client(node: Node): Promise<Connection> {
   return c;
 }
 
-const isLog = (msg: string, fields: Record<string, unknown> = {}) => (e: LogEntry) =>
-  e.msg === msg && Object.entries(fields).every(([k, v]) => e[k] === v);
+const isLog =
+  (msg: string, fields: Record<string, unknown> = {}) =>
+  (e: LogEntry) =>
+    e.msg === msg && Object.entries(fields).every(([k, v]) => e[k] === v);
 
 /** Resolves once `node` logged `count` matching lines from `from` on. */
-async function waitForLogs(node: Node, pred: (e: LogEntry) => boolean, count: number, from = 0): Promise<void> {
+async function waitForLogs(
+  node: Node,
+  pred: (e: LogEntry) => boolean,
+  count: number,
+  from = 0,
+): Promise<void> {
   let next = from;
   for (let i = 0; i < count; i++) {
     const e = await node.proc.waitForLog(pred, 20_000, next);
@@ -119,7 +133,13 @@ async function consume(node: Node, destination: string, tally: Tally, prefetch =
   return consumer;
 }
 
-async function produce(node: Node, destination: string, prefix: string, count: number, persistent = true): Promise<string[]> {
+async function produce(
+  node: Node,
+  destination: string,
+  prefix: string,
+  count: number,
+  persistent = true,
+): Promise<string[]> {
   const c = await client(node);
   const s = await c.createSession();
   const p = s.createProducer(destination, { persistent });
@@ -163,10 +183,20 @@ describe('ring of three (X→Y, Y→Z, Z→X)', () => {
     const tally = new Tally();
     const mark = X.proc.mark();
     const onY = await consume(Y, 'queue://net.demand', tally);
-    await waitForLogs(X, isLog('network bridge: forwarding on demand', { destination: 'queue://net.demand' }), 1, mark);
+    await waitForLogs(
+      X,
+      isLog('network bridge: forwarding on demand', { destination: 'queue://net.demand' }),
+      1,
+      mark,
+    );
     const sent = await produce(X, 'queue://net.demand', 'd', 300);
     await tally.until(sent.length);
-    expect({ sent: sent.length, received: tally.total, lost: tally.lost(sent).length, duplicated: tally.duplicated }).toEqual({
+    expect({
+      sent: sent.length,
+      received: tally.total,
+      lost: tally.lost(sent).length,
+      duplicated: tally.duplicated,
+    }).toEqual({
       sent: 300,
       received: 300,
       lost: 0,
@@ -183,12 +213,21 @@ describe('ring of three (X→Y, Y→Z, Z→X)', () => {
     // Demand gone: X stops forwarding; what is sent next stays on X.
     const gone = X.proc.mark();
     await onY.close();
-    await waitForLogs(X, isLog('network bridge: demand gone', { destination: 'queue://net.demand' }), 1, gone);
+    await waitForLogs(
+      X,
+      isLog('network bridge: demand gone', { destination: 'queue://net.demand' }),
+      1,
+      gone,
+    );
     const later = await produce(X, 'queue://net.demand', 'later', 20);
     const laterTally = new Tally();
     await consume(X, 'queue://net.demand', laterTally);
     await laterTally.until(later.length);
-    expect({ received: laterTally.total, lost: laterTally.lost(later).length, duplicated: laterTally.duplicated }).toEqual({
+    expect({
+      received: laterTally.total,
+      lost: laterTally.lost(later).length,
+      duplicated: laterTally.duplicated,
+    }).toEqual({
       received: 20,
       lost: 0,
       duplicated: 0,
@@ -197,7 +236,11 @@ describe('ring of three (X→Y, Y→Z, Z→X)', () => {
     const idleTally = new Tally();
     await consume(X, 'queue://net.idle', idleTally);
     await idleTally.until(idle.length);
-    expect({ received: idleTally.total, lost: idleTally.lost(idle).length, duplicated: idleTally.duplicated }).toEqual({
+    expect({
+      received: idleTally.total,
+      lost: idleTally.lost(idle).length,
+      duplicated: idleTally.duplicated,
+    }).toEqual({
       received: 50,
       lost: 0,
       duplicated: 0,
@@ -211,12 +254,24 @@ describe('ring of three (X→Y, Y→Z, Z→X)', () => {
     // Each broker forwards to its one downstream peer, which has a consumer now.
     await Promise.all(
       [X, Y, Z].map((n, i) =>
-        waitForLogs(n, isLog('network bridge: forwarding on demand', { destination: 'queue://net.ring' }), 1, marks[i]),
+        waitForLogs(
+          n,
+          isLog('network bridge: forwarding on demand', { destination: 'queue://net.ring' }),
+          1,
+          marks[i],
+        ),
       ),
     );
-    const sent = (await Promise.all([X, Y, Z].map((n) => produce(n, 'queue://net.ring', `r${n.name}`, 200)))).flat();
+    const sent = (
+      await Promise.all([X, Y, Z].map((n) => produce(n, 'queue://net.ring', `r${n.name}`, 200)))
+    ).flat();
     await tally.until(sent.length);
-    expect({ sent: sent.length, received: tally.total, lost: tally.lost(sent).length, duplicated: tally.duplicated }).toEqual({
+    expect({
+      sent: sent.length,
+      received: tally.total,
+      lost: tally.lost(sent).length,
+      duplicated: tally.duplicated,
+    }).toEqual({
       sent: 600,
       received: 600,
       lost: 0,
@@ -250,7 +305,12 @@ describe('ring of three (X→Y, Y→Z, Z→X)', () => {
     // acknowledged, and Y's duplicate detection dropped them (producerId net:netX:<id>).
     const resendsDropped = Y.proc.logs.filter((e) => e.msg === 'duplicate send dropped').length;
     expect(resendsDropped).toBeGreaterThan(0);
-    expect({ sent: sent.length, received: tally.total, lost: tally.lost(sent).length, duplicated: tally.duplicated }).toEqual({
+    expect({
+      sent: sent.length,
+      received: tally.total,
+      lost: tally.lost(sent).length,
+      duplicated: tally.duplicated,
+    }).toEqual({
       sent: 1000,
       received: 1000,
       lost: 0,
@@ -281,10 +341,18 @@ describe('full mesh of three', () => {
     // Each broker subscribes once per peer (conduit) once both peers advertised their subscriber.
     await Promise.all(
       [A, B, C].map((n, i) =>
-        waitForLogs(n, isLog('network bridge: forwarding on demand', { destination: 'topic://net.news' }), 2, marks[i]),
+        waitForLogs(
+          n,
+          isLog('network bridge: forwarding on demand', { destination: 'topic://net.news' }),
+          2,
+          marks[i],
+        ),
       ),
     );
-    const sent = [...(await produce(A, 'topic://net.news', 'tA', 200)), ...(await produce(B, 'topic://net.news', 'tB', 100, false))];
+    const sent = [
+      ...(await produce(A, 'topic://net.news', 'tA', 200)),
+      ...(await produce(B, 'topic://net.news', 'tB', 100, false)),
+    ];
     await Promise.all(subs.map((t) => t.until(sent.length)));
     for (const t of subs) {
       expect({ received: t.total, lost: t.lost(sent).length, duplicated: t.duplicated }).toEqual({
@@ -299,10 +367,20 @@ describe('full mesh of three', () => {
     const tally = new Tally();
     const mark = A.proc.mark();
     await Promise.all([A, B].map((n) => consume(n, 'queue://net.ab', tally, 10)));
-    await waitForLogs(A, isLog('network bridge: forwarding on demand', { destination: 'queue://net.ab' }), 1, mark);
+    await waitForLogs(
+      A,
+      isLog('network bridge: forwarding on demand', { destination: 'queue://net.ab' }),
+      1,
+      mark,
+    );
     const sent = await produce(A, 'queue://net.ab', 'ab', 400);
     await tally.until(sent.length);
-    expect({ sent: sent.length, received: tally.total, lost: tally.lost(sent).length, duplicated: tally.duplicated }).toEqual({
+    expect({
+      sent: sent.length,
+      received: tally.total,
+      lost: tally.lost(sent).length,
+      duplicated: tally.duplicated,
+    }).toEqual({
       sent: 400,
       received: 400,
       lost: 0,
@@ -313,7 +391,10 @@ describe('full mesh of three', () => {
     // C never had demand for it, so no bridge consumes it on A for C.
     expect(
       A.proc.logs.some(
-        (e) => e.msg === 'network bridge: forwarding on demand' && e.destination === 'queue://net.ab' && e.remote === 'meshC',
+        (e) =>
+          e.msg === 'network bridge: forwarding on demand' &&
+          e.destination === 'queue://net.ab' &&
+          e.remote === 'meshC',
       ),
     ).toBe(false);
   });

@@ -2,7 +2,7 @@
 // Summarise a V8 .cpuprofile (from `node --cpu-prof`): top functions by self time, and self time
 // grouped by package/area. NOT run by CI.
 //   node packages/bench/scripts/cpuprofile-top.js /tmp/prof/CPU.*.cpuprofile [--top 25] [--json]
-'use strict';
+
 const { readFileSync } = require('node:fs');
 
 const file = process.argv[2];
@@ -58,11 +58,17 @@ const result = {
   functions: sorted(fn)
     .slice(0, top)
     .map(([name, us]) => ({ name, selfMs: Math.round(us / 1000), selfPct: Number(pct(us)) })),
-  areas: sorted(areas).map(([name, us]) => ({ name, selfMs: Math.round(us / 1000), selfPct: Number(pct(us)) })),
+  areas: sorted(areas).map(([name, us]) => ({
+    name,
+    selfMs: Math.round(us / 1000),
+    selfPct: Number(pct(us)),
+  })),
 };
 if (asJson) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 else {
-  process.stdout.write(`${file}: ${result.totalMs} ms profiled, ${result.samples} samples\n\nself ms  self %  function\n`);
+  process.stdout.write(
+    `${file}: ${result.totalMs} ms profiled, ${result.samples} samples\n\nself ms  self %  function\n`,
+  );
   for (const f of result.functions)
     process.stdout.write(`${String(f.selfMs).padStart(7)}  ${f.selfPct.toFixed(1).padStart(5)}  ${f.name}\n`);
   process.stdout.write('\nself ms  self %  area\n');

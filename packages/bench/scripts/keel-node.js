@@ -2,7 +2,7 @@
 // Start one Keel node for benchmarks (used by compare.sh; not run by CI). Needs `npx tsc -b packages/server`.
 //   node packages/bench/scripts/keel-node.js --db postgres://... [--stomp-port 61811] [--port 61810] [--admin-port 8811]
 // Prints "ready pid=<pid>" on stdout once the node serves, and stops on SIGINT/SIGTERM.
-'use strict';
+
 const path = require('node:path');
 const { loadConfig, createLogger, startNode } = require(path.resolve(__dirname, '../../server/dist'));
 

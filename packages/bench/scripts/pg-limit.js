@@ -9,7 +9,7 @@
 // Creates a scratch database (keel_pglimit_<time>) in the server of --db and drops it at the end.
 // Every phase is bounded in rows (--max-rows) and time (--duration-ms). Commits are durable
 // (synchronous_commit as the server has it, default on: each commit waits for its WAL flush).
-'use strict';
+
 const path = require('node:path');
 const { writeFileSync } = require('node:fs');
 const { Client } = require(require.resolve('pg', { paths: [path.resolve(__dirname, '../../..')] }));
@@ -84,7 +84,8 @@ async function phase(url, kind, clients, batch, ids) {
   const elapsed = performance.now() - started;
   await Promise.all(conns.map((c) => c.end()));
   lat.sort((a, b) => a - b);
-  const pct = (p) => (lat.length ? lat[Math.min(lat.length, Math.max(1, Math.ceil((p / 100) * lat.length))) - 1] : null);
+  const pct = (p) =>
+    lat.length ? lat[Math.min(lat.length, Math.max(1, Math.ceil((p / 100) * lat.length))) - 1] : null;
   return {
     kind,
     clients,

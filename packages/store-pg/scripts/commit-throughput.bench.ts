@@ -79,13 +79,15 @@ test('commit throughput', async () => {
           await store.commit({ ...emptyBatch(), deletes: previous });
           const rate = Math.round((rounds * batchSize) / s);
           perCommit.sort((a, b) => a - b);
-          const p = (f: number) => perCommit[Math.min(perCommit.length - 1, Math.floor(f * perCommit.length))]!;
+          const p = (f: number) =>
+            perCommit[Math.min(perCommit.length - 1, Math.floor(f * perCommit.length))]!;
           const best = Math.round(batchSize / (p(0.1) / 1000));
           lines.push(
             `batch ${String(batchSize).padStart(3)} ${label.padEnd(15)}: ${rate} msg/s (insert+delete per commit, ${rounds} commits, ${(
-              (s * 1000) /
-              rounds
-            ).toFixed(2)} ms/commit; per commit p10 ${p(0.1).toFixed(2)} p50 ${p(0.5).toFixed(2)} ms; at p10 ${best} msg/s)`,
+              (s * 1000) / rounds
+            ).toFixed(
+              2,
+            )} ms/commit; per commit p10 ${p(0.1).toFixed(2)} p50 ${p(0.5).toFixed(2)} ms; at p10 ${best} msg/s)`,
           );
           expect(await store.countMessages(q)).toBe(0);
         } finally {

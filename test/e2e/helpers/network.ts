@@ -23,7 +23,10 @@ export interface NetNodeOptions {
 }
 
 /** A broker with `--network-connector` per connector; resolves once it is master (or slave). */
-export async function startNetNode(o: NetNodeOptions, role: 'master' | 'slave' = 'master'): Promise<BrokerProcess> {
+export async function startNetNode(
+  o: NetNodeOptions,
+  role: 'master' | 'slave' = 'master',
+): Promise<BrokerProcess> {
   const args = (o.connectors ?? []).flatMap((c) => ['--network-connector', c]);
   const proc = await startBroker({
     db: o.db,
@@ -97,7 +100,12 @@ export class Tally {
 
   /** sent / received / lost / duplicated, for one `toEqual`. */
   counts(sent: string[]): { sent: number; received: number; lost: number; duplicated: number } {
-    return { sent: sent.length, received: this.total, lost: this.lost(sent).length, duplicated: this.duplicated };
+    return {
+      sent: sent.length,
+      received: this.total,
+      lost: this.lost(sent).length,
+      duplicated: this.duplicated,
+    };
   }
 
   until(n: number, timeoutMs = 30_000): Promise<void> {
@@ -151,7 +159,12 @@ export async function consume(
 }
 
 /** Sends `count` persistent messages with properties k = `<prefix>-<i>`, 50 in flight at most. */
-export async function produce(conn: Connection, destination: string, prefix: string, count: number): Promise<string[]> {
+export async function produce(
+  conn: Connection,
+  destination: string,
+  prefix: string,
+  count: number,
+): Promise<string[]> {
   const s = await conn.createSession();
   const p = s.createProducer(destination, { persistent: true });
   const keys: string[] = [];
