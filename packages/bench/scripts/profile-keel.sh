@@ -32,6 +32,8 @@ cleanup() {
     kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
   fi
   psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+  # The node's lease locker keeps its lock in a sibling database.
+  psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS ${DB}_lock WITH (FORCE)" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 

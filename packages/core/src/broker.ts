@@ -113,7 +113,7 @@ class FilteringConsumer extends BrokerConsumer {
     }
     if (queue.key.startsWith('subscriber://')) {
       // A topic subscriber's own copy: refusing it means not wanting it.
-      queue.acknowledge(entry);
+      void queue.acknowledge(entry);
       return;
     }
     // Give it back untouched (no redelivery count) and let the other consumers have it.
@@ -929,14 +929,10 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       consumer.addCredit(refs.length);
       return;
     }
-    const waits: Promise<unknown>[] = [];
-    for (const ref of refs) {
-      ref.queue.acknowledge(ref.entry);
-    }
+    const removals = refs.map((ref) => ref.queue.acknowledge(ref.entry));
     consumer.addCredit(refs.length);
-    // The removal is written by MessageQueue.forget; wait for the round that holds it.
-    if (this.writer && refs.some((r) => r.entry.stored)) waits.push(this.writer.write(() => {}));
-    await Promise.all(waits);
+    // Resolves once the removals committed; a failed round does not fail the ack, it is retried.
+    await Promise.all(removals);
   }
 
   /** Negative acknowledgement: redeliver (after the redelivery delay) or dead-letter. */
@@ -986,7 +982,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       const entry = queue.takePending(id);
       if (!entry) continue;
       queue.stats.dequeued += 1;
-      queue.forget(entry);
+      void queue.forget(entry);
       removed += 1;
     }
     if (removed > 0)

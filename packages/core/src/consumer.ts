@@ -61,7 +61,7 @@ export class BrokerConsumer implements QueueConsumer {
       deliveryCount: entry.deliveryCount,
       redelivered: entry.redelivered || entry.deliveryCount > 0,
     };
-    if (this.ackOnDelivery) queue.acknowledge(entry);
+    if (this.ackOnDelivery) void queue.acknowledge(entry);
     else this.inflight.set(entry.id, { entry, queue });
     this.sink({ consumerId: this.id, message });
   }

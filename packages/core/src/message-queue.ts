@@ -233,11 +233,11 @@ export class MessageQueue {
     return best;
   }
 
-  /** The consumer acknowledged the entry: it is done. */
-  acknowledge(entry: QueueEntry): void {
+  /** The consumer acknowledged the entry: it is done. Resolves once its removal committed. */
+  acknowledge(entry: QueueEntry): Promise<void> {
     this.inflight -= 1;
     this.stats.dequeued += 1;
-    this.forget(entry);
+    return this.forget(entry);
   }
 
   /** Store operation for an acknowledged entry, to join a transaction's batch. */
@@ -245,16 +245,18 @@ export class MessageQueue {
     if (entry.stored && this.backing) this.backing.remove(b, entry.id);
   }
 
-  /** Release an entry from memory; its store removal is written (or joined to `batch` by the caller). */
-  forget(entry: QueueEntry, writeRemoval = true): void {
-    if (!entry.stored || !this.backing) return;
+  /**
+   * Release an entry from memory and write its store removal; resolves once the removal committed
+   * (it is retried until it does: a brief outage must not bring an acknowledged message back).
+   */
+  forget(entry: QueueEntry): Promise<void> {
+    if (!entry.stored || !this.backing) return Promise.resolve();
     this.memoryIds.delete(entry.id);
     const writer = this.host.writer;
-    if (!writer || !writeRemoval) return;
+    if (!writer) return Promise.resolve();
     this.removing.add(entry.id);
     const backing = this.backing;
-    // Retried until it commits (a brief outage must not bring an acknowledged message back).
-    void writer.writeLater((b) => backing.remove(b, entry.id)).then(() => this.removalCommitted(entry.id));
+    return writer.writeLater((b) => backing.remove(b, entry.id)).then(() => this.removalCommitted(entry.id));
   }
 
   /** Called once a removal written elsewhere (a transaction) committed. */

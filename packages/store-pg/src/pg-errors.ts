@@ -38,6 +38,7 @@ const RETRYABLE_MESSAGES = [
   'Client was closed and is not queryable',
   'timeout expired',
   'Connection terminated due to connection timeout',
+  'Query read timeout', // pg's query_timeout (PgStore queryTimeoutMs)
 ];
 
 /** The SQLSTATE of a pg error, or undefined. */
