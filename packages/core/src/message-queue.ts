@@ -418,12 +418,13 @@ export class MessageQueue {
     let removed = 0;
     const writer = this.host.writer;
     const backing = this.backing;
+    const removals: Promise<void>[] = [];
     for (const e of [...this.pending.clear(), ...this.delayed]) {
       removed += 1;
-      this.memoryIds.delete(e.id);
-      if (e.stored && backing && writer) void writer.writeLater((b) => backing.remove(b, e.id));
+      removals.push(this.forget(e));
     }
     this.delayed.clear();
+    await Promise.all(removals);
     if (backing && writer && this.spilledCount > 0) {
       let cursor: PageCursor | null = this.cursor;
       for (;;) {
