@@ -14,7 +14,6 @@ import {
   matchesWildcard,
   NotMasterError,
   parseDestination,
-  StoreError,
 } from '@keel/protocol';
 import { type ConnectionInfo, ConnectionState, type Transaction } from './connection';
 import { BrokerConsumer, type DeliverySink, type InflightRef } from './consumer';
@@ -299,12 +298,32 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   suspended = false;
   private suspendReason = '';
 
-  /** Stop accepting work and delivering, keeping every client connected (lock lost, store away). */
+  private suspension: { promise: Promise<void>; resolve: () => void; reject: (err: Error) => void } | null =
+    null;
+
+  /**
+   * Stop delivering and hold new sends and commits, keeping every client connected (lock lost,
+   * store away). Held requests go on after resume(); if the node steps down instead, its
+   * listeners close first and failover clients resend them to the new master.
+   */
   suspend(reason: string): void {
     if (this.suspended) return;
     this.suspended = true;
     this.suspendReason = reason;
-    this.logger.warn({ reason }, 'broker suspended: no sends, no deliveries until the lock is back');
+    let resolve!: () => void;
+    let reject!: (err: Error) => void;
+    const promise = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    promise.catch(() => {});
+    this.suspension = { promise, resolve, reject };
+    this.logger.warn({ reason }, 'broker suspended: sends held, no deliveries until the lock is back');
+  }
+
+  /** Sends and commits wait here while the broker is suspended. */
+  private async whileSuspended(): Promise<void> {
+    while (this.suspended && this.suspension) await this.suspension.promise;
   }
 
   /**
@@ -322,6 +341,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   resume(): void {
     if (!this.suspended) return;
     this.suspended = false;
+    this.suspension?.resolve();
+    this.suspension = null;
     this.epoch = this.store.epoch;
     for (const q of this.queues.values()) q.queue.scheduleDispatch();
     for (const s of this.subscriptions) s.queue.scheduleDispatch();
@@ -391,6 +412,10 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   async stop(options: { drain?: boolean } = {}): Promise<void> {
     if (!this.running && !this.writer) return;
     this.running = false;
+    this.suspension?.reject(
+      new NotMasterError(`broker ${this.nodeName} stopped serving (${this.suspendReason})`),
+    );
+    this.suspension = null;
     for (const c of [...this.connections.values()]) this.closeConnection(c, { redeliver: false });
     if (options.drain && this.writer && !this.writer.isFenced) {
       await this.writer.drain();
@@ -441,6 +466,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
    */
   async send(conn: ConnectionState, message: Message, txId?: string): Promise<SendResult> {
     this.assertRunning();
+    if (this.suspended) await this.whileSuspended();
     const dest = this.checkMessage(message);
     conn.messagesIn += 1;
     if (txId !== undefined) {
@@ -1012,6 +1038,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   /** Commit: every send and ack of the transaction in one store transaction, then dispatch. */
   async commit(conn: ConnectionState, txId: string): Promise<void> {
     this.assertRunning();
+    if (this.suspended) await this.whileSuspended();
     const tx = this.transaction(conn, txId);
     conn.transactions.delete(txId);
     const targets: {
@@ -1435,15 +1462,6 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
 
   private assertRunning(): void {
     if (!this.running) throw new NotMasterError(`broker ${this.nodeName} is not serving`);
-    if (this.suspended) {
-      throw new StoreError(
-        `the store is unavailable (${this.suspendReason}); retry shortly`,
-        'STORE_UNAVAILABLE',
-        {
-          retryable: true,
-        },
-      );
-    }
   }
 }
 
