@@ -19,6 +19,7 @@ import {
   type AdminCommandActions,
   registerAdminCommands,
 } from './commands/admin-commands';
+import { benchCommand } from './commands/bench';
 import { type BrokerOptions, runBroker } from './commands/broker';
 import { type ConsumeOptions, consumeCommand } from './commands/consume';
 import { type DrillOptions, drillCommand } from './commands/drill';
@@ -34,6 +35,7 @@ export interface CommandActions extends AdminCommandActions {
   produce(options: ProduceOptions, output: Output): Promise<unknown>;
   consume(options: ConsumeOptions, output: Output): Promise<unknown>;
   drill(options: DrillOptions, output: Output): Promise<unknown>;
+  bench(args: string[], output: Output): Promise<unknown>;
 }
 
 export interface BuildProgramOptions {
@@ -61,6 +63,7 @@ export function buildProgram(options: BuildProgramOptions = {}): Command {
     produce: produceCommand,
     consume: consumeCommand,
     drill: drillCommand,
+    bench: benchCommand,
     ...ADMIN_COMMAND_ACTIONS,
     ...options.actions,
   };
@@ -69,6 +72,8 @@ export function buildProgram(options: BuildProgramOptions = {}): Command {
     .description("Keel: a message broker with ActiveMQ Classic's high-availability models on PostgreSQL")
     .version(VERSION, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
+    // Options after a command belong to it (`keel bench` passes them through unchanged).
+    .enablePositionalOptions()
     .configureOutput({ writeOut: output.out, writeErr: output.err });
   if (options.exitOverride) program.exitOverride();
 
@@ -217,6 +222,17 @@ function registerLoadCommands(program: Command, actions: CommandActions, output:
     .option('--pg-url <url>', 'use this Postgres server (superuser URL) instead of a private one')
     .action(async (opts: DrillOptions) => {
       await actions.drill(opts, output);
+    });
+
+  program
+    .command('bench')
+    .description('load generator over STOMP: throughput, fanout, backlog (keel bench --help for its options)')
+    .argument('[args...]', 'SCENARIO and its options, passed to the benchmark unchanged')
+    .helpOption(false)
+    .allowUnknownOption()
+    .passThroughOptions()
+    .action(async (args: string[]) => {
+      await actions.bench(args, output);
     });
 }
 
