@@ -86,14 +86,60 @@ describe('admin API on a master and a slave', () => {
     expect((await get(master, '/api/queues/admin.orders/messages?limit=-1')).status).toBe(400);
   });
 
+  it('hands the master lock over on request (rolling upgrade) with nothing lost', async () => {
+    const url = `failover:(tcp://127.0.0.1:${master.port},tcp://127.0.0.1:${slave.port})?randomize=false&initialReconnectDelay=10&maxReconnectDelay=100`;
+    const conn = await connect(url, { heartbeatMs: 1000 });
+    try {
+      const session = await conn.createSession();
+      const producer = session.createProducer('queue://admin.handover');
+      const sent: string[] = [];
+      for (let i = 0; i < 50; i++) {
+        await producer.send(`h${i}`);
+        sent.push(`h${i}`);
+      }
+      const refused = await get(slave, '/api/broker/handover', {
+        method: 'POST',
+        headers: { authorization: auth },
+      });
+      expect(refused.status).toBe(409);
+      const handover = await get(master, '/api/broker/handover', {
+        method: 'POST',
+        headers: { authorization: auth },
+      });
+      expect(handover.status).toBeLessThan(300);
+      await slave.waitForRole('master', 15_000);
+      expect((await get(master, '/api/broker')).body.role).toBe('slave');
+      for (let i = 50; i < 100; i++) {
+        await producer.send(`h${i}`);
+        sent.push(`h${i}`);
+      }
+      const consumer = await session.createConsumer('queue://admin.handover', { prefetch: 200 });
+      const seen = new Map<string, number>();
+      for await (const m of consumer) {
+        seen.set(m.text(), (seen.get(m.text()) ?? 0) + 1);
+        if (seen.size === sent.length) break;
+      }
+      const duplicated = [...seen.values()].reduce((n, c) => n + c - 1, 0);
+      expect({ delivered: seen.size, lost: sent.filter((k) => !seen.has(k)).length, duplicated }).toEqual({
+        delivered: 100,
+        lost: 0,
+        duplicated: 0,
+      });
+    } finally {
+      await conn.close();
+    }
+  });
+
   it('exposes Prometheus metrics with role, epoch and the store health', async () => {
-    const m = await get(master, '/metrics');
+    // After the hand-over above, adm-b is the master and adm-a the slave.
+    const m = await get(slave, '/metrics');
     expect(m.status).toBe(200);
     expect(m.body).toMatch(/keel_role\{[^}]*role="master"[^}]*\} 1/);
     expect(m.body).toMatch(/keel_epoch\{[^}]*\} [1-9]/);
     expect(m.body).toMatch(/keel_store_dead_rows\{[^}]*table="keel_messages"/);
     expect(m.body).toMatch(/keel_store_commit_duration_seconds_count/);
-    const s = await get(slave, '/metrics');
+    expect(m.body).toMatch(/keel_takeovers_total\{[^}]*\} [1-9]/);
+    const s = await get(master, '/metrics');
     expect(s.body).toMatch(/keel_role\{[^}]*role="slave"[^}]*\} 1/);
   });
 });
