@@ -441,6 +441,8 @@ export class KeelNode implements RunningNode {
     this.setRole('recovering', { reason, suspended: true });
     const deadline = Date.now() + this.config.lock.outageGraceMs;
     while (!this.stopping && Date.now() < deadline) {
+      // A write refused for a newer epoch settles it: another node took over.
+      if (broker.writer?.isFenced) return false;
       let epoch: number;
       try {
         // Each attempt is bounded by what is left of the grace: a silent (partitioned) database

@@ -105,12 +105,17 @@ export class RowLocker implements Locker {
       if (this.heldFlag) this.lose('lock session ended');
     });
     await client.connect();
+    // lock_timeout for every statement of this session: a waiting node stays responsive, and no
+    // statement blocks behind the master's open transaction for longer than one poll.
     await client.query(
-      `SET idle_in_transaction_session_timeout = ${Math.round(this.opts.leaseMs)}; SET statement_timeout = 0; SET tcp_keepalives_idle = ${Math.max(1, Math.round(this.opts.leaseMs / 1000))}; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = 2`,
+      `SET idle_in_transaction_session_timeout = ${Math.round(this.opts.leaseMs)}; SET statement_timeout = 0; SET lock_timeout = ${Math.round(this.opts.waitingPollMs)}; SET tcp_keepalives_idle = ${Math.max(1, Math.round(this.opts.leaseMs / 1000))}; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = 2`,
     );
-    await client.query('INSERT INTO activemq_lock (cluster) VALUES ($1) ON CONFLICT (cluster) DO NOTHING', [
-      this.opts.cluster,
-    ]);
+    const exists = await client.query('SELECT 1 FROM activemq_lock WHERE cluster = $1', [this.opts.cluster]);
+    if (exists.rowCount === 0) {
+      await client.query('INSERT INTO activemq_lock (cluster) VALUES ($1) ON CONFLICT (cluster) DO NOTHING', [
+        this.opts.cluster,
+      ]);
+    }
     return client;
   }
 
@@ -122,7 +127,6 @@ export class RowLocker implements Locker {
         if (!this.client) this.client = await this.connect();
         const c = this.client;
         await c.query('BEGIN');
-        await c.query(`SET LOCAL lock_timeout = ${Math.round(this.opts.waitingPollMs)}`);
         try {
           await c.query('SELECT cluster FROM activemq_lock WHERE cluster = $1 FOR UPDATE', [
             this.opts.cluster,
@@ -132,12 +136,9 @@ export class RowLocker implements Locker {
           if (sqlState(err) === '55P03') continue; // lock_not_available: someone else is master
           throw err;
         }
-        // Held. lock_timeout was LOCAL to this transaction, so it stays in force; reset it.
-        await c.query('SET LOCAL lock_timeout = 0');
-        await c.query('UPDATE activemq_lock SET broker_name = $2 WHERE cluster = $1', [
-          this.opts.cluster,
-          this.opts.node,
-        ]);
+        // Held. The row itself is not updated: an update would leave an uncommitted row version
+        // for this master's whole reign, and another session's INSERT … ON CONFLICT on it would
+        // wait for that transaction to end. The holder's name is in keel_clusters.master.
         if (signal.aborted) {
           await c.query('ROLLBACK').catch(() => {});
           break;
