@@ -14,6 +14,7 @@ import {
   stopAll,
   type TestDatabase,
 } from '@keel/testkit';
+import { isLog, Tally, waitForLogs as waitForProcLogs } from './helpers/network';
 
 jest.setTimeout(90_000);
 
@@ -69,11 +70,6 @@ async function client(node: Node): Promise<Connection> {
   return c;
 }
 
-const isLog =
-  (msg: string, fields: Record<string, unknown> = {}) =>
-  (e: LogEntry) =>
-    e.msg === msg && Object.entries(fields).every(([k, v]) => e[k] === v);
-
 /** Resolves once `node` logged `count` matching lines from `from` on. */
 async function waitForLogs(
   node: Node,
@@ -81,48 +77,7 @@ async function waitForLogs(
   count: number,
   from = 0,
 ): Promise<void> {
-  let next = from;
-  for (let i = 0; i < count; i++) {
-    const e = await node.proc.waitForLog(pred, 20_000, next);
-    next = node.proc.logs.indexOf(e, next) + 1;
-  }
-}
-
-/** Counts what a set of consumers got: by message key (`k` property). */
-class Tally {
-  readonly seen = new Map<string, number>();
-  readonly byBroker = new Map<string, number>();
-  private waiters: { n: number; resolve: () => void }[] = [];
-  add(broker: string, m: ReceivedMessage): void {
-    const k = String(m.properties.k);
-    this.seen.set(k, (this.seen.get(k) ?? 0) + 1);
-    this.byBroker.set(broker, (this.byBroker.get(broker) ?? 0) + 1);
-    this.waiters = this.waiters.filter((w) => {
-      if (this.total < w.n) return true;
-      w.resolve();
-      return false;
-    });
-  }
-  get total(): number {
-    let t = 0;
-    for (const v of this.seen.values()) t += v;
-    return t;
-  }
-  get duplicated(): number {
-    let d = 0;
-    for (const v of this.seen.values()) d += v - 1;
-    return d;
-  }
-  lost(sent: string[]): string[] {
-    return sent.filter((k) => !this.seen.has(k));
-  }
-  until(n: number, timeoutMs = 30_000): Promise<void> {
-    if (this.total >= n) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`only ${this.total} of ${n} messages arrived`)), timeoutMs);
-      this.waiters.push({ n, resolve: () => (clearTimeout(t), resolve()) });
-    });
-  }
+  await waitForProcLogs(node.proc, pred, count, from);
 }
 
 async function consume(node: Node, destination: string, tally: Tally, prefetch = 100): Promise<Consumer> {
