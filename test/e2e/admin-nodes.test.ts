@@ -143,3 +143,44 @@ describe('admin API on a master and a slave', () => {
     expect(s.body).toMatch(/keel_role\{[^}]*role="slave"[^}]*\} 1/);
   });
 });
+
+describe('admin API users from the configuration file', () => {
+  const db = useTestDatabase();
+  afterAll(() => stopAll());
+
+  it('admits admin and read-only users by role, and closes read routes with adminReadAuth', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const file = join(mkdtempSync(join(tmpdir(), 'keel-admin-')), 'keel.yaml');
+    writeFileSync(
+      file,
+      [
+        'adminReadAuth: true',
+        'users:',
+        '  - { name: ops, password: ops-secret, roles: [admin] }',
+        '  - { name: viewer, password: view-secret, roles: [admin-read] }',
+        '  - { name: app, password: app-secret }',
+      ].join('\n'),
+    );
+    const node = await startBroker({
+      db: db.url,
+      name: 'adm-file',
+      cluster: 'adm-file',
+      args: ['--config', file],
+    });
+    await node.waitForRole('master', 30_000);
+    const call = async (path: string, user?: string, password?: string, method = 'GET') => {
+      const headers: Record<string, string> = {};
+      if (user) headers.authorization = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+      return (await fetch(`http://127.0.0.1:${node.adminPort}${path}`, { method, headers })).status;
+    };
+    expect(await call('/api/queues')).toBe(401); // read routes closed
+    expect(await call('/api/queues', 'viewer', 'view-secret')).toBe(200);
+    expect(await call('/api/queues', 'viewer', 'wrong')).toBe(401);
+    expect(await call('/api/queues', 'app', 'app-secret')).toBe(401); // a client user is no admin user
+    expect(await call('/api/broker/handover', 'viewer', 'view-secret', 'POST')).toBe(403);
+    expect(await call('/api/queues/nope/messages', 'ops', 'ops-secret', 'DELETE')).toBe(404); // admitted
+    expect(await call('/healthz')).toBe(200);
+  });
+});

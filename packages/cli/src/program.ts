@@ -138,6 +138,7 @@ export function buildProgram(options: BuildProgramOptions = {}): Command {
       '--admin-password <password>',
       'admin API password (KEEL_ADMIN_PASSWORD; prefer the variable: flags show in ps)',
     )
+    .option('--admin-read-auth', 'the admin API read routes need credentials too (KEEL_ADMIN_READ_AUTH)')
     .addOption(
       new Option(
         '--locker <kind>',

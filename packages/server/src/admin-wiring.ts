@@ -8,7 +8,7 @@ import {
   storeReadOnlyView,
 } from '@keel/admin';
 import type { Broker } from '@keel/core';
-import { verifyPassword } from './config';
+import { type NodeConfig, verifyPassword } from './config';
 import type { NodeLogger } from './logger';
 import type { KeelNode } from './node';
 
@@ -17,6 +17,23 @@ export interface AdminHandle {
   metrics: KeelMetrics;
   attachBroker(broker: Broker | null): void;
   close(): Promise<void>;
+}
+
+/**
+ * The admin API's users: adminUser (admin), and users of the configuration whose roles include
+ * `admin` (may change state) or `admin-read` (may only read). Null: no such user or a wrong password.
+ */
+export function adminAuthenticator(config: NodeConfig): ((user: string, password: string) => Promise<'admin' | 'read-only' | null>) | undefined {
+  const fileAdmins = config.users.filter((u) => u.roles.includes('admin') || u.roles.includes('admin-read'));
+  if (config.adminUser === null && fileAdmins.length === 0) return undefined;
+  return async (user, password) => {
+    if (user === config.adminUser && config.adminPasswordHash !== null) {
+      return (await verifyPassword(password, config.adminPasswordHash)) ? 'admin' : null;
+    }
+    const u = fileAdmins.find((x) => x.name === user);
+    if (!u || !(await verifyPassword(password, u.passwordHash))) return null;
+    return u.roles.includes('admin') ? 'admin' : 'read-only';
+  };
 }
 
 function adminRole(role: string): AdminRole {
@@ -86,9 +103,8 @@ export async function startAdmin(node: KeelNode, logger: NodeLogger): Promise<Ad
     port: config.adminPort,
     logger: logger.child({ component: 'admin' }),
     metrics,
-    adminUser: config.adminUser,
-    adminPasswordHash: config.adminPasswordHash,
-    verifyPassword,
+    authenticate: adminAuthenticator(config),
+    readAuth: config.adminReadAuth,
   });
   adminUrl = started.url;
   const handle: AdminHandle = {

@@ -61,6 +61,7 @@ describe('loadConfig defaults', () => {
       users: [],
       adminUser: null,
       adminPasswordHash: null,
+      adminReadAuth: false,
       maxFrameSize: 4 * 1024 * 1024,
       heartbeatMs: 10_000,
       lock: {

@@ -146,6 +146,11 @@ export interface NodeConfig {
   /** The admin API's user (the admin password is only kept hashed). Null: no admin user. */
   adminUser: string | null;
   adminPasswordHash: string | null;
+  /**
+   * The admin API's read routes need credentials too (any admin-API role). Users with the role
+   * `admin` may change state like adminUser; users with the role `admin-read` may only read.
+   */
+  adminReadAuth: boolean;
   /** Bytes. */
   maxFrameSize: number;
   heartbeatMs: number;
@@ -434,6 +439,7 @@ const SETTINGS: Setting[] = [
   ),
   s('adminUser', 'KEEL_ADMIN_USER', 'adminUser', nonEmpty(128), 'a non-empty user name without spaces'),
   s('adminPassword', 'KEEL_ADMIN_PASSWORD', 'adminPassword', z.string().min(1), 'a non-empty password'),
+  s('adminReadAuth', 'KEEL_ADMIN_READ_AUTH', 'adminReadAuth', bool, 'true or false'),
   s(
     'maxFrameSize',
     'KEEL_MAX_FRAME_SIZE',
@@ -740,6 +746,7 @@ function assemble(
     users,
     adminUser,
     adminPasswordHash: adminPassword === null ? null : hashPassword(adminPassword),
+    adminReadAuth: get('adminReadAuth', false),
     maxFrameSize: get('maxFrameSize', DEFAULT_MAX_FRAME_SIZE),
     heartbeatMs: get('heartbeatMs', DEFAULT_HEARTBEAT_MS),
     lock,

@@ -21,6 +21,7 @@ export interface BrokerOptions {
   user?: string[];
   adminUser?: string;
   adminPassword?: string;
+  adminReadAuth?: boolean;
   locker?: string;
   networkConnector?: string[];
   logLevel?: string;
