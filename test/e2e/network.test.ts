@@ -4,7 +4,7 @@
  * by brokerPath, and a bridge's broker SIGKILLed mid-flight. Every test counts messages sent,
  * received, lost and duplicated.
  */
-import { type Connection, type Consumer, connect, type ReceivedMessage } from '@keel/client';
+import { type Connection, type Consumer, connect } from '@keel/client';
 import {
   type BrokerProcess,
   createTestDatabase,

@@ -23,7 +23,9 @@ export interface AdminHandle {
  * The admin API's users: adminUser (admin), and users of the configuration whose roles include
  * `admin` (may change state) or `admin-read` (may only read). Null: no such user or a wrong password.
  */
-export function adminAuthenticator(config: NodeConfig): ((user: string, password: string) => Promise<'admin' | 'read-only' | null>) | undefined {
+export function adminAuthenticator(
+  config: NodeConfig,
+): ((user: string, password: string) => Promise<'admin' | 'read-only' | null>) | undefined {
   const fileAdmins = config.users.filter((u) => u.roles.includes('admin') || u.roles.includes('admin-read'));
   if (config.adminUser === null && fileAdmins.length === 0) return undefined;
   return async (user, password) => {
