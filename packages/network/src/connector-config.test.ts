@@ -25,6 +25,8 @@ describe('parseNetworkConnector', () => {
       backOffMultiplier: 2,
       replayWhenNoConsumers: true,
       maxReplays: 16,
+      userName: null,
+      password: null,
     });
   });
 
@@ -95,6 +97,16 @@ describe('parseNetworkConnector', () => {
         options: { networkTTL: 2 },
       },
     );
+  });
+
+  it('takes the credentials the bridge presents to its peer (ActiveMQ userName / password)', () => {
+    const c = parseNetworkConnector('static:(tcp://h)?userName=bridge&password=s3cret');
+    expect(c.options).toMatchObject({ userName: 'bridge', password: 's3cret' });
+    expect(parseNetworkConnector('static:(tcp://h)').options).toMatchObject({
+      userName: null,
+      password: null,
+    });
+    expect(() => parseNetworkConnector('static:(tcp://h)?userName=bridge')).toThrow(/go together/);
   });
 
   it('parses destination lists, plain names as queues', () => {

@@ -64,6 +64,10 @@ export interface NetworkConnectorOptions {
    * pathological flapping. Default 16.
    */
   maxReplays: number;
+  /** ActiveMQ `userName`: credentials the bridge presents to the peer (null: none). */
+  userName: string | null;
+  /** ActiveMQ `password` (with userName). */
+  password: string | null;
 }
 
 export const DEFAULT_NETWORK_CONNECTOR_OPTIONS: Readonly<
@@ -86,6 +90,8 @@ export const DEFAULT_NETWORK_CONNECTOR_OPTIONS: Readonly<
   backOffMultiplier: 2,
   replayWhenNoConsumers: true,
   maxReplays: 16,
+  userName: null,
+  password: null,
 });
 
 /** ActiveMQ's default multicast discovery group (multicast://default = 239.255.2.3:6155). */
@@ -265,8 +271,8 @@ export function parseNetworkConnector(uri: string): NetworkConnectorConfig {
       if (!Number.isFinite(n) || n < 1)
         bad(uri, `option "backOffMultiplier" must be a number >= 1 (got ${JSON.stringify(v)})`);
       o[k] = n;
-    } else if (k === 'name') {
-      if (v.length === 0) bad(uri, 'option "name" is empty');
+    } else if (k === 'name' || k === 'userName' || k === 'password') {
+      if (v.length === 0) bad(uri, `option "${k}" is empty`);
       o[k] = v;
     } else {
       bad(uri, `unknown option "${k}"`);
@@ -277,6 +283,9 @@ export function parseNetworkConnector(uri: string): NetworkConnectorConfig {
   if (raw.consumerTTL === undefined) o.consumerTTL = o.networkTTL;
   const options = o as unknown as NetworkConnectorOptions;
   if (options.prefetchSize < 1) bad(uri, 'option "prefetchSize" must be at least 1');
+  if ((options.userName === null) !== (options.password === null)) {
+    bad(uri, 'options "userName" and "password" go together');
+  }
   if (options.maxReconnectDelay < options.initialReconnectDelay) {
     bad(uri, 'maxReconnectDelay must not be less than initialReconnectDelay');
   }

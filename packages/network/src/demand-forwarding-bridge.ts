@@ -171,12 +171,18 @@ export class DemandForwardingBridge {
       try {
         conn = await this.connect();
       } catch (err) {
-        this.lastError = (err as Error).message;
+        const message = (err as Error).message;
+        const code = (err as { code?: string }).code;
         const delay = reconnectDelay(this.o, attempt++);
-        this.logger.debug(
-          { peer: this.opts.peerUrl, err: this.lastError, delayMs: delay },
-          'network bridge: peer not reachable',
+        // A refusal (wrong credentials …) is an operator's business: warn once per distinct error.
+        const refused = code === 'AUTH_FAILED' || code === 'NOT_AUTHORIZED' || code === 'UNSUPPORTED_VERSION';
+        const log = refused && message !== this.lastError ? this.logger.warn : this.logger.debug;
+        log.call(
+          this.logger,
+          { peer: this.opts.peerUrl, err: message, code, delayMs: delay },
+          refused ? 'network bridge: the peer refused the connection' : 'network bridge: peer not reachable',
         );
+        this.lastError = message;
         await this.sleep(delay);
         continue;
       }
@@ -214,6 +220,10 @@ export class DemandForwardingBridge {
     return connect(this.opts.peerUrl, {
       clientId: `network:${this.opts.localName}:${this.o.name}:${randomUUID()}`,
       ...this.opts.connectOptions,
+      // ActiveMQ's NetworkConnector userName / password: the peer checks them like any client's.
+      ...(this.o.userName !== null
+        ? { username: this.o.userName, password: this.o.password ?? undefined }
+        : {}),
       // A master/slave peer: the failover transport rides out the peer's takeover (sends wait for
       // the new master and are resent; its duplicate detection keeps them single). The first
       // connect is one pass; the bridge's own back-off (initialReconnectDelay …) retries it.

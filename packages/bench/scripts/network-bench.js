@@ -1,0 +1,440 @@
+#!/usr/bin/env node
+// Networks of brokers: throughput, latency and demand arrival with two real Keel broker processes
+// (not run by CI). Needs the dist of @keel/cli and @keel/client (`npx tsc -b tsconfig.json`), psql,
+// and a Postgres where the user may CREATE/DROP DATABASE.
+//
+//   node packages/bench/scripts/network-bench.js [--pg postgres://postgres@127.0.0.1:55432]
+//     [--runs 3] [--count 20000] [--size 1024] [--window 64] [--prefetch 1000]
+//     [--demand-count 1000] [--base-port 62710] [--json out.json]
+//
+// Setup: broker A (cluster nbA, own database) and broker B (cluster nbB, own database) with one
+// network connector on B: `static:(tcp://127.0.0.1:<A port>)` (defaults: prefetchSize 1000 ...).
+// Cases, each run `--runs` times on a fresh queue:
+//   local      producer and consumer on A: end-to-end msg/s and p50 latency
+//   forwarded  producer on B, consumer on A (bridge B -> A): msg/s, p50, ratio to local, extra p50
+//   probe      supplementary: `--probe-count` messages with ONE send in flight, local and
+//              forwarded, for the latency of the hop itself without queueing
+//   demand     `--demand-count` sent on B with no consumer anywhere (checked: depth on B, nothing
+//              forwarded); then a consumer on A: time until all arrived
+// Latency: performance.now() at send in a property `t`, read at receive (one process, one clock).
+// The producer keeps `--window` sends in flight (each resolves on the broker's receipt, after the
+// store commit). Every process started here is stopped by PID and both databases are dropped.
+
+const path = require('node:path');
+const { spawn, execFileSync } = require('node:child_process');
+const { performance } = require('node:perf_hooks');
+const os = require('node:os');
+const fs = require('node:fs');
+const { connect } = require(path.resolve(__dirname, '../../client/dist'));
+
+const CLI = path.resolve(__dirname, '../../cli/dist/main.js');
+
+function arg(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i === -1 ? fallback : process.argv[i + 1];
+}
+
+const PG = arg('pg', 'postgres://postgres@127.0.0.1:55432');
+const RUNS = Number(arg('runs', '3'));
+const COUNT = Number(arg('count', '20000'));
+const SIZE = Number(arg('size', '1024'));
+const WINDOW = Number(arg('window', '64'));
+/** Supplementary unloaded latency probe: this many messages with one send in flight (0: skip). */
+const PROBE_COUNT = Number(arg('probe-count', '1000'));
+const PREFETCH = Number(arg('prefetch', '1000'));
+const DEMAND_COUNT = Number(arg('demand-count', '1000'));
+const BASE_PORT = Number(arg('base-port', '62710'));
+const JSON_OUT = arg('json', null);
+/** Bound on any one phase (a run that stalls fails instead of hanging). */
+const PHASE_TIMEOUT_MS = Number(arg('phase-timeout-ms', '180000'));
+
+const tag = `${Date.now().toString(36)}_${process.pid}`;
+const procs = [];
+const conns = [];
+const dbs = [];
+
+function log(...a) {
+  process.stderr.write(`${a.join(' ')}\n`);
+}
+
+function psql(sql) {
+  execFileSync('psql', [`${PG}/postgres`, '-qAtc', sql], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function createDb(name) {
+  psql(`CREATE DATABASE ${name}`);
+  dbs.push(name);
+  return `${PG}/${name}`;
+}
+
+function dropDbs() {
+  for (const name of dbs) {
+    for (const n of [name, `${name}_lock`]) {
+      try {
+        psql(`DROP DATABASE IF EXISTS ${n} WITH (FORCE)`);
+      } catch (err) {
+        log(`drop ${n} failed: ${err.message}`);
+      }
+    }
+  }
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function until(what, fn, timeoutMs = 30000, everyMs = 50) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+function startBroker(b) {
+  const args = [
+    CLI,
+    'broker',
+    '--db',
+    b.db,
+    '--name',
+    b.name,
+    '--cluster',
+    b.name,
+    '--port',
+    String(b.port),
+    '--stomp-port',
+    String(b.stompPort),
+    '--admin-port',
+    String(b.adminPort),
+    ...(b.connector ? ['--network-connector', b.connector] : []),
+    '--log-level',
+    'warn',
+  ];
+  b.command = `node ${args.map((a) => (/[()?&]/.test(a) ? `'${a}'` : a)).join(' ')}`;
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.on('data', (d) => b.out.push(String(d)));
+  child.stderr.on('data', (d) => b.out.push(String(d)));
+  child.on('exit', (code, sig) => {
+    b.exited = { code, sig };
+  });
+  b.child = child;
+  procs.push(child);
+  return b;
+}
+
+async function stopProcs() {
+  for (const child of procs) {
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    const gone = new Promise((r) => child.once('exit', r));
+    process.kill(child.pid, 'SIGTERM');
+    const t = setTimeout(() => {
+      if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
+    }, 10000);
+    await gone;
+    clearTimeout(t);
+  }
+}
+
+async function http(port, p) {
+  const res = await fetch(`http://127.0.0.1:${port}${p}`);
+  if (!res.ok) throw new Error(`${p}: HTTP ${res.status}`);
+  return res.json();
+}
+
+async function client(b) {
+  const c = await connect(`tcp://127.0.0.1:${b.port}`, { heartbeatMs: 5000 });
+  c.on('error', (err) => log(`client error on ${b.name}: ${err.message}`));
+  conns.push(c);
+  return c;
+}
+
+async function waitMaster(b) {
+  await until(
+    `${b.name} to serve as master`,
+    async () => {
+      if (b.exited) throw new Error(`${b.name} exited ${JSON.stringify(b.exited)}: ${b.out.join('')}`);
+      const c = await connect(`tcp://127.0.0.1:${b.port}`, { heartbeatMs: 0, connectTimeoutMs: 1000 });
+      const role = c.broker && c.broker.role;
+      await c.close();
+      return role === 'master';
+    },
+    60000,
+    200,
+  ).catch((err) => {
+    if (b.exited) throw new Error(`${b.name} exited ${JSON.stringify(b.exited)}: ${b.out.join('')}`);
+    throw err;
+  });
+}
+
+async function bridgeOf(b) {
+  const r = await http(b.adminPort, '/api/bridges');
+  return r.bridges[0];
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function pct(sorted, p) {
+  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))];
+}
+
+/**
+ * Consumer first (on `consNode`), then `count` persistent messages from `prodNode` with `WINDOW`
+ * sends in flight. Returns msg/s (first send to last receive), latency percentiles, duplicates.
+ */
+async function flow(prodNode, consNode, queue, count, waitDemand, window = WINDOW) {
+  const body = Buffer.alloc(SIZE, 0x61);
+  const cc = await client(consNode);
+  const cs = await cc.createSession();
+  const consumer = await cs.createConsumer(queue, { prefetch: PREFETCH });
+  const lat = new Float64Array(count);
+  const seen = new Uint8Array(count);
+  let received = 0;
+  let dup = 0;
+  let lastAt = 0;
+  let done;
+  const allIn = new Promise((r) => {
+    done = r;
+  });
+  consumer.onMessage((m) => {
+    const now = performance.now();
+    const i = Number(m.properties.i);
+    if (seen[i]) {
+      dup++;
+      return;
+    }
+    seen[i] = 1;
+    lat[received++] = now - Number(m.properties.t);
+    lastAt = now;
+    if (received === count) done();
+  });
+  if (waitDemand) await waitDemand();
+  const pc = await client(prodNode);
+  const ps = await pc.createSession();
+  const producer = ps.createProducer(queue, { persistent: true });
+  const t0 = performance.now();
+  const inflight = new Set();
+  for (let i = 0; i < count; i++) {
+    const p = producer.send(body, { properties: { i, t: performance.now() } });
+    inflight.add(p);
+    p.finally(() => inflight.delete(p));
+    if (inflight.size >= window) await Promise.race(inflight);
+  }
+  await Promise.all(inflight);
+  const sentAt = performance.now();
+  let timer;
+  await Promise.race([
+    allIn,
+    new Promise((_, rej) => {
+      timer = setTimeout(() => rej(new Error(`${queue}: ${received}/${count} received`)), PHASE_TIMEOUT_MS);
+    }),
+  ]);
+  clearTimeout(timer);
+  await cc.close();
+  await pc.close();
+  const sorted = Array.from(lat).sort((a, b) => a - b);
+  return {
+    count,
+    msgPerSec: count / ((lastAt - t0) / 1000),
+    sendPerSec: count / ((sentAt - t0) / 1000),
+    p50Ms: pct(sorted, 50),
+    p99Ms: pct(sorted, 99),
+    duplicates: dup,
+  };
+}
+
+async function demandCase(A, B, queue, count) {
+  const body = Buffer.alloc(SIZE, 0x61);
+  const before = (await bridgeOf(B)).forwarded;
+  const pc = await client(B);
+  const ps = await pc.createSession();
+  const producer = ps.createProducer(queue, { persistent: true });
+  const inflight = new Set();
+  for (let i = 0; i < count; i++) {
+    const p = producer.send(body, { properties: { i } });
+    inflight.add(p);
+    p.finally(() => inflight.delete(p));
+    if (inflight.size >= WINDOW) await Promise.race(inflight);
+  }
+  await Promise.all(inflight);
+  await pc.close();
+  // They stay on B: depth there, nothing forwarded.
+  await sleep(500);
+  const qB = await http(B.adminPort, `/api/queues/${encodeURIComponent(queue.replace('queue://', ''))}`);
+  const br = await bridgeOf(B);
+  if (qB.depth !== count || br.forwarded !== before) {
+    throw new Error(`before the consumer: depth on B ${qB.depth}, forwarded ${br.forwarded - before}`);
+  }
+  const cc = await client(A);
+  const cs = await cc.createSession();
+  const seen = new Uint8Array(count);
+  let received = 0;
+  let dup = 0;
+  let done;
+  const allIn = new Promise((r) => {
+    done = r;
+  });
+  let firstAt = 0;
+  const t0 = performance.now();
+  const consumer = await cs.createConsumer(queue, { prefetch: PREFETCH });
+  const subscribedAt = performance.now();
+  consumer.onMessage((m) => {
+    const i = Number(m.properties.i);
+    if (seen[i]) {
+      dup++;
+      return;
+    }
+    seen[i] = 1;
+    if (received++ === 0) firstAt = performance.now();
+    if (received === count) done();
+  });
+  let timer;
+  await Promise.race([
+    allIn,
+    new Promise((_, rej) => {
+      timer = setTimeout(() => rej(new Error(`${queue}: ${received}/${count} arrived`)), PHASE_TIMEOUT_MS);
+    }),
+  ]);
+  const allAt = performance.now();
+  clearTimeout(timer);
+  await cc.close();
+  return {
+    count,
+    allArrivedMs: allAt - t0,
+    subscribeMs: subscribedAt - t0,
+    firstMs: firstAt - t0,
+    depthOnBBefore: qB.depth,
+    duplicates: dup,
+  };
+}
+
+async function main() {
+  const A = {
+    name: 'nbA',
+    port: BASE_PORT,
+    stompPort: BASE_PORT + 1,
+    adminPort: BASE_PORT + 2,
+    out: [],
+    exited: null,
+  };
+  const B = {
+    name: 'nbB',
+    port: BASE_PORT + 10,
+    stompPort: BASE_PORT + 11,
+    adminPort: BASE_PORT + 12,
+    out: [],
+    exited: null,
+  };
+  A.db = createDb(`keel_nb_a_${tag}`);
+  B.db = createDb(`keel_nb_b_${tag}`);
+  B.connector = `static:(tcp://127.0.0.1:${A.port})`;
+  startBroker(A);
+  startBroker(B);
+  log(`A: ${A.command}`);
+  log(`B: ${B.command}`);
+  await Promise.all([waitMaster(A), waitMaster(B)]);
+  await until('bridge B -> A connected', async () => (await bridgeOf(B))?.state === 'connected', 30000);
+  log('brokers up, bridge B -> A connected');
+
+  const forwardDemand = (queue) => () =>
+    until(
+      `bridge forwarding ${queue}`,
+      async () => (await bridgeOf(B)).forwarding.includes(queue),
+      30000,
+      20,
+    );
+
+  // Warm-up (not counted): both paths, 2000 messages each.
+  await flow(A, A, `queue://nb.warm.local.${tag}`, 2000);
+  const wq = `queue://nb.warm.fwd.${tag}`;
+  await flow(B, A, wq, 2000, forwardDemand(wq));
+  log('warm-up done');
+
+  const results = { local: [], forwarded: [], demand: [], probeLocal: [], probeForwarded: [] };
+  for (let r = 1; r <= RUNS; r++) {
+    const lq = `queue://nb.local.${tag}.${r}`;
+    const l = await flow(A, A, lq, COUNT);
+    results.local.push(l);
+    log(`run ${r} local: ${JSON.stringify(l)}`);
+    const fq = `queue://nb.fwd.${tag}.${r}`;
+    const f = await flow(B, A, fq, COUNT, forwardDemand(fq));
+    results.forwarded.push(f);
+    log(`run ${r} forwarded: ${JSON.stringify(f)}`);
+    const dq = `queue://nb.demand.${tag}.${r}`;
+    const d = await demandCase(A, B, dq, DEMAND_COUNT);
+    results.demand.push(d);
+    log(`run ${r} demand: ${JSON.stringify(d)}`);
+    if (PROBE_COUNT > 0) {
+      const pl = await flow(A, A, `queue://nb.probe.local.${tag}.${r}`, PROBE_COUNT, undefined, 1);
+      results.probeLocal.push(pl);
+      log(`run ${r} probe local (window 1): ${JSON.stringify(pl)}`);
+      const pq = `queue://nb.probe.fwd.${tag}.${r}`;
+      const pf = await flow(B, A, pq, PROBE_COUNT, forwardDemand(pq), 1);
+      results.probeForwarded.push(pf);
+      log(`run ${r} probe forwarded (window 1): ${JSON.stringify(pf)}`);
+    }
+  }
+
+  const m = (k, f) => median(results[k].map((x) => x[f]));
+  const summary = {
+    date: new Date().toISOString(),
+    machine: {
+      nproc: os.cpus().length,
+      cpu: os.cpus()[0]?.model,
+      memGiB: +(os.totalmem() / 2 ** 30).toFixed(1),
+      node: process.version,
+      platform: `${os.type()} ${os.release()}`,
+    },
+    setup: {
+      count: COUNT,
+      size: SIZE,
+      window: WINDOW,
+      prefetch: PREFETCH,
+      demandCount: DEMAND_COUNT,
+      probeCount: PROBE_COUNT,
+      runs: RUNS,
+    },
+    commands: { A: A.command, B: B.command },
+    medians: {
+      localMsgPerSec: m('local', 'msgPerSec'),
+      localP50Ms: m('local', 'p50Ms'),
+      forwardedMsgPerSec: m('forwarded', 'msgPerSec'),
+      forwardedP50Ms: m('forwarded', 'p50Ms'),
+      ratio: m('forwarded', 'msgPerSec') / m('local', 'msgPerSec'),
+      extraP50Ms: m('forwarded', 'p50Ms') - m('local', 'p50Ms'),
+      demandAllArrivedMs: m('demand', 'allArrivedMs'),
+      demandFirstMs: m('demand', 'firstMs'),
+      ...(PROBE_COUNT > 0
+        ? {
+            probeLocalP50Ms: m('probeLocal', 'p50Ms'),
+            probeForwardedP50Ms: m('probeForwarded', 'p50Ms'),
+            probeExtraP50Ms: m('probeForwarded', 'p50Ms') - m('probeLocal', 'p50Ms'),
+          }
+        : {}),
+    },
+    runs: results,
+    bridgeAfter: await bridgeOf(B),
+  };
+  const text = JSON.stringify(summary, null, 2);
+  process.stdout.write(`${text}\n`);
+  if (JSON_OUT) fs.writeFileSync(JSON_OUT, text);
+}
+
+let failed = false;
+main()
+  .catch((err) => {
+    failed = true;
+    log(`FAILED: ${err.stack || err}`);
+  })
+  .finally(async () => {
+    await Promise.all(conns.map((c) => c.close().catch(() => {})));
+    await stopProcs();
+    dropDbs();
+    process.exit(failed ? 1 : 0);
+  });
