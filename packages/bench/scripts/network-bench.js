@@ -5,7 +5,7 @@
 //
 //   node packages/bench/scripts/network-bench.js [--pg postgres://postgres@127.0.0.1:55432]
 //     [--runs 3] [--count 20000] [--size 1024] [--window 64] [--prefetch 1000]
-//     [--demand-count 1000] [--base-port 62710] [--json out.json]
+//     [--demand-count 1000] [--probe-count 1000] [--base-port 62710] [--json out.json]
 //
 // Setup: broker A (cluster nbA, own database) and broker B (cluster nbB, own database) with one
 // network connector on B: `static:(tcp://127.0.0.1:<A port>)` (defaults: prefetchSize 1000 ...).
