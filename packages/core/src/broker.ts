@@ -2,7 +2,6 @@ import { EventEmitter } from 'node:events';
 import {
   DEFAULT_PRIORITY,
   type Destination,
-  type DestinationType,
   type FencedError,
   formatDestination,
   InvalidArgumentError,
@@ -570,8 +569,6 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
         b.inserts.push(this.storedRow(id, destId, message));
         this.noteProducer(b, message);
       });
-    } else if (message.persistent && message.producerId !== undefined) {
-      // temp destinations: nothing stored
     }
     rec.queue.enqueue(entry);
   }
@@ -1479,8 +1476,4 @@ function checkNoNul(message: Message): void {
 
 function durableKey(clientId: string, name: string): string {
   return `${clientId}:${name}`;
-}
-
-export function destinationKey(type: DestinationType, name: string): string {
-  return `${type}://${name}`;
 }

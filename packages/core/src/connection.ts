@@ -33,8 +33,4 @@ export class ConnectionState {
     readonly clientId: string,
     readonly info: ConnectionInfo,
   ) {}
-
-  get writableFlow(): { readonly writable: boolean } {
-    return this;
-  }
 }

@@ -365,7 +365,7 @@ export class MessageQueue {
         if (rows.length < limit) {
           // Everything after the cursor is in memory now (or the count drifted: recount).
           if (this.spilledCount > 0) {
-            this.spilledCount = Math.max(0, (await this.backing!.count()) - this.storedInMemory());
+            this.spilledCount = Math.max(0, (await this.backing!.count()) - this.memoryIds.size);
           }
           if (this.spilledCount <= 0) {
             this.spilled = false;
@@ -384,10 +384,6 @@ export class MessageQueue {
     };
     this.paging = run();
     return this.paging;
-  }
-
-  private storedInMemory(): number {
-    return this.memoryIds.size;
   }
 
   /**

@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { terminateChild } from './child-stop';
 
 export interface DrillNodePlan {
   name: string;
@@ -159,19 +160,7 @@ export class DrillNode {
   /** SIGTERM (continued first if paused), SIGKILL after timeoutMs; resolves once exited. */
   async stop(timeoutMs: number): Promise<void> {
     if (this.paused) this.signal('SIGCONT');
-    this.signal('SIGTERM');
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      this.exitPromise,
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, timeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (!this.exited) {
-      this.signal('SIGKILL');
-      await this.exitPromise;
-    }
+    await terminateChild(this, timeoutMs);
     await new Promise<void>((resolve) => this.log.end(resolve));
   }
 

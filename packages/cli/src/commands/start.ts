@@ -24,6 +24,7 @@ import { Client } from 'pg';
 import { type LocalPostgres, startLocalPostgres } from '../local-postgres';
 import type { Output } from '../output';
 import { choosePorts } from '../ports';
+import { terminateChild } from './child-stop';
 
 export const DEFAULT_START_DIR = '.keel';
 export const START_CLUSTER = 'local';
@@ -57,7 +58,7 @@ class NodeProcess {
   private readonly recent: string[] = [];
   private readonly child: ChildProcess;
   private readonly log: WriteStream;
-  private readonly exitPromise: Promise<void>;
+  readonly exitPromise: Promise<void>;
   private roleWaiters: (() => void)[] = [];
   onRoleChange: (node: NodeProcess, role: string) => void = () => {};
   onUnexpectedExit: (node: NodeProcess) => void = () => {};
@@ -169,7 +170,7 @@ class NodeProcess {
     throw new Error(`${this.plan.name} ${why}; last lines:\n  ${this.recent.join('\n  ')}`);
   }
 
-  private signal(signal: NodeJS.Signals): void {
+  signal(signal: NodeJS.Signals): void {
     if (this.exited || this.child.pid === undefined) return;
     try {
       // The node leads its own process group (detached): signal the whole group.
@@ -186,19 +187,7 @@ class NodeProcess {
   /** One SIGTERM (the node's graceful stop); SIGKILL if it has not exited after timeoutMs. */
   async stop(timeoutMs: number): Promise<void> {
     this.stopping = true;
-    this.signal('SIGTERM');
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      this.exitPromise,
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, timeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (!this.exited) {
-      this.signal('SIGKILL');
-      await this.exitPromise;
-    }
+    await terminateChild(this, timeoutMs);
     await this.closeLog();
   }
 
