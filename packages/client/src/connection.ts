@@ -99,6 +99,8 @@ interface SendOp {
   message: Message;
   transacted: boolean;
   writtenGen: number;
+  /** Written to a link that was lost before the receipt came: the next write is a resend. */
+  resent?: boolean;
   deferred: Deferred<SendResult>;
   timer?: NodeJS.Timeout;
 }
@@ -555,6 +557,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         op.deferred.reject(op.session._txLostError());
         continue;
       }
+      if (op.writtenGen > 0) op.resent = true;
       op.writtenGen = 0;
       this.armSend(op);
     }
@@ -897,6 +900,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         channel: op.session.channel,
         receiptId: op.receiptId,
         txId: op.transacted ? (op.session._currentTxId ?? undefined) : undefined,
+        // Written to an earlier link and never confirmed: the new master may hold it until
+        // consumers replayed what they consumed (Broker.ackReplay).
+        resent: op.resent,
         message: op.message,
       });
       op.writtenGen = this._generation;

@@ -6,7 +6,7 @@ import {
   type SubscribeFrame,
 } from '@keel/protocol';
 import { Deferred } from './deferred';
-import { MessageAudit } from './message-audit';
+import { type AuditedMessage, MessageAudit } from './message-audit';
 import { ReceivedMessage } from './received-message';
 import type { Session } from './session';
 
@@ -55,7 +55,7 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
   private dispatching = false;
   /** Delivered to the application, not yet acked (client/individual modes), in delivery order. */
   private readonly unacked = new Set<ReceivedMessage>();
-  private pendingAcks: string[] = [];
+  private pendingAcks: AuditedMessage[] = [];
   private flushScheduled = false;
   private endError: Error | null = null;
   private readonly ackBatch: number;
@@ -87,17 +87,30 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
    * subscribes again: an ack that died with the old master must not let the message go to another
    * consumer.
    */
-  readonly _ackedIds: string[] = [];
+  readonly _acked: AuditedMessage[] = [];
 
   /** @internal */
-  _noteAcked(ids: readonly string[]): void {
-    for (const id of ids) this._ackedIds.push(id);
-    const excess = this._ackedIds.length - ACK_REPLAY_DEPTH;
-    if (excess > 0) this._ackedIds.splice(0, excess);
+  _noteAcked(messages: readonly AuditedMessage[]): void {
+    for (const m of messages) this._acked.push(m);
+    const excess = this._acked.length - ACK_REPLAY_DEPTH;
+    if (excess > 0) this._acked.splice(0, excess);
   }
 
-  /** @internal The REQUEST that replays acknowledgements (`ids` by default: every remembered one). */
-  _ackReplayFrame(ids: readonly string[] = this._ackedIds): RequestFrame {
+  /**
+   * @internal The REQUEST that replays acknowledgements (`acked` by default: every remembered
+   * one): their ids, and the producer keys of those that have one, so the new master can drop a
+   * producer's resend of a message the old one delivered before storing it.
+   */
+  _ackReplayFrame(acked: readonly AuditedMessage[] = this._acked): RequestFrame {
+    // Parallel lists (REQUEST args hold plain values): producerIds[i] sent producerSeqs[i].
+    const producerIds: string[] = [];
+    const producerSeqs: number[] = [];
+    for (const m of acked) {
+      if (m.producerId !== undefined && m.producerSeq !== undefined) {
+        producerIds.push(m.producerId);
+        producerSeqs.push(m.producerSeq);
+      }
+    }
     return {
       type: FrameType.Request,
       channel: this.session.channel,
@@ -106,7 +119,8 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
       args: {
         destination: this.destination,
         ...(this.durableName ? { durableName: this.durableName } : {}),
-        messageIds: [...ids],
+        messageIds: acked.map((m) => m.messageId),
+        ...(producerIds.length > 0 ? { producerIds, producerSeqs } : {}),
       },
     };
   }
@@ -257,9 +271,10 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
   _deliver(message: DeliveredMessage, generation: number): void {
     if (this.closed) return;
     const conn = this.session.connection;
-    if (this._audit.has(message.messageId)) {
+    if (this._audit.knows(message)) {
       // Failover: the new master redelivered a message the application already acknowledged
-      // (the ack was lost with the old link). Do not hand it over again; acknowledge it again.
+      // (the ack was lost with the old link), or a producer resent one the old master had
+      // delivered before storing it. Do not hand it over again; acknowledge it again.
       conn._logger.debug(
         { messageId: message.messageId, consumer: this.id },
         'duplicate delivery suppressed',
@@ -288,9 +303,9 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
       // Delivered on a previous link. In a transaction: that transaction is lost anyway and the
       // broker redelivers. Otherwise: drop the ack if the audit knows the id, else send it (it
       // acknowledges the redelivery if that came already) and remember it.
-      if (tx || this._audit.has(m.messageId)) return;
-      this._audit.add(m.messageId);
-      this._noteAcked([m.messageId]);
+      if (tx || this._audit.knows(m)) return;
+      this._audit.addMessage(m);
+      this._noteAcked([m]);
       // Redelivered to us already: the ACK consumes it. Still held by the new master as a
       // recovered message: the ack-replay removes it.
       conn._write({
@@ -299,16 +314,16 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
         consumerId: this.id,
         messageIds: [m.messageId],
       });
-      if (conn._linkUp) void conn._call(this._ackReplayFrame([m.messageId]), 'resolve').catch(() => {});
+      if (conn._linkUp) void conn._call(this._ackReplayFrame([m]), 'resolve').catch(() => {});
       return;
     }
     if (tx) {
       this.session._txAcked.push({ consumer: this, id: m.messageId });
       this.session._noteTxWork();
     } else {
-      this._audit.add(m.messageId);
+      this._audit.addMessage(m);
     }
-    this.pendingAcks.push(m.messageId);
+    this.pendingAcks.push(m);
     if (this.pendingAcks.length >= this.ackBatch) this._flushAcks();
     else if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -322,10 +337,11 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
   /** @internal Write the batched acks (no receipt). */
   _flushAcks(): void {
     if (this.pendingAcks.length === 0) return;
-    const ids = this.pendingAcks;
+    const acked = this.pendingAcks;
     this.pendingAcks = [];
+    const ids = acked.map((m) => m.messageId);
     const tx = this.mode === 'tx';
-    if (!tx) this._noteAcked(ids);
+    if (!tx) this._noteAcked(acked);
     this.session.connection._write({
       type: FrameType.Ack,
       channel: this.session.channel,
@@ -369,7 +385,7 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
     const live = conn._linkUp;
     const gen = conn._generation;
     const current: ReceivedMessage[] = [];
-    const oldIds: string[] = [];
+    const old: ReceivedMessage[] = [];
     for (const x of list) {
       this.unacked.delete(x);
       x.settled = true;
@@ -378,13 +394,13 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
       const known = this._audit.has(x.messageId);
       if (!known) {
         if (live && x.generation === gen) current.push(x);
-        else oldIds.push(x.messageId);
+        else old.push(x);
       }
-      this._audit.add(x.messageId);
+      this._audit.addMessage(x);
     }
     const calls: Promise<unknown>[] = [];
     const base = { type: FrameType.Ack, channel: this.session.channel, consumerId: this.id } as const;
-    this._noteAcked([...current.map((x) => x.messageId), ...oldIds]);
+    this._noteAcked([...current, ...old]);
     if (current.length > 0) {
       calls.push(
         conn._call(
@@ -397,9 +413,9 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
     }
     // Messages from a previous link: if the new master redelivered one to us already, the ACK
     // consumes it; if it still holds it as a recovered message, the ack-replay removes it.
-    if (oldIds.length > 0 && live) {
-      calls.push(conn._call({ ...base, messageIds: oldIds }, 'resolve'));
-      calls.push(conn._call(this._ackReplayFrame(oldIds), 'resolve'));
+    if (old.length > 0 && live) {
+      calls.push(conn._call({ ...base, messageIds: old.map((x) => x.messageId) }, 'resolve'));
+      calls.push(conn._call(this._ackReplayFrame(old), 'resolve'));
     }
     await Promise.all(calls);
   }

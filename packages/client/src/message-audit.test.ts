@@ -24,4 +24,14 @@ describe('MessageAudit', () => {
     a.add('1');
     expect(a.has('1')).toBe(false);
   });
+
+  it('knows a resend by its producer id and sequence although its message id is new', () => {
+    const a = new MessageAudit(10);
+    a.addMessage({ messageId: '7', producerId: 'p1', producerSeq: 3 });
+    expect(a.knows({ messageId: '7' })).toBe(true);
+    expect(a.knows({ messageId: '99', producerId: 'p1', producerSeq: 3 })).toBe(true);
+    expect(a.knows({ messageId: '100', producerId: 'p1', producerSeq: 4 })).toBe(false);
+    expect(a.knows({ messageId: '101', producerId: 'p2', producerSeq: 3 })).toBe(false);
+    expect(a.knows({ messageId: '102' })).toBe(false);
+  });
 });

@@ -276,7 +276,7 @@ export class Session {
       const key = `consumer:${this.channel}:${c.id}`;
       try {
         // Acks the old master may have lost go first, while the new master holds recovered messages.
-        if (c._ackedIds.length > 0) await conn._restoreCall(wire, c._ackReplayFrame());
+        if (c._acked.length > 0) await conn._restoreCall(wire, c._ackReplayFrame());
         await conn._restoreCall(wire, c._subscribeFrame());
         conn._takeOrphan(key)?.resolve(null);
       } catch (err) {

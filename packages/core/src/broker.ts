@@ -22,6 +22,7 @@ import { MessageQueue, type QueueBacking, type QueueHost } from './message-queue
 import { type Clock, type Logger, silentLogger, systemClock } from './ports';
 import { entrySize, type QueueEntry } from './queue-entry';
 import { type RedeliveryPolicy, redeliveryPolicy } from './redelivery-policy';
+import { ResendClaims } from './resend-claims';
 import type { DurableSubscriptionRecord, Store, StoreBatch, StoredMessage } from './store/store';
 
 export interface DeadLetterOptions {
@@ -64,6 +65,12 @@ export interface BrokerOptions {
    * committed (ackReplay) before those messages go to another consumer. 0 = no hold.
    */
   recoveryHoldMs?: number;
+  /**
+   * ActiveMQ's concurrentStoreAndDispatchQueues (default true): a persistent queue message goes to
+   * a ready consumer while its insert commits, and is never written when the consumer acknowledges
+   * it first. The producer's send still completes only once the message is stored or consumed.
+   */
+  concurrentStoreAndDispatchQueues?: boolean;
   onCommit?: (stats: { operations: number; inserts: number; durationMs: number }) => void;
 }
 
@@ -250,6 +257,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   readonly redelivery: RedeliveryPolicy;
   readonly deadLetterOptions: DeadLetterOptions;
   private readonly memoryWindow: number;
+  private readonly concurrentStoreAndDispatchQueues: boolean;
   readonly maxMessageSize: number;
   private readonly opts: BrokerOptions;
 
@@ -270,6 +278,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   readonly connections = new Map<string, ConnectionState>();
   private readonly producers = new Map<string, { seq: number; done: Promise<unknown> }>();
   private readonly producerLookups = new Map<string, Promise<number>>();
+  /** Resends after a takeover and the consumed messages failover consumers replayed (ackReplay). */
+  private readonly resendClaims = new ResendClaims(this);
 
   constructor(options: BrokerOptions) {
     super();
@@ -281,6 +291,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     this.redelivery = redeliveryPolicy(options.redelivery);
     this.deadLetterOptions = { ...DEFAULT_DEAD_LETTER, ...options.deadLetter };
     this.memoryWindow = options.memoryWindow ?? DEFAULT_MEMORY_WINDOW;
+    this.concurrentStoreAndDispatchQueues = options.concurrentStoreAndDispatchQueues ?? true;
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     if (!(this.memoryWindow >= 10)) throw new InvalidArgumentError('memoryWindow must be at least 10');
   }
@@ -463,7 +474,12 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
    * after the store commit that holds it. A resend of a (producerId, producerSeq) already accepted
    * resolves without storing it again.
    */
-  async send(conn: ConnectionState, message: Message, txId?: string): Promise<SendResult> {
+  async send(
+    conn: ConnectionState,
+    message: Message,
+    txId?: string,
+    options: { resent?: boolean } = {},
+  ): Promise<SendResult> {
     this.assertRunning();
     if (this.suspended) await this.whileSuspended();
     const dest = this.checkMessage(message);
@@ -477,9 +493,20 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     }
     const dup = await this.checkDuplicate(message);
     if (dup) return dup;
+    const resent = options.resent === true ? this.resendClaims.resent(message) : null;
+    if (resent === 'consumed') {
+      this.logger.debug(
+        { producerId: message.producerId, seq: message.producerSeq },
+        'resend of a consumed message dropped',
+      );
+      return { messageId: message.messageId ?? '', duplicate: true };
+    }
     const id = this.ids!.next();
     message.messageId = String(id);
-    const done = this.route(conn, dest, id, message);
+    const done =
+      resent === 'hold' && !isTopicType(dest.type)
+        ? this.routeHeld(dest, id, message)
+        : this.route(conn, dest, id, message);
     const pid = message.producerId;
     if (pid !== undefined && message.producerSeq !== undefined) {
       const state = { seq: message.producerSeq, done };
@@ -565,12 +592,76 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     const entry = this.newEntry(id, message, rec.destId !== null && message.persistent);
     if (entry.stored) {
       const destId = rec.destId!;
+      if (this.concurrentStoreAndDispatchQueues && rec.queue.acceptsBeforeStored()) {
+        return this.storeAndDispatch(rec.queue, entry, destId);
+      }
       await this.writer!.write((b) => {
         b.inserts.push(this.storedRow(id, destId, message));
         this.noteProducer(b, message);
       });
     }
     rec.queue.enqueue(entry);
+  }
+
+  /**
+   * A failover client's resend of a send the old master never confirmed, arriving during the
+   * recovery hold: the old master may have handed it to a consumer before storing it (concurrent
+   * store and dispatch), so it is stored now but held until the hold ends, and dropped if a
+   * consumer's replay (ackReplay) says it already consumed it.
+   */
+  private async routeHeld(dest: Destination, id: number, message: Message): Promise<void> {
+    const name = formatDestination(dest);
+    this.emit('message:in', { destination: name });
+    const rec = this.queues.get(name) ?? (await this.ensureQueue(dest));
+    const entry = this.newEntry(id, message, rec.destId !== null && message.persistent);
+    if (entry.stored) {
+      const destId = rec.destId!;
+      await this.writer!.write((b) => {
+        b.inserts.push(this.storedRow(id, destId, message));
+        this.noteProducer(b, message);
+      });
+    }
+    if (this.resendClaims.isConsumed(message)) {
+      // The consumer's replay came while the insert committed.
+      rec.queue.stats.enqueued += 1;
+      rec.queue.stats.dequeued += 1;
+      if (entry.stored)
+        rec.queue.trackRemoval(
+          id,
+          this.writer!.write((b) => rec.queue.removeOp(b, entry)),
+        );
+      return;
+    }
+    rec.queue.enqueueHeld(entry, this.holdRecoveredUntil);
+    this.resendClaims.hold(message, rec.queue, entry, this.holdRecoveredUntil);
+  }
+
+  /**
+   * Concurrent store and dispatch (ActiveMQ's concurrentStoreAndDispatchQueues): hand the message to
+   * the queue's consumers while its insert waits for the next commit round. The send is safe — and
+   * resolves — when the insert commits or when a consumer acknowledges the message, whichever comes
+   * first; an acknowledgement that arrives before the round starts withdraws the insert, so a
+   * message consumed that fast is never written (the producer's sequence still is).
+   */
+  private storeAndDispatch(queue: MessageQueue, entry: QueueEntry, destId: number): Promise<void> {
+    const message = entry.message;
+    const write = this.writer!.writeCancellable(
+      (b) => b.inserts.push(this.storedRow(entry.id, destId, message)),
+      (b) => this.noteProducer(b, message),
+    );
+    let consumed!: () => void;
+    const whenConsumed = new Promise<void>((resolve) => {
+      consumed = resolve;
+    });
+    entry.storing = { committed: write.committed, cancel: write.cancel, consumed };
+    write.committed.then(
+      () => {
+        if (entry.storing) entry.storing = null;
+      },
+      () => queue.storeFailed(entry),
+    );
+    queue.enqueue(entry);
+    return Promise.race([write.committed, whenConsumed]);
   }
 
   private async publish(
@@ -987,7 +1078,13 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
    */
   ackReplay(
     conn: ConnectionState,
-    request: { destination: string; durableName?: string; messageIds: string[] },
+    request: {
+      destination: string;
+      durableName?: string;
+      messageIds: string[];
+      /** Producer id and sequence of each acknowledged message that has them (resends). */
+      producerSeqs?: { producerId: string; producerSeq: number }[];
+    },
   ): { removed: number } {
     this.assertRunning();
     let queue: MessageQueue | undefined;
@@ -997,8 +1094,15 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       const dest = parseDestination(request.destination);
       if (!isTopicType(dest.type)) queue = this.queues.get(formatDestination(dest))?.queue;
     }
-    if (!queue) return { removed: 0 };
     let removed = 0;
+    for (const key of (request.producerSeqs ?? []).slice(0, 100_000)) {
+      const held = this.resendClaims.consumed(key);
+      if (!held?.queue.takePending(held.entry.id)) continue;
+      held.queue.stats.dequeued += 1;
+      void held.queue.forget(held.entry);
+      removed += 1;
+    }
+    if (!queue) return { removed };
     for (const raw of request.messageIds.slice(0, 100_000)) {
       const id = parseMessageId(raw);
       if (Number.isNaN(id)) continue;

@@ -17,15 +17,30 @@ export interface GroupCommitOptions {
 
 export const DEFAULT_MAX_BATCH_MESSAGES = 1000;
 
+/** An operation written only if it is still wanted when its round starts (see writeCancellable). */
+export interface CancellableWrite {
+  /** Settles after the round that held the operation committed (or failed). */
+  readonly committed: Promise<void>;
+  /** Withdraw the operation if its round has not started: true when it will never be written. */
+  cancel(): boolean;
+}
+
+interface Deferred {
+  mutate: (b: StoreBatch) => void;
+  cancelled: boolean;
+}
+
 interface Round {
   batch: StoreBatch;
+  /** Cancellable operations, applied to the batch when the round starts unless cancelled. */
+  deferred: Deferred[];
   waiters: { resolve: () => void; reject: (err: Error) => void }[];
   /** Operations that must not be lost if the round fails: retried in the next round. */
   retryable: { mutate: (b: StoreBatch) => void; done: () => void }[];
 }
 
 function newRound(): Round {
-  return { batch: emptyBatch(), waiters: [], retryable: [] };
+  return { batch: emptyBatch(), deferred: [], waiters: [], retryable: [] };
 }
 
 function countOps(b: StoreBatch): number {
@@ -82,6 +97,32 @@ export class GroupCommitWriter {
       this.next.waiters.push({ resolve, reject });
       this.schedule();
     });
+  }
+
+  /**
+   * Add an operation that may still be withdrawn until its round starts (concurrent store and
+   * dispatch: a message acknowledged by its consumer before its insert is written need never be
+   * written). `always` joins the round unconditionally (the producer's sequence).
+   */
+  writeCancellable(mutate: (b: StoreBatch) => void, always?: (b: StoreBatch) => void): CancellableWrite {
+    const refused = this.refusal();
+    if (refused) return { committed: Promise.reject(refused), cancel: () => false };
+    const round = this.next;
+    always?.(round.batch);
+    const op: Deferred = { mutate, cancelled: false };
+    round.deferred.push(op);
+    const committed = new Promise<void>((resolve, reject) => {
+      round.waiters.push({ resolve, reject });
+      this.schedule();
+    });
+    return {
+      committed,
+      cancel: () => {
+        if (this.next !== round) return op.cancelled;
+        op.cancelled = true;
+        return true;
+      },
+    };
   }
 
   /**
@@ -144,6 +185,7 @@ export class GroupCommitWriter {
     this.inFlight = true;
     const started = performance.now();
     try {
+      for (const d of round.deferred) if (!d.cancelled) d.mutate(round.batch);
       collapseProducers(round.batch);
       if (!isEmptyBatch(round.batch)) await this.store.commit(round.batch);
       this.retryDelayMs = 0;
@@ -160,7 +202,8 @@ export class GroupCommitWriter {
       this.inFlight = false;
     }
     if (!isEmptyBatch(this.next.batch) || this.next.waiters.length > 0) {
-      if (this.next.batch.inserts.length >= this.maxBatchMessages) void this.flush();
+      if (this.next.batch.inserts.length + this.next.deferred.length >= this.maxBatchMessages)
+        void this.flush();
       else this.schedule();
     } else {
       this.notifyIdle();

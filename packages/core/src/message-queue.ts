@@ -142,10 +142,10 @@ export class MessageQueue {
     this.consumers = this.consumers.filter((x) => x !== c);
   }
 
-  /** A new message (already committed when stored). */
+  /** A new message (committed when stored, unless `entry.storing`: see acceptsBeforeStored). */
   enqueue(entry: QueueEntry): void {
     this.stats.enqueued += 1;
-    if (entry.stored && this.backing && this.shouldSpill(entry)) {
+    if (entry.stored && !entry.storing && this.backing && this.shouldSpill(entry)) {
       if (!this.spilled) {
         this.spilled = true;
         this.cursor = { priority: entry.priority, id: entry.id - 1 };
@@ -156,6 +156,15 @@ export class MessageQueue {
     this.hold(entry);
     this.pending.push(entry);
     this.scheduleDispatch();
+  }
+
+  /** A new (committed) message that no consumer may have before `until` (a resend after a takeover). */
+  enqueueHeld(entry: QueueEntry, until: number): void {
+    this.stats.enqueued += 1;
+    this.hold(entry);
+    entry.notBefore = until;
+    this.delayed.add(entry);
+    this.armDelayTimer();
   }
 
   /**
@@ -254,9 +263,50 @@ export class MessageQueue {
     this.memoryIds.delete(entry.id);
     const writer = this.host.writer;
     if (!writer) return Promise.resolve();
-    this.removing.add(entry.id);
     const backing = this.backing;
+    const storing = entry.storing;
+    if (storing) {
+      // Dispatched before its insert committed: the message is done, so the producer's send is
+      // safe now. An insert not yet written is withdrawn; one being written is deleted after it.
+      entry.storing = null;
+      storing.consumed();
+      if (storing.cancel()) {
+        entry.stored = false;
+        return Promise.resolve();
+      }
+      this.removing.add(entry.id);
+      return storing.committed.then(
+        () =>
+          writer.writeLater((b) => backing.remove(b, entry.id)).then(() => this.removalCommitted(entry.id)),
+        () => this.removalCommitted(entry.id),
+      );
+    }
+    this.removing.add(entry.id);
     return writer.writeLater((b) => backing.remove(b, entry.id)).then(() => this.removalCommitted(entry.id));
+  }
+
+  /**
+   * Whether a new stored message may be handed to this queue before its insert commits (concurrent
+   * store and dispatch): only while it has consumers and would be held in memory, not spilled.
+   */
+  acceptsBeforeStored(): boolean {
+    return (
+      !this.closed && !this.spilled && this.consumers.length > 0 && this.inMemory < this.options.memoryWindow
+    );
+  }
+
+  /**
+   * The insert of an entry dispatched before it committed failed: the producer is told its send
+   * failed, so the entry is withdrawn if it is still waiting; one already in flight stays with its
+   * consumer as a message that is not stored.
+   */
+  storeFailed(entry: QueueEntry): void {
+    if (entry.storing === null || entry.storing === undefined) return;
+    entry.storing = null;
+    entry.stored = false;
+    this.memoryIds.delete(entry.id);
+    if (this.pending.remove(entry)) this.stats.enqueued -= 1;
+    else if (this.delayed.delete(entry)) this.stats.enqueued -= 1;
   }
 
   /** Called once a removal written elsewhere (a transaction) committed. */

@@ -18,6 +18,21 @@ export interface QueueEntry {
   size: number;
   /** Not deliverable before this time (redelivery delay), ms since the epoch. */
   notBefore: number;
+  /**
+   * Concurrent store and dispatch: the insert of this stored entry is not committed yet, and the
+   * entry was handed to the queue anyway. Cleared once the insert commits.
+   */
+  storing?: PendingInsert | null;
+}
+
+/** The insert of a message dispatched before it committed (Broker, concurrent store and dispatch). */
+export interface PendingInsert {
+  /** Settles when the insert committed (or failed). */
+  readonly committed: Promise<void>;
+  /** Withdraw the insert if it is not written yet: true when it never will be. */
+  cancel(): boolean;
+  /** The consumer acknowledged the message: the producer's send is safe whatever the insert does. */
+  consumed(): void;
 }
 
 export function entrySize(message: Message): number {

@@ -106,6 +106,8 @@ export interface LockConfig {
 export interface StoreConfig {
   maxBatchSize: number;
   pageSize: number;
+  /** ActiveMQ's concurrentStoreAndDispatchQueues: dispatch a persistent queue message while it is stored. */
+  concurrentStoreAndDispatchQueues: boolean;
 }
 
 /** ActiveMQ RedeliveryPolicy names; delays in milliseconds, -1 maximumRedeliveries = forever. */
@@ -497,6 +499,13 @@ const SETTINGS: Setting[] = [
     'an integer between 1 and 100000',
   ),
   s(
+    'store.concurrentStoreAndDispatchQueues',
+    'KEEL_CONCURRENT_STORE_AND_DISPATCH_QUEUES',
+    'concurrentStoreAndDispatchQueues',
+    bool,
+    'true or false',
+  ),
+  s(
     'store.pageSize',
     'KEEL_STORE_PAGE_SIZE',
     'storePageSize',
@@ -753,6 +762,7 @@ function assemble(
     store: {
       maxBatchSize: get('store.maxBatchSize', DEFAULT_STORE_MAX_BATCH_SIZE),
       pageSize: get('store.pageSize', DEFAULT_STORE_PAGE_SIZE),
+      concurrentStoreAndDispatchQueues: get('store.concurrentStoreAndDispatchQueues', true),
     },
     redelivery: {
       maximumRedeliveries: get('redelivery.maximumRedeliveries', DEFAULT_REDELIVERY.maximumRedeliveries),

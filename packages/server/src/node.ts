@@ -287,6 +287,7 @@ export class KeelNode implements RunningNode {
       memoryWindow: this.config.store.pageSize,
       recoveryHoldMs: this.config.lock.recoveryHoldMs,
       maxBatchMessages: this.config.store.maxBatchSize,
+      concurrentStoreAndDispatchQueues: this.config.store.concurrentStoreAndDispatchQueues,
       maxMessageSize: this.config.maxFrameSize,
       onCommit: (s) => this.admin?.metrics?.observeCommit(s),
     });

@@ -189,6 +189,7 @@ const CHECKS: Record<number, Check> = {
   [FrameType.Send]: (o, f) => {
     optStr(o, 'receiptId', f);
     optStr(o, 'txId', f);
+    optBool(o, 'resent', f);
     message(o, false, f);
   },
   [FrameType.Message]: (o, f) => {

@@ -161,6 +161,11 @@ export interface SendFrame {
   receiptId?: string;
   /** Set when the send is part of the session's open transaction. */
   txId?: string;
+  /**
+   * A failover client resending, after reconnecting, a send the previous broker never confirmed
+   * (same producerId/producerSeq). The new master may hold it briefly (see Broker.ackReplay).
+   */
+  resent?: boolean;
   /** Headers travel in the JSON part, the body as the frame's body bytes. */
   message: Message;
 }

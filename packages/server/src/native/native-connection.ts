@@ -31,6 +31,7 @@ import {
   type TxRollbackFrame,
   type UnsubscribeFrame,
 } from '@keel/protocol';
+import { TickCork } from '../tick-cork';
 
 /** Checks a client's credentials; returns true when no users are configured. Never log the password. */
 export type NativeAuthenticate = (username?: string, password?: string) => boolean | Promise<boolean>;
@@ -107,8 +108,8 @@ export class NativeConnection {
   private pendingRequests = 0;
   private idleWaiters: (() => void)[] = [];
 
-  private corked = false;
   private congested = false;
+  private readonly cork: TickCork;
   private lastReadAt = Date.now();
   private lastWriteAt = Date.now();
   private heartbeatMs = 0;
@@ -124,6 +125,7 @@ export class NativeConnection {
     private readonly options: NativeConnectionOptions,
   ) {
     this.broker = options.broker;
+    this.cork = new TickCork(socket);
     this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     this.logger = options.logger.child({ remote: this.remoteAddress });
     this.maxFrameSizeOut = options.maxFrameSize;
@@ -566,7 +568,7 @@ export class NativeConnection {
     this.run(
       frame.channel,
       receiptId,
-      () => this.broker.send(conn, frame.message, frame.txId),
+      () => this.broker.send(conn, frame.message, frame.txId, { resent: frame.resent === true }),
       receiptId === undefined
         ? undefined
         : (r) => ({ type: FrameType.Receipt, channel: frame.channel, receiptId, messageId: r.messageId }),
@@ -671,6 +673,7 @@ export class NativeConnection {
               destination: String(a.destination ?? ''),
               durableName: typeof a.durableName === 'string' ? a.durableName : undefined,
               messageIds: ids,
+              producerSeqs: producerSeqsOf(a.producerIds, a.producerSeqs),
             });
           }
           default:
@@ -778,16 +781,8 @@ export class NativeConnection {
   private write(buf: Buffer): void {
     const socket = this.socket;
     if (socket.destroyed || !socket.writable) return;
-    if (!this.corked) {
-      this.corked = true;
-      socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        socket.uncork();
-      });
-    }
     this.lastWriteAt = Date.now();
-    if (!socket.write(buf) && !this.congested) this.setCongested(true);
+    if (!this.cork.write(buf) && !this.congested) this.setCongested(true);
   }
 
   private onDrain(): void {
@@ -876,4 +871,18 @@ export class NativeConnection {
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** ack-replay's parallel lists producerIds[i] / producerSeqs[i]; malformed pairs are skipped. */
+function producerSeqsOf(ids: unknown, seqs: unknown): { producerId: string; producerSeq: number }[] {
+  if (!Array.isArray(ids) || !Array.isArray(seqs)) return [];
+  const out: { producerId: string; producerSeq: number }[] = [];
+  for (let i = 0; i < ids.length && i < seqs.length; i++) {
+    const producerId = ids[i];
+    const producerSeq = seqs[i];
+    if (typeof producerId === 'string' && Number.isSafeInteger(producerSeq)) {
+      out.push({ producerId, producerSeq: producerSeq as number });
+    }
+  }
+  return out;
 }

@@ -15,6 +15,7 @@ import {
   type StompVersion,
   stompHeaderRecord,
 } from '@keel/protocol';
+import { TickCork } from '../tick-cork';
 import { stompToKeelDestination } from './stomp-destinations';
 import { messageFrameHeaders, messageFromSend } from './stomp-message';
 import { negotiateHeartbeat, negotiateStompVersion, parseHeartbeatHeader } from './stomp-negotiate';
@@ -94,6 +95,7 @@ export class StompConnection {
   private ended = false;
   private closed = false;
   private waitingDrain = false;
+  private readonly cork: TickCork;
   private readonly subs = new Map<string, StompSubscription>();
   private readonly ackIndex = new Map<string, StompSubscription>();
   private ackCounter = 0;
@@ -110,6 +112,7 @@ export class StompConnection {
   ) {
     this.broker = options.broker;
     this.logger = options.logger;
+    this.cork = new TickCork(socket);
     this.decoder = new StompDecoder({
       maxFrameSize: options.maxFrameSize,
       maxBodySize: options.maxFrameSize,
@@ -658,7 +661,7 @@ export class StompConnection {
 
   private send(buf: Buffer): void {
     this.lastWriteAt = Date.now();
-    if (this.socket.write(buf) || this.waitingDrain) return;
+    if (this.cork.write(buf) || this.waitingDrain) return;
     // Backpressure (STYLE.md "Connections and backpressure"): no more deliveries until 'drain'.
     this.waitingDrain = true;
     const conn = this.conn;
@@ -715,6 +718,7 @@ export class StompConnection {
           ],
           body: Buffer.alloc(0),
         });
+        this.cork.flush();
         this.socket.destroy();
       }, receiveIntervalMs);
       t.unref();
