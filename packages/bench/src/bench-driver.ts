@@ -1,6 +1,7 @@
 /**
- * What a scenario needs from a broker connection. The STOMP driver implements it now; a native
- * driver on @keel/client can implement the same interface later and every scenario runs on it.
+ * What a scenario needs from a broker connection. Implemented over STOMP (stomp-driver.ts, and
+ * stomp-failover-driver.ts for a list of brokers) and over Keel's native protocol on @keel/client
+ * (native-driver.ts), so every scenario runs on each.
  */
 
 export interface BenchDestination {
@@ -29,14 +30,24 @@ export interface BenchConnection {
   send(destination: BenchDestination, body: Buffer): Promise<void>;
   /** Subscribe with individual acknowledgement; resolves once the broker confirmed the subscription. */
   subscribe(destination: BenchDestination, options: BenchSubscribeOptions): Promise<BenchSubscription>;
-  /** Called once if the connection fails (error frame, socket error, unexpected close). */
+  /** Called once if the connection fails for good (error frame, socket error, unexpected close). */
   onError(listener: (err: Error) => void): void;
+  /**
+   * Failover connections: the link dropped (`interrupted`) or is back, restored (`resumed`);
+   * `detail` names the broker URL and the error. Optional: plain connections never call it.
+   */
+  onLinkEvent?(listener: (event: BenchLinkEvent) => void): void;
   /** Disconnect gracefully (bounded in time), then release the socket. */
   close(): Promise<void>;
 }
 
+export interface BenchLinkEvent {
+  event: 'interrupted' | 'resumed';
+  detail: string;
+}
+
 export interface BenchDriver {
-  /** For reports: `stomp`, later `native`. */
+  /** For reports: `stomp` or `native`. */
   readonly protocol: string;
   connect(name: string): Promise<BenchConnection>;
 }

@@ -1,5 +1,10 @@
 import { InvalidArgumentError } from '@keel/protocol';
-import { DEFAULT_PREFETCH, parseBenchArgs, SCENARIO_DEFAULTS } from './bench-options';
+import {
+  DEFAULT_IDLE_CONNECTIONS,
+  DEFAULT_PREFETCH,
+  parseBenchArgs,
+  SCENARIO_DEFAULTS,
+} from './bench-options';
 
 function errorOf(argv: string[]): InvalidArgumentError {
   try {
@@ -94,10 +99,142 @@ describe('parseBenchArgs', () => {
     expect(errorOf(['throughput', '--queue', 'a/b']).message).toContain('--queue');
   });
 
-  it('requires a known scenario, and offers no unbuilt one', () => {
+  it('requires a known scenario', () => {
     expect(errorOf([]).message).toMatch(/missing scenario/);
-    expect(errorOf(['failover']).message).toMatch(/unknown scenario "failover"/);
+    expect(errorOf(['latency']).message).toMatch(/unknown scenario "latency"/);
     expect(errorOf(['throughput', 'fanout']).message).toMatch(/one scenario/);
     expect(parseBenchArgs(['--help']).help).toBe(true);
+  });
+
+  it('takes the native protocol for Keel only, with tcp:// or failover: URLs', () => {
+    const o = parseBenchArgs(['throughput', '--protocol', 'native']);
+    expect(o).toMatchObject({
+      protocol: 'native',
+      url: 'tcp://127.0.0.1:61616',
+      host: '127.0.0.1',
+      port: 61616,
+    });
+    const f = parseBenchArgs([
+      'throughput',
+      '--protocol=native',
+      '--url',
+      'failover:(tcp://10.0.0.1:61617,tcp://10.0.0.2:61618)?randomize=false',
+    ]);
+    expect(f).toMatchObject({ host: '10.0.0.1', port: 61617 });
+    expect(f.urls).toEqual(['failover:(tcp://10.0.0.1:61617,tcp://10.0.0.2:61618)?randomize=false']);
+    expect(errorOf(['throughput', '--protocol', 'native', '--target', 'rabbitmq']).message).toMatch(
+      /--protocol native .* --target keel only/,
+    );
+    expect(errorOf(['throughput', '--protocol', 'amqp']).message).toContain('--protocol');
+    expect(errorOf(['throughput', '--protocol', 'native', '--url', 'stomp://a:1']).message).toContain(
+      '--url',
+    );
+    expect(errorOf(['throughput', '--url', 'tcp://a:61616']).message).toMatch(/add --protocol native/);
+  });
+
+  it('reads a STOMP URL list, for failover only', () => {
+    const o = parseBenchArgs(['failover', '--url', 'stomp://a:61613,stomp://b:61614', '--master-pid', '123']);
+    expect(o.urls).toEqual(['stomp://a:61613', 'stomp://b:61614']);
+    expect(o).toMatchObject({ host: 'a', port: 61613, masterPid: 123 });
+    expect(errorOf(['throughput', '--url', 'stomp://a,stomp://b']).message).toMatch(
+      /only the failover scenario/,
+    );
+  });
+
+  it('checks the failover options', () => {
+    const o = parseBenchArgs([
+      'failover',
+      '--protocol',
+      'native',
+      '--url',
+      'failover:(tcp://a,tcp://b)',
+      '--master-pid',
+      '42',
+      '--admin-url',
+      'http://127.0.0.1:8161/,http://127.0.0.1:8162',
+    ]);
+    expect(o).toMatchObject({
+      producers: 4,
+      consumers: 4,
+      inFlight: 1,
+      ratePerS: 200,
+      durationMs: 30_000,
+      killAfterMs: 10_000,
+      masterPid: 42,
+      adminUrls: ['http://127.0.0.1:8161', 'http://127.0.0.1:8162'],
+    });
+    expect(errorOf(['failover', '--url', 'stomp://a,stomp://b']).message).toMatch(/--master-pid/);
+    expect(
+      errorOf(['failover', '--protocol', 'native', '--url', 'tcp://a:61616', '--master-pid', '1']).message,
+    ).toMatch(/failover:\(tcp:\/\/a,tcp:\/\/b\) --url/);
+    expect(errorOf(['failover', '--url', 'stomp://a', '--master-pid', '1']).message).toMatch(
+      /at least two URLs/,
+    );
+    expect(
+      errorOf([
+        'failover',
+        '--url',
+        's://a',
+        '--master-pid',
+        '1',
+        '--duration-ms',
+        '5000',
+        '--kill-after-ms',
+        '5000',
+      ]).message,
+    ).toContain('--url');
+    expect(
+      errorOf([
+        'failover',
+        '--url',
+        'stomp://a,stomp://b',
+        '--master-pid',
+        '1',
+        '--duration-ms',
+        '5000',
+        '--kill-after-ms',
+        '5000',
+      ]).message,
+    ).toMatch(/--kill-after-ms \(5000\) must be below --duration-ms/);
+    expect(
+      errorOf(['failover', '--url', 'stomp://a,stomp://b', '--master-pid', '1', '--admin-url', 'ftp://x'])
+        .message,
+    ).toContain('--admin-url');
+    expect(errorOf(['throughput', '--master-pid', '1']).message).toBe(
+      '--master-pid is an option of the failover scenario, not throughput',
+    );
+  });
+
+  it('checks the connections options', () => {
+    const o = parseBenchArgs([
+      'connections',
+      '--idle-connections',
+      '100',
+      '--connect-batch=10',
+      '--idle-subscribe',
+    ]);
+    expect(o).toMatchObject({
+      idleConnections: 100,
+      connectBatch: 10,
+      idleSubscribe: true,
+      ratePerS: 200,
+      durationMs: 10_000,
+    });
+    expect(parseBenchArgs(['connections'])).toMatchObject({
+      idleConnections: DEFAULT_IDLE_CONNECTIONS,
+      idleSubscribe: false,
+    });
+    expect(errorOf(['connections', '--connect-batch', '0']).message).toMatch(
+      /--connect-batch must be at least 1/,
+    );
+    expect(errorOf(['backlog', '--idle-subscribe']).message).toMatch(
+      /--idle-subscribe is an option of the connections/,
+    );
+  });
+
+  it('paces only when asked, except failover and connections', () => {
+    expect(parseBenchArgs(['throughput']).ratePerS).toBe(0);
+    expect(parseBenchArgs(['throughput', '--rate', '500']).ratePerS).toBe(500);
+    expect(SCENARIO_DEFAULTS.connections.ratePerS).toBe(200);
   });
 });

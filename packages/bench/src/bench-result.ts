@@ -46,7 +46,122 @@ export interface BacklogRunResult {
   errors: string[];
 }
 
-export type RunResult = FlowRunResult | BacklogRunResult;
+/** A connection's failover event, ms since the load started. */
+export interface LinkEventRecord {
+  atMs: number;
+  connection: string;
+  event: 'interrupted' | 'resumed' | 'error';
+  detail: string;
+}
+
+/** One run of `failover`: steady load, the master SIGKILLed, the load kept up. Times in ms. */
+export interface FailoverRunResult {
+  kind: 'failover';
+  run: number;
+  destination: string;
+  killedPid: number;
+  /** When the kill was sent, ms after the load started; null if it could not be sent. */
+  killAtMs: number | null;
+  /** Kill → the first node of --admin-url reporting role master; null without --admin-url or if none did. */
+  takeoverMs: number | null;
+  /** The admin URL that reported master after the kill. */
+  newMasterAdmin: string | null;
+  /** Kill → the first RECEIPT (first delivery) after it; null if none came. */
+  firstReceiptAfterKillMs: number | null;
+  firstDeliveryAfterKillMs: number | null;
+  /** Longest gap between receipts (deliveries) from the last one before the kill to the end of the load. */
+  receiptPauseMs: number;
+  deliveryPauseMs: number;
+  /** Sends started. */
+  sent: number;
+  receipted: number;
+  /** Sends that failed (the failover transport gave up). */
+  failed: number;
+  /** Distinct messages received. */
+  received: number;
+  /** Receipted but never received. */
+  lost: number;
+  /** Deliveries of a message received before. */
+  duplicated: number;
+  /** Received although the send had no receipt (in doubt at the kill, stored after all). */
+  deliveredWithoutReceipt: number;
+  /** From the first send to the end of the drain. */
+  durationMs: number;
+  latencyMs: LatencySummary;
+  receiptLatencyMs: LatencySummary;
+  /** Receipts and first deliveries per 100 ms from the start of the load (a chart of the pause). */
+  timeline: { bucketMs: number; receipts: number[]; deliveries: number[] };
+  events: LinkEventRecord[];
+  errors: string[];
+}
+
+/** The steady load of `connections` in one phase. */
+export interface PhaseLoad {
+  /** Receipted sends started in this phase. */
+  sent: number;
+  /** Messages received that were sent in this phase. */
+  received: number;
+  durationMs: number;
+  /** Receipted sends per second in the phase. */
+  sendRate: number;
+  latencyMs: LatencySummary;
+  receiptLatencyMs: LatencySummary;
+}
+
+/** One run of `connections`: load, then N idle connections opened, then load with them. */
+export interface ConnectionsRunResult {
+  kind: 'connections';
+  run: number;
+  destination: string;
+  idle: {
+    requested: number;
+    opened: number;
+    failed: number;
+    /** Each idle connection subscribed to a queue of its own (--idle-subscribe). */
+    subscribed: boolean;
+    batch: number;
+    /** From the first connect to the last one done. */
+    rampMs: number;
+    /** Each connection's TCP connect + handshake (+ SUBSCRIBE and its receipt with --idle-subscribe). */
+    connectMs: LatencySummary;
+    /** Closing them all, in batches. */
+    closeMs: number;
+    errors: string[];
+  };
+  before: PhaseLoad;
+  /** The load sent during the ramp-up (neither before nor with every idle connection open). */
+  ramp: PhaseLoad;
+  withIdle: PhaseLoad;
+  sendFailed: number;
+  missing: number;
+  duplicates: number;
+  /** VmRSS of --broker-pid: before the ramp, with every idle connection open, peak; null without --broker-pid. */
+  rss: {
+    beforeKiB: number | null;
+    withIdleKiB: number | null;
+    peakKiB: number | null;
+    /** (withIdle - before) / opened. */
+    perIdleConnectionKiB: number | null;
+    samples: RssSample[];
+  } | null;
+  errors: string[];
+}
+
+export type RunResult = FlowRunResult | BacklogRunResult | FailoverRunResult | ConnectionsRunResult;
+
+/** True when a run lost messages or could not do what it was asked (the command exits 1). */
+export function runIncomplete(r: RunResult): boolean {
+  switch (r.kind) {
+    case 'flow':
+      return r.missing > 0 || r.sendFailed > 0;
+    case 'backlog':
+      return r.drain.missing > 0 || r.fill.failed > 0;
+    case 'failover':
+      return r.lost > 0 || r.failed > 0 || r.killAtMs === null;
+    case 'connections':
+      return r.missing > 0 || r.sendFailed > 0 || r.idle.failed > 0;
+  }
+}
 
 /** What `--out` writes and docs/benchmarks.md is made from. */
 export interface BenchReport {
@@ -54,6 +169,7 @@ export interface BenchReport {
   formatVersion: 1;
   scenario: Scenario;
   target: Target;
+  /** `stomp` or `native` (reports from before --protocol existed say `stomp`). */
   protocol: string;
   startedAt: string;
   /** The options, without the passcode. */
@@ -80,6 +196,46 @@ export function runMetrics(r: RunResult): Record<string, number> {
       receiptP99Ms: r.receiptLatencyMs.p99,
       durationMs: r.durationMs,
     };
+  }
+  if (r.kind === 'failover') {
+    const m: Record<string, number> = {
+      sent: r.sent,
+      receipted: r.receipted,
+      received: r.received,
+      lost: r.lost,
+      duplicated: r.duplicated,
+      failed: r.failed,
+      receiptPauseMs: r.receiptPauseMs,
+      deliveryPauseMs: r.deliveryPauseMs,
+      latencyP50Ms: r.latencyMs.p50,
+      latencyP99Ms: r.latencyMs.p99,
+      latencyMaxMs: r.latencyMs.max,
+    };
+    if (r.takeoverMs !== null) m.takeoverMs = r.takeoverMs;
+    if (r.firstReceiptAfterKillMs !== null) m.firstReceiptAfterKillMs = r.firstReceiptAfterKillMs;
+    if (r.firstDeliveryAfterKillMs !== null) m.firstDeliveryAfterKillMs = r.firstDeliveryAfterKillMs;
+    return m;
+  }
+  if (r.kind === 'connections') {
+    const m: Record<string, number> = {
+      idleOpened: r.idle.opened,
+      idleFailed: r.idle.failed,
+      rampMs: r.idle.rampMs,
+      connectP50Ms: r.idle.connectMs.p50,
+      connectP99Ms: r.idle.connectMs.p99,
+      connectMaxMs: r.idle.connectMs.max,
+      beforeP50Ms: r.before.latencyMs.p50,
+      beforeP99Ms: r.before.latencyMs.p99,
+      idleP50Ms: r.withIdle.latencyMs.p50,
+      idleP99Ms: r.withIdle.latencyMs.p99,
+      beforeSendRate: r.before.sendRate,
+      idleSendRate: r.withIdle.sendRate,
+      missing: r.missing,
+    };
+    if (r.rss?.beforeKiB != null) m.rssBeforeMiB = r.rss.beforeKiB / 1024;
+    if (r.rss?.withIdleKiB != null) m.rssIdleMiB = r.rss.withIdleKiB / 1024;
+    if (r.rss?.perIdleConnectionKiB != null) m.rssPerIdleConnectionKiB = r.rss.perIdleConnectionKiB;
+    return m;
   }
   const m: Record<string, number> = {
     sent: r.fill.sent,

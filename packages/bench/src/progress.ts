@@ -21,6 +21,8 @@ export class ProgressLine {
     private readonly counters: () => ProgressCounters,
     private readonly stream: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr,
     private readonly enabled = true,
+    /** Appended to the line (a scenario's own state: the kill, idle connections open). */
+    private readonly extra?: () => string,
   ) {
     this.tty = stream.isTTY === true;
   }
@@ -51,7 +53,8 @@ export class ProgressLine {
     this.lastAt = now;
     const line =
       `${this.label} ${((now - this.startedAt) / 1000).toFixed(0)}s  sent ${formatNumber(c.sent)} (${formatNumber(sendRate)}/s)` +
-      `  received ${formatNumber(c.received)} (${formatNumber(recvRate)}/s)`;
+      `  received ${formatNumber(c.received)} (${formatNumber(recvRate)}/s)` +
+      (this.extra ? `  ${this.extra()}` : '');
     this.stream.write(this.tty ? `\r\x1b[2K${line}` : `${line}\n`);
   }
 }

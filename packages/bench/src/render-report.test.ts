@@ -1,4 +1,4 @@
-import type { BenchReport, FlowRunResult } from './bench-result';
+import type { BenchReport, FailoverRunResult, FlowRunResult } from './bench-result';
 import {
   barChartSvg,
   groupReports,
@@ -30,18 +30,26 @@ function flowRun(run: number, receiveRate: number, p99: number): FlowRunResult {
   };
 }
 
-function report(target: BenchReport['target'], inFlight: number, runs: FlowRunResult[]): BenchReport {
+function report(
+  target: BenchReport['target'],
+  inFlight: number,
+  runs: Array<FlowRunResult | FailoverRunResult>,
+  protocol: 'stomp' | 'native' = 'stomp',
+  scenario: BenchReport['scenario'] = 'throughput',
+): BenchReport {
   return {
     tool: 'keel-bench',
     formatVersion: 1,
-    scenario: 'throughput',
+    scenario,
     target,
-    protocol: 'stomp',
+    protocol,
     startedAt: '2025-01-02T03:04:05.000Z',
     config: {
-      scenario: 'throughput',
+      scenario,
       target,
+      protocol,
       url: 'stomp://127.0.0.1:61613',
+      urls: ['stomp://127.0.0.1:61613'],
       host: '127.0.0.1',
       port: 61613,
       producers: 4,
@@ -52,6 +60,12 @@ function report(target: BenchReport['target'], inFlight: number, runs: FlowRunRe
       durationMs: 60000,
       drainTimeoutMs: 30000,
       prefetch: 1000,
+      ratePerS: 0,
+      killAfterMs: 10_000,
+      adminUrls: [],
+      idleConnections: 5000,
+      connectBatch: 200,
+      idleSubscribe: false,
       runs: runs.length,
     },
     machine: { nproc: 2, cpuModel: 'Test CPU', memoryBytes: 24 * 1024 ** 3, kernel: '6.1', node: 'v20.0.0' },
@@ -141,6 +155,79 @@ describe('renderTargetsSection', () => {
     );
     expect(text).toContain('| window 1: Keel p99 < 3 ms | 4.00 ms | **not met** |');
     expect(text).toContain('| backlog drain: Keel ≥ 2× RabbitMQ | - | not measured |');
+  });
+});
+
+function failoverRun(run: number, takeoverMs: number, firstReceipt: number, lost = 0): FailoverRunResult {
+  return {
+    kind: 'failover',
+    run,
+    destination: '/queue/q',
+    killedPid: 1234,
+    killAtMs: 10_000,
+    takeoverMs,
+    newMasterAdmin: 'http://127.0.0.1:8162',
+    firstReceiptAfterKillMs: firstReceipt,
+    firstDeliveryAfterKillMs: firstReceipt,
+    receiptPauseMs: firstReceipt + 5,
+    deliveryPauseMs: firstReceipt + 5,
+    sent: 6000,
+    receipted: 6000,
+    failed: 0,
+    received: 6000 - lost,
+    lost,
+    duplicated: 0,
+    deliveredWithoutReceipt: 0,
+    durationMs: 30_000,
+    latencyMs: lat(1, 3),
+    receiptLatencyMs: lat(1, 3),
+    timeline: { bucketMs: 100, receipts: [], deliveries: [] },
+    events: [],
+    errors: [],
+  };
+}
+
+describe('native rows and failover', () => {
+  const reports = [
+    report('keel', 64, [flowRun(1, 4000, 40)]),
+    report('keel', 64, [flowRun(1, 6000, 20)], 'native'),
+    report('keel', 1, [flowRun(1, 900, 4)]),
+    report('keel', 1, [flowRun(1, 800, 5)], 'native'),
+    report(
+      'keel',
+      1,
+      [failoverRun(1, 40, 120), failoverRun(2, 60, 140), failoverRun(3, 200, 300)],
+      'native',
+      'failover',
+    ),
+  ];
+
+  it('puts Keel over the native protocol in its own row of the same case', () => {
+    const groups = groupReports(reports);
+    expect(groups.map((g) => g.scenario)).toEqual(['throughput', 'throughput', 'failover']);
+    expect([...groups[1]!.byTarget.keys()].sort()).toEqual(['keel', 'keel-native']);
+    const { markdown, svgs } = renderBenchmarksMarkdown(reports, { svgHref: '.' });
+    expect(markdown).toContain('over STOMP and over its native protocol (rows `Keel (native)`');
+    expect(markdown.indexOf('| Keel (native) | 1 | 6,000')).toBeGreaterThan(0);
+    expect(markdown).toContain(
+      '## failover: master SIGKILLed under load, 4 producers, 4 consumers, window 1, 1024 B',
+    );
+    // takeover 40, 60, 200 -> median 60; first receipt 120, 140, 300 -> 140.
+    expect(markdown).toContain('| Keel (native) | 3 | 60 | 140 | 145 | 145 | 6,000 | 6,000 | 0 | 0 |');
+    expect(Object.keys(svgs)).toContain('failover-p4-c4-w1-s1024-r0.svg');
+  });
+
+  it('checks "faster still over native" and the 150 ms takeover', () => {
+    const text = renderTargetsSection(groupReports(reports)).join('\n');
+    expect(text).toContain(
+      '| window 64: Keel native faster than Keel over STOMP | native 6,000 msg/s, STOMP 4,000 msg/s: 1.50× | **met** |',
+    );
+    expect(text).toContain(
+      '| window 1: Keel native faster than Keel over STOMP | native 800 msg/s, STOMP 900 msg/s: 0.89× | **not met** |',
+    );
+    expect(text).toContain(
+      "| failover: a slave serves within 150 ms of the master's SIGKILL | takeover 60 ms (admin API), first receipt after the kill 140 ms (Keel (native)) | **met** |",
+    );
   });
 });
 

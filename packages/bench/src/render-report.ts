@@ -71,9 +71,36 @@ interface CaseGroup {
   byTarget: Map<string, Record<string, number>[]>;
 }
 
-const TARGET_ORDER = ['keel', 'activemq', 'rabbitmq'];
-const TARGET_NAMES: Record<string, string> = { keel: 'Keel', activemq: 'ActiveMQ', rabbitmq: 'RabbitMQ' };
-const TARGET_COLORS: Record<string, string> = { keel: '#2b6cb0', activemq: '#c05621', rabbitmq: '#2f855a' };
+/**
+ * Rows of a case: a broker over STOMP (`keel`, `activemq`, `rabbitmq`), or Keel over its native
+ * protocol (`keel-native`), so the two Keel rows sit in one table.
+ */
+const TARGET_ORDER = ['keel-native', 'keel', 'activemq', 'rabbitmq'];
+const TARGET_NAMES: Record<string, string> = {
+  'keel-native': 'Keel (native)',
+  keel: 'Keel',
+  activemq: 'ActiveMQ',
+  rabbitmq: 'RabbitMQ',
+};
+const TARGET_COLORS: Record<string, string> = {
+  'keel-native': '#1a365d',
+  keel: '#2b6cb0',
+  activemq: '#c05621',
+  rabbitmq: '#2f855a',
+};
+
+/** The row a report goes in: its target, or `<target>-native` over the native protocol. */
+export function rowKey(r: Pick<BenchReport, 'target' | 'protocol'>): string {
+  return r.protocol === 'native' ? `${r.target}-native` : r.target;
+}
+
+const SCENARIO_ORDER: Record<BenchReport['scenario'], number> = {
+  throughput: 0,
+  fanout: 1,
+  backlog: 2,
+  failover: 3,
+  connections: 4,
+};
 
 function caseOf(r: BenchReport): { key: string; title: string; slug: string } {
   const c = r.config;
@@ -81,9 +108,22 @@ function caseOf(r: BenchReport): { key: string; title: string; slug: string } {
     r.scenario === 'fanout'
       ? `${c.producers} producer(s), ${c.consumers} subscribers`
       : `${c.producers} producers, ${c.consumers} consumers`;
-  const count = r.scenario === 'backlog' ? `, ${formatNumber(c.count)} messages` : '';
-  const title = `${r.scenario}: ${conns}, window ${c.inFlight}, ${c.sizeBytes} B${count}`;
-  const slug = `${r.scenario}-p${c.producers}-c${c.consumers}-w${c.inFlight}-s${c.sizeBytes}${r.scenario === 'backlog' ? `-n${c.count}` : ''}`;
+  const rate = c.ratePerS ? `, ${formatNumber(c.ratePerS)} msg/s` : '';
+  let title: string;
+  let slug = `${r.scenario}-p${c.producers}-c${c.consumers}-w${c.inFlight}-s${c.sizeBytes}`;
+  if (r.scenario === 'connections') {
+    const idle = `${formatNumber(c.idleConnections ?? 0)} idle connections${c.idleSubscribe ? ' (each subscribed)' : ''}`;
+    title = `connections: ${idle}, load ${conns}, window ${c.inFlight}, ${c.sizeBytes} B${rate}`;
+    slug += `-i${c.idleConnections ?? 0}${c.idleSubscribe ? 's' : ''}-r${c.ratePerS ?? 0}`;
+  } else if (r.scenario === 'failover') {
+    title = `failover: master SIGKILLed under load, ${conns}, window ${c.inFlight}, ${c.sizeBytes} B${rate}`;
+    slug += `-r${c.ratePerS ?? 0}`;
+  } else {
+    const count = r.scenario === 'backlog' ? `, ${formatNumber(c.count)} messages` : '';
+    title = `${r.scenario}: ${conns}, window ${c.inFlight}, ${c.sizeBytes} B${count}${rate}`;
+    if (r.scenario === 'backlog') slug += `-n${c.count}`;
+    if (c.ratePerS) slug += `-r${c.ratePerS}`;
+  }
   return { key: `${slug}-f${c.prefetch}`, title, slug };
 }
 
@@ -96,14 +136,39 @@ export function groupReports(reports: readonly BenchReport[]): CaseGroup[] {
       g = { key, title, slug, scenario: r.scenario, config: r.config, byTarget: new Map() };
       groups.set(key, g);
     }
-    const list = g.byTarget.get(r.target) ?? [];
+    const row = rowKey(r);
+    const list = g.byTarget.get(row) ?? [];
     for (const run of r.runs) list.push(runMetrics(run));
-    g.byTarget.set(r.target, list);
+    g.byTarget.set(row, list);
   }
-  const order = { throughput: 0, fanout: 1, backlog: 2 } as const;
   return [...groups.values()].sort(
-    (a, b) => order[a.scenario] - order[b.scenario] || a.key.localeCompare(b.key, 'en', { numeric: true }),
+    (a, b) =>
+      SCENARIO_ORDER[a.scenario] - SCENARIO_ORDER[b.scenario] ||
+      a.key.localeCompare(b.key, 'en', { numeric: true }),
   );
+}
+
+/** The sentence under a case's title: the bounds, and what the columns mean where it is not obvious. */
+function caseDescription(g: CaseGroup): string {
+  const c = g.config;
+  const bounds = `Prefetch ${c.prefetch}, count bound ${formatNumber(c.count)}, time bound ${formatNumber(c.durationMs / 1000)} s`;
+  switch (g.scenario) {
+    case 'backlog':
+      return `${bounds} per phase.`;
+    case 'failover':
+      return (
+        `${bounds}; the master SIGKILLed ${formatNumber((c.killAfterMs ?? 0) / 1000, 1)} s into the load, failover connections (native: \`failover:(…)\`, STOMP: the bench reconnects down its URL list and resends what had no receipt). ` +
+        "Takeover: kill → a node's admin API reports `master` (polled every 10 ms); first receipt: kill → the first receipt after it; " +
+        'pause: the longest gap between receipts (deliveries) from the last one before the kill; lost: receipted, never received.'
+      );
+    case 'connections':
+      return (
+        `${bounds} for each load phase: the load's latency for messages sent before the idle connections were opened and with all of them open; ` +
+        `idle connections opened ${formatNumber(c.connectBatch ?? 0)} at a time, no heart-beats, ${c.idleSubscribe ? 'each subscribed to a queue of its own' : 'no subscription'}; RSS of the broker process.`
+      );
+    default:
+      return `${bounds}.`;
+  }
 }
 
 function medianMetric(runs: Record<string, number>[], key: string): number {
@@ -172,6 +237,47 @@ const BACKLOG_METRICS: MetricColumn[] = [
   ['peakRssMiB', 'peak broker RSS MiB', 0],
 ];
 
+const FAILOVER_METRICS: MetricColumn[] = [
+  ['takeoverMs', 'takeover ms', 0],
+  ['firstReceiptAfterKillMs', 'first receipt after kill ms', 0],
+  ['receiptPauseMs', 'receipt pause ms', 0],
+  ['deliveryPauseMs', 'delivery pause ms', 0],
+  ['receipted', 'receipted', 0],
+  ['received', 'received', 0],
+  ['lost', 'lost', 0],
+  ['duplicated', 'duplicated', 0],
+];
+
+const CONNECTIONS_METRICS: MetricColumn[] = [
+  ['idleOpened', 'idle opened', 0],
+  ['rampMs', 'ramp s', 1, 1 / 1000],
+  ['connectP99Ms', 'connect p99 ms', 1],
+  ['rssBeforeMiB', 'RSS before MiB', 0],
+  ['rssIdleMiB', 'RSS with idle MiB', 0],
+  ['rssPerIdleConnectionKiB', 'KiB per idle conn', 1],
+  ['beforeP50Ms', 'p50 before ms', 2],
+  ['beforeP99Ms', 'p99 before ms', 2],
+  ['idleP50Ms', 'p50 with idle ms', 2],
+  ['idleP99Ms', 'p99 with idle ms', 2],
+];
+
+const METRICS: Record<BenchReport['scenario'], MetricColumn[]> = {
+  throughput: FLOW_METRICS,
+  fanout: FLOW_METRICS,
+  backlog: BACKLOG_METRICS,
+  failover: FAILOVER_METRICS,
+  connections: CONNECTIONS_METRICS,
+};
+
+/** The bar chart of a case: [metric, title, unit]. */
+const CHART: Record<BenchReport['scenario'], [key: string, title: string, unit: string]> = {
+  throughput: ['receiveRate', 'received msg/s (median)', 'msg/s'],
+  fanout: ['receiveRate', 'received msg/s (median)', 'msg/s'],
+  backlog: ['drainRate', 'drain rate (median)', 'msg/s'],
+  failover: ['receiptPauseMs', 'longest pause between receipts (median)', 'ms'],
+  connections: ['idleP99Ms', 'latency p99 with the idle connections open (median)', 'ms'],
+};
+
 function targets(g: CaseGroup): string[] {
   return [...g.byTarget.keys()].sort((a, b) => TARGET_ORDER.indexOf(a) - TARGET_ORDER.indexOf(b));
 }
@@ -188,14 +294,18 @@ export function renderBenchmarksMarkdown(
   const brokers = [...new Set(reports.map((r) => r.target as string))].sort(
     (a, b) => TARGET_ORDER.indexOf(a) - TARGET_ORDER.indexOf(b),
   );
+  const native = reports.some((r) => r.protocol === 'native');
+  const over = native
+    ? 'over STOMP, and Keel also over its native protocol (rows `Keel (native)`, @keel/client)'
+    : 'over STOMP';
   const lines: string[] = [
     '# Benchmarks',
     '',
     'Generated from measured results by `packages/bench` (`render-report`); every figure is the',
     'median of the runs listed.',
     brokers.length > 1
-      ? `${brokers.map((t) => TARGET_NAMES[t] ?? t).join(', ')} ran on the same machine, alternating run by run, each driven over STOMP by the same load generator (\`npm run bench\`).`
-      : `Only ${TARGET_NAMES[brokers[0]!] ?? brokers[0]} was measured in these results, driven over STOMP by the load generator (\`npm run bench\`).`,
+      ? `${brokers.map((t) => TARGET_NAMES[t] ?? t).join(', ')} ran on the same machine, alternating run by run, each driven ${over} by the same load generator (\`npm run bench\`).`
+      : `Only ${TARGET_NAMES[brokers[0]!] ?? brokers[0]} was measured in these results, driven by the load generator (\`npm run bench\`) ${native ? 'over STOMP and over its native protocol (rows `Keel (native)`, @keel/client)' : 'over STOMP'}.`,
     '',
     '## Setup',
     '',
@@ -211,14 +321,10 @@ export function renderBenchmarksMarkdown(
   lines.push('');
 
   for (const g of groupReports(reports)) {
-    const c = g.config;
     const ts = targets(g);
-    const metrics = g.scenario === 'backlog' ? BACKLOG_METRICS : FLOW_METRICS;
+    const metrics = METRICS[g.scenario];
     lines.push(`## ${g.title}`, '');
-    lines.push(
-      `Prefetch ${c.prefetch}, count bound ${formatNumber(c.count)}, time bound ${formatNumber(c.durationMs / 1000)} s${g.scenario === 'backlog' ? ' per phase' : ''}.`,
-      '',
-    );
+    lines.push(`${caseDescription(g)}`, '');
     lines.push(`| broker | runs | ${metrics.map(([, h]) => h).join(' | ')} |`);
     lines.push(`| --- | ---: | ${metrics.map(() => '---:').join(' | ')} |`);
     for (const t of ts) {
@@ -226,19 +332,20 @@ export function renderBenchmarksMarkdown(
       const cells = metrics.map(([k, , d, f]) => formatNumber(medianMetric(runs, k) * (f ?? 1), d));
       lines.push(`| ${TARGET_NAMES[t] ?? t} | ${runs.length} | ${cells.join(' | ')} |`);
     }
-    const incomplete = ts.filter((t) => g.byTarget.get(t)!.some((r) => (r.missing ?? 0) > 0));
+    const incomplete = ts.filter((t) =>
+      g.byTarget.get(t)!.some((r) => (r.missing ?? 0) > 0 || (r.lost ?? 0) > 0),
+    );
     if (incomplete.length > 0) {
       lines.push(
         '',
         `Some runs ended with messages not received within the bound: ${incomplete.map((t) => TARGET_NAMES[t] ?? t).join(', ')}.`,
       );
     }
-    const rateKey = g.scenario === 'backlog' ? 'drainRate' : 'receiveRate';
-    const rateTitle = g.scenario === 'backlog' ? 'drain rate (median)' : 'received msg/s (median)';
+    const [rateKey, rateTitle, unit] = CHART[g.scenario];
     const file = `${g.slug}.svg`;
     svgs[file] = barChartSvg(
       `${g.title}: ${rateTitle}`,
-      'msg/s',
+      unit,
       ts.map((t) => ({
         label: TARGET_NAMES[t] ?? t,
         value: medianMetric(g.byTarget.get(t)!, rateKey),
@@ -247,7 +354,7 @@ export function renderBenchmarksMarkdown(
     );
     // Throughput and latency charts on one line: side by side where the markdown is rendered.
     let images = `![${g.title}](${options.svgHref}/${file})`;
-    if (g.scenario !== 'backlog') {
+    if (g.scenario === 'throughput' || g.scenario === 'fanout') {
       const latFile = `${g.slug}-p99.svg`;
       svgs[latFile] = barChartSvg(
         `${g.title}: latency p99 (median)`,
@@ -330,10 +437,40 @@ export function renderTargetsSection(groups: readonly CaseGroup[]): string[] {
   cmp(w1, 'receiveRate', 'rabbitmq', 2, 'window 1');
   p99(w1, 3, 'window 1');
   cmp(backlog, 'drainRate', 'rabbitmq', 2, 'backlog drain');
+  // "Over the native protocol faster still": Keel native against Keel over STOMP, same case.
+  const nativeCmp = (g: CaseGroup | undefined, label: string) => {
+    const n = med(g, 'keel-native', 'receiveRate');
+    const st = med(g, 'keel', 'receiveRate');
+    const r = ratio(n, st);
+    row(
+      `${label}: Keel native faster than Keel over STOMP`,
+      Number.isNaN(r)
+        ? '-'
+        : `native ${formatNumber(n)} msg/s, STOMP ${formatNumber(st)} msg/s: ${formatNumber(r, 2)}×`,
+      Number.isNaN(r) ? null : r > 1,
+    );
+  };
+  nativeCmp(w64, 'window 64');
+  nativeCmp(w1, 'window 1');
+  // "After SIGKILL of the master a slave serves within 150 ms": the takeover as the admin API
+  // shows it (polled every 10 ms), and the first receipt the clients got after the kill.
+  const failover = groups.find(
+    (g) => g.scenario === 'failover' && (g.byTarget.has('keel-native') || g.byTarget.has('keel')),
+  );
+  const who = failover?.byTarget.has('keel-native') ? 'keel-native' : 'keel';
+  const takeover = med(failover, who, 'takeoverMs');
+  const firstReceipt = med(failover, who, 'firstReceiptAfterKillMs');
+  row(
+    "failover: a slave serves within 150 ms of the master's SIGKILL",
+    Number.isNaN(takeover)
+      ? '-'
+      : `takeover ${formatNumber(takeover)} ms (admin API), first receipt after the kill ${formatNumber(firstReceipt)} ms (${TARGET_NAMES[who]})`,
+    Number.isNaN(takeover) ? null : takeover <= 150,
+  );
   return [
     '## Against the targets of the issue',
     '',
-    'Received msg/s (throughput) and drain msg/s (backlog), medians of the tables above.',
+    'Received msg/s (throughput) and drain msg/s (backlog), takeover (failover), medians of the tables above.',
     '',
     '| target | measured (medians) | verdict |',
     '| --- | --- | --- |',

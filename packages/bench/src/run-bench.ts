@@ -1,13 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { parseBrokerUri } from '@keel/protocol';
 import type { BenchDriver } from './bench-driver';
-import { BENCH_USAGE, type BenchOptions, parseBenchArgs } from './bench-options';
+import { BENCH_USAGE, type BenchOptions, parseBenchArgs, type Scenario } from './bench-options';
 import { type BenchReport, type RunResult, runMetrics } from './bench-result';
 import { machineInfo } from './machine-info';
+import { NativeDriver } from './native-driver';
 import { runBacklogScenario } from './scenarios/backlog-scenario';
-import { runFlowScenario } from './scenarios/flow-scenario';
+import { runConnectionsScenario } from './scenarios/connections-scenario';
+import { runFailoverScenario } from './scenarios/failover-scenario';
+import { runFlowScenario, type ScenarioRunContext } from './scenarios/flow-scenario';
 import { medianOfRecords } from './stats';
 import { StompDriver } from './stomp-driver';
+import { StompFailoverDriver } from './stomp-failover-driver';
 import { formatTable, type TableColumn } from './table';
 import { targetProfile } from './target-profile';
 
@@ -16,15 +21,36 @@ export interface BenchIo {
   stderr: NodeJS.WritableStream & { isTTY?: boolean };
 }
 
-/** The driver for the options; only STOMP today (a native driver on @keel/client can join here). */
+/** Heartbeats of native failover connections: a frozen master shows within 3 of them (as in `keel drill`). */
+export const FAILOVER_HEARTBEAT_MS = 1_000;
+
+/**
+ * The driver for the options: native (@keel/client, `tcp://` or `failover:(…)`), STOMP to one
+ * broker, or STOMP down a list of brokers (failover over STOMP).
+ */
 export function createDriver(o: BenchOptions): BenchDriver {
-  return new StompDriver({
-    host: o.host,
-    port: o.port,
-    login: o.login,
-    passcode: o.passcode,
-    profile: targetProfile(o.target),
-  });
+  if (o.protocol === 'native') {
+    return new NativeDriver({
+      url: o.url,
+      username: o.login,
+      password: o.passcode,
+      heartbeatMs: o.scenario === 'failover' ? FAILOVER_HEARTBEAT_MS : 0,
+    });
+  }
+  const stompTo = (url: string) => {
+    const uri = parseBrokerUri(url, { defaultPorts: { stomp: 61613 } });
+    return new StompDriver({
+      host: uri.host,
+      port: uri.port,
+      login: o.login,
+      passcode: o.passcode,
+      profile: targetProfile(o.target),
+    });
+  };
+  if (o.urls.length > 1) {
+    return new StompFailoverDriver({ members: o.urls.map((url) => ({ url, driver: stompTo(url) })) });
+  }
+  return stompTo(o.urls[0] ?? o.url);
 }
 
 type Row = { label: string; m: Record<string, number> };
@@ -52,11 +78,112 @@ const BACKLOG_COLUMNS: TableColumn<Row>[] = [
   { header: 'peak RSS MiB', value: (r) => r.m.peakRssMiB, decimals: 1 },
 ];
 
+const FAILOVER_COLUMNS: TableColumn<Row>[] = [
+  { header: 'run', value: (r) => r.label },
+  { header: 'sent', value: (r) => r.m.sent },
+  { header: 'receipted', value: (r) => r.m.receipted },
+  { header: 'received', value: (r) => r.m.received },
+  { header: 'lost', value: (r) => r.m.lost },
+  { header: 'duplicated', value: (r) => r.m.duplicated },
+  { header: 'failed', value: (r) => r.m.failed },
+  { header: 'takeover ms', value: (r) => r.m.takeoverMs },
+  { header: 'first receipt ms', value: (r) => r.m.firstReceiptAfterKillMs },
+  { header: 'receipt pause ms', value: (r) => r.m.receiptPauseMs },
+  { header: 'delivery pause ms', value: (r) => r.m.deliveryPauseMs },
+  { header: 'p50 ms', value: (r) => r.m.latencyP50Ms, decimals: 2 },
+  { header: 'p99 ms', value: (r) => r.m.latencyP99Ms, decimals: 2 },
+];
+
+const CONNECTIONS_COLUMNS: TableColumn<Row>[] = [
+  { header: 'run', value: (r) => r.label },
+  { header: 'idle open', value: (r) => r.m.idleOpened },
+  { header: 'failed', value: (r) => r.m.idleFailed },
+  { header: 'ramp s', value: (r) => (r.m.rampMs === undefined ? undefined : r.m.rampMs / 1000), decimals: 1 },
+  { header: 'connect p50 ms', value: (r) => r.m.connectP50Ms, decimals: 1 },
+  { header: 'connect p99 ms', value: (r) => r.m.connectP99Ms, decimals: 1 },
+  { header: 'RSS before MiB', value: (r) => r.m.rssBeforeMiB, decimals: 1 },
+  { header: 'RSS idle MiB', value: (r) => r.m.rssIdleMiB, decimals: 1 },
+  { header: 'KiB/conn', value: (r) => r.m.rssPerIdleConnectionKiB, decimals: 1 },
+  { header: 'p50 before', value: (r) => r.m.beforeP50Ms, decimals: 2 },
+  { header: 'p99 before', value: (r) => r.m.beforeP99Ms, decimals: 2 },
+  { header: 'p50 idle', value: (r) => r.m.idleP50Ms, decimals: 2 },
+  { header: 'p99 idle', value: (r) => r.m.idleP99Ms, decimals: 2 },
+  { header: 'missing', value: (r) => r.m.missing },
+];
+
+const COLUMNS: Record<Scenario, TableColumn<Row>[]> = {
+  throughput: FLOW_COLUMNS,
+  fanout: FLOW_COLUMNS,
+  backlog: BACKLOG_COLUMNS,
+  failover: FAILOVER_COLUMNS,
+  connections: CONNECTIONS_COLUMNS,
+};
+
 /** The table printed after a bench: one row per run, then the median row. */
 export function formatReportTable(report: Pick<BenchReport, 'scenario' | 'runs' | 'median'>): string {
   const rows: Row[] = report.runs.map((r) => ({ label: String(r.run), m: runMetrics(r) }));
   if (report.runs.length > 1) rows.push({ label: 'median', m: report.median });
-  return formatTable(report.scenario === 'backlog' ? BACKLOG_COLUMNS : FLOW_COLUMNS, rows);
+  return formatTable(COLUMNS[report.scenario], rows);
+}
+
+/** The line printed before the runs: what is measured, where, how. */
+export function describeRun(o: BenchOptions, protocol: string): string {
+  const where = o.protocol === 'native' || o.urls.length > 1 ? o.url : `${o.host}:${o.port}`;
+  const rate = o.ratePerS > 0 ? `${o.ratePerS} msg/s` : 'unpaced';
+  let line =
+    `${o.scenario} on ${o.target} at ${where} (${protocol}): ${o.producers} producers, ` +
+    `${o.consumers} consumers, ${o.inFlight} in flight, ${o.sizeBytes} B persistent, ${rate}, count ${o.count}, ` +
+    `bound ${o.durationMs} ms${o.scenario === 'connections' ? ' per phase' : ''}, prefetch ${o.prefetch}, ${o.runs} run(s)`;
+  if (o.scenario === 'failover') {
+    line += `; SIGKILL pid ${o.masterPid} at ${o.killAfterMs} ms${o.adminUrls.length ? `, takeover from ${o.adminUrls.join(' ')}` : ''}`;
+  }
+  if (o.scenario === 'connections') {
+    line += `; ${o.idleConnections} idle connections, ${o.connectBatch} at a time, ${o.idleSubscribe ? 'each subscribed to its own queue' : 'no subscription'}`;
+  }
+  return `${line}\n`;
+}
+
+/** Details below the table that do not fit in it. */
+function formatDetails(runs: readonly RunResult[]): string {
+  const lines: string[] = [];
+  for (const r of runs) {
+    if (r.kind === 'failover') {
+      const ev = r.events.filter((e) => e.event !== 'error');
+      lines.push(
+        `run ${r.run}: killed pid ${r.killedPid} at ${r.killAtMs === null ? '-' : `${(r.killAtMs / 1000).toFixed(1)} s`}` +
+          `${r.newMasterAdmin ? `, ${r.newMasterAdmin} master after ${r.takeoverMs?.toFixed(0)} ms` : ''}` +
+          `, first delivery after ${r.firstDeliveryAfterKillMs?.toFixed(0) ?? '-'} ms; ` +
+          `${ev.filter((e) => e.event === 'interrupted').length} connections interrupted, ` +
+          `${ev.filter((e) => e.event === 'resumed').length} resumed` +
+          `${r.deliveredWithoutReceipt ? `; ${r.deliveredWithoutReceipt} delivered without receipt` : ''}`,
+      );
+    } else if (r.kind === 'connections') {
+      const b = r.before;
+      const w = r.withIdle;
+      lines.push(
+        `run ${r.run}: before: ${b.sent} receipted in ${(b.durationMs / 1000).toFixed(1)} s, receipt p99 ${b.receiptLatencyMs.p99.toFixed(2)} ms; ` +
+          `with ${r.idle.opened} idle: ${w.sent} in ${(w.durationMs / 1000).toFixed(1)} s, receipt p99 ${w.receiptLatencyMs.p99.toFixed(2)} ms; ` +
+          `ramp load p99 ${r.ramp.latencyMs.p99.toFixed(2)} ms; closed in ${(r.idle.closeMs / 1000).toFixed(1)} s` +
+          `${r.rss?.peakKiB != null ? `; peak RSS ${(r.rss.peakKiB / 1024).toFixed(1)} MiB` : ''}`,
+      );
+    }
+  }
+  return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
+}
+
+function runScenario(ctx: ScenarioRunContext): Promise<RunResult> {
+  switch (ctx.options.scenario) {
+    case 'backlog':
+      return runBacklogScenario(ctx);
+    case 'failover':
+      return runFailoverScenario(ctx);
+    case 'connections':
+      return runConnectionsScenario(ctx);
+    case 'fanout':
+      return runFlowScenario(ctx, 'topic');
+    case 'throughput':
+      return runFlowScenario(ctx, 'queue');
+  }
 }
 
 /**
@@ -77,15 +204,11 @@ export async function runBench(
   const startedAt = new Date().toISOString();
   const tag = `${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
   const { passcode: _p, help: _h, quiet: _q, out: _o, ...config } = o;
-  io.stdout.write(
-    `${o.scenario} on ${o.target} at ${o.host}:${o.port} (${driver.protocol}): ${o.producers} producers, ` +
-      `${o.consumers} consumers, ${o.inFlight} in flight, ${o.sizeBytes} B persistent, count ${o.count}, ` +
-      `bound ${o.durationMs} ms, prefetch ${o.prefetch}, ${o.runs} run(s)\n`,
-  );
+  io.stdout.write(describeRun(o, driver.protocol));
   const runs: RunResult[] = [];
   for (let run = 1; run <= o.runs; run++) {
     const runId = `${tag}.${run}`;
-    const ctx = {
+    const ctx: ScenarioRunContext = {
       driver,
       options: o,
       run,
@@ -93,10 +216,7 @@ export async function runBench(
       destinationName: o.queue ?? `bench-${o.scenario}-${tag}-${run}`,
       progressStream: io.stderr,
     };
-    const result =
-      o.scenario === 'backlog'
-        ? await runBacklogScenario(ctx)
-        : await runFlowScenario(ctx, o.scenario === 'fanout' ? 'topic' : 'queue');
+    const result = await runScenario(ctx);
     runs.push(result);
     for (const e of result.errors) io.stderr.write(`run ${run}: ${e}\n`);
   }
@@ -113,6 +233,7 @@ export async function runBench(
     median: medianOfRecords(runs.map(runMetrics)),
   };
   io.stdout.write(formatReportTable(report));
+  io.stdout.write(formatDetails(runs));
   if (o.out !== undefined) {
     writeFileSync(o.out, `${JSON.stringify(report, null, 2)}\n`);
     io.stdout.write(`wrote ${o.out}\n`);

@@ -227,7 +227,9 @@ function registerLoadCommands(program: Command, actions: CommandActions, output:
 
   program
     .command('bench')
-    .description('load generator over STOMP: throughput, fanout, backlog (keel bench --help for its options)')
+    .description(
+      'load generator over STOMP or the native protocol: throughput, fanout, backlog, failover, connections (keel bench --help for its options)',
+    )
     .argument('[args...]', 'SCENARIO and its options, passed to the benchmark unchanged')
     .helpOption(false)
     .allowUnknownOption()

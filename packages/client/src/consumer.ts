@@ -92,8 +92,9 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
   /** @internal */
   _noteAcked(messages: readonly AuditedMessage[]): void {
     for (const m of messages) this._acked.push(m);
-    const excess = this._acked.length - ACK_REPLAY_DEPTH;
-    if (excess > 0) this._acked.splice(0, excess);
+    // Trimmed in bulk once it holds twice the depth: a splice per ack would copy the whole list.
+    if (this._acked.length >= 2 * ACK_REPLAY_DEPTH)
+      this._acked.splice(0, this._acked.length - ACK_REPLAY_DEPTH);
   }
 
   /**

@@ -13,6 +13,7 @@ import {
   NotMasterError,
   PROTOCOL_HEADER,
   PROTOCOL_VERSION,
+  TickCork,
   TimeoutError,
   type WelcomeFrame,
 } from '@keel/protocol';
@@ -50,6 +51,8 @@ export class Wire extends EventEmitter<WireEvents> {
   private lastReceived = Date.now();
   private lastSent = Date.now();
   private timer: NodeJS.Timeout | null = null;
+  /** Frames written in one tick leave in one writev (acks, sends of a batch). */
+  private readonly cork: TickCork;
 
   private constructor(
     private readonly socket: net.Socket,
@@ -58,6 +61,7 @@ export class Wire extends EventEmitter<WireEvents> {
     clientMaxFrameSize: number,
   ) {
     super();
+    this.cork = new TickCork(socket);
     this.maxFrameSize = Math.min(clientMaxFrameSize, welcome.maxFrameSize || clientMaxFrameSize);
   }
 
@@ -195,7 +199,7 @@ export class Wire extends EventEmitter<WireEvents> {
   private writeRaw(bytes: Buffer): void {
     if (this.closed) return;
     this.lastSent = Date.now();
-    this.socket.write(bytes);
+    this.cork.write(bytes);
   }
 
   /** Close politely: flush what was written, then end the socket. */
@@ -208,6 +212,7 @@ export class Wire extends EventEmitter<WireEvents> {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    this.cork.flush();
     this.socket.destroy();
     this.emit('close', err);
   }

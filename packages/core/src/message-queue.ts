@@ -402,7 +402,11 @@ export class MessageQueue {
     if (this.paging) return this.paging;
     const run = async (): Promise<void> => {
       try {
-        const limit = Math.max(1, this.options.memoryWindow - this.inMemory);
+        // The window bounds what waits in memory; in-flight messages are bounded by the consumers'
+        // prefetch. (Counting them here shrank pages to a row or two while consumers held a full
+        // prefetch, and the drain waited on one query per row.)
+        const waiting = this.pending.size + this.delayed.size;
+        const limit = Math.max(Math.ceil(this.options.memoryWindow / 2), this.options.memoryWindow - waiting);
         const rows = await this.backing!.page(this.cursor, limit);
         for (const row of rows) {
           this.cursor = { priority: row.priority, id: row.id };

@@ -8,4 +8,5 @@ export * from './native/negotiate-version';
 export * from './stomp/stomp-decoder';
 export * from './stomp/stomp-encoder';
 export * from './stomp/stomp-frame';
+export * from './tick-cork';
 export * from './uri';

@@ -19,11 +19,25 @@ export interface ProduceOptions {
   sizeBytes: number;
   /** No new send starts at or after this `performance.now()` instant. */
   deadline: number;
+  /** Sends per second over all producers (a fixed schedule: send i at start + i/rate); 0 = unpaced. */
+  ratePerS?: number;
+  /** Checked before each send: true stops the producers (besides count and deadline). */
+  shouldStop?: () => boolean;
+  /** Called for each send when its RECEIPT came (seq, performance.now() of the send and receipt). */
+  onReceipt?: (seq: number, sentAt: number, receiptAt: number) => void;
+  /** Called for each send that failed. */
+  onFailure?: (seq: number, err: Error) => void;
+  /** Called once per producer connection, before sending (e.g. to watch its failover events). */
+  onConnection?: (conn: BenchConnection, name: string) => void;
+  /** Called once every producer is connected, with the `performance.now()` the sending starts at. */
+  onStarted?: (startedAt: number) => void;
   runId: string;
   counters: FlowCounters;
 }
 
 export interface ProduceResult {
+  /** Sends started. */
+  started: number;
   /** Sends the broker confirmed with a RECEIPT. */
   sent: number;
   /** Sends that failed (their connection failed before the receipt). */
@@ -38,7 +52,8 @@ export interface ProduceResult {
 /**
  * P producer connections, each with `inFlight` concurrent send loops; every send is persistent and
  * waits for its receipt (the broker's confirmation that the message is stored). Bounded by `count`
- * and `deadline`.
+ * and `deadline`; paced to `ratePerS` when given (a send late on the schedule goes at once, the
+ * schedule does not slip: a stall is followed by a catch-up burst bounded by the window).
  */
 export async function produce(o: ProduceOptions): Promise<ProduceResult> {
   const receiptLatency = new LatencyRecorder();
@@ -48,13 +63,29 @@ export async function produce(o: ProduceOptions): Promise<ProduceResult> {
   let failed = 0;
   let lastReceiptAt = 0;
   const conns: BenchConnection[] = [];
+  const rate = o.ratePerS ?? 0;
+  let started = 0;
+  const stopped = () => claimed >= o.count || performance.now() >= o.deadline || o.shouldStop?.() === true;
   try {
-    for (let i = 0; i < o.producers; i++) conns.push(await o.driver.connect(`producer-${i + 1}`));
+    for (let i = 0; i < o.producers; i++) {
+      const name = `producer-${i + 1}`;
+      const conn = await o.driver.connect(name);
+      conns.push(conn);
+      o.onConnection?.(conn, name);
+    }
     const startedAt = performance.now();
     lastReceiptAt = startedAt;
+    o.onStarted?.(startedAt);
     const loop = async (conn: BenchConnection): Promise<void> => {
-      while (claimed < o.count && performance.now() < o.deadline) {
+      while (!stopped()) {
         const seq = claimed++;
+        if (rate > 0) {
+          const due = startedAt + (seq * 1000) / rate;
+          const wait = due - performance.now();
+          if (wait > 0) await sleep(wait);
+          if (performance.now() >= o.deadline || o.shouldStop?.() === true) return;
+        }
+        started++;
         const t0 = performance.now();
         const body = encodePayload({ runId: o.runId, seq, sentAtMs: t0 }, o.sizeBytes);
         try {
@@ -62,6 +93,7 @@ export async function produce(o: ProduceOptions): Promise<ProduceResult> {
         } catch (err) {
           failed++;
           errors.push((err as Error).message);
+          o.onFailure?.(seq, err as Error);
           return;
         }
         const t1 = performance.now();
@@ -69,12 +101,13 @@ export async function produce(o: ProduceOptions): Promise<ProduceResult> {
         lastReceiptAt = t1;
         sent++;
         o.counters.sent++;
+        o.onReceipt?.(seq, t0, t1);
       }
     };
     const loops: Promise<void>[] = [];
     for (const conn of conns) for (let w = 0; w < o.inFlight; w++) loops.push(loop(conn));
     await Promise.all(loops);
-    return { sent, failed, startedAt, lastReceiptAt, receiptLatency, errors: dedupe(errors) };
+    return { started, sent, failed, startedAt, lastReceiptAt, receiptLatency, errors: dedupe(errors) };
   } finally {
     await Promise.all(conns.map((c) => c.close()));
   }
@@ -89,6 +122,13 @@ export interface ConsumeOptions {
   counters: FlowCounters;
   /** For queues: the highest seq + 1 to expect, to count duplicates; 0 = do not track. */
   trackSeqs: number;
+  /**
+   * Called for every message of this run, after the duplicate check (performance.now() of its
+   * arrival; `duplicate` only when seqs are tracked).
+   */
+  onDelivery?: (seq: number, sentAt: number, receivedAt: number, duplicate: boolean) => void;
+  /** Called once per consumer connection, after it subscribed. */
+  onConnection?: (conn: BenchConnection, name: string) => void;
 }
 
 export interface Consumers {
@@ -128,10 +168,12 @@ export async function startConsumers(o: ConsumeOptions): Promise<Consumers> {
     if (seen !== null && info.seq < seen.length) {
       if (seen[info.seq] === 1) {
         state.duplicates++;
+        o.onDelivery?.(info.seq, info.sentAtMs, now, true);
         return;
       }
       seen[info.seq] = 1;
     }
+    o.onDelivery?.(info.seq, info.sentAtMs, now, false);
     latency.record(now - info.sentAtMs);
     if (state.received === 0) state.firstReceivedAt = now;
     state.lastReceivedAt = now;
@@ -151,7 +193,8 @@ export async function startConsumers(o: ConsumeOptions): Promise<Consumers> {
 
   try {
     for (let i = 0; i < o.consumers; i++) {
-      const conn = await o.driver.connect(`consumer-${i + 1}`);
+      const name = `consumer-${i + 1}`;
+      const conn = await o.driver.connect(name);
       conns.push(conn);
       conn.onError((err) => errors.push(err.message));
       subs.push(
@@ -163,6 +206,7 @@ export async function startConsumers(o: ConsumeOptions): Promise<Consumers> {
           },
         }),
       );
+      o.onConnection?.(conn, name);
     }
   } catch (err) {
     await closeAll();
@@ -210,6 +254,10 @@ export async function startConsumers(o: ConsumeOptions): Promise<Consumers> {
     },
     close: closeAll,
   };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function dedupe(messages: string[]): string[] {

@@ -24,6 +24,7 @@ import {
   type SessionCloseFrame,
   type SessionOpenFrame,
   type SubscribeFrame,
+  TickCork,
   TimeoutError,
   type TxBeginFrame,
   type TxCommitFrame,
@@ -31,7 +32,6 @@ import {
   type TxRollbackFrame,
   type UnsubscribeFrame,
 } from '@keel/protocol';
-import { TickCork } from '../tick-cork';
 
 /** Checks a client's credentials; returns true when no users are configured. Never log the password. */
 export type NativeAuthenticate = (username?: string, password?: string) => boolean | Promise<boolean>;

@@ -14,8 +14,8 @@ import {
   type StompHeaders,
   type StompVersion,
   stompHeaderRecord,
+  TickCork,
 } from '@keel/protocol';
-import { TickCork } from '../tick-cork';
 import { stompToKeelDestination } from './stomp-destinations';
 import { messageFrameHeaders, messageFromSend } from './stomp-message';
 import { negotiateHeartbeat, negotiateStompVersion, parseHeartbeatHeader } from './stomp-negotiate';

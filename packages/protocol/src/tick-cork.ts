@@ -1,14 +1,19 @@
-import type { Socket } from 'node:net';
+/** What TickCork needs of a socket (a net.Socket, a tls.TLSSocket …). */
+export interface CorkableStream {
+  cork(): void;
+  uncork(): void;
+  write(chunk: Buffer): boolean;
+}
 
 /**
- * Coalesces a connection's writes: the first write of a tick corks the socket and the next tick
+ * Coalesces a connection's writes (broker listeners and the client's wire): the first write of a tick corks the socket and the next tick
  * uncorks it, so the frames a dispatch round produces (MESSAGEs, RECEIPTs) leave in one writev
  * instead of one syscall each. Returns what `socket.write` returns (false: the buffer is full).
  */
 export class TickCork {
   private corked = false;
 
-  constructor(private readonly socket: Socket) {}
+  constructor(private readonly socket: CorkableStream) {}
 
   write(buf: Buffer): boolean {
     const socket = this.socket;
