@@ -143,4 +143,7 @@ export interface BridgeView {
   inflight: number;
   connects: number;
   lastError: string | null;
+  duplex?: boolean;
+  accepted?: boolean;
+  received?: number;
 }

@@ -458,6 +458,15 @@ export const bridgeListReply = {
           inflight: { type: 'integer' },
           connects: { type: 'integer' },
           lastError: { type: ['string', 'null'] },
+          duplex: { type: 'boolean', description: 'the link carries both directions (ActiveMQ duplex)' },
+          accepted: {
+            type: 'boolean',
+            description: "the accepting end of a peer's duplex connector (this node has no connector for it)",
+          },
+          received: {
+            type: 'integer',
+            description: 'messages the peer forwarded to this node over the duplex link',
+          },
         },
       },
     },

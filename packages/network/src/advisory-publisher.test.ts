@@ -1,5 +1,10 @@
 import { Broker, type Delivery, MemoryDatabase, MemoryStore } from '@keel/core';
-import { AdvisoryPublisher, CONSUMER_ADVISORY_WILDCARD, consumerAdvisoryTopic } from './advisory-publisher';
+import {
+  AdvisoryPublisher,
+  CONSUMER_ADVISORY_WILDCARD,
+  consumerAdvisoryTopic,
+  SNAPSHOT_END_PROPERTY,
+} from './advisory-publisher';
 
 async function startBroker(): Promise<Broker> {
   const store = new MemoryStore({ database: new MemoryDatabase(), cluster: 'adv' });
@@ -15,8 +20,12 @@ function advisoryListener() {
   const got: string[] = [];
   let waiter: { n: number; resolve: () => void } | null = null;
   const sink = (d: Delivery): void => {
+    const p = d.message.properties;
     // Counts are absolute, so a repeat (the change and the snapshot racing) carries no news: skip it.
-    const v = `${d.message.properties.destination}=${d.message.properties.consumerCount}`;
+    const v =
+      p[SNAPSHOT_END_PROPERTY] === true
+        ? 'end'
+        : `${p.destination}=${p.consumerCount}${p.durableCount !== undefined ? `/${p.durableCount}` : ''}`;
     if (got[got.length - 1] !== v) got.push(v);
     if (waiter && got.length >= waiter.n) waiter.resolve();
   };
@@ -51,19 +60,54 @@ describe('AdvisoryPublisher', () => {
       { consumerId: 'a', destination: CONSUMER_ADVISORY_WILDCARD, prefetch: 100, ackOnDelivery: true },
       l.sink,
     );
-    await l.until(1);
-    expect(l.got).toEqual(['queue://q=1']);
+    await l.until(2);
+    expect(l.got).toEqual(['queue://q=1', 'end']);
 
     await broker.subscribe(net, { consumerId: 'n1', destination: 'queue://q', prefetch: 1 }, () => {});
     await broker.subscribe(app, { consumerId: 'c2', destination: 'topic://t', prefetch: 1 }, () => {});
-    await l.until(2);
-    broker.unsubscribe(app, 'c1');
     await l.until(3);
-    broker.closeConnection(app);
+    broker.unsubscribe(app, 'c1');
     await l.until(4);
+    broker.closeConnection(app);
+    await l.until(5);
     // The network consumer on q changed nothing.
-    expect(l.got).toEqual(['queue://q=1', 'topic://t=1', 'queue://q=0', 'topic://t=0']);
+    expect(l.got).toEqual(['queue://q=1', 'end', 'topic://t=1/0', 'queue://q=0', 'topic://t=0/0']);
     expect(pub.consumerCounts()).toEqual({});
+    pub.detach();
+  });
+
+  it("advertises durable subscriptions (active or not, the network's own excluded) and their removal", async () => {
+    broker = await startBroker();
+    const pub = new AdvisoryPublisher(broker, { durablePollMs: 20 }).attach();
+    const l = advisoryListener();
+    const listener = broker.openConnection({ protocol: 'native' });
+    await broker.subscribe(
+      listener,
+      { consumerId: 'a', destination: CONSUMER_ADVISORY_WILDCARD, prefetch: 100, ackOnDelivery: true },
+      l.sink,
+    );
+    await l.until(1);
+    const app = broker.openConnection({ protocol: 'native', clientId: 'app' });
+    await broker.subscribe(
+      app,
+      { consumerId: 'd', destination: 'topic://t', durableName: 'sub', prefetch: 1 },
+      () => {},
+    );
+    await l.until(2);
+    // A bridge's own durable subscription (client id network:…) is not demand.
+    const net = broker.openConnection({ protocol: 'network', clientId: 'network:x->y:bridge' });
+    await broker.subscribe(
+      net,
+      { consumerId: 'n', destination: 'topic://u', durableName: 'NC-DS_u', prefetch: 1 },
+      () => {},
+    );
+    broker.unsubscribe(app, 'd'); // offline: still one durable subscription
+    await l.until(3);
+    expect(pub.durableCounts()).toEqual({ 'topic://t': 1 });
+    await broker.removeDurable('app', 'sub'); // no consumer event: found by the poll
+    await l.until(4);
+    expect(l.got).toEqual(['end', 'topic://t=1/1', 'topic://t=0/1', 'topic://t=0/0']);
+    expect(pub.durableCounts()).toEqual({});
     pub.detach();
   });
 });

@@ -14,8 +14,25 @@ export function consumerAdvisoryTopic(destination: string): string {
   return `topic://${CONSUMER_ADVISORY_PREFIX}${d.type === 'queue' ? 'Queue' : 'Topic'}.${d.name}`;
 }
 
+/**
+ * Client ids of the connections a network bridge opens on its own broker start with this: their
+ * durable subscriptions (the network's, on behalf of a peer's) are not advertised as demand.
+ */
+export const NETWORK_CLIENT_ID_PREFIX = 'network:';
+
+/**
+ * Durable subscriptions can be removed without a consumer event (an unsubscribe by name): the
+ * publisher re-reads them this often and advertises a changed count.
+ */
+export const DURABLE_POLL_MS = 1000;
+
+/** Property of the advisory that ends a snapshot (after every non-zero count was published again). */
+export const SNAPSHOT_END_PROPERTY = 'snapshotEnd';
+
 export interface AdvisoryPublisherOptions {
   logger?: Logger;
+  /** ms between reads of the durable subscriptions (default DURABLE_POLL_MS). */
+  durablePollMs?: number;
 }
 
 /**
@@ -25,12 +42,22 @@ export interface AdvisoryPublisherOptions {
  * Consumers of network bridges (connections with protocol 'network') do not count, so demand does
  * not echo between brokers (Keel propagates local demand only: ActiveMQ's consumerTTL=1).
  * When a consumer subscribes to an advisory topic (a bridge linking up), every non-zero count is
- * published again: that is the snapshot a new bridge starts from.
+ * published again, then one advisory with `snapshotEnd: true`: that is the snapshot a new bridge
+ * starts from.
+ *
+ * Topics also carry `durableCount`: the durable subscriptions on that topic here, active or not,
+ * except the network's own (client ids starting with `network:`). A peer keeps forwarding a topic
+ * while it is above zero, into a durable subscription of its own, so the messages published there
+ * while the subscriber is offline, or the link is down, are kept (ActiveMQ's network durable
+ * subscriptions); when it drops to zero (the subscription was removed) the peer removes its own.
  */
 export class AdvisoryPublisher {
   private readonly logger: Logger;
   private readonly counts = new Map<string, number>();
+  private readonly durables = new Map<string, number>();
   private readonly tracked = new Map<BrokerConsumer, string>();
+  private readonly durablePollMs: number;
+  private pollTimer: NodeJS.Timeout | null = null;
   private attached = false;
 
   constructor(
@@ -38,6 +65,7 @@ export class AdvisoryPublisher {
     options: AdvisoryPublisherOptions = {},
   ) {
     this.logger = options.logger ?? silentLogger;
+    this.durablePollMs = options.durablePollMs ?? DURABLE_POLL_MS;
   }
 
   private readonly onAdd = (e: {
@@ -53,6 +81,8 @@ export class AdvisoryPublisher {
     }
     if (e.connection.info.protocol === 'network' || !isForwardableType(key)) return;
     this.tracked.set(e.consumer, key);
+    // A new durable subscription: its count goes out with (before) the consumer's.
+    if (key.startsWith('topic://')) this.refreshDurables(key);
     this.change(key, +1);
   };
 
@@ -68,6 +98,9 @@ export class AdvisoryPublisher {
     this.attached = true;
     this.broker.on('consumer:add', this.onAdd);
     this.broker.on('consumer:remove', this.onRemove);
+    this.refreshDurables();
+    this.pollTimer = setInterval(() => this.refreshDurables(), this.durablePollMs);
+    this.pollTimer.unref?.();
     return this;
   }
 
@@ -76,6 +109,33 @@ export class AdvisoryPublisher {
     this.attached = false;
     this.broker.off('consumer:add', this.onAdd);
     this.broker.off('consumer:remove', this.onRemove);
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = null;
+  }
+
+  /** Durable subscriptions per topic (`topic://x`), the network's own excluded. */
+  durableCounts(): Record<string, number> {
+    return Object.fromEntries(this.durables);
+  }
+
+  /**
+   * Re-read the durable subscriptions and advertise every topic whose count changed, except
+   * `quiet` (its caller publishes it right after).
+   */
+  private refreshDurables(quiet?: string): void {
+    if (!this.broker.isRunning) return;
+    const now = new Map<string, number>();
+    for (const d of this.broker.listDurables()) {
+      if (d.clientId.startsWith(NETWORK_CLIENT_ID_PREFIX)) continue;
+      const key = normalize(`topic://${d.topic}`);
+      if (key !== null) now.set(key, (now.get(key) ?? 0) + 1);
+    }
+    const changed = new Set<string>();
+    for (const [k, n] of now) if (this.durables.get(k) !== n) changed.add(k);
+    for (const k of this.durables.keys()) if (!now.has(k)) changed.add(k);
+    this.durables.clear();
+    for (const [k, n] of now) this.durables.set(k, n);
+    for (const k of changed) if (k !== quiet) this.publish(k);
   }
 
   /** Local (non-network) consumers per destination, for tests and status. */
@@ -93,23 +153,39 @@ export class AdvisoryPublisher {
     const n = Math.max(0, (this.counts.get(key) ?? 0) + delta);
     if (n === 0) this.counts.delete(key);
     else this.counts.set(key, n);
-    this.publish(key, n);
+    this.publish(key);
   }
 
   private publishSnapshot(): void {
-    for (const [key, n] of this.counts) this.publish(key, n);
+    for (const key of new Set([...this.counts.keys(), ...this.durables.keys()])) this.publish(key);
+    this.send(`topic://${CONSUMER_ADVISORY_PREFIX}Snapshot`, {
+      [SNAPSHOT_END_PROPERTY]: true,
+      origin: this.broker.nodeName,
+    });
   }
 
-  private publish(key: string, consumerCount: number): void {
+  private publish(key: string): void {
+    const consumerCount = this.counts.get(key) ?? 0;
+    const properties: Record<string, string | number | boolean> = {
+      destination: key,
+      consumerCount,
+      origin: this.broker.nodeName,
+    };
+    if (key.startsWith('topic://')) properties.durableCount = this.durables.get(key) ?? 0;
+    this.send(consumerAdvisoryTopic(key), properties);
+  }
+
+  private send(destination: string, properties: Record<string, string | number | boolean>): void {
     if (!this.broker.isRunning) return;
+    const key = properties.destination;
     this.broker
       .sendInternal({
-        destination: consumerAdvisoryTopic(key),
+        destination,
         persistent: false,
         priority: 4,
         timestamp: Date.now(),
         expiration: 0,
-        properties: { destination: key, consumerCount, origin: this.broker.nodeName },
+        properties,
         body: Buffer.alloc(0),
       })
       .catch((err: Error) =>

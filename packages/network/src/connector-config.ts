@@ -16,7 +16,7 @@ import {
 export interface NetworkConnectorOptions {
   /** Connector name (ActiveMQ `name`, default "bridge"). */
   name: string;
-  /** ActiveMQ `duplex`: also forward from the peer to us over the same link. Accepted; not implemented. */
+  /** ActiveMQ `duplex`: the peer also forwards to us over the same connection (only this side needs a connector). */
   duplex: boolean;
   /** ActiveMQ `networkTTL`: hops a message and a subscription may take (default 1). */
   networkTTL: number;

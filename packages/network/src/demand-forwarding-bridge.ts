@@ -4,18 +4,15 @@ import {
   type ConnectOptions,
   type Consumer,
   connect,
-  isLinkError,
   type ReceivedMessage,
   type Session,
 } from '@keel/client';
-import type { Broker, ConnectionState, Delivery, Logger } from '@keel/core';
+import type { Broker, Logger } from '@keel/core';
 import { silentLogger } from '@keel/core';
-import type { Message } from '@keel/protocol';
-import { CONSUMER_ADVISORY_WILDCARD } from './advisory-publisher';
-import { isForwardable, type NetworkConnectorOptions, reconnectDelay } from './connector-config';
-
-/** Priority of network consumers with decreaseNetworkConsumerPriority (ActiveMQ uses -5 per hop). */
-export const NETWORK_CONSUMER_PRIORITY = -5;
+import { CONSUMER_ADVISORY_WILDCARD, SNAPSHOT_END_PROPERTY } from './advisory-publisher';
+import { type NetworkConnectorOptions, reconnectDelay } from './connector-config';
+import { DUPLEX_CLIENT_ID_PREFIX, DuplexInitiator } from './duplex';
+import { ForwardingLink } from './forwarding-link';
 
 export interface DemandForwardingBridgeOptions {
   /** The local broker (this node must be master). */
@@ -58,24 +55,20 @@ export interface BridgeStatus {
   inflight: number;
   connects: number;
   lastError: string | null;
-}
-
-interface Forwarder {
-  destination: string;
-  consumerId: string;
-  inflight: number;
-  /** Demand went away: send nothing more; close once the sends in flight are settled. */
-  closing: boolean;
-  settled: (() => void) | null;
-  static: boolean;
+  /** The link carries both directions (ActiveMQ `duplex`). */
+  duplex: boolean;
+  /** The accepting end of a peer's duplex connector (no connector of ours). */
+  accepted: boolean;
+  /** Messages the peer forwarded to us over this duplex link (0 otherwise). */
+  received: number;
 }
 
 interface Link {
   conn: Connection;
   session: Session;
-  local: ConnectionState;
+  forwarding: ForwardingLink;
+  duplex: DuplexInitiator | null;
   remoteName: string;
-  forwarders: Map<string, Forwarder>;
   closed: boolean;
   advisories: Consumer | null;
   /** Destinations with demand seen since the last takeover of the peer (null: not relearning). */
@@ -83,20 +76,16 @@ interface Link {
   relearnTimer: NodeJS.Timeout | null;
 }
 
-let consumerCounter = 0;
-
 /**
- * ActiveMQ's DemandForwardingBridge, one direction (local → peer): it listens to the peer's consumer
- * advisories and, while the peer has consumers for an included destination, consumes that
- * destination here as a network consumer and forwards every message to the peer, store-and-forward:
+ * ActiveMQ's DemandForwardingBridge for one peer: it links to the peer (reconnecting on ActiveMQ's
+ * schedule), listens to the peer's consumer advisories and, while the peer has consumers (or, for a
+ * topic, durable subscriptions) for an included destination, forwards that destination to it
+ * through a ForwardingLink (store-and-forward, loop prevention; see forwarding-link.ts). Sends are
+ * pipelined: up to `prefetchSize` messages in flight per destination, each acknowledged here after
+ * the peer's receipt (for a persistent message: after its store commit).
  *
- * - a message is acknowledged here only after the peer's receipt (for a persistent message: after
- *   the peer's store commit), so a crash of either side at any point loses nothing;
- * - forwarded persistent messages carry producerId `net:<local>:<message id>` (seq 1): a resend
- *   after a crash or a link drop is dropped by the peer's duplicate detection, in any order;
- * - sends are pipelined: up to `prefetchSize` messages in flight (the local consumer's window);
- * - every forwarded message carries brokerPath + this broker; a message whose path holds the peer,
- *   or that has taken `messageTTL` hops already, is never given to the bridge (SubscribeOptions.accept).
+ * With `duplex` the same connection also carries the peer's direction (duplex.ts): the peer
+ * forwards to us on our demand, which we relay to it.
  */
 export class DemandForwardingBridge {
   private readonly logger: Logger;
@@ -107,9 +96,11 @@ export class DemandForwardingBridge {
   private wake: (() => void) | null = null;
   private loop: Promise<void> | null = null;
   private forwarded = 0;
+  private received = 0;
   private connects = 0;
   private lastError: string | null = null;
   private remoteName: string | null = null;
+  private linkId = '';
 
   constructor(private readonly opts: DemandForwardingBridgeOptions) {
     this.o = opts.options;
@@ -132,24 +123,20 @@ export class DemandForwardingBridge {
 
   status(): BridgeStatus {
     const link = this.link;
-    let inflight = 0;
-    for (const f of link?.forwarders.values() ?? []) inflight += f.inflight;
     return {
       connector: this.o.name,
       localName: this.opts.localName,
       peerUrl: this.opts.peerUrl,
       remoteName: this.remoteName,
       state: this.state,
-      forwarding: link
-        ? [...link.forwarders.values()]
-            .filter((f) => !f.closing)
-            .map((f) => f.destination)
-            .sort()
-        : [],
+      forwarding: link ? link.forwarding.forwarding() : [],
       forwarded: this.forwarded,
-      inflight,
+      inflight: link ? link.forwarding.inflight() : 0,
       connects: this.connects,
       lastError: this.lastError,
+      duplex: this.o.duplex,
+      accepted: false,
+      received: this.received,
     };
   }
 
@@ -217,8 +204,12 @@ export class DemandForwardingBridge {
 
   private connect(): Promise<Connection> {
     const failover = this.opts.peerUrl.startsWith('failover:');
+    this.linkId = randomUUID();
     return connect(this.opts.peerUrl, {
-      clientId: `network:${this.opts.localName}:${this.o.name}:${randomUUID()}`,
+      // A duplex link announces itself by its client id: the peer starts its half (duplex.ts).
+      clientId: this.o.duplex
+        ? `${DUPLEX_CLIENT_ID_PREFIX}${this.linkId}`
+        : `network:${this.opts.localName}:${this.o.name}:${this.linkId}`,
       ...this.opts.connectOptions,
       // ActiveMQ's NetworkConnector userName / password: the peer checks them like any client's.
       ...(this.o.userName !== null
@@ -233,17 +224,27 @@ export class DemandForwardingBridge {
 
   private async openLink(conn: Connection, remoteName: string): Promise<void> {
     const { broker, localName } = this.opts;
-    const local = broker.openConnection({
-      protocol: 'network',
-      clientId: `network:${localName}->${remoteName}:${randomUUID()}`,
-    });
     const session = await conn.createSession();
     const link: Link = {
       conn,
       session,
-      local,
+      forwarding: new ForwardingLink({
+        broker,
+        localName,
+        remoteName,
+        options: this.o,
+        logger: this.logger,
+        localConsumers: this.opts.localConsumers,
+        send: (out) => session._send(out),
+        onForwarded: () => {
+          this.forwarded += 1;
+        },
+        onError: (message) => {
+          this.lastError = message;
+        },
+      }),
+      duplex: null,
       remoteName,
-      forwarders: new Map(),
       closed: false,
       advisories: null,
       relearned: null,
@@ -255,11 +256,33 @@ export class DemandForwardingBridge {
     this.state = 'connected';
     this.logger.info({ peer: this.opts.peerUrl, remote: remoteName }, 'network bridge connected');
     conn.on('error', (err) => this.logger.debug({ err: err.message }, 'network bridge link error'));
-    for (const d of this.o.staticallyIncludedDestinations) {
-      if (!d.includes('*') && !d.includes('>')) await this.addForwarder(link, d, true);
+    await link.forwarding.start();
+    if (this.o.duplex) {
+      // The peer's takeover loses its half of the duplex link (temporary queues, its acceptor):
+      // start over on a fresh link rather than relearn.
+      conn.on('resumed', () => void conn.close().catch(() => {}));
+      link.duplex = new DuplexInitiator({
+        broker,
+        localName,
+        remoteName,
+        linkId: this.linkId,
+        conn,
+        session,
+        options: this.o,
+        logger: this.logger,
+        onReceived: () => {
+          this.received += 1;
+        },
+      });
+      const accepted = await link.duplex.start();
+      if (!accepted && !link.closed) {
+        this.lastError = `peer ${remoteName} did not accept the duplex link: forwarding one way only`;
+        this.logger.warn({ peer: this.opts.peerUrl }, this.lastError);
+      }
+    } else {
+      // A failover peer (master/slave pair) that took over: relearn its demand from the new master.
+      conn.on('resumed', () => void this.relearnDemand(link));
     }
-    // A failover peer (master/slave pair) that took over: relearn its demand from the new master.
-    conn.on('resumed', () => void this.relearnDemand(link));
     await this.subscribeAdvisories(link);
   }
 
@@ -271,6 +294,7 @@ export class DemandForwardingBridge {
       return;
     }
     link.advisories = advisories;
+    link.forwarding.beginSnapshot();
     advisories.onMessage((m) => this.onAdvisory(link, m));
     advisories.on('error', (err) =>
       this.logger.warn({ err: err.message }, 'network bridge: advisory handling failed'),
@@ -310,14 +334,14 @@ export class DemandForwardingBridge {
       const seen = link.relearned;
       link.relearned = null;
       if (link.closed || seen === null) return;
-      const stale = [...link.forwarders.values()].filter(
-        (f) => !f.static && !f.closing && !seen.has(f.destination),
-      );
-      this.logger.info(
-        { remote: link.remoteName, confirmed: [...seen].sort(), dropped: stale.map((f) => f.destination) },
-        'network bridge: demand relearned',
-      );
-      for (const f of stale) void this.removeForwarder(link, f);
+      void link.forwarding
+        .retain(seen)
+        .then((dropped) =>
+          this.logger.info(
+            { remote: link.remoteName, confirmed: [...seen].sort(), dropped },
+            'network bridge: demand relearned',
+          ),
+        );
     }, DEMAND_RELEARN_MS);
     link.relearnTimer.unref?.();
   }
@@ -325,148 +349,16 @@ export class DemandForwardingBridge {
   /** One advisory at a time (the client awaits the listener): demand changes apply in order. */
   private async onAdvisory(link: Link, m: ReceivedMessage): Promise<void> {
     if (link.closed) return;
+    if (m.properties[SNAPSHOT_END_PROPERTY] === true) {
+      await link.forwarding.endSnapshot();
+      return;
+    }
     const destination = m.properties.destination;
     const count = Number(m.properties.consumerCount);
+    const durable = Number(m.properties.durableCount ?? 0);
     if (typeof destination !== 'string' || !Number.isFinite(count)) return;
-    if (!isForwardable(this.o, destination)) return;
-    const existing = link.forwarders.get(destination);
-    if (count > 0) {
-      link.relearned?.add(destination);
-      if (existing && !existing.closing) return;
-      if (existing) await this.removeForwarder(link, existing);
-      await this.addForwarder(link, destination, false);
-    } else if (existing && !existing.static) {
-      await this.removeForwarder(link, existing);
-    }
-  }
-
-  /**
-   * ActiveMQ's NetworkBridgeFilter, with ConditionalNetworkBridgeFilter's replayWhenNoConsumers:
-   * - normally a message goes to the peer only if the peer is not in its brokerPath (no loops)
-   *   and it has taken fewer than `messageTTL` hops (brokers in the path);
-   * - replay: a QUEUE message on a broker with no local consumer for that queue may go to a peer
-   *   with demand even if the peer is in its path or its TTL is used up, for at most `maxReplays`
-   *   hops beyond messageTTL. It cannot loop: each replay needs the broker holding it to have no
-   *   consumers and the peer to have some (a bridge forwards only on the peer's local demand), so
-   *   a message moves again only when consumers move. The peer stores it as a new message
-   *   (producerId `net:<this broker>:<local id>`), so its duplicate detection does not drop it
-   *   (ActiveMQ's audit does, and dead-letters it, unless enableAudit=false).
-   */
-  private accepts(link: Link, f: Forwarder, message: Message): boolean {
-    const path = message.brokerPath ?? [];
-    if (!path.includes(link.remoteName) && path.length < this.o.messageTTL) return true;
-    if (!this.o.replayWhenNoConsumers || f.static || !f.destination.startsWith('queue://')) return false;
-    if (path.length >= this.o.messageTTL + this.o.maxReplays) return false;
-    const local = this.opts.localConsumers;
-    return local !== undefined && local(f.destination) === 0;
-  }
-
-  private async addForwarder(link: Link, destination: string, isStatic: boolean): Promise<void> {
-    if (link.closed || link.forwarders.has(destination)) return;
-    consumerCounter += 1;
-    const f: Forwarder = {
-      destination,
-      consumerId: `net-${consumerCounter}`,
-      inflight: 0,
-      closing: false,
-      settled: null,
-      static: isStatic,
-    };
-    link.forwarders.set(destination, f);
-    try {
-      await this.opts.broker.subscribe(
-        link.local,
-        {
-          consumerId: f.consumerId,
-          destination,
-          prefetch: this.o.prefetchSize,
-          priority: this.o.decreaseNetworkConsumerPriority ? NETWORK_CONSUMER_PRIORITY : 0,
-          accept: (message) => this.accepts(link, f, message),
-        },
-        (d) => this.forward(link, f, d),
-      );
-      this.logger.info({ destination, remote: link.remoteName }, 'network bridge: forwarding on demand');
-    } catch (err) {
-      link.forwarders.delete(destination);
-      this.logger.warn(
-        { destination, err: (err as Error).message },
-        'network bridge: cannot consume locally',
-      );
-    }
-  }
-
-  private async removeForwarder(link: Link, f: Forwarder): Promise<void> {
-    f.closing = true;
-    if (f.inflight > 0) await new Promise<void>((resolve) => (f.settled = resolve));
-    if (link.forwarders.get(f.destination) === f) link.forwarders.delete(f.destination);
-    if (link.closed) return;
-    try {
-      // What this consumer holds unsent goes back to the local queue.
-      this.opts.broker.unsubscribe(link.local, f.consumerId);
-    } catch {
-      // already gone with the connection
-    }
-    this.logger.info({ destination: f.destination, remote: link.remoteName }, 'network bridge: demand gone');
-  }
-
-  private forward(link: Link, f: Forwarder, d: Delivery): void {
-    // Held back while closing: unacknowledged, it returns to the queue when the consumer closes.
-    if (f.closing || link.closed) return;
-    const m = d.message;
-    const out: Message = {
-      destination: m.destination,
-      persistent: m.persistent,
-      priority: m.priority,
-      timestamp: m.timestamp,
-      expiration: m.expiration,
-      correlationId: m.correlationId,
-      replyTo: m.replyTo,
-      type: m.type,
-      originalDestination: m.originalDestination,
-      brokerPath: [...(m.brokerPath ?? []), this.opts.localName],
-      properties: m.properties,
-      body: m.body,
-    };
-    if (m.persistent) {
-      // Stable across resends (the local id survives recovery), one producer per message so the
-      // peer's "highest seq per producer" rule holds whatever order resends come in.
-      out.producerId = `net:${this.opts.localName}:${m.messageId}`;
-      out.producerSeq = 1;
-    }
-    f.inflight += 1;
-    link.session._send(out).then(
-      () => {
-        this.forwarded += 1;
-        this.settle(f);
-        if (link.closed) return; // given back to the queue already; a resend is a duplicate the peer drops
-        this.opts.broker.ack(link.local, f.consumerId, [m.messageId]).catch((err: Error) => {
-          this.logger.debug({ err: err.message }, 'network bridge: local ack failed');
-        });
-      },
-      (err: Error) => {
-        this.settle(f);
-        this.lastError = err.message;
-        if (link.closed || isLinkError(err)) return; // the link is going: closeLink gives it back
-        this.logger.warn(
-          { destination: f.destination, err: err.message },
-          'network bridge: peer refused a message',
-        );
-        try {
-          this.opts.broker.nack(link.local, f.consumerId, [m.messageId]);
-        } catch {
-          // consumer gone
-        }
-      },
-    );
-  }
-
-  private settle(f: Forwarder): void {
-    f.inflight -= 1;
-    if (f.inflight === 0 && f.settled) {
-      const s = f.settled;
-      f.settled = null;
-      s();
-    }
+    if (count > 0 || durable > 0) link.relearned?.add(destination);
+    await link.forwarding.demand(destination, count, Number.isFinite(durable) ? durable : 0);
   }
 
   private async closeLink(link: Link, reason: string): Promise<void> {
@@ -477,9 +369,8 @@ export class DemandForwardingBridge {
     if (this.link === link) this.link = null;
     // Messages sent but unconfirmed go back to the local queues untouched (no redelivery count):
     // sent again later, the peer's duplicate detection drops any it had stored.
-    this.opts.broker.closeConnection(link.local, { redeliver: false });
-    for (const f of link.forwarders.values()) f.settled?.();
-    link.forwarders.clear();
+    link.forwarding.close();
+    link.duplex?.close();
     await link.conn.close().catch(() => {});
     this.logger.info(
       { peer: this.opts.peerUrl, remote: link.remoteName, reason },

@@ -1,5 +1,5 @@
 import type { ConnectOptions } from '@keel/client';
-import type { Broker, Logger } from '@keel/core';
+import type { Broker, ConnectionState, Logger } from '@keel/core';
 import { silentLogger } from '@keel/core';
 import { AdvisoryPublisher } from './advisory-publisher';
 import {
@@ -8,6 +8,7 @@ import {
   parseNetworkConnector,
 } from './connector-config';
 import { type BridgeStatus, DemandForwardingBridge } from './demand-forwarding-bridge';
+import { DUPLEX_CLIENT_ID_PREFIX, DuplexAcceptor } from './duplex';
 import { type DiscoveredPeer, MulticastDiscoveryAgent } from './multicast-discovery';
 
 export interface NetworkServiceOptions {
@@ -44,6 +45,8 @@ export class NetworkService {
   /** Bridges to discovered peers, by `<connector index>:<peer cluster>`. */
   private readonly discoveredBridges = new Map<string, DemandForwardingBridge>();
   private readonly agents: MulticastDiscoveryAgent[] = [];
+  /** The accepting ends of peers' duplex connectors, by the peer's connection here. */
+  private readonly acceptors = new Map<ConnectionState, DuplexAcceptor>();
   private readonly starting: Promise<void>[] = [];
   readonly connectors: NetworkConnectorConfig[];
   private readonly logger: Logger;
@@ -67,8 +70,43 @@ export class NetworkService {
     });
   }
 
+  /** A peer's duplex connector linked to us: run our direction over its connection (duplex.ts). */
+  private readonly onConnectionOpen = (conn: ConnectionState): void => {
+    if (this.stopped || !conn.clientId.startsWith(DUPLEX_CLIENT_ID_PREFIX)) return;
+    const acceptor = new DuplexAcceptor({
+      broker: this.opts.broker,
+      localName: this.opts.localName,
+      peer: conn,
+      logger: this.logger,
+      localConsumers: (d) => this.advisories.consumerCount(d),
+      onHello: (a) => {
+        // The same peer connector linked again while its old connection is not yet known dead.
+        for (const [c, other] of this.acceptors) {
+          if (other === a || other.remoteName !== a.remoteName || other.connector !== a.connector) continue;
+          this.acceptors.delete(c);
+          other.close('replaced by a new link');
+        }
+      },
+    });
+    this.acceptors.set(conn, acceptor);
+    acceptor.start().catch((err: Error) => {
+      this.logger.warn({ err: err.message }, 'duplex bridge: cannot accept');
+      this.acceptors.delete(conn);
+      acceptor.close('failed to start');
+    });
+  };
+
+  private readonly onConnectionClose = (conn: ConnectionState): void => {
+    const acceptor = this.acceptors.get(conn);
+    if (!acceptor) return;
+    this.acceptors.delete(conn);
+    acceptor.close('connection closed');
+  };
+
   start(): this {
     this.advisories.attach();
+    this.opts.broker.on('connection:open', this.onConnectionOpen);
+    this.opts.broker.on('connection:close', this.onConnectionClose);
     this.connectors.forEach((c, index) => {
       if (c.discovery.kind === 'static') {
         for (const peerUrl of c.discovery.peers) this.staticBridges.push(this.bridge(c, peerUrl).start());
@@ -130,6 +168,10 @@ export class NetworkService {
   async stop(): Promise<void> {
     this.stopped = true;
     running.delete(this);
+    this.opts.broker.off('connection:open', this.onConnectionOpen);
+    this.opts.broker.off('connection:close', this.onConnectionClose);
+    for (const a of this.acceptors.values()) a.close('network stopped');
+    this.acceptors.clear();
     await Promise.all(this.starting);
     await Promise.all(this.agents.map((a) => a.stop()));
     this.agents.length = 0;
@@ -141,7 +183,10 @@ export class NetworkService {
   }
 
   bridges(): BridgeStatus[] {
-    return [...this.staticBridges, ...this.discoveredBridges.values()].map((b) => b.status());
+    return [
+      ...[...this.staticBridges, ...this.discoveredBridges.values()].map((b) => b.status()),
+      ...[...this.acceptors.values()].map((a) => a.status()),
+    ];
   }
 
   /** Peers heard by the multicast discovery agents. */

@@ -495,7 +495,7 @@ export class KeelNode implements RunningNode {
 
   private handoverDone: (() => void) | null = null;
 
-  /** Network bridges of this node (empty unless master with network connectors), for the admin API. */
+  /** Network bridges of this node (its connectors and the accepting ends of peers' duplex connectors; empty unless master), for the admin API. */
   bridges(): BridgeStatus[] {
     return this.network?.bridges() ?? [];
   }
