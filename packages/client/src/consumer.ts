@@ -56,6 +56,8 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
   /** Delivered to the application, not yet acked (client/individual modes), in delivery order. */
   private readonly unacked = new Set<ReceivedMessage>();
   private pendingAcks: AuditedMessage[] = [];
+  /** Individual acks gathering for one ACK frame (see individualAck). */
+  private ackBatchPending: { gen: number; messages: ReceivedMessage[]; done: Promise<unknown> } | null = null;
   private flushScheduled = false;
   private endError: Error | null = null;
   private readonly ackBatch: number;
@@ -404,12 +406,12 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
     this._noteAcked([...current, ...old]);
     if (current.length > 0) {
       calls.push(
-        conn._call(
-          mode === 'client'
-            ? { ...base, messageIds: [current[current.length - 1]!.messageId], cumulative: true }
-            : { ...base, messageIds: current.map((x) => x.messageId) },
-          'resolve',
-        ),
+        mode === 'client'
+          ? conn._call(
+              { ...base, messageIds: [current[current.length - 1]!.messageId], cumulative: true },
+              'resolve',
+            )
+          : this.individualAck(current, gen),
       );
     }
     // Messages from a previous link: if the new master redelivered one to us already, the ACK
@@ -419,6 +421,36 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
       calls.push(conn._call(this._ackReplayFrame(old), 'resolve'));
     }
     await Promise.all(calls);
+  }
+
+  /**
+   * Individual acks of one tick travel in one ACK frame with one confirmation (an application
+   * that acks each message as it handles it would otherwise cost an ACK and a RESPONSE per message).
+   */
+  private individualAck(messages: ReceivedMessage[], gen: number): Promise<unknown> {
+    let batch = this.ackBatchPending;
+    if (batch === null || batch.gen !== gen) {
+      const b = { gen, messages: [] as ReceivedMessage[], done: Promise.resolve() as Promise<unknown> };
+      b.done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flushIndividual(b));
+      this.ackBatchPending = batch = b;
+    }
+    batch.messages.push(...messages);
+    return batch.done;
+  }
+
+  private flushIndividual(b: { gen: number; messages: ReceivedMessage[] }): Promise<unknown> {
+    if (this.ackBatchPending === b) this.ackBatchPending = null;
+    const conn = this.session.connection;
+    const ids = b.messages.map((x) => x.messageId);
+    const base = { type: FrameType.Ack, channel: this.session.channel, consumerId: this.id } as const;
+    if (conn._linkUp && conn._generation === b.gen)
+      return conn._call({ ...base, messageIds: ids }, 'resolve');
+    // The link changed in between: acknowledge on the new one and replay, as for old deliveries.
+    if (!conn._linkUp) return Promise.resolve();
+    return Promise.all([
+      conn._call({ ...base, messageIds: ids }, 'resolve'),
+      conn._call(this._ackReplayFrame(b.messages), 'resolve'),
+    ]);
   }
 
   /** @internal ReceivedMessage.nack() */

@@ -22,7 +22,13 @@ class BoundedSet {
     if (this.depth <= 0) return;
     if (this.keys.has(key)) this.keys.delete(key);
     this.keys.add(key);
-    while (this.keys.size > this.depth) this.keys.delete(this.keys.values().next().value as string);
+    if (this.keys.size <= this.depth) return;
+    // Evict a tenth at once: one iterator per many adds instead of one per add.
+    let excess = this.keys.size - this.depth + Math.floor(this.depth / 10);
+    for (const k of this.keys) {
+      if (excess-- <= 0) break;
+      this.keys.delete(k);
+    }
   }
 
   get size(): number {
