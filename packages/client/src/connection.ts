@@ -859,7 +859,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    * after the store commit). While disconnected the send waits in a bounded buffer; a send not
    * receipted when the link dropped is resent on the new link with the same producerId/Seq.
    */
-  _sendMessage(session: Session, message: Message, transacted: boolean): Promise<SendResult> {
+  _sendMessage(session: Session, message: Message, transacted: boolean, resent = false): Promise<SendResult> {
     if (this.state === 'closing' || this.state === 'closed') {
       return Promise.reject(new ConnectionError('connection closed', 'CONNECTION_CLOSED'));
     }
@@ -878,6 +878,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       message,
       transacted,
       writtenGen: 0,
+      resent: resent || undefined,
       deferred: new Deferred(),
     };
     this.sendOps.set(op.receiptId, op);

@@ -98,10 +98,13 @@ export class Session {
     return consumer;
   }
 
-  /** @internal */
-  _send(message: Message): Promise<SendResult> {
+  /**
+   * @internal `resent`: the message may have reached a broker before (a network bridge forwarding
+   * a redelivered message); the broker then checks its duplicate detection in the store.
+   */
+  _send(message: Message, options: { resent?: boolean } = {}): Promise<SendResult> {
     if (this.transacted) this.txDirty = true;
-    return this.connection._sendMessage(this, message, this.transacted);
+    return this.connection._sendMessage(this, message, this.transacted, options.resent === true);
   }
 
   /** @internal */

@@ -478,6 +478,11 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     conn: ConnectionState,
     message: Message,
     txId?: string,
+    /**
+     * `resent`: the sender says whether this send may have reached a broker before (a failover
+     * client's resend, a network bridge forwarding a redelivered message). false — a declared first
+     * attempt — lets a new producer's first send skip the store lookup of its sequence.
+     */
     options: { resent?: boolean } = {},
   ): Promise<SendResult> {
     this.assertRunning();
@@ -491,7 +496,10 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       tx.sends.push(message);
       return { messageId, duplicate: false };
     }
-    const dup = await this.checkDuplicate(message);
+    const dup =
+      options.resent === false && message.producerSeq === 1 && !this.producers.has(message.producerId ?? '')
+        ? null
+        : await this.checkDuplicate(message);
     if (dup) return dup;
     const resent = options.resent === true ? this.resendClaims.resent(message) : null;
     if (resent === 'consumed') {
@@ -1009,7 +1017,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       if (w.consumer === consumer) this.wildcardQueueConsumers.delete(w);
     for (const ref of refs) {
       if (redeliver) ref.queue.redeliver(ref.entry, 'consumer closed');
-      else ref.queue.unconsumed(ref.entry);
+      else ref.queue.unconsumed(ref.entry, true);
     }
     for (const s of this.subscriptions) {
       if (s.consumer !== consumer) continue;

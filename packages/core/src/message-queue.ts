@@ -359,9 +359,14 @@ export class MessageQueue {
     }
   }
 
-  /** Return an in-flight entry without counting a delivery (a consumer that never saw it). */
-  unconsumed(entry: QueueEntry): void {
+  /**
+   * Return an in-flight entry without counting a delivery: a consumer that refused it unseen, or
+   * (`delivered`) one whose connection went without a verdict (a network bridge's link dropped:
+   * the peer may have it, so it is flagged redelivered and the next forward says so).
+   */
+  unconsumed(entry: QueueEntry, delivered = false): void {
     this.inflight -= 1;
+    if (delivered) entry.redelivered = true;
     this.pending.push(entry);
     this.scheduleDispatch();
   }

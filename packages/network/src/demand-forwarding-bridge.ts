@@ -235,7 +235,7 @@ export class DemandForwardingBridge {
         options: this.o,
         logger: this.logger,
         localConsumers: this.opts.localConsumers,
-        send: (out) => session._send(out),
+        send: (out, _localId, resent) => session._send(out, { resent }),
         onForwarded: () => {
           this.forwarded += 1;
         },

@@ -40,7 +40,7 @@ export interface ForwardingLinkOptions {
    * the peer's store commit). A rejection with a link error means the link is going (the message
    * returns to the local queue when the link closes); any other rejection is the peer refusing it.
    */
-  send: (out: Message, localId: string) => Promise<unknown>;
+  send: (out: Message, localId: string, resent: boolean) => Promise<unknown>;
   /** Called for every message the peer confirmed (and that was acknowledged here). */
   onForwarded?: () => void;
   onError?: (message: string) => void;
@@ -327,7 +327,9 @@ export class ForwardingLink {
       out.producerSeq = 1;
     }
     f.inflight += 1;
-    this.opts.send(out, m.messageId).then(
+    // Redelivered here (a link dropped with it unconfirmed, or recovered after a crash): the peer
+    // may have it, so it checks; a first forward skips the peer's store lookup of the producer.
+    this.opts.send(out, m.messageId, m.redelivered).then(
       () => {
         this.opts.onForwarded?.();
         this.settle(f);
