@@ -12,7 +12,12 @@
 # docs/benchmarks/*.svg from the medians. Stops everything it started (by PID) and drops the Keel
 # database (the ActiveMQ one too with DROP_ACTIVEMQ_DB=1).
 #
-# Environment: ROUNDS (3), TARGETS ("keel activemq rabbitmq"), CASES (see below),
+# Targets: keel (Keel over STOMP), keel-native (the same Keel node over its native protocol,
+# @keel/client), activemq, rabbitmq. With KEEL_EXTRA=1 (default) each round also runs Keel's
+# `failover` scenario on a fresh master/slave pair (keel-pair.js, native failover client) and the
+# last round Keel's `connections` scenario (5,000 idle connections).
+#
+# Environment: ROUNDS (3), TARGETS ("keel keel-native activemq rabbitmq"), CASES (see below),
 # COUNT_W1 (30000), COUNT_W64 (200000), FANOUT_COUNT (20000), BACKLOG_COUNT (100000),
 # DURATION_MS (60000), BACKLOG_DURATION_MS (120000), PG (postgres://postgres@127.0.0.1:55432),
 # SKIP_BUILD (unset), PG_LIMIT (1: run pg-limit.js), NOTES_MD (a hand-written markdown file
@@ -23,7 +28,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../../.." && pwd)
 RESULTS=${1:-$ROOT/bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
 ROUNDS=${ROUNDS:-3}
-TARGETS=${TARGETS:-keel activemq rabbitmq}
+TARGETS=${TARGETS:-keel keel-native activemq rabbitmq}
+KEEL_EXTRA=${KEEL_EXTRA:-1}
 CASES=${CASES:-throughput-w1 throughput-w64 backlog-w64}
 COUNT_W1=${COUNT_W1:-30000}
 COUNT_W64=${COUNT_W64:-200000}
@@ -44,7 +50,7 @@ cd "$ROOT"
 keel_pid=
 cleanup() {
   [ -n "$keel_pid" ] && kill -TERM "$keel_pid" 2>/dev/null && wait "$keel_pid" 2>/dev/null || true
-  for t in $TARGETS; do [ "$t" = keel ] || "$HERE/peers.sh" stop "$t" || true; done
+  for t in $TARGETS; do case $t in keel | keel-native) ;; *) "$HERE/peers.sh" stop "$t" || true ;; esac; done
   psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $KEEL_DB WITH (FORCE)" 2>/dev/null || true
   psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS ${KEEL_DB}_lock WITH (FORCE)" 2>/dev/null || true
   if [ -n "${DROP_ACTIVEMQ_DB:-}" ]; then
@@ -59,14 +65,20 @@ keel_pid=$!
 for _ in $(seq 1 300); do grep -q '^ready' "$RESULTS/keel-node.log" && break; sleep 0.1; done
 grep -q '^ready' "$RESULTS/keel-node.log" || { cat "$RESULTS/keel-node.log" >&2; exit 1; }
 
-declare -A URL PID LOGIN
+declare -A URL PID LOGIN PROTO
 URL[keel]=stomp://127.0.0.1:$KEEL_STOMP_PORT
 PID[keel]=$keel_pid
 LOGIN[keel]=
+URL[keel-native]=tcp://127.0.0.1:${KEEL_NATIVE_PORT:-61810}
+PID[keel-native]=$keel_pid
+LOGIN[keel-native]=
+PROTO[keel-native]="--protocol native"
 for t in $TARGETS; do
   case $t in
     activemq) PID[$t]=$("$HERE/peers.sh" start activemq | tail -1); URL[$t]=stomp://127.0.0.1:${ACTIVEMQ_STOMP_PORT:-61714}; LOGIN[$t]= ;;
     rabbitmq) PID[$t]=$("$HERE/peers.sh" start rabbitmq | tail -1); URL[$t]=stomp://127.0.0.1:${RABBIT_STOMP_PORT:-61715}; LOGIN[$t]="--login guest --passcode guest" ;;
+    keel | keel-native) ;;
+    *) echo "unknown target $t" >&2; exit 2 ;;
   esac
 done
 
@@ -101,11 +113,22 @@ for round in $(seq 1 "$ROUNDS"); do
     for t in $TARGETS; do
       echo "== round $round: $c on $t" >&2
       # shellcheck disable=SC2046,SC2086
-      timeout 1800 node packages/bench/dist/main.js $(case_args "$c") --target "$t" --url "${URL[$t]}" ${LOGIN[$t]} \
+      target=${t%-native}
+      timeout 1800 node packages/bench/dist/main.js $(case_args "$c") --target "$target" ${PROTO[$t]:-} --url "${URL[$t]}" ${LOGIN[$t]} \
         --broker-pid "${PID[$t]}" --out "$RESULTS/r$round-$c-$t.json" || echo "($c on $t ended with status $?)" >&2
     done
   done
+  if [ "$KEEL_EXTRA" = 1 ]; then
+    echo "== round $round: failover on a Keel master/slave pair" >&2
+    timeout 600 node "$HERE/keel-pair.js" --pg "$PG" -- failover --protocol native --producers 4 --consumers 4 \
+      --rate 200 --duration-ms 30000 --out "$RESULTS/r$round-failover-keel-native.json" || echo "(failover ended with status $?)" >&2
+  fi
 done
+if [ "$KEEL_EXTRA" = 1 ]; then
+  echo "== connections: 5,000 idle connections on Keel (STOMP)" >&2
+  timeout 900 node packages/bench/dist/main.js connections --target keel --url "${URL[keel]}" \
+    --broker-pid "$keel_pid" --duration-ms 20000 --out "$RESULTS/connections-keel.json" || echo "(connections ended with status $?)" >&2
+fi
 
 pgstat end
 curl -fsS "http://127.0.0.1:${KEEL_ADMIN_PORT:-8811}/metrics" >"$RESULTS/keel-metrics-end.txt" || true
