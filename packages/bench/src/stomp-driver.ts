@@ -8,6 +8,7 @@ import {
   type StompVersion,
   stompFrame,
   stompHeaderRecord,
+  TickCork,
   TimeoutError,
 } from '@keel/protocol';
 import type {
@@ -62,7 +63,7 @@ class StompBenchConnection implements BenchConnection {
   private readonly receipts = new Map<string, Pending>();
   private readonly subscriptions = new Map<string, MessageHandler>();
   private nextId = 0;
-  private corked = false;
+  private cork: TickCork | null = null;
   private failure: Error | null = null;
   private closing = false;
   private errorListeners: Array<(err: Error) => void> = [];
@@ -92,6 +93,7 @@ class StompBenchConnection implements BenchConnection {
       };
       const socket = netConnect({ host, port });
       this.socket = socket;
+      this.cork = new TickCork(socket);
       socket.setNoDelay(true);
       socket.on('data', (chunk: Buffer) => this.onData(chunk));
       socket.on('error', (err) =>
@@ -222,15 +224,7 @@ class StompBenchConnection implements BenchConnection {
   private write(frame: StompFrame): void {
     const socket = this.socket;
     if (socket === null || socket.destroyed) return;
-    if (!this.corked) {
-      this.corked = true;
-      socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        socket.uncork();
-      });
-    }
-    socket.write(encodeStompFrame(frame, { version: this.version }));
+    this.cork!.write(encodeStompFrame(frame, { version: this.version }));
   }
 
   private onData(chunk: Buffer): void {

@@ -424,14 +424,16 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
   }
 
   /**
-   * Individual acks of one tick travel in one ACK frame with one confirmation (an application
-   * that acks each message as it handles it would otherwise cost an ACK and a RESPONSE per message).
+   * Individual acks made together (before the next microtask checkpoint) travel in one ACK frame
+   * with one confirmation: an application that acks each message as it handles it would otherwise
+   * cost an ACK and a RESPONSE per message.
    */
   private individualAck(messages: ReceivedMessage[], gen: number): Promise<unknown> {
     let batch = this.ackBatchPending;
     if (batch === null || batch.gen !== gen) {
       const b = { gen, messages: [] as ReceivedMessage[], done: Promise.resolve() as Promise<unknown> };
-      b.done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flushIndividual(b));
+      // A microtask, not the next loop turn: a lone ack (one message in flight) is not delayed.
+      b.done = Promise.resolve().then(() => this.flushIndividual(b));
       this.ackBatchPending = batch = b;
     }
     batch.messages.push(...messages);

@@ -448,4 +448,23 @@ describe('Broker over the memory store', () => {
     await expect(broker.send(conn, msg('queue://q', 'late'))).rejects.toMatchObject({ code: 'FENCED' });
     await fenced;
   });
+
+  it('prunes silent producers from memory and store; duplicate detection then asks the store', async () => {
+    broker = await startBroker();
+    conn = broker.openConnection({ protocol: 'internal' });
+    await broker.send(conn, msg('queue://dd', 'one', { producerId: 'px', producerSeq: 1 }));
+    // First pass marks, the second (memoryMs 0) forgets it in memory; the store keeps it (1 h).
+    expect(await broker.pruneProducers(3_600_000, 0)).toBe(0);
+    expect(await broker.pruneProducers(3_600_000, 0)).toBe(0);
+    const again = await broker.send(
+      conn,
+      msg('queue://dd', 'one', { producerId: 'px', producerSeq: 1 }),
+      undefined,
+      {
+        resent: true,
+      },
+    );
+    expect(again.duplicate).toBe(true);
+    expect(broker.getQueue('dd')!.depth).toBe(1);
+  });
 });

@@ -276,7 +276,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   private subsByTopic = new Map<string, Subscription[]>();
   private readonly wildcardQueueConsumers = new Set<{ pattern: string; consumer: BrokerConsumer }>();
   readonly connections = new Map<string, ConnectionState>();
-  private readonly producers = new Map<string, { seq: number; done: Promise<unknown> }>();
+  /** Highest accepted sequence per producer (duplicate detection); `at`: last used (ms), for pruning. */
+  private readonly producers = new Map<string, { seq: number; done: Promise<unknown>; at?: number }>();
   private readonly producerLookups = new Map<string, Promise<number>>();
   /** Resends after a takeover and the consumed messages failover consumers replayed (ackReplay). */
   private readonly resendClaims = new ResendClaims(this);
@@ -1384,6 +1385,21 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   async cleanupTopicMessages(): Promise<number> {
     if (!this.running) return 0;
     return this.store.cleanupTopicMessages();
+  }
+
+  /**
+   * Forget producers not heard from for `retentionMs`: their rows in the store, and sooner (after
+   * `memoryMs`) their entries here (a later send looks its sequence up in the store again). A
+   * network bridge makes one producer per forwarded message, so neither may grow forever.
+   */
+  async pruneProducers(retentionMs: number, memoryMs = Math.min(retentionMs, 5 * 60_000)): Promise<number> {
+    if (!this.running) return 0;
+    const now = this.clock.now();
+    for (const [pid, state] of this.producers) {
+      if (state.at === undefined) state.at = now;
+      else if (now - state.at > memoryMs) this.producers.delete(pid);
+    }
+    return this.store.pruneProducers(retentionMs);
   }
 
   // ----- inspection and administration ---------------------------------------------------------

@@ -71,7 +71,12 @@ describe('loadConfig defaults', () => {
         outageGraceMs: 5000,
         recoveryHoldMs: 1000,
       },
-      store: { maxBatchSize: 1000, pageSize: 2000, concurrentStoreAndDispatchQueues: true },
+      store: {
+        maxBatchSize: 1000,
+        pageSize: 2000,
+        concurrentStoreAndDispatchQueues: true,
+        producerRetentionMs: 3_600_000,
+      },
       redelivery: {
         maximumRedeliveries: 6,
         initialRedeliveryDelay: 1000,
@@ -207,7 +212,12 @@ logLevel: debug
       adminPort: 9000,
       advertisedUrls: ['tcp://broker-1.example:61616'],
       lock: { keepAliveMs: 200, leaseMs: 2000, waitingPollMs: 100 },
-      store: { maxBatchSize: 500, pageSize: 100, concurrentStoreAndDispatchQueues: true },
+      store: {
+        maxBatchSize: 500,
+        pageSize: 100,
+        concurrentStoreAndDispatchQueues: true,
+        producerRetentionMs: 3_600_000,
+      },
       redelivery: {
         ...DEFAULT_REDELIVERY,
         maximumRedeliveries: -1,

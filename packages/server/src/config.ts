@@ -54,6 +54,8 @@ export const DEFAULT_RECOVERY_HOLD_MS = 1_000;
 export const DEFAULT_STORE_MAX_BATCH_SIZE = 1_000;
 /** Messages a queue keeps in memory; the rest is paged from Postgres. */
 export const DEFAULT_STORE_PAGE_SIZE = 2_000;
+/** Duplicate detection remembers a silent producer this long (a resend comes within a failover). */
+export const DEFAULT_PRODUCER_RETENTION_MS = 3_600_000;
 /** ActiveMQ's org.apache.activemq.RedeliveryPolicy defaults (delays in milliseconds). */
 export const DEFAULT_REDELIVERY: Readonly<RedeliveryConfig> = Object.freeze({
   maximumRedeliveries: 6,
@@ -108,6 +110,8 @@ export interface StoreConfig {
   pageSize: number;
   /** ActiveMQ's concurrentStoreAndDispatchQueues: dispatch a persistent queue message while it is stored. */
   concurrentStoreAndDispatchQueues: boolean;
+  /** How long duplicate detection keeps the sequence of a producer that sends nothing more. */
+  producerRetentionMs: number;
 }
 
 /** ActiveMQ RedeliveryPolicy names; delays in milliseconds, -1 maximumRedeliveries = forever. */
@@ -506,6 +510,13 @@ const SETTINGS: Setting[] = [
     'true or false',
   ),
   s(
+    'store.producerRetentionMs',
+    'KEEL_PRODUCER_RETENTION_MS',
+    'producerRetentionMs',
+    int(60_000, 365 * 86_400_000),
+    'an integer number of milliseconds between 60000 and 31536000000',
+  ),
+  s(
     'store.pageSize',
     'KEEL_STORE_PAGE_SIZE',
     'storePageSize',
@@ -763,6 +774,7 @@ function assemble(
       maxBatchSize: get('store.maxBatchSize', DEFAULT_STORE_MAX_BATCH_SIZE),
       pageSize: get('store.pageSize', DEFAULT_STORE_PAGE_SIZE),
       concurrentStoreAndDispatchQueues: get('store.concurrentStoreAndDispatchQueues', true),
+      producerRetentionMs: get('store.producerRetentionMs', DEFAULT_PRODUCER_RETENTION_MS),
     },
     redelivery: {
       maximumRedeliveries: get('redelivery.maximumRedeliveries', DEFAULT_REDELIVERY.maximumRedeliveries),

@@ -405,6 +405,11 @@ export class KeelNode implements RunningNode {
         run('topic-cleanup', () => broker.cleanupTopicMessages()),
         { noOverlap: true, name: 'topic-cleanup' },
       ),
+      cron.schedule(
+        '0 * * * * *',
+        run('producer-prune', () => broker.pruneProducers(this.config.store.producerRetentionMs)),
+        { noOverlap: true, name: 'producer-prune' },
+      ),
     );
   }
 

@@ -605,6 +605,19 @@ export class PgStore implements Store {
     return rows.map(toMessage);
   }
 
+  async pruneProducers(olderThanMs: number): Promise<number> {
+    try {
+      const r = await this.pool.query(
+        `DELETE FROM keel_producers
+         WHERE cluster = $1 AND updated_at < now() - make_interval(secs => $2::double precision / 1000)`,
+        [this.cluster, olderThanMs],
+      );
+      return r.rowCount ?? 0;
+    } catch (err) {
+      throw toStoreError(err, 'pruneProducers');
+    }
+  }
+
   async cleanupTopicMessages(): Promise<number> {
     try {
       const r = await this.pool.query(

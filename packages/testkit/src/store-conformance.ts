@@ -428,6 +428,16 @@ export function storeConformanceSuite(name: string, makeStore: StoreFactory): vo
         expect(await store.producerSequence('p2')).toBe(0);
       });
 
+      it('prunes producers silent for longer than the retention, and only those', async () => {
+        await store.commit(batch({ producers: [{ producerId: 'old', seq: 4 }] }));
+        await new Promise((r) => setTimeout(r, 60));
+        await store.commit(batch({ producers: [{ producerId: 'new', seq: 2 }] }));
+        expect(await store.pruneProducers(3_600_000)).toBe(0);
+        expect(await store.pruneProducers(40)).toBe(1);
+        expect(await store.producerSequence('old')).toBe(-1);
+        expect(await store.producerSequence('new')).toBe(2);
+      });
+
       it('records committed client transactions', async () => {
         expect(await store.txCommitted('tx-1')).toBe(false);
         await store.commit(batch({ txOutcomes: ['tx-1', 'tx-2'] }));

@@ -51,6 +51,8 @@ export class MemoryDatabase {
   readonly subEntries = new Map<number, Map<number, SubEntryRow>>();
   /** `${cluster}\u0000${producerId}` → highest sequence. */
   readonly producers = new Map<string, number>();
+  /** When each producer's sequence was last written (ms since the epoch), for pruneProducers. */
+  readonly producersTouched = new Map<string, number>();
   /** `${cluster}\u0000${txId}`. */
   readonly txOutcomes = new Set<string>();
   nextDestinationId = 1;
@@ -322,6 +324,21 @@ export class MemoryStore implements Store {
       .map(copyMessage);
   }
 
+  async pruneProducers(olderThanMs: number): Promise<number> {
+    this.assertOpen();
+    const db = this.database;
+    const prefix = `${this.cluster}\u0000`;
+    const cutoff = Date.now() - olderThanMs;
+    let n = 0;
+    for (const [key, at] of db.producersTouched) {
+      if (!key.startsWith(prefix) || at >= cutoff) continue;
+      db.producersTouched.delete(key);
+      db.producers.delete(key);
+      n += 1;
+    }
+    return n;
+  }
+
   async cleanupTopicMessages(): Promise<number> {
     this.assertOpen();
     const db = this.database;
@@ -407,6 +424,7 @@ export class MemoryStore implements Store {
     for (const p of batch.producers) {
       const key = `${this.cluster}\u0000${p.producerId}`;
       db.producers.set(key, Math.max(db.producers.get(key) ?? -1, p.seq));
+      db.producersTouched.set(key, Date.now());
     }
     for (const tx of batch.txOutcomes) db.txOutcomes.add(`${this.cluster}\u0000${tx}`);
   }

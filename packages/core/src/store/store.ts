@@ -194,4 +194,10 @@ export interface Store {
   expiredMessages(now: number, limit: number): Promise<StoredMessage[]>;
   /** Delete topic messages no durable subscription references any more; returns how many. Not fenced (always safe). */
   cleanupTopicMessages(): Promise<number>;
+  /**
+   * Forget the duplicate-detection sequence of producers not heard from for `olderThanMs` (a
+   * network bridge makes one per forwarded message); returns how many. Not fenced (always safe:
+   * a producer that long silent resends nothing).
+   */
+  pruneProducers(olderThanMs: number): Promise<number>;
 }
