@@ -14,7 +14,7 @@ test('a bridge authenticates to a peer that requires users; the wrong password f
   dbs.push(await createTestDatabase(), await createTestDatabase(), await createTestDatabase());
   const [pa, pb, pc] = (await freePorts(3)) as [number, number, number];
   const opts = 'initialReconnectDelay=100&maxReconnectDelay=500';
-  const a = await startNetNode({
+  await startNetNode({
     db: dbs[0]!.url,
     cluster: 'authA',
     port: pa,

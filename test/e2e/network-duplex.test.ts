@@ -6,7 +6,7 @@
  * resume. Every test counts sent / received / lost / duplicated.
  */
 import type { BrokerProcess } from '@keel/testkit';
-import { createTestDatabase, FaultProxy, freePorts, stopAll, type TestDatabase } from '@keel/testkit';
+import { type FaultProxy, stopAll, type TestDatabase } from '@keel/testkit';
 import {
   bridgesOf,
   Clients,
@@ -15,6 +15,7 @@ import {
   pollUntil,
   produce,
   startNetNode,
+  startProxiedPair,
   Tally,
   waitForLogs,
 } from './helpers/network';
@@ -54,21 +55,12 @@ describe('duplex=true: one connector, both directions', () => {
   let portB: number;
 
   beforeAll(async () => {
-    const [pa, pb] = (await freePorts(2)) as [number, number];
-    portB = pb;
-    const [da, db] = await Promise.all([createTestDatabase(), createTestDatabase()]);
-    dbs.push(da, db);
-    dbB = db;
-    B = await startNetNode({ db: db.url, cluster: 'duplexB', port: pb });
-    proxy = await FaultProxy.start({ targetHost: '127.0.0.1', targetPort: pb });
-    A = await startNetNode({
-      db: da.url,
-      cluster: 'duplexA',
-      port: pa,
-      connectors: [
-        `static:(tcp://127.0.0.1:${proxy.port})?duplex=true&prefetchSize=50&initialReconnectDelay=100&maxReconnectDelay=500`,
-      ],
-    });
+    ({ A, B, dbB, portB, proxy } = await startProxiedPair({
+      clusterA: 'duplexA',
+      clusterB: 'duplexB',
+      query: 'duplex=true&prefetchSize=50&initialReconnectDelay=100&maxReconnectDelay=500',
+      dbs,
+    }));
     await waitForLogs(A, isLog('duplex bridge: the peer forwards over this link'));
     await waitForLogs(B, isLog('duplex bridge accepted', { remote: 'duplexA' }));
   });

@@ -8,7 +8,7 @@
  */
 import { type Connection, connect } from '@keel/client';
 import type { BrokerProcess } from '@keel/testkit';
-import { createTestDatabase, FaultProxy, freePorts, stopAll, type TestDatabase } from '@keel/testkit';
+import { type FaultProxy, stopAll, type TestDatabase } from '@keel/testkit';
 import {
   bridgesOf,
   Clients,
@@ -16,6 +16,7 @@ import {
   pollUntil,
   produce,
   startNetNode,
+  startProxiedPair,
   Tally,
   waitForLogs,
 } from './helpers/network';
@@ -73,22 +74,13 @@ describe('durable subscriptions across the network', () => {
   let portB: number;
 
   beforeAll(async () => {
-    const [pa, pb] = (await freePorts(2)) as [number, number];
-    portB = pb;
-    const [da, db] = await Promise.all([createTestDatabase(), createTestDatabase()]);
-    dbs.push(da, db);
-    dbB = db;
     // A reaches B through a proxy, so the link can be cut while both brokers run.
-    proxy = await FaultProxy.start({ targetHost: '127.0.0.1', targetPort: pb });
-    [A, B] = await Promise.all([
-      startNetNode({
-        db: da.url,
-        cluster: 'durA',
-        port: pa,
-        connectors: [`static:(tcp://127.0.0.1:${proxy.port})?${OPTS}`],
-      }),
-      startNetNode({ db: db.url, cluster: 'durB', port: pb }),
-    ]);
+    ({ A, B, dbB, portB, proxy } = await startProxiedPair({
+      clusterA: 'durA',
+      clusterB: 'durB',
+      query: OPTS,
+      dbs,
+    }));
     await waitForLogs(A, isLog('network bridge connected'));
   });
 

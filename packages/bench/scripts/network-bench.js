@@ -157,7 +157,7 @@ async function waitMaster(b) {
     async () => {
       if (b.exited) throw new Error(`${b.name} exited ${JSON.stringify(b.exited)}: ${b.out.join('')}`);
       const c = await connect(`tcp://127.0.0.1:${b.port}`, { heartbeatMs: 0, connectTimeoutMs: 1000 });
-      const role = c.broker && c.broker.role;
+      const role = c.broker?.role;
       await c.close();
       return role === 'master';
     },

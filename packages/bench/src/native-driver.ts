@@ -40,6 +40,8 @@ export class NativeDriver implements BenchDriver {
   async connect(name: string): Promise<BenchConnection> {
     const o = this.options;
     const conn = await connect(o.url, {
+      // Acks one-way, as the STOMP driver sends them (ActiveMQ's default for JMS clients too).
+      sendAcksAsync: true,
       ...o.connectOptions,
       heartbeatMs: o.heartbeatMs ?? 0,
       ...(o.username !== undefined ? { username: o.username } : {}),

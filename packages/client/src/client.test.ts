@@ -186,6 +186,22 @@ describe('client over tcp:// against a fake broker', () => {
     expect(again.deliveryCount).toBe(1);
   });
 
+  it('sendAcksAsync: individual acks made together go one-way in one ACK frame, without a receipt', async () => {
+    const conn = await client({ sendAcksAsync: true });
+    const session = await conn.createSession({ ackMode: 'individual' });
+    const producer = session.createProducer('queue://async-acks');
+    await producer.send('a');
+    await producer.send('b');
+    const consumer = await session.createConsumer('queue://async-acks');
+    const it = consumer[Symbol.asyncIterator]();
+    const a = (await it.next()).value as ReceivedMessage;
+    const b = (await it.next()).value as ReceivedMessage;
+    await Promise.all([a.ack(), b.ack()]);
+    const ack = await broker.waitFrame((f) => f.type === FrameType.Ack);
+    expect(ack).toMatchObject({ messageIds: [a.messageId, b.messageId] });
+    expect((ack as { receiptId?: string }).receiptId).toBeUndefined();
+  });
+
   it('transactions: commit publishes, rollback discards, consumed messages come back after rollback', async () => {
     const conn = await client();
     const tx = await conn.createSession({ transacted: true });

@@ -46,6 +46,13 @@ export interface ConnectOptions extends FailoverOptionOverrides {
   connectTimeoutMs?: number;
   /** Message ids per consumer remembered by the duplicate audit (failover). */
   auditDepth?: number;
+  /**
+   * ActiveMQ's `sendAcksAsync`: `ack()` of a client or individual session resolves once the ACK is
+   * written, without waiting for the broker's confirmation (a lost ack means a redelivery, which
+   * the duplicate audit and the failover ack-replay handle). Default false: `ack()` resolves after
+   * the broker removed the message.
+   */
+  sendAcksAsync?: boolean;
   /** Uniform [0,1) source for randomize and jitter (tests inject a fixed one). */
   random?: () => number;
 }
@@ -172,6 +179,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   readonly _logger: ClientLogger;
   /** @internal */
   readonly _auditDepth: number;
+  /** @internal ConnectOptions.sendAcksAsync */
+  readonly _sendAcksAsync: boolean;
   /** @internal */
   readonly _failover: FailoverOptions;
 
@@ -219,6 +228,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     }
     this._logger = options.logger ?? silentClientLogger;
     this._auditDepth = options.auditDepth ?? DEFAULT_AUDIT_DEPTH;
+    this._sendAcksAsync = options.sendAcksAsync === true;
     this.random = options.random ?? Math.random;
     this.servers = this.target.servers.map((endpoint) => ({
       endpoint,

@@ -1,4 +1,5 @@
 import {
+  type AckFrame,
   type DeliveredMessage,
   FrameType,
   InvalidArgumentError,
@@ -407,10 +408,7 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
     if (current.length > 0) {
       calls.push(
         mode === 'client'
-          ? conn._call(
-              { ...base, messageIds: [current[current.length - 1]!.messageId], cumulative: true },
-              'resolve',
-            )
+          ? this.cumulativeAck(current[current.length - 1]!.messageId)
           : this.individualAck(current, gen),
       );
     }
@@ -421,6 +419,20 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
       calls.push(conn._call(this._ackReplayFrame(old), 'resolve'));
     }
     await Promise.all(calls);
+  }
+
+  private cumulativeAck(messageId: string): Promise<unknown> {
+    const conn = this.session.connection;
+    const frame: AckFrame = {
+      type: FrameType.Ack,
+      channel: this.session.channel,
+      consumerId: this.id,
+      messageIds: [messageId],
+      cumulative: true,
+    };
+    if (!conn._sendAcksAsync) return conn._call(frame, 'resolve');
+    conn._write(frame);
+    return Promise.resolve();
   }
 
   /**
@@ -445,8 +457,11 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
     const conn = this.session.connection;
     const ids = b.messages.map((x) => x.messageId);
     const base = { type: FrameType.Ack, channel: this.session.channel, consumerId: this.id } as const;
-    if (conn._linkUp && conn._generation === b.gen)
-      return conn._call({ ...base, messageIds: ids }, 'resolve');
+    if (conn._linkUp && conn._generation === b.gen) {
+      if (!conn._sendAcksAsync) return conn._call({ ...base, messageIds: ids }, 'resolve');
+      conn._write({ ...base, messageIds: ids });
+      return Promise.resolve();
+    }
     // The link changed in between: acknowledge on the new one and replay, as for old deliveries.
     if (!conn._linkUp) return Promise.resolve();
     return Promise.all([

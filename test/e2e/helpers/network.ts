@@ -3,7 +3,15 @@
  * connectors, message tallies (sent / received / lost / duplicated), producers and consumers.
  */
 import { type Connection, type Consumer, connect, type ReceivedMessage } from '@keel/client';
-import { type BrokerProcess, type LogEntry, startBroker } from '@keel/testkit';
+import {
+  type BrokerProcess,
+  createTestDatabase,
+  FaultProxy,
+  freePorts,
+  type LogEntry,
+  startBroker,
+  type TestDatabase,
+} from '@keel/testkit';
 
 export const NET_ENV: Record<string, string> = {
   KEEL_LOCK_LEASE_MS: '1500',
@@ -38,6 +46,39 @@ export async function startNetNode(
   });
   await proc.waitForRole(role, 30_000);
   return proc;
+}
+
+/** Brokers A and B, each its own cluster and database, with A's one connector to B through a fault proxy. */
+export interface ProxiedPair {
+  A: BrokerProcess;
+  B: BrokerProcess;
+  dbB: TestDatabase;
+  portB: number;
+  proxy: FaultProxy;
+}
+
+/**
+ * Start B, a FaultProxy in front of it, then A with `static:(tcp://proxy)?<query>`: the link can be
+ * cut (proxy) while both run. The databases are pushed onto `dbs` for the caller to drop.
+ */
+export async function startProxiedPair(o: {
+  clusterA: string;
+  clusterB: string;
+  query: string;
+  dbs: TestDatabase[];
+}): Promise<ProxiedPair> {
+  const [pa, pb] = (await freePorts(2)) as [number, number];
+  const [da, db] = await Promise.all([createTestDatabase(), createTestDatabase()]);
+  o.dbs.push(da, db);
+  const B = await startNetNode({ db: db.url, cluster: o.clusterB, port: pb });
+  const proxy = await FaultProxy.start({ targetHost: '127.0.0.1', targetPort: pb });
+  const A = await startNetNode({
+    db: da.url,
+    cluster: o.clusterA,
+    port: pa,
+    connectors: [`static:(tcp://127.0.0.1:${proxy.port})?${o.query}`],
+  });
+  return { A, B, dbB: db, portB: pb, proxy };
 }
 
 export const isLog =
@@ -112,7 +153,13 @@ export class Tally {
     if (this.total >= n) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`only ${this.total} of ${n} messages arrived`)), timeoutMs);
-      this.waiters.push({ n, resolve: () => (clearTimeout(t), resolve()) });
+      this.waiters.push({
+        n,
+        resolve: () => {
+          clearTimeout(t);
+          resolve();
+        },
+      });
     });
   }
 }
