@@ -3,6 +3,8 @@ import {
   AdvisoryPublisher,
   CONSUMER_ADVISORY_WILDCARD,
   consumerAdvisoryTopic,
+  NETWORK_DEMAND_PROPERTY,
+  parseNetworkDemand,
   SNAPSHOT_END_PROPERTY,
 } from './advisory-publisher';
 
@@ -25,7 +27,9 @@ function advisoryListener() {
     const v =
       p[SNAPSHOT_END_PROPERTY] === true
         ? 'end'
-        : `${p.destination}=${p.consumerCount}${p.durableCount !== undefined ? `/${p.durableCount}` : ''}`;
+        : `${p.destination}=${p.consumerCount}${p.durableCount !== undefined ? `/${p.durableCount}` : ''}${
+            p[NETWORK_DEMAND_PROPERTY] !== undefined ? ` ${p[NETWORK_DEMAND_PROPERTY]}` : ''
+          }`;
     if (got[got.length - 1] !== v) got.push(v);
     if (waiter && got.length >= waiter.n) waiter.resolve();
   };
@@ -109,5 +113,55 @@ describe('AdvisoryPublisher', () => {
     expect(l.got).toEqual(['end', 'topic://t=1/1', 'topic://t=0/1', 'topic://t=0/0']);
     expect(pub.durableCounts()).toEqual({});
     pub.detach();
+  });
+
+  it('re-advertises the network demand bridges learned (consumerTTL > 1), in snapshots too, until withdrawn', async () => {
+    broker = await startBroker();
+    const pub = new AdvisoryPublisher(broker).attach();
+    const l = advisoryListener();
+    const listener = broker.openConnection({ protocol: 'native' });
+    await broker.subscribe(
+      listener,
+      { consumerId: 'a', destination: CONSUMER_ADVISORY_WILDCARD, prefetch: 100, ackOnDelivery: true },
+      l.sink,
+    );
+    await l.until(1);
+    pub.setNetworkDemand('b1', 'queue://q', [['C']]);
+    await l.until(2);
+    // The same path from another bridge changes nothing; a new one does.
+    pub.setNetworkDemand('b2', 'queue://q', [['C']]);
+    pub.setNetworkDemand('b2', 'queue://q', [['D', 'C']]);
+    await l.until(3);
+    expect(pub.networkDemandOf('queue://q')).toEqual([['C'], ['D', 'C']]);
+    // A new listener gets it in the snapshot.
+    const l2 = advisoryListener();
+    await broker.subscribe(
+      broker.openConnection({ protocol: 'native' }),
+      { consumerId: 'a2', destination: CONSUMER_ADVISORY_WILDCARD, prefetch: 100, ackOnDelivery: true },
+      l2.sink,
+    );
+    await l2.until(2);
+    expect(l2.got).toEqual(['queue://q=0 [["C"],["D","C"]]', 'end']);
+    pub.clearNetworkDemand('b2');
+    await l.until(5);
+    pub.clearNetworkDemand('b1');
+    await l.until(6);
+    expect(l.got).toEqual([
+      'end',
+      'queue://q=0 [["C"]]',
+      'queue://q=0 [["C"],["D","C"]]',
+      'end',
+      'queue://q=0 [["C"]]',
+      'queue://q=0',
+    ]);
+    expect(pub.networkDemandOf('queue://q')).toEqual([]);
+    pub.detach();
+  });
+
+  it('parses networkDemand leniently', () => {
+    expect(parseNetworkDemand('[["C"],["D","C"]]')).toEqual([['C'], ['D', 'C']]);
+    expect(parseNetworkDemand('[[],["x",1],"y",["ok"]]')).toEqual([['ok']]);
+    expect(parseNetworkDemand('not json')).toEqual([]);
+    expect(parseNetworkDemand(undefined)).toEqual([]);
   });
 });

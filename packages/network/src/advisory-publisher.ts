@@ -29,6 +29,30 @@ export const DURABLE_POLL_MS = 1000;
 /** Property of the advisory that ends a snapshot (after every non-zero count was published again). */
 export const SNAPSHOT_END_PROPERTY = 'snapshotEnd';
 
+/**
+ * Property of a consumer advisory carrying the network demand this broker learned from its peers
+ * (re-advertised for connectors with consumerTTL > 1): a JSON array of broker paths, one per
+ * (destination, origin) the demand came through, the broker with the consumers first, the peer it
+ * was learned from last. Absent: none. ActiveMQ re-advertises network consumers likewise, with the
+ * brokerPath of the ConsumerInfo appended (DemandForwardingBridgeSupport, consumerTTL).
+ */
+export const NETWORK_DEMAND_PROPERTY = 'networkDemand';
+
+/** Parse a `networkDemand` property: broker paths (anything malformed is ignored). */
+export function parseNetworkDemand(value: unknown): string[][] {
+  if (typeof value !== 'string' || value.length === 0) return [];
+  try {
+    const v = JSON.parse(value) as unknown;
+    if (!Array.isArray(v)) return [];
+    return v.filter(
+      (p): p is string[] =>
+        Array.isArray(p) && p.length > 0 && p.every((b) => typeof b === 'string' && b.length > 0),
+    );
+  } catch {
+    return [];
+  }
+}
+
 export interface AdvisoryPublisherOptions {
   logger?: Logger;
   /** ms between reads of the durable subscriptions (default DURABLE_POLL_MS). */
@@ -40,7 +64,9 @@ export interface AdvisoryPublisherOptions {
  * consumers of a queue or topic it publishes a non-persistent message on that destination's
  * consumer advisory topic with the properties `destination` (`queue://x`) and `consumerCount`.
  * Consumers of network bridges (connections with protocol 'network') do not count, so demand does
- * not echo between brokers (Keel propagates local demand only: ActiveMQ's consumerTTL=1).
+ * not echo between brokers. With consumerTTL > 1 the bridges also hand it the demand they learned
+ * from their peers (setNetworkDemand), re-advertised in `networkDemand` with the path of brokers
+ * it came through, so demand travels up to consumerTTL hops (see NETWORK_DEMAND_PROPERTY).
  * When a consumer subscribes to an advisory topic (a bridge linking up), every non-zero count is
  * published again, then one advisory with `snapshotEnd: true`: that is the snapshot a new bridge
  * starts from.
@@ -56,6 +82,8 @@ export class AdvisoryPublisher {
   private readonly counts = new Map<string, number>();
   private readonly durables = new Map<string, number>();
   private readonly tracked = new Map<BrokerConsumer, string>();
+  /** Network demand learned by the bridges (consumerTTL > 1): destination → bridge → paths. */
+  private readonly network = new Map<string, Map<string, string[][]>>();
   private readonly durablePollMs: number;
   private pollTimer: NodeJS.Timeout | null = null;
   private attached = false;
@@ -149,6 +177,43 @@ export class AdvisoryPublisher {
     return key === null ? 0 : (this.counts.get(key) ?? 0);
   }
 
+  /**
+   * The network demand one bridge (`source`) learned from its peer for one destination: broker
+   * paths (the consumers' broker first, the peer last). It is re-advertised to every peer with the
+   * local count; a change of the set is published at once. `[]` withdraws it.
+   */
+  setNetworkDemand(source: string, destination: string, paths: string[][]): void {
+    const key = normalize(destination);
+    if (key === null || isAdvisory(key) || !isForwardableType(key)) return;
+    const before = this.networkDemandOf(key);
+    const bySource = this.network.get(key);
+    if (paths.length > 0) {
+      if (bySource) bySource.set(source, paths);
+      else this.network.set(key, new Map([[source, paths]]));
+    } else if (bySource) {
+      bySource.delete(source);
+      if (bySource.size === 0) this.network.delete(key);
+    }
+    if (JSON.stringify(this.networkDemandOf(key)) !== JSON.stringify(before)) this.publish(key);
+  }
+
+  /** A bridge's link went down: withdraw all the network demand it learned. */
+  clearNetworkDemand(source: string): void {
+    for (const [key, bySource] of [...this.network]) {
+      if (bySource.has(source)) this.setNetworkDemand(source, key, []);
+    }
+  }
+
+  /** The network demand re-advertised for one destination: distinct paths, sorted. */
+  networkDemandOf(destination: string): string[][] {
+    const key = normalize(destination);
+    const bySource = key === null ? undefined : this.network.get(key);
+    if (!bySource) return [];
+    const all = new Map<string, string[]>();
+    for (const paths of bySource.values()) for (const p of paths) all.set(JSON.stringify(p), p);
+    return [...all.keys()].sort().map((k) => all.get(k) as string[]);
+  }
+
   private change(key: string, delta: number): void {
     const n = Math.max(0, (this.counts.get(key) ?? 0) + delta);
     if (n === 0) this.counts.delete(key);
@@ -157,7 +222,8 @@ export class AdvisoryPublisher {
   }
 
   private publishSnapshot(): void {
-    for (const key of new Set([...this.counts.keys(), ...this.durables.keys()])) this.publish(key);
+    const keys = new Set([...this.counts.keys(), ...this.durables.keys(), ...this.network.keys()]);
+    for (const key of keys) this.publish(key);
     this.send(`topic://${CONSUMER_ADVISORY_PREFIX}Snapshot`, {
       [SNAPSHOT_END_PROPERTY]: true,
       origin: this.broker.nodeName,
@@ -172,6 +238,8 @@ export class AdvisoryPublisher {
       origin: this.broker.nodeName,
     };
     if (key.startsWith('topic://')) properties.durableCount = this.durables.get(key) ?? 0;
+    const network = this.networkDemandOf(key);
+    if (network.length > 0) properties[NETWORK_DEMAND_PROPERTY] = JSON.stringify(network);
     this.send(consumerAdvisoryTopic(key), properties);
   }
 

@@ -22,7 +22,11 @@ export interface NetworkConnectorOptions {
   networkTTL: number;
   /** ActiveMQ `messageTTL`: hops a message may take (default: networkTTL). */
   messageTTL: number;
-  /** ActiveMQ `consumerTTL`: hops demand may travel (default: networkTTL). Keel propagates local demand only (1). */
+  /**
+   * ActiveMQ `consumerTTL`: hops demand may travel (default: networkTTL). Above 1 a bridge also
+   * forwards on the network demand its peer re-advertises (fewer than consumerTTL hops beyond the
+   * peer, not through this broker) and hands it to the advisory publisher to pass on.
+   */
   consumerTTL: number;
   /** ActiveMQ `dynamicOnly`: forward only while there is demand (default false). */
   dynamicOnly: boolean;

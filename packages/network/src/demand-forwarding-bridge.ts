@@ -9,8 +9,13 @@ import {
 } from '@keel/client';
 import type { Broker, Logger } from '@keel/core';
 import { silentLogger } from '@keel/core';
-import { CONSUMER_ADVISORY_WILDCARD, SNAPSHOT_END_PROPERTY } from './advisory-publisher';
-import { type NetworkConnectorOptions, reconnectDelay } from './connector-config';
+import {
+  CONSUMER_ADVISORY_WILDCARD,
+  NETWORK_DEMAND_PROPERTY,
+  parseNetworkDemand,
+  SNAPSHOT_END_PROPERTY,
+} from './advisory-publisher';
+import { isForwardable, type NetworkConnectorOptions, reconnectDelay } from './connector-config';
 import { DUPLEX_CLIENT_ID_PREFIX, DuplexInitiator } from './duplex';
 import { ForwardingLink } from './forwarding-link';
 
@@ -30,7 +35,19 @@ export interface DemandForwardingBridgeOptions {
    * message may be replayed (replayWhenNoConsumers) only while this is 0. Without it, never.
    */
   localConsumers?: (destination: string) => number;
+  /**
+   * Where the demand learned from the peer goes to be re-advertised (the advisory publisher), with
+   * consumerTTL > 1: `source` is this bridge, `paths` the brokers it came through (consumers' first).
+   */
+  networkDemand?: NetworkDemandSink;
 }
+
+export interface NetworkDemandSink {
+  setNetworkDemand(source: string, destination: string, paths: string[][]): void;
+  clearNetworkDemand(source: string): void;
+}
+
+let bridgeCounter = 0;
 
 /**
  * After a master/slave peer's takeover the bridge re-subscribes to its consumer advisories (the new
@@ -74,6 +91,8 @@ interface Link {
   /** Destinations with demand seen since the last takeover of the peer (null: not relearning). */
   relearned: Set<string> | null;
   relearnTimer: NodeJS.Timeout | null;
+  /** Destinations whose demand this link handed to the networkDemand sink (consumerTTL > 1). */
+  learned: Set<string>;
 }
 
 /**
@@ -101,6 +120,8 @@ export class DemandForwardingBridge {
   private lastError: string | null = null;
   private remoteName: string | null = null;
   private linkId = '';
+  /** This bridge as a source of network demand (advisory publisher). */
+  private readonly demandSource = `bridge-${++bridgeCounter}`;
 
   constructor(private readonly opts: DemandForwardingBridgeOptions) {
     this.o = opts.options;
@@ -249,6 +270,7 @@ export class DemandForwardingBridge {
       advisories: null,
       relearned: null,
       relearnTimer: null,
+      learned: new Set(),
     };
     this.link = link;
     this.remoteName = remoteName;
@@ -334,6 +356,7 @@ export class DemandForwardingBridge {
       const seen = link.relearned;
       link.relearned = null;
       if (link.closed || seen === null) return;
+      for (const d of [...link.learned]) if (!seen.has(d)) this.learn(link, d, []);
       void link.forwarding
         .retain(seen)
         .then((dropped) =>
@@ -357,8 +380,39 @@ export class DemandForwardingBridge {
     const count = Number(m.properties.consumerCount);
     const durable = Number(m.properties.durableCount ?? 0);
     if (typeof destination !== 'string' || !Number.isFinite(count)) return;
-    if (count > 0 || durable > 0) link.relearned?.add(destination);
-    await link.forwarding.demand(destination, count, Number.isFinite(durable) ? durable : 0);
+    const network = this.acceptedNetworkDemand(m.properties[NETWORK_DEMAND_PROPERTY]);
+    if (count > 0 || durable > 0 || network.length > 0) link.relearned?.add(destination);
+    if (this.o.consumerTTL > 1 && isForwardable(this.o, destination)) {
+      // Pass it on, one hop longer: the peer's own consumers (or durable subscriptions), then what
+      // it learned further on. Only what this connector forwards: the rest would strand here.
+      const paths = [
+        ...(count > 0 || durable > 0 ? [[link.remoteName]] : []),
+        ...network.map((p) => [...p, link.remoteName]),
+      ];
+      this.learn(link, destination, paths);
+    }
+    await link.forwarding.demand(destination, count, Number.isFinite(durable) ? durable : 0, network.length);
+  }
+
+  /**
+   * The network demand a peer re-advertised that this bridge forwards on (ActiveMQ's consumerTTL):
+   * a path through this broker is ignored (it would loop), and so is one of consumerTTL hops or
+   * more beyond the peer (with the default consumerTTL 1: all of it). Messages forwarded on it are
+   * still filtered by brokerPath and messageTTL (ForwardingLink.accepts), so nothing loops.
+   */
+  private acceptedNetworkDemand(value: unknown): string[][] {
+    if (this.o.consumerTTL <= 1) return [];
+    return parseNetworkDemand(value).filter(
+      (p) => !p.includes(this.opts.localName) && p.length < this.o.consumerTTL,
+    );
+  }
+
+  private learn(link: Link, destination: string, paths: string[][]): void {
+    const sink = this.opts.networkDemand;
+    if (!sink || link.closed) return;
+    if (paths.length > 0) link.learned.add(destination);
+    else if (!link.learned.delete(destination)) return;
+    sink.setNetworkDemand(this.demandSource, destination, paths);
   }
 
   private async closeLink(link: Link, reason: string): Promise<void> {
@@ -367,6 +421,9 @@ export class DemandForwardingBridge {
     if (link.relearnTimer) clearTimeout(link.relearnTimer);
     link.relearnTimer = null;
     if (this.link === link) this.link = null;
+    // The demand learned over it is gone with it (re-advertised to the other peers as withdrawn).
+    if (link.learned.size > 0) this.opts.networkDemand?.clearNetworkDemand(this.demandSource);
+    link.learned.clear();
     // Messages sent but unconfirmed go back to the local queues untouched (no redelivery count):
     // sent again later, the peer's duplicate detection drops any it had stored.
     link.forwarding.close();

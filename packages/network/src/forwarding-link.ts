@@ -73,6 +73,8 @@ export class ForwardingLink {
   closed = false;
   /** Topics the peer advertised durable subscriptions for since `beginSnapshot()` (null: not collecting). */
   private snapshotDurables: Set<string> | null = null;
+  /** Queues forwarded on the peer's network demand only (consumerTTL > 1): never replayed to it. */
+  private readonly networkOnly = new Set<string>();
   private readonly o: NetworkConnectorOptions;
   private readonly logger: Logger;
 
@@ -142,10 +144,15 @@ export class ForwardingLink {
 
   /**
    * The peer's demand for one destination (its consumer advisory): `consumerCount` local consumers,
-   * and for a topic `durableCount` durable subscriptions (active or not). Call one at a time, in order.
+   * and for a topic `durableCount` durable subscriptions (active or not), plus `networkCount`: the
+   * demand it re-advertised from further brokers that this link accepts (consumerTTL > 1; see
+   * DemandForwardingBridge), which is forwarded on like local demand. Call one at a time, in order.
    */
-  async demand(destination: string, consumerCount: number, durableCount = 0): Promise<void> {
+  async demand(destination: string, localCount: number, durableCount = 0, networkCount = 0): Promise<void> {
     if (this.closed || !isForwardable(this.o, destination)) return;
+    if (localCount === 0 && networkCount > 0) this.networkOnly.add(destination);
+    else this.networkOnly.delete(destination);
+    const consumerCount = localCount + networkCount;
     const existing = this.forwarders.get(destination);
     if (existing?.static) return;
     const isTopic = destination.startsWith('topic://');
@@ -208,7 +215,7 @@ export class ForwardingLink {
    * - replay: a QUEUE message on a broker with no local consumer for that queue may go to a peer
    *   with demand even if the peer is in its path or its TTL is used up, for at most `maxReplays`
    *   hops beyond messageTTL. It cannot loop: each replay needs the broker holding it to have no
-   *   consumers and the peer to have some (a bridge forwards only on the peer's local demand), so
+   *   consumers and the peer to have some (a replay needs the peer's own, local, demand), so
    *   a message moves again only when consumers move. The peer stores it as a new message
    *   (producerId `net:<this broker>:<local id>`), so its duplicate detection does not drop it
    *   (ActiveMQ's audit does, and dead-letters it, unless enableAudit=false).
@@ -217,6 +224,9 @@ export class ForwardingLink {
     const path = message.brokerPath ?? [];
     if (!path.includes(this.opts.remoteName) && path.length < this.o.messageTTL) return true;
     if (!this.o.replayWhenNoConsumers || f.static || f.kind !== 'queue') return false;
+    // Replay goes only to a peer with consumers of its own: demand re-advertised from further on
+    // may lead back here (a mesh), and a replayed message would then bounce between the two.
+    if (this.networkOnly.has(f.destination)) return false;
     if (path.length >= this.o.messageTTL + this.o.maxReplays) return false;
     const local = this.opts.localConsumers;
     return local !== undefined && local(f.destination) === 0;

@@ -67,6 +67,7 @@ export class NetworkService {
       logger: this.logger,
       connectOptions: this.opts.connectOptions,
       localConsumers: (d) => this.advisories.consumerCount(d),
+      networkDemand: this.advisories,
     });
   }
 
