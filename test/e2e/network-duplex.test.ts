@@ -26,21 +26,6 @@ const dbs: TestDatabase[] = [];
 const clients = new Clients();
 let proxy: FaultProxy | null = null;
 
-interface DuplexBridge {
-  remoteName: string | null;
-  state: string;
-  forwarded: number;
-  forwarding: string[];
-  connects: number;
-  duplex?: boolean;
-  accepted?: boolean;
-  received?: number;
-}
-
-async function duplexBridges(proc: BrokerProcess): Promise<DuplexBridge[]> {
-  return (await bridgesOf(proc)) as DuplexBridge[];
-}
-
 afterAll(async () => {
   await clients.closeAll();
   await proxy?.close();
@@ -97,8 +82,8 @@ describe('duplex=true: one connector, both directions', () => {
     expect(onB.counts(sentToB)).toEqual({ sent: 300, received: 300, lost: 0, duplicated: 0 });
 
     // One link: A's connector (duplex) and B's accepted end of it; no connector on B.
-    const [a] = await duplexBridges(A);
-    const bs = await duplexBridges(B);
+    const [a] = await bridgesOf(A);
+    const bs = await bridgesOf(B);
     expect(bs).toHaveLength(1);
     expect(a).toMatchObject({
       remoteName: 'duplexB',
@@ -158,18 +143,18 @@ describe('duplex=true: one connector, both directions', () => {
     await pollUntil(
       'both bridges idle',
       async () => {
-        const [a] = await duplexBridges(A);
-        const [b] = await duplexBridges(B);
+        const [a] = await bridgesOf(A);
+        const [b] = await bridgesOf(B);
         return a?.inflight === 0 && b?.inflight === 0;
       },
       10_000,
     );
     expect(onA.counts(sentToA)).toEqual({ sent: 600, received: 600, lost: 0, duplicated: 0 });
     expect(onB.counts(sentToB)).toEqual({ sent: 600, received: 600, lost: 0, duplicated: 0 });
-    const [a] = await duplexBridges(A);
+    const [a] = await bridgesOf(A);
     expect(a).toMatchObject({ state: 'connected', connects: 2 });
     // The old accepted end is gone with its connection: B lists only the new one.
-    const bs = await duplexBridges(B);
+    const bs = await bridgesOf(B);
     expect(bs.filter((b) => b.state === 'connected')).toHaveLength(1);
   });
 
@@ -214,8 +199,8 @@ describe('duplex=true: one connector, both directions', () => {
     await pollUntil(
       'both bridges idle',
       async () => {
-        const [a] = await duplexBridges(A);
-        const [b] = await duplexBridges(B);
+        const [a] = await bridgesOf(A);
+        const [b] = await bridgesOf(B);
         return a?.inflight === 0 && b?.inflight === 0;
       },
       10_000,
@@ -252,7 +237,7 @@ describe('duplex=true: one connector, both directions', () => {
     const offline = await produce(prodB, T, 'offline', 150);
     sub = await subscribe();
     await tally.until(200);
-    await pollUntil('B idle', async () => (await duplexBridges(B)).every((b) => b.inflight === 0), 10_000);
+    await pollUntil('B idle', async () => (await bridgesOf(B)).every((b) => b.inflight === 0), 10_000);
     expect(tally.counts([...live, ...offline])).toEqual({ sent: 200, received: 200, lost: 0, duplicated: 0 });
     const r = await fetch(`http://127.0.0.1:${B.adminPort}/api/subscriptions`);
     const onB = ((await r.json()) as { subscriptions: { clientId: string; name: string }[] }).subscriptions;

@@ -6,6 +6,7 @@ import {
   InvalidArgumentError,
   type SendFrame,
   type SubscribeFrame,
+  type TxBeginFrame,
 } from '@keel/protocol';
 import { FakeBroker } from './__tests__/fake-broker';
 import { type Connection, connect } from './connection';
@@ -205,9 +206,7 @@ describe('client over tcp:// against a fake broker', () => {
   it('transactions: commit publishes, rollback discards, consumed messages come back after rollback', async () => {
     const conn = await client();
     const tx = await conn.createSession({ transacted: true });
-    const begin = await broker.waitFrame<{ txId: string } & { type: FrameType }>(
-      (f) => f.type === FrameType.TxBegin,
-    );
+    const begin = await broker.waitFrame<TxBeginFrame>((f) => f.type === FrameType.TxBegin);
     expect(begin.txId.startsWith(`${conn.connectionId}-`)).toBe(true);
     const p = tx.createProducer('queue://t');
     await p.send('a');

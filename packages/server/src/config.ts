@@ -203,7 +203,16 @@ function formatIssue(issue: ConfigIssue): string {
 // Passwords
 
 /** Hashes a password with scrypt (node:crypto) as `scrypt$N$r$p$salt$hash`, salt and hash in base64. */
-export function hashPassword(password: string, params: Partial<typeof DEFAULT_SCRYPT> = {}): string {
+/** scrypt cost parameters of a password hash (the defaults: DEFAULT_SCRYPT). */
+export interface ScryptParams {
+  N: number;
+  r: number;
+  p: number;
+  keyLength: number;
+  saltLength: number;
+}
+
+export function hashPassword(password: string, params: Partial<ScryptParams> = {}): string {
   const { N, r, p, keyLength, saltLength } = { ...DEFAULT_SCRYPT, ...params };
   const salt = randomBytes(saltLength);
   const hash = scryptSync(password, salt, keyLength, { N, r, p, maxmem: scryptMaxmem(N, r) });

@@ -249,13 +249,18 @@ export async function pollUntil(
   }
 }
 
+/** A row of GET /api/bridges. */
 export interface BridgeInfo {
   peerUrl: string;
   remoteName: string | null;
   state: string;
   forwarded: number;
+  inflight: number;
   forwarding: string[];
   connects: number;
+  duplex?: boolean;
+  accepted?: boolean;
+  received?: number;
 }
 
 export async function bridgesOf(proc: BrokerProcess): Promise<BridgeInfo[]> {
