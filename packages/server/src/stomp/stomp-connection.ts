@@ -202,6 +202,7 @@ export class StompConnection {
   }
 
   private enqueue(frame: StompFrame): void {
+    if (frame.command === 'ACK' && this.pending === 0 && this.ackFast(frame)) return;
     this.pending += 1;
     this.updatePause();
     this.work = this.work.then(async () => {
@@ -230,6 +231,29 @@ export class StompConnection {
         this.reply(() => this.receipt(frame));
       }
     });
+  }
+
+  /**
+   * The common ACK — no receipt, no transaction, nothing before it still in progress — runs at once,
+   * without the ordered work and reply chains (half of a consumer's frames are ACKs). Its failure,
+   * if any, still goes out in frame order, behind every receipt already due. False: take the
+   * ordinary path.
+   */
+  private ackFast(frame: StompFrame): boolean {
+    if (this.failed || this.closed) return false;
+    const h = stompHeaderRecord(frame);
+    if (h.receipt !== undefined || h.transaction !== undefined) return false;
+    let op: { settled: Promise<Error | null> };
+    try {
+      op = this.ack(h);
+    } catch (err) {
+      this.fail(err, frame); // its ERROR goes behind the receipts already due (the reply chain)
+      return true;
+    }
+    void op.settled.then((err) => {
+      if (err) this.fail(err, frame);
+    });
+    return true;
   }
 
   private done(): void {
