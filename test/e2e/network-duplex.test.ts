@@ -81,7 +81,13 @@ describe('duplex=true: one connector, both directions', () => {
     expect(onA.counts(sentToA)).toEqual({ sent: 300, received: 300, lost: 0, duplicated: 0 });
     expect(onB.counts(sentToB)).toEqual({ sent: 300, received: 300, lost: 0, duplicated: 0 });
 
-    // One link: A's connector (duplex) and B's accepted end of it; no connector on B.
+    // One link: A's connector (duplex) and B's accepted end of it; no connector on B. The counters
+    // move on the peer's confirmation, which may come just after its consumer got the message.
+    await pollUntil('both ends count 300 forwarded', async () => {
+      const [x] = await bridgesOf(A);
+      const [y] = await bridgesOf(B);
+      return (x?.forwarded ?? 0) >= 300 && (y?.forwarded ?? 0) >= 300;
+    });
     const [a] = await bridgesOf(A);
     const bs = await bridgesOf(B);
     expect(bs).toHaveLength(1);
