@@ -26,6 +26,15 @@ const dbs: TestDatabase[] = [];
 const clients = new Clients();
 let proxy: FaultProxy | null = null;
 
+/** Both ends of the link have nothing in flight: a resend after a cut would have shown by now. */
+function bothIdle(a: BrokerProcess, b: BrokerProcess): Promise<void> {
+  return pollUntil(
+    'both bridges idle',
+    async () => (await bridgesOf(a))[0]?.inflight === 0 && (await bridgesOf(b))[0]?.inflight === 0,
+    10_000,
+  );
+}
+
 afterAll(async () => {
   await clients.closeAll();
   await proxy?.close();
@@ -146,15 +155,7 @@ describe('duplex=true: one connector, both directions', () => {
     const sentToB = [...a2b1, ...a2b2];
     await Promise.all([onA.until(600), onB.until(600)]);
     // Anything resent after the cut would show up as a duplicate now or shortly: let the links settle.
-    await pollUntil(
-      'both bridges idle',
-      async () => {
-        const [a] = await bridgesOf(A);
-        const [b] = await bridgesOf(B);
-        return a?.inflight === 0 && b?.inflight === 0;
-      },
-      10_000,
-    );
+    await bothIdle(A, B);
     expect(onA.counts(sentToA)).toEqual({ sent: 600, received: 600, lost: 0, duplicated: 0 });
     expect(onB.counts(sentToB)).toEqual({ sent: 600, received: 600, lost: 0, duplicated: 0 });
     const [a] = await bridgesOf(A);
@@ -202,15 +203,7 @@ describe('duplex=true: one connector, both directions', () => {
     const sentToA = [...b2a1, ...b2a2];
     const sentToB = [...a2b1, ...a2b2];
     await Promise.all([onA.until(500, 30_000), onB.until(500, 30_000)]);
-    await pollUntil(
-      'both bridges idle',
-      async () => {
-        const [a] = await bridgesOf(A);
-        const [b] = await bridgesOf(B);
-        return a?.inflight === 0 && b?.inflight === 0;
-      },
-      10_000,
-    );
+    await bothIdle(A, B);
     expect(onA.counts(sentToA)).toEqual({ sent: 500, received: 500, lost: 0, duplicated: 0 });
     expect(onB.counts(sentToB)).toEqual({ sent: 500, received: 500, lost: 0, duplicated: 0 });
   });

@@ -408,7 +408,7 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
     if (current.length > 0) {
       calls.push(
         mode === 'client'
-          ? this.cumulativeAck(current[current.length - 1]!.messageId)
+          ? this.sendAck([current[current.length - 1]!.messageId], true)
           : this.individualAck(current, gen),
       );
     }
@@ -421,15 +421,16 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
     await Promise.all(calls);
   }
 
-  private cumulativeAck(messageId: string): Promise<unknown> {
+  /** An ACK on the current link: confirmed by the broker, or one-way with `sendAcksAsync`. */
+  private sendAck(messageIds: string[], cumulative?: true): Promise<unknown> {
     const conn = this.session.connection;
     const frame: AckFrame = {
       type: FrameType.Ack,
       channel: this.session.channel,
       consumerId: this.id,
-      messageIds: [messageId],
-      cumulative: true,
+      messageIds,
     };
+    if (cumulative) frame.cumulative = true;
     if (!conn._sendAcksAsync) return conn._call(frame, 'resolve');
     conn._write(frame);
     return Promise.resolve();
@@ -456,16 +457,14 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
     if (this.ackBatchPending === b) this.ackBatchPending = null;
     const conn = this.session.connection;
     const ids = b.messages.map((x) => x.messageId);
-    const base = { type: FrameType.Ack, channel: this.session.channel, consumerId: this.id } as const;
-    if (conn._linkUp && conn._generation === b.gen) {
-      if (!conn._sendAcksAsync) return conn._call({ ...base, messageIds: ids }, 'resolve');
-      conn._write({ ...base, messageIds: ids });
-      return Promise.resolve();
-    }
+    if (conn._linkUp && conn._generation === b.gen) return this.sendAck(ids);
     // The link changed in between: acknowledge on the new one and replay, as for old deliveries.
     if (!conn._linkUp) return Promise.resolve();
     return Promise.all([
-      conn._call({ ...base, messageIds: ids }, 'resolve'),
+      conn._call(
+        { type: FrameType.Ack, channel: this.session.channel, consumerId: this.id, messageIds: ids },
+        'resolve',
+      ),
       conn._call(this._ackReplayFrame(b.messages), 'resolve'),
     ]);
   }

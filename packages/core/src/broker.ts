@@ -512,10 +512,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     }
     const id = this.ids!.next();
     message.messageId = String(id);
-    const done =
-      resent === 'hold' && !isTopicType(dest.type)
-        ? this.routeHeld(dest, id, message)
-        : this.route(conn, dest, id, message);
+    const done = this.route(conn, dest, id, message, resent === 'hold');
     const pid = message.producerId;
     if (pid !== undefined && message.producerSeq !== undefined) {
       const state = { seq: message.producerSeq, done };
@@ -588,20 +585,22 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     dest: Destination,
     id: number,
     message: Message,
+    /** A resend held for the recovery hold (queues only; see holdResend). */
+    held = false,
   ): Promise<void> {
     const name = formatDestination(dest);
     this.emit('message:in', { destination: name });
     if (isTopicType(dest.type)) return this.publish(conn, dest, id, message);
     const existing = this.queues.get(name);
-    if (existing) return this.enqueueTo(existing, id, message);
-    return this.ensureQueue(dest).then((rec) => this.enqueueTo(rec, id, message));
+    if (existing) return this.enqueueTo(existing, id, message, held);
+    return this.ensureQueue(dest).then((rec) => this.enqueueTo(rec, id, message, held));
   }
 
-  private async enqueueTo(rec: QueueRecord, id: number, message: Message): Promise<void> {
+  private async enqueueTo(rec: QueueRecord, id: number, message: Message, held = false): Promise<void> {
     const entry = this.newEntry(id, message, rec.destId !== null && message.persistent);
     if (entry.stored) {
       const destId = rec.destId!;
-      if (this.concurrentStoreAndDispatchQueues && rec.queue.acceptsBeforeStored()) {
+      if (!held && this.concurrentStoreAndDispatchQueues && rec.queue.acceptsBeforeStored()) {
         return this.storeAndDispatch(rec.queue, entry, destId);
       }
       await this.writer!.write((b) => {
@@ -609,40 +608,31 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
         this.noteProducer(b, message);
       });
     }
-    rec.queue.enqueue(entry);
+    if (held) this.holdResend(rec.queue, entry);
+    else rec.queue.enqueue(entry);
   }
 
   /**
    * A failover client's resend of a send the old master never confirmed, arriving during the
    * recovery hold: the old master may have handed it to a consumer before storing it (concurrent
-   * store and dispatch), so it is stored now but held until the hold ends, and dropped if a
+   * store and dispatch), so it is stored (above) but held until the hold ends, and dropped if a
    * consumer's replay (ackReplay) says it already consumed it.
    */
-  private async routeHeld(dest: Destination, id: number, message: Message): Promise<void> {
-    const name = formatDestination(dest);
-    this.emit('message:in', { destination: name });
-    const rec = this.queues.get(name) ?? (await this.ensureQueue(dest));
-    const entry = this.newEntry(id, message, rec.destId !== null && message.persistent);
-    if (entry.stored) {
-      const destId = rec.destId!;
-      await this.writer!.write((b) => {
-        b.inserts.push(this.storedRow(id, destId, message));
-        this.noteProducer(b, message);
-      });
-    }
-    if (this.resendClaims.isConsumed(message)) {
+  private holdResend(queue: MessageQueue, entry: QueueEntry): void {
+    if (this.resendClaims.isConsumed(entry.message)) {
       // The consumer's replay came while the insert committed.
-      rec.queue.stats.enqueued += 1;
-      rec.queue.stats.dequeued += 1;
-      if (entry.stored)
-        rec.queue.trackRemoval(
-          id,
-          this.writer!.write((b) => rec.queue.removeOp(b, entry)),
+      queue.stats.enqueued += 1;
+      queue.stats.dequeued += 1;
+      if (entry.stored) {
+        queue.trackRemoval(
+          entry.id,
+          this.writer!.write((b) => queue.removeOp(b, entry)),
         );
+      }
       return;
     }
-    rec.queue.enqueueHeld(entry, this.holdRecoveredUntil);
-    this.resendClaims.hold(message, rec.queue, entry, this.holdRecoveredUntil);
+    queue.enqueueHeld(entry, this.holdRecoveredUntil);
+    this.resendClaims.hold(entry.message, queue, entry, this.holdRecoveredUntil);
   }
 
   /**

@@ -264,6 +264,8 @@ export class MessageQueue {
     const writer = this.host.writer;
     if (!writer) return Promise.resolve();
     const backing = this.backing;
+    const remove = (): Promise<void> =>
+      writer.writeLater((b) => backing.remove(b, entry.id)).then(() => this.removalCommitted(entry.id));
     const storing = entry.storing;
     if (storing) {
       // Dispatched before its insert committed: the message is done, so the producer's send is
@@ -275,14 +277,10 @@ export class MessageQueue {
         return Promise.resolve();
       }
       this.removing.add(entry.id);
-      return storing.committed.then(
-        () =>
-          writer.writeLater((b) => backing.remove(b, entry.id)).then(() => this.removalCommitted(entry.id)),
-        () => this.removalCommitted(entry.id),
-      );
+      return storing.committed.then(remove, () => this.removalCommitted(entry.id));
     }
     this.removing.add(entry.id);
-    return writer.writeLater((b) => backing.remove(b, entry.id)).then(() => this.removalCommitted(entry.id));
+    return remove();
   }
 
   /**
@@ -301,7 +299,7 @@ export class MessageQueue {
    * consumer as a message that is not stored.
    */
   storeFailed(entry: QueueEntry): void {
-    if (entry.storing === null || entry.storing === undefined) return;
+    if (!entry.storing) return;
     entry.storing = null;
     entry.stored = false;
     this.memoryIds.delete(entry.id);
