@@ -1,3 +1,4 @@
+import { type Broker, DestinationCounters } from '@keel/core';
 import type { AdminContext } from './admin-context';
 import { KeelMetrics } from './keel-metrics';
 
@@ -67,5 +68,29 @@ describe('KeelMetrics', () => {
 
   it('validates its options', () => {
     expect(() => new KeelMetrics({ storeHealthCacheMs: -1 })).toThrow(/storeHealthCacheMs/);
+  });
+
+  it("counts messages per destination, folds temporary ones, and keeps a detached broker's counts", async () => {
+    const metrics = new KeelMetrics({ processMetrics: false });
+    // Only the broker's counters are read by the metrics.
+    const first = { counters: new DestinationCounters() } as unknown as Broker;
+    const second = { counters: new DestinationCounters() } as unknown as Broker;
+    const detach = metrics.attachBroker(first);
+    first.counters.countIn('queue://orders');
+    first.counters.countIn('queue://orders');
+    first.counters.countOut('queue://orders');
+    first.counters.countIn('temp-queue://c1.1');
+    first.counters.countIn('temp-queue://c2.7');
+    let text = await metrics.scrape();
+    expect(text).toContain('keel_messages_in_total{destination="queue://orders"} 2');
+    expect(text).toContain('keel_messages_out_total{destination="queue://orders"} 1');
+    expect(text).toContain('keel_messages_in_total{destination="temp-queue://*"} 2');
+    detach();
+    detach();
+    metrics.attachBroker(second);
+    second.counters.countIn('queue://orders');
+    text = await metrics.scrape();
+    expect(text).toContain('keel_messages_in_total{destination="queue://orders"} 3');
+    expect(text).toContain('keel_messages_out_total{destination="queue://orders"} 1');
   });
 });

@@ -1,4 +1,4 @@
-import type { Broker, Logger } from '@keel/core';
+import type { Broker, DestinationCount, Logger } from '@keel/core';
 import { silentLogger } from '@keel/core';
 import { InvalidArgumentError } from '@keel/protocol';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
@@ -42,7 +42,9 @@ export class KeelMetrics {
   private readonly logger: Logger;
   private readonly storeHealthCacheMs: number;
   private context: AdminContext | null = null;
-  private readonly attached = new WeakSet<Broker>();
+  /** Brokers whose message counts the counters show, and the final counts of detached ones. */
+  private readonly attached = new Set<Broker>();
+  private readonly retiredCounts = new Map<string, DestinationCount>();
   private healthCache: { at: number; value: Promise<StoreHealth> } | null = null;
 
   readonly messagesIn: Counter<'destination'>;
@@ -182,21 +184,31 @@ export class KeelMetrics {
     return this.context;
   }
 
-  /** Count messages in and out of a broker (its `message:in` / `message:out` events). Idempotent. */
+  /**
+   * Show a broker's messages in and out per destination (its `counters`, read at scrape time).
+   * Detaching keeps its final counts, so the totals never go back when a new broker takes over.
+   * Idempotent.
+   */
   attachBroker(broker: Broker): () => void {
     if (this.attached.has(broker)) return () => {};
     this.attached.add(broker);
-    const onIn = (e: { destination: string }): void =>
-      this.messagesIn.inc({ destination: destinationLabel(e.destination) });
-    const onOut = (e: { destination: string }): void =>
-      this.messagesOut.inc({ destination: destinationLabel(e.destination) });
-    broker.on('message:in', onIn);
-    broker.on('message:out', onOut);
     return () => {
-      broker.off('message:in', onIn);
-      broker.off('message:out', onOut);
-      this.attached.delete(broker);
+      if (!this.attached.delete(broker)) return;
+      addCounts(this.retiredCounts, broker.counters.entries());
     };
+  }
+
+  /** Set the message counters to the retired counts plus the attached brokers'. */
+  private syncMessageCounts(): void {
+    const totals = new Map<string, DestinationCount>();
+    addCounts(totals, this.retiredCounts.entries());
+    for (const broker of this.attached) addCounts(totals, broker.counters.entries());
+    this.messagesIn.reset();
+    this.messagesOut.reset();
+    for (const [destination, c] of totals) {
+      this.messagesIn.inc({ destination }, c.in);
+      this.messagesOut.inc({ destination }, c.out);
+    }
   }
 
   /** One group-commit round (pass as the broker's `onCommit`). */
@@ -216,6 +228,7 @@ export class KeelMetrics {
 
   /** Refresh the gauges read from the context, then render the registry (Prometheus text format). */
   async scrape(): Promise<string> {
+    this.syncMessageCounts();
     await this.refresh();
     return this.registry.metrics();
   }
@@ -284,8 +297,12 @@ export class KeelMetrics {
 }
 
 /** Temporary destinations have one-off names: count them together to bound the label set. */
-function destinationLabel(destination: string): string {
-  if (destination.startsWith('temp-queue://')) return 'temp-queue://*';
-  if (destination.startsWith('temp-topic://')) return 'temp-topic://*';
-  return destination;
+function addCounts(into: Map<string, DestinationCount>, from: Iterable<[string, DestinationCount]>): void {
+  for (const [destination, c] of from) {
+    const t = into.get(destination);
+    if (t) {
+      t.in += c.in;
+      t.out += c.out;
+    } else into.set(destination, { in: c.in, out: c.out });
+  }
 }

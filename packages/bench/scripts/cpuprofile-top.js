@@ -49,6 +49,24 @@ for (const [id, us] of selfUs) {
   const a = area(url, cf.functionName);
   areas.set(a, (areas.get(a) ?? 0) + us);
 }
+// Total (inclusive) time: a sample counts once for every distinct function on its stack.
+const parent = new Map();
+for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+const keyOf = (n) => {
+  const cf = n.callFrame;
+  const short = cf.url.replace(/^file:\/\//, '').replace(/^.*\/(packages|node_modules)\//, '$1/');
+  return `${cf.functionName || '(anonymous)'} ${short ? `${short}:${cf.lineNumber + 1}` : ''}`.trim();
+};
+const total = new Map();
+for (const [id, us] of selfUs) {
+  const seen = new Set();
+  for (let cur = id; cur !== undefined; cur = parent.get(cur)) {
+    const k = keyOf(byId.get(cur));
+    if (seen.has(k)) continue;
+    seen.add(k);
+    total.set(k, (total.get(k) ?? 0) + us);
+  }
+}
 const sorted = (m) => [...m.entries()].sort((a, b) => b[1] - a[1]);
 const pct = (us) => ((100 * us) / totalUs).toFixed(1);
 const result = {
@@ -58,6 +76,10 @@ const result = {
   functions: sorted(fn)
     .slice(0, top)
     .map(([name, us]) => ({ name, selfMs: Math.round(us / 1000), selfPct: Number(pct(us)) })),
+  totals: sorted(total)
+    .filter(([name]) => !name.startsWith('(root)'))
+    .slice(0, top)
+    .map(([name, us]) => ({ name, totalMs: Math.round(us / 1000), totalPct: Number(pct(us)) })),
   areas: sorted(areas).map(([name, us]) => ({
     name,
     selfMs: Math.round(us / 1000),
@@ -71,6 +93,11 @@ else {
   );
   for (const f of result.functions)
     process.stdout.write(`${String(f.selfMs).padStart(7)}  ${f.selfPct.toFixed(1).padStart(5)}  ${f.name}\n`);
+  process.stdout.write('\ntotal ms  total %  function (inclusive)\n');
+  for (const f of result.totals)
+    process.stdout.write(
+      `${String(f.totalMs).padStart(8)}  ${f.totalPct.toFixed(1).padStart(6)}  ${f.name}\n`,
+    );
   process.stdout.write('\nself ms  self %  area\n');
   for (const a of result.areas)
     process.stdout.write(`${String(a.selfMs).padStart(7)}  ${a.selfPct.toFixed(1).padStart(5)}  ${a.name}\n`);

@@ -208,6 +208,7 @@ class StompBenchConnection implements BenchConnection {
           clearTimeout(timer);
           resolve();
         });
+        this.cork?.flush();
         socket.end();
       });
     }
@@ -220,7 +221,7 @@ class StompBenchConnection implements BenchConnection {
     });
   }
 
-  /** Batch every frame written in one tick into one writev (cork until the next tick). */
+  /** Gather every frame written in one tick into one socket write (TickCork). */
   private write(frame: StompFrame): void {
     const socket = this.socket;
     if (socket === null || socket.destroyed) return;

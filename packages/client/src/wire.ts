@@ -205,6 +205,7 @@ export class Wire extends EventEmitter<WireEvents> {
   /** Close politely: flush what was written, then end the socket. */
   end(): void {
     if (this.closed) return;
+    this.cork.flush();
     this.socket.end();
   }
 

@@ -16,6 +16,7 @@ import {
 } from '@keel/protocol';
 import { type ConnectionInfo, ConnectionState, type Transaction } from './connection';
 import { BrokerConsumer, type DeliverySink, type InflightRef } from './consumer';
+import { DestinationCounters } from './destination-counters';
 import { GroupCommitWriter } from './group-commit';
 import { epochOfId, MessageIdAllocator, parseMessageId } from './message-ids';
 import { MessageQueue, type QueueBacking, type QueueHost } from './message-queue';
@@ -148,8 +149,6 @@ export interface BrokerEvents {
   'consumer:add': [{ connection: ConnectionState; consumer: BrokerConsumer; destination: string }];
   'consumer:remove': [{ connection: ConnectionState; consumer: BrokerConsumer; destination: string }];
   'destination:create': [{ destination: string }];
-  'message:in': [{ destination: string }];
-  'message:out': [{ destination: string }];
   fenced: [FencedError];
   'store:error': [KeelError];
 }
@@ -281,6 +280,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   private readonly producerLookups = new Map<string, Promise<number>>();
   /** Resends after a takeover and the consumed messages failover consumers replayed (ackReplay). */
   private readonly resendClaims = new ResendClaims(this);
+  /** Messages in and out per destination (read by the metrics at scrape time). */
+  readonly counters = new DestinationCounters();
 
   constructor(options: BrokerOptions) {
     super();
@@ -589,7 +590,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     held = false,
   ): Promise<void> {
     const name = formatDestination(dest);
-    this.emit('message:in', { destination: name });
+    this.counters.countIn(name);
     if (isTopicType(dest.type)) return this.publish(conn, dest, id, message);
     const existing = this.queues.get(name);
     if (existing) return this.enqueueTo(existing, id, message, held);
@@ -906,7 +907,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       conn,
       (d) => {
         conn.messagesOut += 1;
-        this.emit('message:out', { destination: d.message.destination });
+        this.counters.countOut(d.message.destination);
         sink(d);
       },
       options.noLocal ? conn.id : undefined,
@@ -1203,7 +1204,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       ref.queue.stats.dequeued += 1;
     }
     for (const t of targets) {
-      this.emit('message:in', { destination: t.message.destination });
+      this.counters.countIn(t.message.destination);
       if (t.kind === 'queue')
         t.rec!.queue.enqueue(this.newEntry(t.id, t.message, t.message.persistent && t.destId !== null));
       else {

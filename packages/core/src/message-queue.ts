@@ -5,6 +5,8 @@ import { entrySize, isExpired, type QueueEntry } from './queue-entry';
 import { exceedsRedeliveries, type RedeliveryPolicy, redeliveryDelayMs } from './redelivery-policy';
 import type { PageCursor, StoreBatch, StoredMessage } from './store/store';
 
+const RESOLVED: Promise<void> = Promise.resolve();
+
 /** Where a queue's stored messages live: a queue's rows, or a durable subscription's entries. */
 export interface QueueBacking {
   page(cursor: PageCursor | null, limit: number): Promise<StoredMessage[]>;
@@ -187,11 +189,15 @@ export class MessageQueue {
   scheduleDispatch(): void {
     if (this.dispatchScheduled || this.closed) return;
     this.dispatchScheduled = true;
-    queueMicrotask(() => {
-      this.dispatchScheduled = false;
-      this.dispatch();
-    });
+    // A resolved promise's then, not queueMicrotask: Node wraps each queueMicrotask callback in an
+    // AsyncResource, a cost paid here once per dispatch round.
+    RESOLVED.then(this.runScheduledDispatch);
   }
+
+  private readonly runScheduledDispatch = (): void => {
+    this.dispatchScheduled = false;
+    this.dispatch();
+  };
 
   /** Hand pending messages to consumers with credit, highest consumer priority first, round robin. */
   dispatch(): void {

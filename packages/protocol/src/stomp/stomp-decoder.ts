@@ -43,6 +43,7 @@ enum Phase {
   Body = 2,
 }
 
+const EMPTY_BODY = Buffer.alloc(0);
 const HEARTBEAT: StompEvent = Object.freeze({ type: 'heartbeat' }) as StompEvent;
 
 function fail(message: string, code = 'PROTOCOL_ERROR'): never {
@@ -323,8 +324,13 @@ export class StompDecoder {
       if (bodyEnd + 1 - base > this.maxFrameSize) this.frameTooLarge(bodyEnd + 1 - base);
       if (bodyEnd > bodyStart && !stompCommandHasBody(this.command!)) this.bodyNotAllowed();
     }
-    // Copy, so the body never aliases the caller's chunk or this decoder's buffer.
-    const body = Buffer.from(data.subarray(bodyStart, bodyEnd));
+    // Copy, so the body never aliases the caller's chunk or this decoder's buffer (a zero-length
+    // body is one shared empty Buffer).
+    let body = EMPTY_BODY;
+    if (bodyEnd > bodyStart) {
+      body = Buffer.allocUnsafe(bodyEnd - bodyStart);
+      data.copy(body, 0, bodyStart, bodyEnd);
+    }
     const frame: StompFrame = { command: this.command!, headers: this.headers, body };
     this.headers = [];
     return { frame, size: bodyEnd + 1 - base };

@@ -34,6 +34,27 @@ function escape11(s: string): string {
   return NEEDS_ESCAPE_11.test(s) ? s.replace(/[\n:\\]/g, (c) => ESCAPES[c]!) : s;
 }
 
+/** A header name or value escaped as `version` requires (STOMP 1.2 "Value Encoding"); 1.0 escapes nothing. */
+export function escapeStompHeader(s: string, version: StompVersion): string {
+  return version === '1.2' ? escape12(s) : version === '1.1' ? escape11(s) : s;
+}
+
+/** The NUL that ends every STOMP frame. */
+export const STOMP_FRAME_END = 0;
+
+/**
+ * A frame from its head already encoded (`COMMAND LF (name:value LF)* LF`, escaped by the caller)
+ * and its body.
+ */
+export function stompFrameBytes(head: string, body: Buffer): Buffer {
+  const headLength = Buffer.byteLength(head, 'utf8');
+  const buf = Buffer.allocUnsafe(headLength + body.length + 1);
+  buf.write(head, 0, headLength, 'utf8');
+  body.copy(buf, headLength);
+  buf[buf.length - 1] = 0;
+  return buf;
+}
+
 /**
  * Encode a frame: `COMMAND LF (name:value LF)* LF body NUL`. Header names and values are escaped
  * as the version requires; with no escaping (STOMP 1.0, CONNECT, CONNECTED) a name containing
@@ -80,12 +101,5 @@ export function encodeStompFrame(frame: StompFrame, options: StompEncodeOptions 
       );
     }
   }
-  head += '\n';
-
-  const headLength = Buffer.byteLength(head, 'utf8');
-  const buf = Buffer.allocUnsafe(headLength + body.length + 1);
-  buf.write(head, 0, headLength, 'utf8');
-  body.copy(buf, headLength);
-  buf[buf.length - 1] = 0;
-  return buf;
+  return stompFrameBytes(head + '\n', body);
 }

@@ -774,7 +774,7 @@ export class NativeConnection {
   }
 
   /**
-   * Writes are corked until the next tick, so many MESSAGE frames go out in one writev. When the
+   * Writes are gathered until the next tick (TickCork), so many MESSAGE frames go out in one write. When the
    * socket's buffer is full the broker stops dispatching to this connection until 'drain'
    * (aedes lib/write.js); a connection that stays congested too long is cut (aedes lib/client.js).
    */
@@ -833,6 +833,7 @@ export class NativeConnection {
     this.logger.debug({ reason }, 'closing native connection');
     this.release();
     this.state = 'closing';
+    this.cork.flush();
     this.socket.end();
     this.graceTimer = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS);
     this.graceTimer.unref();

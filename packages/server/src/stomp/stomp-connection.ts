@@ -3,9 +3,12 @@ import { type Broker, type ConnectionState, DEFAULT_PREFETCH, type Delivery, typ
 import {
   AuthError,
   encodeStompFrame,
+  escapeStompHeader,
+  getStompHeader,
   InvalidArgumentError,
   KeelError,
   ProtocolError,
+  STOMP_FRAME_END,
   STOMP_HEARTBEAT_BYTES,
   STOMP_VERSIONS,
   StompDecoder,
@@ -17,7 +20,7 @@ import {
   TickCork,
 } from '@keel/protocol';
 import { stompToKeelDestination } from './stomp-destinations';
-import { messageFrameHeaders, messageFromSend } from './stomp-message';
+import { messageFrameHead, messageFrameHeaders, messageFromSend } from './stomp-message';
 import { negotiateHeartbeat, negotiateStompVersion, parseHeartbeatHeader } from './stomp-negotiate';
 
 /** Checks a CONNECT frame's `login` and `passcode`. */
@@ -62,6 +65,13 @@ interface StompSubscription {
   unacked: Map<string, string>;
 }
 
+const EMPTY_BODY = Buffer.alloc(0);
+
+interface ReplySlot {
+  /** Null until the reply is ready. */
+  run: (() => void) | null;
+}
+
 interface AckTarget {
   sub: StompSubscription;
   ackId: string;
@@ -85,8 +95,12 @@ export class StompConnection {
   private conn: ConnectionState | null = null;
   /** Serial processing of frames. */
   private work: Promise<void> = Promise.resolve();
-  /** RECEIPT and ERROR frames, in frame order. */
-  private replies: Promise<void> = Promise.resolve();
+  /** Frames in the serial work chain whose processing has not finished. */
+  private queued = 0;
+  /** RECEIPT and ERROR frames, in frame order: a slot per reply, run once it and all before it are ready. */
+  private readonly replySlots: ReplySlot[] = [];
+  private replyHead = 0;
+  /** Frames taken whose reply has not gone out yet (input flow control). */
   private pending = 0;
   private pausedByUs = false;
   /** No more frames are taken (after DISCONNECT, an error, or a decoding failure). */
@@ -202,11 +216,16 @@ export class StompConnection {
   }
 
   private enqueue(frame: StompFrame): void {
-    if (frame.command === 'ACK' && this.pending === 0 && this.ackFast(frame)) return;
+    if (this.queued === 0) {
+      if (frame.command === 'ACK' && this.ackFast(frame)) return;
+      if (frame.command === 'SEND' && this.sendFast(frame)) return;
+    }
     this.pending += 1;
+    this.queued += 1;
     this.updatePause();
     this.work = this.work.then(async () => {
       if (this.failed || this.closed) {
+        this.queued -= 1;
         this.done();
         return;
       }
@@ -214,23 +233,53 @@ export class StompConnection {
       try {
         op = await this.process(frame);
       } catch (err) {
+        this.queued -= 1;
         this.done();
         this.fail(err, frame);
         return;
       }
-      if (op) {
-        const settled = op.settled;
-        this.reply(async () => {
-          const err = await settled;
-          this.done();
-          if (err) this.fail(err, frame);
-          else this.receipt(frame);
-        });
-      } else {
+      if (op) this.replyWhenSettled(op.settled, frame);
+      else {
         this.done();
         this.reply(() => this.receipt(frame));
       }
+      this.queued -= 1;
     });
+  }
+
+  /** The frame's RECEIPT, or ERROR, in frame order once `settled` says how its broker call ended. */
+  private replyWhenSettled(settled: Promise<Error | null>, frame: StompFrame): void {
+    const slot = this.openReply();
+    void settled.then((err) =>
+      this.fillReply(slot, () => {
+        this.done();
+        if (err) this.fail(err, frame);
+        else this.receipt(frame);
+      }),
+    );
+  }
+
+  /**
+   * A SEND outside a transaction with nothing before it waiting in the work chain: handed to the
+   * broker at once (most of a producer's frames), its RECEIPT still in frame order. False: take
+   * the ordinary path.
+   */
+  private sendFast(frame: StompFrame): boolean {
+    const conn = this.conn;
+    if (this.failed || this.closed || this.phase !== 'connected' || conn === null || conn.closed)
+      return false;
+    let settled: Promise<Error | null>;
+    try {
+      if (getStompHeader(frame, 'transaction') !== undefined) return false;
+      settled = this.later(this.broker.send(conn, messageFromSend(frame, conn.id))).settled;
+    } catch (err) {
+      this.fail(err, frame);
+      return true;
+    }
+    this.pending += 1;
+    this.updatePause();
+    this.replyWhenSettled(settled, frame);
+    return true;
   }
 
   /**
@@ -274,11 +323,40 @@ export class StompConnection {
     }
   }
 
-  /** Append a step to the ordered reply chain; it never rejects. */
-  private reply(step: () => void | Promise<void>): void {
-    this.replies = this.replies.then(step).catch((err) => {
-      this.logger.warn({ err: (err as Error)?.message }, 'STOMP reply failed');
-    });
+  /** Append a reply that is ready now; it runs after every reply before it. */
+  private reply(step: () => void): void {
+    this.fillReply(this.openReply(), step);
+  }
+
+  /** Reserve the next place in the reply order. */
+  private openReply(): ReplySlot {
+    const slot: ReplySlot = { run: null };
+    this.replySlots.push(slot);
+    return slot;
+  }
+
+  /** Make a reserved reply ready, and run every ready reply at the head of the order. */
+  private fillReply(slot: ReplySlot, run: () => void): void {
+    slot.run = run;
+    const slots = this.replySlots;
+    if (slots[this.replyHead] !== slot) return;
+    while (this.replyHead < slots.length) {
+      const next = slots[this.replyHead]!;
+      if (next.run === null) break;
+      this.replyHead += 1;
+      try {
+        next.run();
+      } catch (err) {
+        this.logger.warn({ err: (err as Error)?.message }, 'STOMP reply failed');
+      }
+    }
+    if (this.replyHead === slots.length) {
+      slots.length = 0;
+      this.replyHead = 0;
+    } else if (this.replyHead >= 1024) {
+      slots.splice(0, this.replyHead);
+      this.replyHead = 0;
+    }
   }
 
   /** Run a broker call whose completion is reported in frame order (RECEIPT or ERROR). */
@@ -571,18 +649,28 @@ export class StompConnection {
       sub.unacked.set(ackId, d.message.messageId);
       this.ackIndex.set(ackId, sub);
     }
-    const headers = messageFrameHeaders(d.message, {
-      subscription: sub.id,
-      ackId,
-      connectionId: this.conn.id,
-    });
-    this.write({ command: 'MESSAGE', headers, body: d.message.body });
+    const ctx = { subscription: sub.id, ackId, connectionId: this.conn.id };
+    const version = this.version;
+    if (version === '1.0' || this.ended || this.socket.destroyed) {
+      this.write({ command: 'MESSAGE', headers: messageFrameHeaders(d.message, ctx), body: d.message.body });
+    } else {
+      this.lastWriteAt = Date.now();
+      this.afterWrite(
+        this.cork.writeFrame(messageFrameHead(d.message, ctx, version), d.message.body, STOMP_FRAME_END),
+      );
+    }
   }
 
   private receipt(frame: StompFrame): void {
-    const receipt = stompHeaderRecord(frame).receipt;
+    const receipt = getStompHeader(frame, 'receipt');
     if (receipt === undefined) return;
-    this.write({ command: 'RECEIPT', headers: [['receipt-id', receipt]], body: Buffer.alloc(0) });
+    if (this.version === '1.0' || this.ended || this.socket.destroyed) {
+      this.write({ command: 'RECEIPT', headers: [['receipt-id', receipt]], body: EMPTY_BODY });
+      return;
+    }
+    this.lastWriteAt = Date.now();
+    const head = `RECEIPT\nreceipt-id:${escapeStompHeader(receipt, this.version)}\n\n`;
+    this.afterWrite(this.cork.writeFrame(head, EMPTY_BODY, STOMP_FRAME_END));
   }
 
   // ----- errors and closing --------------------------------------------------------------------
@@ -626,6 +714,7 @@ export class StompConnection {
     if (this.ended) return;
     this.ended = true;
     this.inputClosed = true;
+    this.cork.flush();
     this.socket.end();
     const t = setTimeout(() => this.socket.destroy(), this.options.closeGraceMs);
     t.unref();
@@ -685,7 +774,12 @@ export class StompConnection {
 
   private send(buf: Buffer): void {
     this.lastWriteAt = Date.now();
-    if (this.cork.write(buf) || this.waitingDrain) return;
+    this.afterWrite(this.cork.write(buf));
+  }
+
+  /** `accepted`: what the write returned; false stops deliveries until 'drain'. */
+  private afterWrite(accepted: boolean): void {
+    if (accepted || this.waitingDrain) return;
     // Backpressure (STYLE.md "Connections and backpressure"): no more deliveries until 'drain'.
     this.waitingDrain = true;
     const conn = this.conn;

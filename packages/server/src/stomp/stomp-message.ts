@@ -1,6 +1,7 @@
 import {
   DEFAULT_PRIORITY,
   type DeliveredMessage,
+  escapeStompHeader,
   InvalidArgumentError,
   MAX_PRIORITY,
   type Message,
@@ -98,35 +99,67 @@ export interface MessageFrameContext {
   connectionId: string;
 }
 
+/**
+ * Each header of the MESSAGE frame that delivers `message` (STOMP 1.2 "MESSAGE"), in order;
+ * `plain` marks values that never need escaping (numbers, booleans).
+ */
+function eachMessageHeader(
+  message: DeliveredMessage,
+  ctx: MessageFrameContext,
+  add: (name: string, value: string, plain: boolean) => void,
+): void {
+  add('message-id', message.messageId, false);
+  add('destination', keelToStompDestination(message.destination, ctx.connectionId), false);
+  add('subscription', ctx.subscription, false);
+  if (ctx.ackId !== undefined) add('ack', ctx.ackId, false);
+  add('redelivered', message.redelivered ? 'true' : 'false', true);
+  add('priority', String(message.priority), true);
+  add('expires', String(message.expiration), true);
+  add('timestamp', String(message.timestamp), true);
+  add('persistent', message.persistent ? 'true' : 'false', true);
+  if (message.correlationId !== undefined) add('correlation-id', message.correlationId, false);
+  if (message.replyTo !== undefined)
+    add('reply-to', keelToStompDestination(message.replyTo, ctx.connectionId), false);
+  if (message.type !== undefined) add('type', message.type, false);
+  if (message.originalDestination !== undefined) {
+    add('original-destination', keelToStompDestination(message.originalDestination, ctx.connectionId), false);
+  }
+  add('content-length', String(message.body.length), true);
+  const properties = message.properties;
+  if (properties) {
+    for (const name in properties) {
+      if (RESERVED.has(name) || name === 'original-destination' || name.length === 0) continue;
+      const value = properties[name];
+      add(name, value === null || value === undefined ? '' : String(value), false);
+    }
+  }
+}
+
 /** The headers of the MESSAGE frame that delivers `message` (STOMP 1.2 "MESSAGE"). */
 export function messageFrameHeaders(
   message: DeliveredMessage,
   ctx: MessageFrameContext,
 ): Array<[string, string]> {
-  const out: Array<[string, string]> = [
-    ['message-id', message.messageId],
-    ['destination', keelToStompDestination(message.destination, ctx.connectionId)],
-    ['subscription', ctx.subscription],
-  ];
-  if (ctx.ackId !== undefined) out.push(['ack', ctx.ackId]);
-  out.push(
-    ['redelivered', message.redelivered ? 'true' : 'false'],
-    ['priority', String(message.priority)],
-    ['expires', String(message.expiration)],
-    ['timestamp', String(message.timestamp)],
-    ['persistent', message.persistent ? 'true' : 'false'],
-  );
-  if (message.correlationId !== undefined) out.push(['correlation-id', message.correlationId]);
-  if (message.replyTo !== undefined)
-    out.push(['reply-to', keelToStompDestination(message.replyTo, ctx.connectionId)]);
-  if (message.type !== undefined) out.push(['type', message.type]);
-  if (message.originalDestination !== undefined) {
-    out.push(['original-destination', keelToStompDestination(message.originalDestination, ctx.connectionId)]);
-  }
-  out.push(['content-length', String(message.body.length)]);
-  for (const [name, value] of Object.entries(message.properties ?? {})) {
-    if (RESERVED.has(name) || name === 'original-destination' || name.length === 0) continue;
-    out.push([name, value === null ? '' : String(value)]);
-  }
+  const out: Array<[string, string]> = [];
+  eachMessageHeader(message, ctx, (name, value) => out.push([name, value]));
   return out;
+}
+
+/**
+ * The head (command and headers, `LF LF` included) of the MESSAGE frame that delivers `message`,
+ * escaped for STOMP 1.1 or 1.2, built without a header list: the broker's hottest write. The
+ * frame is this head, the body and a NUL.
+ */
+export function messageFrameHead(
+  message: DeliveredMessage,
+  ctx: MessageFrameContext,
+  version: '1.1' | '1.2',
+): string {
+  let head = 'MESSAGE\n';
+  eachMessageHeader(message, ctx, (name, value, plain) => {
+    head += plain
+      ? `${name}:${value}\n`
+      : `${escapeStompHeader(name, version)}:${escapeStompHeader(value, version)}\n`;
+  });
+  return `${head}\n`;
 }
