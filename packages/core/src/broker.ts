@@ -11,6 +11,8 @@ import {
   MAX_PRIORITY,
   type Message,
   matchesWildcard,
+  messageHeaders,
+  messageOf,
   NotMasterError,
   parseDestination,
 } from '@keel/protocol';
@@ -696,15 +698,14 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   }
 
   private storedRow(id: number, destId: number, message: Message): StoredMessage {
-    const { body, ...headers } = message;
     return {
       id,
       destId,
       priority: message.priority,
       expiration: message.expiration,
       deliveryCount: 0,
-      headers,
-      body,
+      headers: messageHeaders(message),
+      body: message.body,
     };
   }
 
@@ -723,7 +724,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   }
 
   entryFromStored(row: StoredMessage): QueueEntry {
-    const message: Message = { ...row.headers, body: row.body };
+    const message = messageOf(row.headers, row.body);
     return {
       id: row.id,
       message,

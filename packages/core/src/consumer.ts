@@ -1,4 +1,4 @@
-import type { DeliveredMessage } from '@keel/protocol';
+import { type DeliveredMessage, deliveredMessage } from '@keel/protocol';
 import { formatMessageId } from './message-ids';
 import type { MessageQueue, QueueConsumer } from './message-queue';
 import type { QueueEntry } from './queue-entry';
@@ -55,12 +55,12 @@ export class BrokerConsumer implements QueueConsumer {
     // back; a consumer the broker acknowledges for on delivery keeps its credit.
     if (!this.ackOnDelivery) this.credit -= 1;
     this.delivered += 1;
-    const message: DeliveredMessage = {
-      ...entry.message,
-      messageId: formatMessageId(entry.id),
-      deliveryCount: entry.deliveryCount,
-      redelivered: entry.redelivered || entry.deliveryCount > 0,
-    };
+    const message = deliveredMessage(
+      entry.message,
+      formatMessageId(entry.id),
+      entry.deliveryCount,
+      entry.redelivered || entry.deliveryCount > 0,
+    );
     if (this.ackOnDelivery) void queue.acknowledge(entry);
     else this.inflight.set(entry.id, { entry, queue });
     this.sink({ consumerId: this.id, message });

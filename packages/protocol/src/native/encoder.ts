@@ -1,4 +1,5 @@
 import { ProtocolError } from '../errors';
+import { deliveredHeaders, messageHeaders } from '../message';
 import { FRAME_END, FRAME_HEADER_SIZE, type Frame, FrameType } from './frames';
 
 /**
@@ -36,14 +37,22 @@ export function encodeFrame(frame: Frame, options?: EncodeOptions): Buffer {
   let json: string;
   let body: Buffer = EMPTY;
   if (frame.type === FrameType.Send || frame.type === FrameType.Message) {
-    const { type: _t, channel: _c, message, ...rest } = frame;
-    const { body: b, ...headers } = message;
+    const message = frame.message;
+    const b = message.body;
     if (!Buffer.isBuffer(b)) {
       throw new ProtocolError(`cannot encode ${FrameType[type]} frame: message.body is not a Buffer`);
     }
     body = b;
-    (rest as Record<string, unknown>).message = headers;
-    json = JSON.stringify(rest);
+    // Fixed-shape objects, not rest copies (see messageHeaders); undefined fields are left out.
+    json =
+      frame.type === FrameType.Send
+        ? JSON.stringify({
+            receiptId: frame.receiptId,
+            txId: frame.txId,
+            resent: frame.resent,
+            message: messageHeaders(message),
+          })
+        : JSON.stringify({ consumerId: frame.consumerId, message: deliveredHeaders(frame.message) });
   } else {
     const { type: _t, channel: _c, ...rest } = frame;
     json = JSON.stringify(rest);
