@@ -114,7 +114,9 @@ function startBroker(b) {
     'warn',
   ];
   b.command = `node ${args.map((a) => (/[()?&]/.test(a) ? `'${a}'` : a)).join(' ')}`;
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // KEEL_BENCH_BROKER_NODE_ARGS: extra node flags for the brokers (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`).
+  const nodeArgs = (process.env.KEEL_BENCH_BROKER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout.on('data', (d) => b.out.push(String(d)));
   child.stderr.on('data', (d) => b.out.push(String(d)));
   child.on('exit', (code, sig) => {

@@ -231,8 +231,13 @@ export class FrameDecoder {
     const bodyEnd = at + size - 1;
     // Copy the body so it never aliases the caller's chunk (which may be large or reused).
     let body: Buffer | null = null;
-    if (bodyEnd > jsonEnd)
-      body = owned ? buf.subarray(jsonEnd, bodyEnd) : Buffer.from(buf.subarray(jsonEnd, bodyEnd));
+    if (bodyEnd > jsonEnd) {
+      if (owned) body = buf.subarray(jsonEnd, bodyEnd);
+      else {
+        body = Buffer.allocUnsafe(bodyEnd - jsonEnd);
+        buf.copy(body, 0, jsonEnd, bodyEnd);
+      }
+    }
     return validateFrame(type, channel, header, body);
   }
 }
