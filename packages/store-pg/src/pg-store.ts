@@ -807,12 +807,41 @@ export class PgStore implements Store {
    * per 1,000-row page of a 100,000-message backlog instead of a few ms, for the first seconds of a
    * drain. So the page runs with bitmap and sequential scans off, in a transaction of its own.
    */
-  private pageQuery(context: string, text: string, values: unknown[], name: string): Promise<MessageRow[]> {
-    return this.transaction(
-      context,
-      async (client) => (await client.query({ name, text, values })).rows as MessageRow[],
-      'BEGIN READ ONLY; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off',
-    );
+  private async pageQuery(
+    context: string,
+    text: string,
+    values: unknown[],
+    name: string,
+  ): Promise<MessageRow[]> {
+    let client: PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw toStoreError(err, context);
+    }
+    const guard = guardCheckedOut(client);
+    // Sent together (one round trip with pipelining), like a commit round.
+    const sent = [
+      client.query('BEGIN READ ONLY'),
+      client.query('SET LOCAL enable_bitmapscan = off'),
+      client.query('SET LOCAL enable_seqscan = off'),
+      client.query({ name, text, values }),
+      client.query('COMMIT'),
+    ];
+    const settled = await Promise.allSettled(sent);
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed === undefined) {
+      client.release(guard.done());
+      return (settled[3] as PromiseFulfilledResult<QueryResult>).value.rows as MessageRow[];
+    }
+    let broken: Error | undefined;
+    try {
+      await client.query('ROLLBACK');
+    } catch (err) {
+      broken = err instanceof Error ? err : new Error(String(err));
+    }
+    client.release(guard.done() ?? broken);
+    throw toStoreError(failed.reason, context);
   }
 
   /** BEGIN … COMMIT on one pooled client; any error rolls back and is mapped to a KeelError. */
