@@ -1046,6 +1046,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     }
     const removals = refs.map((ref) => ref.queue.acknowledge(ref.entry));
     consumer.addCredit(refs.length);
+    refs.length = 0; // not kept (with the messages) while the removals wait for their commit
     // Resolves once the removals committed; a failed round does not fail the ack, it is retried.
     await Promise.all(removals);
   }

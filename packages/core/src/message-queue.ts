@@ -266,12 +266,26 @@ export class MessageQueue {
    */
   forget(entry: QueueEntry): Promise<void> {
     if (!entry.stored || !this.backing) return Promise.resolve();
-    this.memoryIds.delete(entry.id);
+    const id = entry.id;
+    this.memoryIds.delete(id);
     const writer = this.host.writer;
     if (!writer) return Promise.resolve();
-    const backing = this.backing;
+    return this.forgetStored(entry, id, writer, this.backing);
+  }
+
+  /**
+   * The removal of a stored entry. The closures that wait for commit rounds hold the id only, never
+   * the entry: when rounds are slow (a checkpoint, an outage) thousands of acknowledged messages
+   * wait for their delete, and holding their bodies grew a benchmark node by 350 MiB.
+   */
+  private forgetStored(
+    entry: QueueEntry,
+    id: number,
+    writer: GroupCommitWriter,
+    backing: QueueBacking,
+  ): Promise<void> {
     const remove = (): Promise<void> =>
-      writer.writeLater((b) => backing.remove(b, entry.id)).then(() => this.removalCommitted(entry.id));
+      writer.writeLater((b) => backing.remove(b, id)).then(() => this.removalCommitted(id));
     const storing = entry.storing;
     if (storing) {
       // Dispatched before its insert committed: the message is done, so the producer's send is
@@ -282,10 +296,10 @@ export class MessageQueue {
         entry.stored = false;
         return Promise.resolve();
       }
-      this.removing.add(entry.id);
-      return storing.committed.then(remove, () => this.removalCommitted(entry.id));
+      this.removing.add(id);
+      return storing.committed.then(remove, () => this.removalCommitted(id));
     }
-    this.removing.add(entry.id);
+    this.removing.add(id);
     return remove();
   }
 

@@ -124,6 +124,16 @@ const SILENT: PgStoreLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
 const MESSAGE_COLUMNS = 'id, dest_id, priority, expiration, delivery_count, headers, body';
 
+/**
+ * A commit round's writes all find their rows by key (deletes and updates by message id, upserts on
+ * primary keys), so a sequential scan is never the right plan for them. The planner can think it
+ * is when a queue table's statistics are stale — the trap that made page reads scan whole backlogs
+ * (see pageQuery) — so commit rounds rule it out too. (A benchmark run saw one delete round pass the
+ * 9.5 s statement timeout during a checkpoint; its plan was not captured, and a reproduction of
+ * the stale-statistics state planned the delete by the primary key.)
+ */
+const COMMIT_PLANNER_SETTING = 'SET LOCAL enable_seqscan = off';
+
 const SQL = {
   // Bodies and headers travel as two binary parameters (all bodies concatenated, all headers'
   // UTF-8 concatenated) cut apart by 1-based offsets: no hex text encoding, no array escaping.
@@ -649,6 +659,7 @@ export class PgStore implements Store {
       await this.commitPipelined(batch);
     } else {
       await this.fencedTransaction('commit', async (client) => {
+        await client.query(COMMIT_PLANNER_SETTING);
         let statements = this.batchStatements(batch);
         if (batch.inserts.length >= this.copyThresholdRows) {
           await this.copyInserts(client, batch.inserts);
@@ -676,6 +687,7 @@ export class PgStore implements Store {
     const sent: Promise<unknown>[] = [
       client.query('BEGIN'),
       client.query({ name: 'keel_fence', text: SQL.fenceCheck, values: [this.cluster, this.currentEpoch] }),
+      client.query(COMMIT_PLANNER_SETTING),
     ];
     for (const st of this.batchStatements(batch)) sent.push(client.query(st));
     sent.push(client.query('COMMIT'));
