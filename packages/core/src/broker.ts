@@ -1037,18 +1037,40 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     messageIds: string[],
     options: { cumulative?: boolean; txId?: string } = {},
   ): Promise<void> {
-    const consumer = this.consumer(conn, consumerId);
-    const refs = this.takeInflight(consumer, messageIds, options.cumulative === true);
-    if (options.txId !== undefined) {
-      this.transaction(conn, options.txId).acks.push(...refs);
-      consumer.addCredit(refs.length);
-      return;
-    }
-    const removals = refs.map((ref) => ref.queue.acknowledge(ref.entry));
-    consumer.addCredit(refs.length);
-    refs.length = 0; // not kept (with the messages) while the removals wait for their commit
+    const removals = this.acknowledge(conn, consumerId, messageIds, options);
     // Resolves once the removals committed; a failed round does not fail the ack, it is retried.
     await Promise.all(removals);
+  }
+
+  /**
+   * An ack nobody waits on (a STOMP ACK without receipt): the same checks, thrown at once, and the
+   * same removals, without a promise per ack kept until their commit round — with slow rounds those
+   * add up to a few hundred bytes per acknowledged message.
+   */
+  ackOneWay(
+    conn: ConnectionState,
+    consumerId: string,
+    messageIds: string[],
+    options: { cumulative?: boolean; txId?: string } = {},
+  ): void {
+    this.acknowledge(conn, consumerId, messageIds, options);
+  }
+
+  /** Take the acknowledged messages from the consumer and start their removals. */
+  private acknowledge(
+    conn: ConnectionState,
+    consumerId: string,
+    messageIds: string[],
+    options: { cumulative?: boolean; txId?: string },
+  ): Promise<void>[] {
+    const consumer = this.consumer(conn, consumerId);
+    const refs = this.takeInflight(consumer, messageIds, options.cumulative === true);
+    consumer.addCredit(refs.length);
+    if (options.txId !== undefined) {
+      this.transaction(conn, options.txId).acks.push(...refs);
+      return [];
+    }
+    return refs.map((ref) => ref.queue.acknowledge(ref.entry));
   }
 
   /** Negative acknowledgement: redeliver (after the redelivery delay) or dead-letter. */

@@ -292,16 +292,13 @@ export class StompConnection {
     if (this.failed || this.closed) return false;
     const h = stompHeaderRecord(frame);
     if (h.receipt !== undefined || h.transaction !== undefined) return false;
-    let op: { settled: Promise<Error | null> };
     try {
-      op = this.ack(h);
+      // Every failure of an ACK is its checks, thrown here; its removal is retried until it commits.
+      const a = this.takeAck(h);
+      this.broker.ackOneWay(a.conn, a.subscription, [a.messageId], { cumulative: a.cumulative });
     } catch (err) {
       this.fail(err, frame); // its ERROR goes behind the receipts already due (the reply chain)
-      return true;
     }
-    void op.settled.then((err) => {
-      if (err) this.fail(err, frame);
-    });
     return true;
   }
 
@@ -596,6 +593,22 @@ export class StompConnection {
   }
 
   private ack(h: Record<string, string>): { settled: Promise<Error | null> } {
+    const a = this.takeAck(h);
+    return this.later(
+      this.broker.ack(a.conn, a.subscription, [a.messageId], {
+        cumulative: a.cumulative,
+        txId: h.transaction,
+      }),
+    );
+  }
+
+  /** The ACK's target, taken off the subscription's unacknowledged list. */
+  private takeAck(h: Record<string, string>): {
+    conn: ConnectionState;
+    subscription: string;
+    messageId: string;
+    cumulative: boolean;
+  } {
     const conn = this.connection();
     const t = this.ackTarget(h, 'ACK');
     const cumulative = t.sub.ackMode === 'client';
@@ -610,7 +623,7 @@ export class StompConnection {
       t.sub.unacked.delete(t.ackId);
       this.ackIndex.delete(t.ackId);
     }
-    return this.later(this.broker.ack(conn, t.sub.id, [t.messageId], { cumulative, txId: h.transaction }));
+    return { conn, subscription: t.sub.id, messageId: t.messageId, cumulative };
   }
 
   private nack(h: Record<string, string>): void {
