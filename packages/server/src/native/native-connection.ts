@@ -579,6 +579,16 @@ export class NativeConnection {
   private onAck(frame: AckFrame): undefined {
     if (!this.session(frame)) return;
     const conn = this.conn!;
+    if (frame.receiptId === undefined && frame.txId === undefined) {
+      // Nobody waits for it (sendAcksAsync): checked and applied now, no request kept until the
+      // removals commit (they are retried until they do).
+      try {
+        this.broker.ackOneWay(conn, frame.consumerId, frame.messageIds, { cumulative: frame.cumulative });
+      } catch (err) {
+        this.requestFailed(frame.channel, undefined, err);
+      }
+      return;
+    }
     this.run(frame.channel, frame.receiptId, () =>
       this.broker.ack(conn, frame.consumerId, frame.messageIds, {
         cumulative: frame.cumulative,
