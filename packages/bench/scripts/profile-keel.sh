@@ -54,8 +54,11 @@ pid=$!
 for _ in $(seq 1 300); do grep -q '^ready' "$OUT/node.log" && break; sleep 0.1; done
 grep -q '^ready' "$OUT/node.log" || { cat "$OUT/node.log" >&2; exit 1; }
 snapshot before
+# The load generator's own CPU (GNU time, Debian package `time`), when installed.
+TIMECMD=()
+[ -x /usr/bin/time ] && TIMECMD=(/usr/bin/time -f "bench_cpu user=%U sys=%S wall=%e")
 cat /proc/loadavg >"$OUT/loadavg-before.txt"
-timeout 600 /usr/bin/time -f "bench_cpu user=%U sys=%S wall=%e" node packages/bench/dist/main.js "${ARGS[@]}" --target keel --url "stomp://127.0.0.1:$STOMP_PORT" \
+timeout 600 "${TIMECMD[@]}" node packages/bench/dist/main.js "${ARGS[@]}" --target keel --url "stomp://127.0.0.1:$STOMP_PORT" \
   --broker-pid "$pid" --quiet --out "$OUT/bench.json" | tee "$OUT/bench.txt"
 cat /proc/loadavg >"$OUT/loadavg-after.txt"
 snapshot after
