@@ -1,14 +1,16 @@
-import { createTestDatabase, freePorts, stopAll, type TestDatabase } from '@keel/testkit';
-import { Clients, consume, isLog, produce, startNetNode, Tally, waitForLogs } from './helpers/network';
+import { createTestDatabase, freePorts } from '@keel/testkit';
+import {
+  consume,
+  isLog,
+  networkTestResources,
+  produce,
+  startNetNode,
+  Tally,
+  waitForLogs,
+} from './helpers/network';
 
 /** A peer that requires credentials: the bridge presents the connector's userName / password. */
-const dbs: TestDatabase[] = [];
-const clients = new Clients();
-afterAll(async () => {
-  await clients.closeAll();
-  await stopAll();
-  await Promise.all(dbs.map((d) => d.drop().catch(() => {})));
-});
+const { clients, dbs } = networkTestResources();
 
 test('a bridge authenticates to a peer that requires users; the wrong password forwards nothing', async () => {
   dbs.push(await createTestDatabase(), await createTestDatabase(), await createTestDatabase());

@@ -6,13 +6,13 @@
  */
 import { createSocket } from 'node:dgram';
 import type { BrokerProcess } from '@keel/testkit';
-import { createTestDatabase, freePorts, stopAll, type TestDatabase } from '@keel/testkit';
+import { createTestDatabase, freePorts } from '@keel/testkit';
 import {
   bridgesOf,
-  Clients,
   consume,
   isLog,
   logTime,
+  networkTestResources,
   produce,
   startNetNode,
   Tally,
@@ -21,14 +21,7 @@ import {
 
 jest.setTimeout(60_000);
 
-const dbs: TestDatabase[] = [];
-const clients = new Clients();
-
-afterAll(async () => {
-  await clients.closeAll();
-  await stopAll();
-  await Promise.all(dbs.map((d) => d.drop().catch(() => {})));
-});
+const { clients, dbs } = networkTestResources();
 
 async function freeUdpPort(): Promise<number> {
   const s = createSocket('udp4');

@@ -5,13 +5,12 @@
  * way round. Then the connection is cut (proxy) and B is SIGKILLed and restarted: both directions
  * resume. Every test counts sent / received / lost / duplicated.
  */
-import type { BrokerProcess } from '@keel/testkit';
-import { type FaultProxy, stopAll, type TestDatabase } from '@keel/testkit';
+import type { BrokerProcess, FaultProxy, TestDatabase } from '@keel/testkit';
 import {
   bridgesOf,
-  Clients,
   consume,
   isLog,
+  networkTestResources,
   pollUntil,
   produce,
   startNetNode,
@@ -22,8 +21,7 @@ import {
 
 jest.setTimeout(90_000);
 
-const dbs: TestDatabase[] = [];
-const clients = new Clients();
+const { clients, dbs } = networkTestResources(() => proxy?.close());
 let proxy: FaultProxy | null = null;
 
 /** Both ends of the link have nothing in flight: a resend after a cut would have shown by now. */
@@ -34,13 +32,6 @@ function bothIdle(a: BrokerProcess, b: BrokerProcess): Promise<void> {
     10_000,
   );
 }
-
-afterAll(async () => {
-  await clients.closeAll();
-  await proxy?.close();
-  await stopAll();
-  await Promise.all(dbs.map((d) => d.drop().catch(() => {})));
-});
 
 describe('duplex=true: one connector, both directions', () => {
   let A: BrokerProcess;

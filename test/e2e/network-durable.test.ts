@@ -7,12 +7,11 @@
  * removes A's. Every test counts sent / received / lost / duplicated.
  */
 import { type Connection, connect } from '@keel/client';
-import type { BrokerProcess } from '@keel/testkit';
-import { type FaultProxy, stopAll, type TestDatabase } from '@keel/testkit';
+import type { BrokerProcess, FaultProxy, TestDatabase } from '@keel/testkit';
 import {
   bridgesOf,
-  Clients,
   isLog,
+  networkTestResources,
   pollUntil,
   produce,
   startNetNode,
@@ -23,8 +22,7 @@ import {
 
 jest.setTimeout(90_000);
 
-const dbs: TestDatabase[] = [];
-const clients = new Clients();
+const { clients, dbs } = networkTestResources(() => proxy?.close());
 let proxy: FaultProxy | null = null;
 const OPTS = 'prefetchSize=50&initialReconnectDelay=100&maxReconnectDelay=500';
 
@@ -59,13 +57,6 @@ async function subscribeDurable(
   });
   return c;
 }
-
-afterAll(async () => {
-  await clients.closeAll();
-  await proxy?.close();
-  await stopAll();
-  await Promise.all(dbs.map((d) => d.drop().catch(() => {})));
-});
 
 describe('durable subscriptions across the network', () => {
   let A: BrokerProcess;

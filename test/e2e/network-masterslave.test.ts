@@ -6,13 +6,13 @@
  * Counts sent / received / lost / duplicated.
  */
 import type { BrokerProcess } from '@keel/testkit';
-import { createTestDatabase, freePorts, stopAll, type TestDatabase } from '@keel/testkit';
+import { createTestDatabase, freePorts } from '@keel/testkit';
 import {
   bridgesOf,
-  Clients,
   consume,
   isLog,
   logTime,
+  networkTestResources,
   pollUntil,
   produce,
   startNetNode,
@@ -22,14 +22,7 @@ import {
 
 jest.setTimeout(60_000);
 
-const dbs: TestDatabase[] = [];
-const clients = new Clients();
-
-afterAll(async () => {
-  await clients.closeAll();
-  await stopAll();
-  await Promise.all(dbs.map((d) => d.drop().catch(() => {})));
-});
+const { clients, dbs } = networkTestResources();
 
 test('bridge B→(a1,a2) over masterslave:, a1 SIGKILLed mid-stream: resumes on a2, 0 lost, 0 duplicated', async () => {
   const Q = 'queue://net.pair';

@@ -10,12 +10,12 @@
  * Every test counts sent / received / lost / duplicated.
  */
 import type { BrokerProcess } from '@keel/testkit';
-import { createTestDatabase, freePorts, stopAll, type TestDatabase } from '@keel/testkit';
+import { createTestDatabase, freePorts, type TestDatabase } from '@keel/testkit';
 import {
   bridgesOf,
-  Clients,
   consume,
   isLog,
+  networkTestResources,
   pollUntil,
   produce,
   queueDepth,
@@ -26,8 +26,7 @@ import {
 
 jest.setTimeout(90_000);
 
-const dbs: TestDatabase[] = [];
-const clients = new Clients();
+const { clients, dbs } = networkTestResources();
 const OPTS = 'initialReconnectDelay=100&maxReconnectDelay=500&prefetchSize=20';
 
 interface Line {
@@ -70,11 +69,21 @@ async function startLine(prefix: string, query: string): Promise<Line> {
   return { A, B, C };
 }
 
-afterAll(async () => {
-  await clients.closeAll();
-  await stopAll();
-  await Promise.all(dbs.map((d) => d.drop().catch(() => {})));
-});
+/**
+ * A consumer of `destination` on C, once the demand has travelled: B forwards on C's own demand, A
+ * on the demand B re-advertises (C's, one hop beyond B).
+ */
+async function consumeOnC({ A, B, C }: Line, destination: string, tally: Tally): Promise<void> {
+  const markA = A.mark();
+  const markB = B.mark();
+  await consume(await clients.open(`tcp://127.0.0.1:${C.port}`), 'C', destination, tally);
+  const forwarding = (remote: string) =>
+    isLog('network bridge: forwarding on demand', { destination, remote });
+  await Promise.all([
+    waitForLogs(B, forwarding('hop2C'), 1, markB),
+    waitForLogs(A, forwarding('hop2B'), 1, markA),
+  ]);
+}
 
 describe('demand over two hops (networkTTL=2)', () => {
   let line: Line;
@@ -88,24 +97,7 @@ describe('demand over two hops (networkTTL=2)', () => {
     const Q = 'queue://net.multihop';
     const N = 300;
     const tally = new Tally();
-    const markA = A.mark();
-    const markB = B.mark();
-    await consume(await clients.open(`tcp://127.0.0.1:${C.port}`), 'C', Q, tally);
-    // B forwards on C's own demand; A on the demand B re-advertises (C's, one hop beyond B).
-    await Promise.all([
-      waitForLogs(
-        B,
-        isLog('network bridge: forwarding on demand', { destination: Q, remote: 'hop2C' }),
-        1,
-        markB,
-      ),
-      waitForLogs(
-        A,
-        isLog('network bridge: forwarding on demand', { destination: Q, remote: 'hop2B' }),
-        1,
-        markA,
-      ),
-    ]);
+    await consumeOnC(line, Q, tally);
     const sent = await produce(await clients.open(`tcp://127.0.0.1:${A.port}`), Q, 'hop', N);
     await tally.until(N, 60_000);
     await pollUntil(
@@ -118,27 +110,11 @@ describe('demand over two hops (networkTTL=2)', () => {
     expect((await bridgesOf(C)).flatMap((b) => b.forwarding)).not.toContain(Q);
   });
   test('a topic subscriber only on C gets each of 100 messages published on A once', async () => {
-    const { A, B, C } = line;
+    const { A } = line;
     const T = 'topic://net.multihop.t';
     const N = 100;
     const tally = new Tally();
-    const markA = A.mark();
-    const markB = B.mark();
-    await consume(await clients.open(`tcp://127.0.0.1:${C.port}`), 'C', T, tally);
-    await Promise.all([
-      waitForLogs(
-        B,
-        isLog('network bridge: forwarding on demand', { destination: T, remote: 'hop2C' }),
-        1,
-        markB,
-      ),
-      waitForLogs(
-        A,
-        isLog('network bridge: forwarding on demand', { destination: T, remote: 'hop2B' }),
-        1,
-        markA,
-      ),
-    ]);
+    await consumeOnC(line, T, tally);
     const sent = await produce(await clients.open(`tcp://127.0.0.1:${A.port}`), T, 'topic', N);
     await tally.until(N, 60_000);
     expect(tally.counts(sent)).toEqual({ sent: N, received: N, lost: 0, duplicated: 0 });

@@ -7,13 +7,13 @@
  * Every test counts sent / received / lost / duplicated.
  */
 import type { BrokerProcess } from '@keel/testkit';
-import { createTestDatabase, freePorts, stopAll, type TestDatabase } from '@keel/testkit';
+import { freePorts, type TestDatabase } from '@keel/testkit';
 import {
   bridgesOf,
-  Clients,
   consume,
   isLog,
   logTime,
+  networkTestResources,
   pollUntil,
   produce,
   queueDepth,
@@ -24,20 +24,7 @@ import {
 
 jest.setTimeout(60_000);
 
-const dbs: TestDatabase[] = [];
-const clients = new Clients();
-
-async function db(): Promise<TestDatabase> {
-  const d = await createTestDatabase();
-  dbs.push(d);
-  return d;
-}
-
-afterAll(async () => {
-  await clients.closeAll();
-  await stopAll();
-  await Promise.all(dbs.map((d) => d.drop().catch(() => {})));
-});
+const { clients, database: db } = networkTestResources();
 
 describe('stuck messages (replayWhenNoConsumers)', () => {
   let A: BrokerProcess;

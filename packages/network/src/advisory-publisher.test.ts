@@ -18,7 +18,8 @@ async function startBroker(): Promise<Broker> {
 }
 
 /** Collects advisories as `destination=count` strings, resolving waiters by count. */
-function advisoryListener() {
+/** A new native connection subscribed to every consumer advisory, recording what it hears. */
+async function listenToAdvisories(broker: Broker, consumerId = 'a') {
   const got: string[] = [];
   let waiter: { n: number; resolve: () => void } | null = null;
   const sink = (d: Delivery): void => {
@@ -35,7 +36,12 @@ function advisoryListener() {
   };
   const until = (n: number): Promise<void> =>
     got.length >= n ? Promise.resolve() : new Promise((resolve) => (waiter = { n, resolve }));
-  return { got, sink, until };
+  await broker.subscribe(
+    broker.openConnection({ protocol: 'native' }),
+    { consumerId, destination: CONSUMER_ADVISORY_WILDCARD, prefetch: 100, ackOnDelivery: true },
+    sink,
+  );
+  return { got, until };
 }
 
 describe('AdvisoryPublisher', () => {
@@ -57,13 +63,7 @@ describe('AdvisoryPublisher', () => {
     await broker.subscribe(app, { consumerId: 'c1', destination: 'queue://q', prefetch: 1 }, () => {});
 
     // A bridge subscribes to the advisories: it first gets the snapshot (q has 1 consumer).
-    const l = advisoryListener();
-    const listener = broker.openConnection({ protocol: 'native' });
-    await broker.subscribe(
-      listener,
-      { consumerId: 'a', destination: CONSUMER_ADVISORY_WILDCARD, prefetch: 100, ackOnDelivery: true },
-      l.sink,
-    );
+    const l = await listenToAdvisories(broker);
     await l.until(2);
     expect(l.got).toEqual(['queue://q=1', 'end']);
 
@@ -83,13 +83,7 @@ describe('AdvisoryPublisher', () => {
   it("advertises durable subscriptions (active or not, the network's own excluded) and their removal", async () => {
     broker = await startBroker();
     const pub = new AdvisoryPublisher(broker, { durablePollMs: 20 }).attach();
-    const l = advisoryListener();
-    const listener = broker.openConnection({ protocol: 'native' });
-    await broker.subscribe(
-      listener,
-      { consumerId: 'a', destination: CONSUMER_ADVISORY_WILDCARD, prefetch: 100, ackOnDelivery: true },
-      l.sink,
-    );
+    const l = await listenToAdvisories(broker);
     await l.until(1);
     const app = broker.openConnection({ protocol: 'native', clientId: 'app' });
     await broker.subscribe(
@@ -118,13 +112,7 @@ describe('AdvisoryPublisher', () => {
   it('re-advertises the network demand bridges learned (consumerTTL > 1), in snapshots too, until withdrawn', async () => {
     broker = await startBroker();
     const pub = new AdvisoryPublisher(broker).attach();
-    const l = advisoryListener();
-    const listener = broker.openConnection({ protocol: 'native' });
-    await broker.subscribe(
-      listener,
-      { consumerId: 'a', destination: CONSUMER_ADVISORY_WILDCARD, prefetch: 100, ackOnDelivery: true },
-      l.sink,
-    );
+    const l = await listenToAdvisories(broker);
     await l.until(1);
     pub.setNetworkDemand('b1', 'queue://q', [['C']]);
     await l.until(2);
@@ -134,12 +122,7 @@ describe('AdvisoryPublisher', () => {
     await l.until(3);
     expect(pub.networkDemandOf('queue://q')).toEqual([['C'], ['D', 'C']]);
     // A new listener gets it in the snapshot.
-    const l2 = advisoryListener();
-    await broker.subscribe(
-      broker.openConnection({ protocol: 'native' }),
-      { consumerId: 'a2', destination: CONSUMER_ADVISORY_WILDCARD, prefetch: 100, ackOnDelivery: true },
-      l2.sink,
-    );
+    const l2 = await listenToAdvisories(broker, 'a2');
     await l2.until(2);
     expect(l2.got).toEqual(['queue://q=0 [["C"],["D","C"]]', 'end']);
     pub.clearNetworkDemand('b2');

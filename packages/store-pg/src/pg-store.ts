@@ -205,6 +205,10 @@ interface MessageRow {
   body: Buffer;
 }
 
+function firstRejection(settled: PromiseSettledResult<unknown>[]): PromiseRejectedResult | undefined {
+  return settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+}
+
 function toMessage(r: MessageRow): StoredMessage {
   return {
     id: r.id,
@@ -677,34 +681,15 @@ export class PgStore implements Store {
    * and its COMMIT turns into a rollback.
    */
   private async commitPipelined(batch: StoreBatch): Promise<void> {
-    let client: PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (err) {
-      throw toStoreError(err, 'commit');
-    }
-    const guard = guardCheckedOut(client);
-    const sent: Promise<unknown>[] = [
-      client.query('BEGIN'),
-      client.query({ name: 'keel_fence', text: SQL.fenceCheck, values: [this.cluster, this.currentEpoch] }),
-      client.query(COMMIT_PLANNER_SETTING),
-    ];
-    for (const st of this.batchStatements(batch)) sent.push(client.query(st));
-    sent.push(client.query('COMMIT'));
-    const settled = await Promise.allSettled(sent);
-    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed === undefined) {
-      client.release(guard.done());
-      return;
-    }
-    let broken: Error | undefined;
-    try {
-      // Normally COMMIT already ended the aborted transaction; this covers a failed BEGIN/COMMIT.
-      await client.query('ROLLBACK');
-    } catch (err) {
-      broken = err instanceof Error ? err : new Error(String(err));
-    }
-    client.release(guard.done() ?? broken);
+    const settled = await this.pipelinedTransaction('commit', [
+      'BEGIN',
+      { name: 'keel_fence', text: SQL.fenceCheck, values: [this.cluster, this.currentEpoch] },
+      COMMIT_PLANNER_SETTING,
+      ...this.batchStatements(batch),
+      'COMMIT',
+    ]);
+    const failed = firstRejection(settled);
+    if (failed === undefined) return;
     if (settled[1]!.status === 'rejected' && sqlState(settled[1]!.reason) === '22012') {
       const current = await this.readEpoch().catch(() => Number.NaN);
       throw new FencedError(
@@ -712,6 +697,40 @@ export class PgStore implements Store {
       );
     }
     throw toStoreError(failed.reason, 'commit');
+  }
+
+  /**
+   * A transaction's statements (BEGIN … COMMIT) written at once on one pooled client: one round
+   * trip with pipelining. Returns how each settled; after a failure the client is rolled back (the
+   * COMMIT normally already ended the aborted transaction; this covers a failed BEGIN or COMMIT)
+   * before it goes back to the pool.
+   */
+  private async pipelinedTransaction(
+    context: string,
+    statements: Array<string | QueryConfig>,
+  ): Promise<PromiseSettledResult<QueryResult>[]> {
+    let client: PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw toStoreError(err, context);
+    }
+    const guard = guardCheckedOut(client);
+    const settled = await Promise.allSettled(
+      statements.map((st) => (typeof st === 'string' ? client.query(st) : client.query(st))),
+    );
+    if (firstRejection(settled) === undefined) {
+      client.release(guard.done());
+      return settled;
+    }
+    let broken: Error | undefined;
+    try {
+      await client.query('ROLLBACK');
+    } catch (err) {
+      broken = err instanceof Error ? err : new Error(String(err));
+    }
+    client.release(guard.done() ?? broken);
+    return settled;
   }
 
   /** One set-based statement per kind of change, in StoreBatch order, skipping empty ones. */
@@ -825,35 +844,16 @@ export class PgStore implements Store {
     values: unknown[],
     name: string,
   ): Promise<MessageRow[]> {
-    let client: PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (err) {
-      throw toStoreError(err, context);
-    }
-    const guard = guardCheckedOut(client);
-    // Sent together (one round trip with pipelining), like a commit round.
-    const sent = [
-      client.query('BEGIN READ ONLY'),
-      client.query('SET LOCAL enable_bitmapscan = off'),
-      client.query('SET LOCAL enable_seqscan = off'),
-      client.query({ name, text, values }),
-      client.query('COMMIT'),
-    ];
-    const settled = await Promise.allSettled(sent);
-    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed === undefined) {
-      client.release(guard.done());
-      return (settled[3] as PromiseFulfilledResult<QueryResult>).value.rows as MessageRow[];
-    }
-    let broken: Error | undefined;
-    try {
-      await client.query('ROLLBACK');
-    } catch (err) {
-      broken = err instanceof Error ? err : new Error(String(err));
-    }
-    client.release(guard.done() ?? broken);
-    throw toStoreError(failed.reason, context);
+    const settled = await this.pipelinedTransaction(context, [
+      'BEGIN READ ONLY',
+      'SET LOCAL enable_bitmapscan = off',
+      'SET LOCAL enable_seqscan = off',
+      { name, text, values },
+      'COMMIT',
+    ]);
+    const failed = firstRejection(settled);
+    if (failed !== undefined) throw toStoreError(failed.reason, context);
+    return (settled[3] as PromiseFulfilledResult<QueryResult>).value.rows as MessageRow[];
   }
 
   /** BEGIN … COMMIT on one pooled client; any error rolls back and is mapped to a KeelError. */

@@ -10,6 +10,7 @@ import {
   freePorts,
   type LogEntry,
   startBroker,
+  stopAll,
   type TestDatabase,
 } from '@keel/testkit';
 
@@ -274,4 +275,33 @@ export function logTime(e: LogEntry): number {
   if (typeof t === 'number') return t;
   if (typeof t === 'string') return Date.parse(t);
   throw new Error(`log line without time: ${JSON.stringify(e)}`);
+}
+
+/**
+ * What a network test file starts and must release, registered once at its top: client
+ * connections, every broker process (testkit's stopAll) and the test databases. `beforeStop` runs
+ * after the clients close and before the brokers stop (e.g. closing a fault proxy).
+ */
+export function networkTestResources(beforeStop?: () => Promise<void> | undefined): {
+  clients: Clients;
+  dbs: TestDatabase[];
+  database(): Promise<TestDatabase>;
+} {
+  const clients = new Clients();
+  const dbs: TestDatabase[] = [];
+  afterAll(async () => {
+    await clients.closeAll();
+    await beforeStop?.();
+    await stopAll();
+    await Promise.all(dbs.map((d) => d.drop().catch(() => {})));
+  });
+  return {
+    clients,
+    dbs,
+    database: async () => {
+      const d = await createTestDatabase();
+      dbs.push(d);
+      return d;
+    },
+  };
 }

@@ -664,26 +664,18 @@ export class StompConnection {
     }
     const ctx = { subscription: sub.id, ackId, connectionId: this.conn.id };
     const version = this.version;
-    if (version === '1.0' || this.ended || this.socket.destroyed) {
+    if (version === '1.0') {
       this.write({ command: 'MESSAGE', headers: messageFrameHeaders(d.message, ctx), body: d.message.body });
-    } else {
-      this.lastWriteAt = Date.now();
-      this.afterWrite(
-        this.cork.writeFrame(messageFrameHead(d.message, ctx, version), d.message.body, STOMP_FRAME_END),
-      );
-    }
+    } else this.writeHead(messageFrameHead(d.message, ctx, version), d.message.body);
   }
 
   private receipt(frame: StompFrame): void {
     const receipt = getStompHeader(frame, 'receipt');
     if (receipt === undefined) return;
-    if (this.version === '1.0' || this.ended || this.socket.destroyed) {
+    const version = this.version;
+    if (version === '1.0') {
       this.write({ command: 'RECEIPT', headers: [['receipt-id', receipt]], body: EMPTY_BODY });
-      return;
-    }
-    this.lastWriteAt = Date.now();
-    const head = `RECEIPT\nreceipt-id:${escapeStompHeader(receipt, this.version)}\n\n`;
-    this.afterWrite(this.cork.writeFrame(head, EMPTY_BODY, STOMP_FRAME_END));
+    } else this.writeHead(`RECEIPT\nreceipt-id:${escapeStompHeader(receipt, version)}\n\n`, EMPTY_BODY);
   }
 
   // ----- errors and closing --------------------------------------------------------------------
@@ -788,6 +780,16 @@ export class StompConnection {
   private send(buf: Buffer): void {
     this.lastWriteAt = Date.now();
     this.afterWrite(this.cork.write(buf));
+  }
+
+  /**
+   * A STOMP 1.1/1.2 frame from its head built as text (escaped by the caller) and its body, written
+   * straight into the tick's buffer: the hot frames (MESSAGE, RECEIPT).
+   */
+  private writeHead(head: string, body: Buffer): void {
+    if (this.ended || this.socket.destroyed) return;
+    this.lastWriteAt = Date.now();
+    this.afterWrite(this.cork.writeFrame(head, body, STOMP_FRAME_END));
   }
 
   /** `accepted`: what the write returned; false stops deliveries until 'drain'. */
