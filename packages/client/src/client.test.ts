@@ -61,7 +61,8 @@ describe('client over tcp:// against a fake broker', () => {
       username: 'u',
       password: 'p',
       heartbeatMs: 5000,
-      protocolVersion: 1,
+      protocolVersion: 2,
+      minProtocolVersion: 1,
     });
     expect(conn.clientId).toBe('app-1');
     expect(conn.connectionId).toBe('a-conn-1');

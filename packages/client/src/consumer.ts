@@ -94,7 +94,13 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
 
   /** @internal */
   _noteAcked(messages: readonly AuditedMessage[]): void {
-    for (const m of messages) this._acked.push(m);
+    for (const m of messages) this._noteAcked1(m);
+  }
+
+  /** @internal */
+  _noteAcked1(m: AuditedMessage): void {
+    // The keys only: a ReceivedMessage kept here would keep its body alive for thousands of acks.
+    this._acked.push({ messageId: m.messageId, producerId: m.producerId, producerSeq: m.producerSeq });
     // Trimmed in bulk once it holds twice the depth: a splice per ack would copy the whole list.
     if (this._acked.length >= 2 * ACK_REPLAY_DEPTH)
       this._acked.splice(0, this._acked.length - ACK_REPLAY_DEPTH);
@@ -224,34 +230,78 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
     }
   }
 
-  private async dispatchLoop(): Promise<void> {
+  /** Hand the buffered messages to the listeners, synchronously until a listener returns a promise. */
+  private dispatchLoop(): void {
     this.dispatching = true;
     try {
       while (!this.closed && this.buffer.length > 0 && this.listeners.length > 0) {
-        const m = this.buffer.shift()!;
-        this.current = m;
-        let failure: unknown;
-        for (const l of [...this.listeners]) {
-          try {
-            const r = l(m);
-            if (r && typeof (r as Promise<void>).then === 'function') await r;
-          } catch (err) {
-            failure = err;
-            break;
-          }
+        const pending = this.dispatchOne(this.buffer.shift()!);
+        if (pending !== undefined) {
+          // An async listener: the next message waits until it settled.
+          void pending.then(() => {
+            this.dispatching = false;
+            this.pump();
+          });
+          return;
         }
-        if (failure !== undefined) {
-          this.reportError(failure instanceof Error ? failure : new Error(String(failure)));
-          // auto mode: a failed listener means "not processed", so the broker redelivers.
-          if (this.mode === 'auto') void this._nack(m).catch(() => {});
-        } else if (this.mode === 'auto' || this.mode === 'tx') {
-          this.autoAck(m);
-        }
-        this.current = null;
       }
-    } finally {
+    } catch (err) {
       this.current = null;
       this.dispatching = false;
+      throw err;
+    }
+    this.dispatching = false;
+  }
+
+  /** Give `m` to every listener; a promise when one of them returned one (the rest follow it). */
+  private dispatchOne(m: ReceivedMessage): Promise<void> | undefined {
+    this.current = m;
+    // A copy only when there are several: a listener may remove itself while it runs.
+    const listeners = this.listeners.length === 1 ? this.listeners : [...this.listeners];
+    for (let i = 0; i < listeners.length; i++) {
+      let r: unknown;
+      try {
+        r = listeners[i]!(m);
+      } catch (err) {
+        this.afterDispatch(m, err);
+        return undefined;
+      }
+      if (r && typeof (r as Promise<void>).then === 'function') {
+        return this.dispatchRest(m, r as Promise<void>, listeners, i + 1);
+      }
+    }
+    this.afterDispatch(m, undefined);
+    return undefined;
+  }
+
+  private async dispatchRest(
+    m: ReceivedMessage,
+    first: Promise<void>,
+    listeners: readonly MessageListener[],
+    next: number,
+  ): Promise<void> {
+    let failure: unknown;
+    try {
+      await first;
+      for (let i = next; i < listeners.length; i++) {
+        const r = listeners[i]!(m);
+        if (r && typeof (r as Promise<void>).then === 'function') await r;
+      }
+    } catch (err) {
+      failure = err;
+    }
+    this.afterDispatch(m, failure);
+  }
+
+  /** After the listeners: a failure is reported (and in auto mode redelivered); else auto-ack. */
+  private afterDispatch(m: ReceivedMessage, failure: unknown): void {
+    this.current = null;
+    if (failure !== undefined) {
+      this.reportError(failure instanceof Error ? failure : new Error(String(failure)));
+      // auto mode: a failed listener means "not processed", so the broker redelivers.
+      if (this.mode === 'auto') void this._nack(m).catch(() => {});
+    } else if (this.mode === 'auto' || this.mode === 'tx') {
+      this.autoAck(m);
     }
   }
 
@@ -367,7 +417,24 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
   }
 
   /** @internal ReceivedMessage.ack() */
-  async _ack(m: ReceivedMessage): Promise<void> {
+  _ack(m: ReceivedMessage): Promise<void> {
+    // The common case first, without the lists of the general path: one message, individual
+    // mode, delivered on the current link and not acknowledged before.
+    if (this.mode === 'individual' && this.unacked.has(m)) {
+      const conn = this.session.connection;
+      const gen = conn._generation;
+      if (conn._linkUp && m.generation === gen && !this._audit.knows(m)) {
+        this.unacked.delete(m);
+        m.settled = true;
+        this._audit.addMessage(m);
+        this._noteAcked1(m);
+        return this.individualAck(m, gen) as Promise<void>;
+      }
+    }
+    return this.ackGeneral(m);
+  }
+
+  private async ackGeneral(m: ReceivedMessage): Promise<void> {
     const mode = this.mode;
     if (mode === 'auto' || mode === 'tx') {
       if (this.lastYielded === m) this.lastYielded = null;
@@ -395,7 +462,7 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
       x.settled = true;
       // An id the audit knows was acknowledged on this link already (an earlier delivery of
       // the same message, acked after the failover): nothing to send for it.
-      const known = this._audit.has(x.messageId);
+      const known = this._audit.knows(x);
       if (!known) {
         if (live && x.generation === gen) current.push(x);
         else old.push(x);
@@ -441,7 +508,7 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
    * with one confirmation: an application that acks each message as it handles it would otherwise
    * cost an ACK and a RESPONSE per message.
    */
-  private individualAck(messages: ReceivedMessage[], gen: number): Promise<unknown> {
+  private individualAck(messages: ReceivedMessage | ReceivedMessage[], gen: number): Promise<unknown> {
     let batch = this.ackBatchPending;
     if (batch === null || batch.gen !== gen) {
       const b = { gen, messages: [] as ReceivedMessage[], done: Promise.resolve() as Promise<unknown> };
@@ -449,7 +516,8 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
       b.done = Promise.resolve().then(() => this.flushIndividual(b));
       this.ackBatchPending = batch = b;
     }
-    batch.messages.push(...messages);
+    if (Array.isArray(messages)) batch.messages.push(...messages);
+    else batch.messages.push(messages);
     return batch.done;
   }
 

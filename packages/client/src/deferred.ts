@@ -1,3 +1,5 @@
+const noop = (): void => {};
+
 /** A promise with its settle functions; settling twice is a no-op. */
 export class Deferred<T> {
   readonly promise: Promise<T>;
@@ -10,8 +12,6 @@ export class Deferred<T> {
       this.res = resolve;
       this.rej = reject;
     });
-    // A rejection nobody awaits must not crash the process (the caller may have gone away).
-    this.promise.catch(() => {});
   }
 
   resolve(value: T): void {
@@ -23,6 +23,9 @@ export class Deferred<T> {
   reject(err: Error): void {
     if (this.settled) return;
     this.settled = true;
+    // A rejection nobody awaits must not crash the process (the caller may have gone away). Attached
+    // here, not in the constructor: one promise less per call that resolves.
+    this.promise.catch(noop);
     this.rej(err);
   }
 }

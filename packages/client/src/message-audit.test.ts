@@ -1,4 +1,4 @@
-import { MessageAudit } from './message-audit';
+import { AUDIT_MAX_PRODUCERS, MessageAudit } from './message-audit';
 
 describe('MessageAudit', () => {
   it('remembers the last N ids and evicts the oldest', () => {
@@ -25,13 +25,41 @@ describe('MessageAudit', () => {
     expect(a.has('1')).toBe(false);
   });
 
-  it('knows a resend by its producer id and sequence although its message id is new', () => {
+  it('knows a redelivery and a resend by producer id and sequence although the message id is new', () => {
     const a = new MessageAudit(10);
     a.addMessage({ messageId: '7', producerId: 'p1', producerSeq: 3 });
-    expect(a.knows({ messageId: '7' })).toBe(true);
+    expect(a.knows({ messageId: '7', producerId: 'p1', producerSeq: 3 })).toBe(true);
     expect(a.knows({ messageId: '99', producerId: 'p1', producerSeq: 3 })).toBe(true);
     expect(a.knows({ messageId: '100', producerId: 'p1', producerSeq: 4 })).toBe(false);
     expect(a.knows({ messageId: '101', producerId: 'p2', producerSeq: 3 })).toBe(false);
     expect(a.knows({ messageId: '102' })).toBe(false);
+  });
+
+  it('knows messages without producer sequence by id, and ids given to add() for any message', () => {
+    const a = new MessageAudit(10);
+    a.addMessage({ messageId: 'stomp-1' });
+    a.add('tx-acked');
+    expect(a.knows({ messageId: 'stomp-1' })).toBe(true);
+    expect(a.knows({ messageId: 'tx-acked', producerId: 'p9', producerSeq: 1 })).toBe(true);
+    expect(a.knows({ messageId: 'stomp-2' })).toBe(false);
+  });
+
+  it('keeps the last N sequences of each producer', () => {
+    const a = new MessageAudit(100);
+    for (let seq = 1; seq <= 250; seq++)
+      a.addMessage({ messageId: `m${seq}`, producerId: 'p1', producerSeq: seq });
+    a.addMessage({ messageId: 'x', producerId: 'p2', producerSeq: 1 });
+    expect(a.knows({ messageId: 'n', producerId: 'p1', producerSeq: 250 })).toBe(true);
+    expect(a.knows({ messageId: 'n', producerId: 'p1', producerSeq: 160 })).toBe(true);
+    expect(a.knows({ messageId: 'n', producerId: 'p1', producerSeq: 100 })).toBe(false);
+    expect(a.knows({ messageId: 'n', producerId: 'p2', producerSeq: 1 })).toBe(true);
+  });
+
+  it(`tracks at most ${AUDIT_MAX_PRODUCERS} producers, dropping the one tracked longest`, () => {
+    const a = new MessageAudit(10);
+    for (let p = 0; p <= AUDIT_MAX_PRODUCERS; p++)
+      a.addMessage({ messageId: `m${p}`, producerId: `p${p}`, producerSeq: 1 });
+    expect(a.knows({ messageId: 'n', producerId: 'p0', producerSeq: 1 })).toBe(false);
+    expect(a.knows({ messageId: 'n', producerId: `p${AUDIT_MAX_PRODUCERS}`, producerSeq: 1 })).toBe(true);
   });
 });

@@ -36,24 +36,53 @@ class BoundedSet {
   }
 }
 
+/** How many producers the audit tracks by sequence; the one tracked longest is dropped beyond it. */
+export const AUDIT_MAX_PRODUCERS = 1024;
+
+/** The last `depth` sequences of one producer, oldest evicted first (numbers: no string hashing). */
+class SeqWindow {
+  private readonly seqs = new Set<number>();
+
+  constructor(private readonly depth: number) {}
+
+  has(seq: number): boolean {
+    return this.seqs.has(seq);
+  }
+
+  add(seq: number): void {
+    if (this.seqs.has(seq)) return;
+    this.seqs.add(seq);
+    if (this.seqs.size <= this.depth) return;
+    let excess = this.seqs.size - this.depth + Math.floor(this.depth / 10);
+    for (const k of this.seqs) {
+      if (excess-- <= 0) break;
+      this.seqs.delete(k);
+    }
+  }
+}
+
 /**
  * The last N messages a consumer's application acknowledged, oldest evicted first (like ActiveMQ's
  * ActiveMQMessageAudit, which keys messages by producer id and sequence). After a failover the new
- * master redelivers what the old one had not yet removed (same message id), and a producer resends
- * what the old master never confirmed (a new message id, the same producer id and sequence — the old
- * master may have handed it to this consumer before storing it). A message known here by either key
- * was already handled, so the client drops it and acknowledges it again instead of handing it to the
- * application twice.
+ * master redelivers what the old one had not yet removed (same message id, same producer id and
+ * sequence), and a producer resends what the old master never confirmed (a new message id, the same
+ * producer id and sequence — the old master may have handed it to this consumer before storing it).
+ * A message known here was already handled, so the client drops it and acknowledges it again
+ * instead of handing it to the application twice.
+ *
+ * A message with a producer id and sequence is remembered by them alone — the last N sequences of
+ * each of up to AUDIT_MAX_PRODUCERS producers, kept as numbers — so the common case costs no
+ * string set; ids are kept only for messages without them (and for `add`).
  */
 export class MessageAudit {
   private readonly ids: BoundedSet;
-  private readonly producerSeqs: BoundedSet;
+  private readonly producers = new Map<string, SeqWindow>();
 
   constructor(readonly depth: number = DEFAULT_AUDIT_DEPTH) {
     this.ids = new BoundedSet(depth);
-    this.producerSeqs = new BoundedSet(depth);
   }
 
+  /** Known by its id (messages without producer sequence, and ids given to `add`). */
   has(id: string): boolean {
     return this.ids.has(id);
   }
@@ -62,27 +91,34 @@ export class MessageAudit {
     this.ids.add(id);
   }
 
-  /** Known by its id, or (a resend) by its producer id and sequence. */
+  /** Known by its id, or by its producer id and sequence (a redelivery or a resend). */
   knows(m: AuditedMessage): boolean {
-    if (this.ids.has(m.messageId)) return true;
-    const key = producerKey(m);
-    return key !== null && this.producerSeqs.has(key);
+    if (this.ids.size > 0 && this.ids.has(m.messageId)) return true;
+    if (m.producerId === undefined || m.producerSeq === undefined) return false;
+    const w = this.producers.get(m.producerId);
+    return w?.has(m.producerSeq) === true;
   }
 
-  /** Remember an acknowledged message by both keys. */
+  /** Remember an acknowledged message: by producer id and sequence when it has them, else by id. */
   addMessage(m: AuditedMessage): void {
-    this.ids.add(m.messageId);
-    const key = producerKey(m);
-    if (key !== null) this.producerSeqs.add(key);
+    if (this.depth <= 0) return;
+    if (m.producerId === undefined || m.producerSeq === undefined) {
+      this.ids.add(m.messageId);
+      return;
+    }
+    let w = this.producers.get(m.producerId);
+    if (w === undefined) {
+      w = new SeqWindow(this.depth);
+      this.producers.set(m.producerId, w);
+      if (this.producers.size > AUDIT_MAX_PRODUCERS) {
+        this.producers.delete(this.producers.keys().next().value as string);
+      }
+    }
+    w.add(m.producerSeq);
   }
 
+  /** Ids remembered (messages without producer sequence). */
   get size(): number {
     return this.ids.size;
   }
-}
-
-function producerKey(m: AuditedMessage): string | null {
-  return m.producerId === undefined || m.producerSeq === undefined
-    ? null
-    : `${m.producerId}:${m.producerSeq}`;
 }

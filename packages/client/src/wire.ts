@@ -1,15 +1,20 @@
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import {
+  COMPACT_PROTOCOL_VERSION,
   ConnectionError,
   DEFAULT_MAX_FRAME_SIZE,
   encodeFrame,
+  encodeFrameHead,
   errorFromCode,
+  FRAME_END,
   type Frame,
   FrameDecoder,
   FrameType,
+  frameBody,
   HEARTBEAT_FRAME_BYTES,
   KeelError,
+  MIN_PROTOCOL_VERSION,
   NotMasterError,
   PROTOCOL_HEADER,
   PROTOCOL_VERSION,
@@ -53,6 +58,8 @@ export class Wire extends EventEmitter<WireEvents> {
   private timer: NodeJS.Timeout | null = null;
   /** Frames written in one tick leave in one writev (acks, sends of a batch). */
   private readonly cork: TickCork;
+  /** Encoding options: the frame size limit, compact headers once the broker agreed on version 2. */
+  private readonly encodeOptions: { maxFrameSize: number; compact: boolean };
 
   private constructor(
     private readonly socket: net.Socket,
@@ -63,6 +70,10 @@ export class Wire extends EventEmitter<WireEvents> {
     super();
     this.cork = new TickCork(socket);
     this.maxFrameSize = Math.min(clientMaxFrameSize, welcome.maxFrameSize || clientMaxFrameSize);
+    this.encodeOptions = {
+      maxFrameSize: this.maxFrameSize,
+      compact: welcome.protocolVersion >= COMPACT_PROTOCOL_VERSION,
+    };
   }
 
   /** Connect and shake hands. Rejects with the broker's typed error, ConnectionError or TimeoutError. */
@@ -104,6 +115,7 @@ export class Wire extends EventEmitter<WireEvents> {
             type: FrameType.Hello,
             channel: 0,
             protocolVersion: PROTOCOL_VERSION,
+            minProtocolVersion: MIN_PROTOCOL_VERSION,
             clientId: options.clientId,
             username: options.username,
             password: options.password,
@@ -192,8 +204,16 @@ export class Wire extends EventEmitter<WireEvents> {
 
   /** Encode and write. Throws a ProtocolError (FRAME_TOO_LARGE) before writing anything too big. */
   write(frame: Frame): void {
-    const bytes = encodeFrame(frame, { maxFrameSize: this.maxFrameSize });
-    this.writeRaw(bytes);
+    const body = frameBody(frame);
+    if (body.length === 0) {
+      this.writeRaw(encodeFrame(frame, this.encodeOptions));
+      return;
+    }
+    // SEND: the body goes straight into the tick's write, not through a frame buffer first.
+    const head = encodeFrameHead(frame, this.encodeOptions);
+    if (this.closed) return;
+    this.lastSent = Date.now();
+    this.cork.writeFrame(head, body, FRAME_END);
   }
 
   private writeRaw(bytes: Buffer): void {

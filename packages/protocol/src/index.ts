@@ -1,6 +1,7 @@
 export * from './destination';
 export * from './errors';
 export * from './message';
+export * from './native/compact';
 export * from './native/decoder';
 export * from './native/encoder';
 export * from './native/frames';

@@ -35,12 +35,12 @@ export class TickCork {
   }
 
   /**
-   * Gather a frame given as its head (text, encoded as UTF-8 at the flush), its body and one end
-   * byte (STOMP's NUL): the frame is never a Buffer of its own, it is written straight into the
+   * Gather a frame given as its head (text, encoded as UTF-8 at the flush, or bytes), its body and
+   * one end byte (STOMP's NUL, the native 0xCE): the frame is never a Buffer of its own, it is written straight into the
    * flush's buffer — one allocation and one copy of the body per tick instead of per frame.
    */
-  writeFrame(head: string, body: Buffer, end: number): boolean {
-    this.gather(head, head.length * 3);
+  writeFrame(head: string | Buffer, body: Buffer, end: number): boolean {
+    this.gather(head, typeof head === 'string' ? head.length * 3 : head.length);
     if (body.length > 0) this.gather(body, body.length);
     return this.gather(end, 1);
   }

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { InvalidArgumentError, KeelError, ProtocolError } from '../errors';
 import type { Message, Properties } from '../message';
 import { SAMPLE_FRAMES } from './__tests__/sample-frames';
+import { COMPACT_HEADER_FLAG, hasCompactForm } from './compact';
 import { checkProtocolHeader, FrameDecoder } from './decoder';
 import { encodeFrame, HEARTBEAT_FRAME_BYTES } from './encoder';
 import { FRAME_END, type Frame, FrameType, PROTOCOL_HEADER } from './frames';
@@ -133,7 +134,7 @@ describe('native codec round trip', () => {
 
 describe('protocol header', () => {
   it('checks the 8-byte header and returns its version', () => {
-    expect(checkProtocolHeader(PROTOCOL_HEADER)).toEqual({ major: 1, minor: 0, revision: 0 });
+    expect(checkProtocolHeader(PROTOCOL_HEADER)).toEqual({ major: 2, minor: 0, revision: 0 });
   });
 
   it('rejects an HTTP request or a STOMP frame on the native port', () => {
@@ -152,7 +153,7 @@ describe('protocol header', () => {
       const decoder = new FrameDecoder({ expectProtocolHeader: true });
       const frames = [...decoder.push(bytes.subarray(0, i)), ...decoder.push(bytes.subarray(i))];
       expectAllSamples(frames);
-      expect(decoder.protocolHeader).toEqual({ major: 1, minor: 0, revision: 0 });
+      expect(decoder.protocolHeader).toEqual({ major: 2, minor: 0, revision: 0 });
     }
   });
 
@@ -510,6 +511,200 @@ describe('native codec properties', () => {
         fc.jsonValue(),
         (type, channel, json) => {
           onlyProtocolErrors([rawFrame(type, channel, JSON.stringify(json) ?? 'null')]);
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Compact headers (protocol version 2)
+
+describe('compact headers (version 2)', () => {
+  const COMPACT = { compact: true } as const;
+
+  /** A compact frame's raw headerLength field has the top bit set. */
+  function isCompact(bytes: Buffer): boolean {
+    return bytes.readUInt32BE(7) >= COMPACT_HEADER_FLAG;
+  }
+
+  it('encodes SEND, MESSAGE, ACK and RECEIPT compact, every other frame as JSON, and decodes both', () => {
+    for (const f of SAMPLE_FRAMES) {
+      const bytes = encodeFrame(f, COMPACT);
+      expect(isCompact(bytes)).toBe(hasCompactForm(f.type));
+      expect(decodeChunks([bytes])).toEqual([f]);
+    }
+  });
+
+  it('is smaller than the JSON header for a delivered message', () => {
+    const m = SAMPLE_FRAMES.find((f) => f.type === FrameType.Message)!;
+    expect(encodeFrame(m, COMPACT).length).toBeLessThan(encodeFrame(m).length);
+  });
+
+  it('decodes compact frames split at every byte offset', () => {
+    const bytes = Buffer.concat(SAMPLE_FRAMES.map((f) => encodeFrame(f, COMPACT)));
+    for (let cut = 0; cut <= bytes.length; cut++) {
+      expectAllSamples(decodeChunks([bytes.subarray(0, cut), bytes.subarray(cut)]));
+    }
+  });
+
+  it('falls back to JSON for what it cannot carry (a string over 65,535 bytes)', () => {
+    const long: Frame = { type: FrameType.Receipt, channel: 1, receiptId: 'r'.repeat(70_000) };
+    const bytes = encodeFrame(long, COMPACT);
+    expect(isCompact(bytes)).toBe(false);
+    expect(decodeChunks([bytes])).toEqual([long]);
+  });
+
+  it('honours maxFrameSize like the JSON form', () => {
+    const m = SAMPLE_FRAMES.find((f) => f.type === FrameType.Message)!;
+    const size = encodeFrame(m, COMPACT).length;
+    expect(encodeFrame(m, { compact: true, maxFrameSize: size }).length).toBe(size);
+    expectProtocolError(
+      () => encodeFrame(m, { compact: true, maxFrameSize: size - 1 }),
+      'FRAME_TOO_LARGE',
+      /exceeds the maximum frame size/,
+    );
+  });
+
+  /** A frame with a hand-made compact header. */
+  function compactFrame(type: number, header: Buffer, body = Buffer.alloc(0)): Buffer {
+    const buf = Buffer.alloc(7 + 4 + header.length + body.length + 1);
+    buf[0] = type;
+    buf.writeUInt16BE(1, 1);
+    buf.writeUInt32BE(4 + header.length + body.length, 3);
+    buf.writeUInt32BE((COMPACT_HEADER_FLAG | header.length) >>> 0, 7);
+    header.copy(buf, 11);
+    body.copy(buf, 11 + header.length);
+    buf[buf.length - 1] = FRAME_END;
+    return buf;
+  }
+
+  const str = (s: string): Buffer => {
+    const b = Buffer.from(s, 'utf8');
+    const len = Buffer.alloc(2);
+    len.writeUInt16BE(b.length);
+    return Buffer.concat([len, b]);
+  };
+  const u8 = (v: number): Buffer => Buffer.from([v]);
+  const u16 = (v: number): Buffer => {
+    const b = Buffer.alloc(2);
+    b.writeUInt16BE(v);
+    return b;
+  };
+  const u32 = (v: number): Buffer => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(v);
+    return b;
+  };
+  const f64 = (v: number): Buffer => {
+    const b = Buffer.alloc(8);
+    b.writeDoubleBE(v);
+    return b;
+  };
+  /** A SEND header: no receipt, a persistent message with the given priority, timestamp and properties. */
+  const sendHeader = (priority: number, timestamp: number, props?: string): Buffer =>
+    Buffer.concat([
+      u8(0),
+      u16(props === undefined ? 1 : 1 | (1 << 10)),
+      u8(priority),
+      f64(timestamp),
+      f64(0),
+      str('queue://q'),
+      ...(props === undefined ? [] : [u32(Buffer.byteLength(props)), Buffer.from(props)]),
+    ]);
+
+  it('decodes a hand-made SEND header', () => {
+    const [frame] = decodeChunks([
+      compactFrame(FrameType.Send, sendHeader(4, 1000, '{"a":1}'), Buffer.from('hi')),
+    ]);
+    expect(frame).toMatchObject({
+      type: FrameType.Send,
+      channel: 1,
+      message: {
+        destination: 'queue://q',
+        persistent: true,
+        priority: 4,
+        timestamp: 1000,
+        expiration: 0,
+        properties: { a: 1 },
+      },
+    });
+    expect((frame as { message: Message }).message.body.toString()).toBe('hi');
+  });
+
+  it.each([
+    ['truncated', FrameType.Send, sendHeader(4, 1000).subarray(0, 12), /compact header is truncated/],
+    [
+      'trailing bytes',
+      FrameType.Receipt,
+      Buffer.concat([u8(0), str('r1'), u8(7)]),
+      /1 bytes after its last field/,
+    ],
+    ['unknown frame flags', FrameType.Receipt, Buffer.concat([u8(0x80), str('r1')]), /unknown flags 0x80/],
+    ['unknown message flags', FrameType.Send, Buffer.concat([u8(0), u16(0x8001)]), /unknown flags 0x8001/],
+    ['priority 10', FrameType.Send, sendHeader(10, 1000), /"priority" must be an integer 0..9/],
+    ['a NaN timestamp', FrameType.Send, sendHeader(4, Number.NaN), /"timestamp" is not a finite number/],
+    [
+      'nested property values',
+      FrameType.Send,
+      sendHeader(4, 1, '{"a":{"b":1}}'),
+      /property "a" must be a string/,
+    ],
+    ['properties that are not JSON', FrameType.Send, sendHeader(4, 1, '{a'), /properties are not valid JSON/],
+    [
+      'a MESSAGE without messageId',
+      FrameType.Message,
+      Buffer.concat([u8(0), str('c1'), u32(0), sendHeader(4, 1).subarray(1)]),
+      /lacks "messageId"/,
+    ],
+    [
+      'an ACK count beyond the header',
+      FrameType.Ack,
+      Buffer.concat([u8(0), str('c1'), u32(0xffffffff)]),
+      /truncated/,
+    ],
+    ['a compact HELLO', FrameType.Hello, Buffer.concat([u8(0), str('x')]), /no compact header form/],
+  ])('rejects %s', (_what, type, header, message) => {
+    expectProtocolError(() => new FrameDecoder().push(compactFrame(type, header)), 'PROTOCOL_ERROR', message);
+  });
+
+  it('rejects body bytes on a compact ACK or RECEIPT', () => {
+    expectProtocolError(
+      () =>
+        new FrameDecoder().push(
+          compactFrame(FrameType.Receipt, Buffer.concat([u8(0), str('r1')]), Buffer.from('x')),
+        ),
+      'PROTOCOL_ERROR',
+      /only SEND and MESSAGE frames carry a body/,
+    );
+  });
+
+  it('round-trips random frames split at random offsets', () => {
+    fc.assert(
+      fc.property(fc.array(frameArb, { minLength: 1, maxLength: 6 }), fc.nat(), (frames, cut) => {
+        const bytes = Buffer.concat(frames.map((f) => encodeFrame(f, COMPACT)));
+        const at = cut % (bytes.length + 1);
+        expect(decodeChunks([bytes.subarray(0, at), bytes.subarray(at)])).toEqual(frames);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('never throws anything but ProtocolError on compact frames with corrupted bytes', () => {
+    fc.assert(
+      fc.property(
+        fc.array(frameArb, { minLength: 1, maxLength: 3 }),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }),
+        (frames, flips) => {
+          const bytes = Buffer.concat(frames.map((f) => encodeFrame(f, COMPACT)));
+          for (const [at, value] of flips) bytes[at % bytes.length] = value;
+          const d = new FrameDecoder();
+          try {
+            d.push(bytes);
+          } catch (err) {
+            if (!(err instanceof ProtocolError)) throw err;
+          }
         },
       ),
       { numRuns: 1000 },

@@ -1,4 +1,5 @@
 import { InvalidArgumentError, KeelError, ProtocolError } from '../errors';
+import { COMPACT_HEADER_FLAG, readCompactFrame } from './compact';
 import { isKnownFrameType, validateFrame } from './frame-validation';
 import {
   DEFAULT_MAX_FRAME_SIZE,
@@ -208,7 +209,9 @@ export class FrameDecoder {
     }
     const channel = buf.readUInt16BE(at + 1);
     const payloadLength = size - FRAME_HEADER_SIZE - 1;
-    const headerLength = buf.readUInt32BE(at + FRAME_HEADER_SIZE);
+    const rawHeaderLength = buf.readUInt32BE(at + FRAME_HEADER_SIZE);
+    const compact = rawHeaderLength >= COMPACT_HEADER_FLAG;
+    const headerLength = compact ? rawHeaderLength - COMPACT_HEADER_FLAG : rawHeaderLength;
     if (headerLength > payloadLength - 4) {
       throw new ProtocolError(
         `${name} frame header length ${headerLength} exceeds its payload of ${payloadLength - 4} bytes`,
@@ -216,6 +219,16 @@ export class FrameDecoder {
     }
     const jsonStart = at + FRAME_HEADER_SIZE + 4;
     const jsonEnd = jsonStart + headerLength;
+    if (compact) {
+      return readCompactFrame(
+        type,
+        channel,
+        buf,
+        jsonStart,
+        jsonEnd,
+        this.bodyOf(buf, jsonEnd, at + size - 1, owned),
+      );
+    }
     let header: unknown;
     try {
       header = JSON.parse(buf.toString('utf8', jsonStart, jsonEnd));
@@ -228,16 +241,15 @@ export class FrameDecoder {
         },
       );
     }
-    const bodyEnd = at + size - 1;
-    // Copy the body so it never aliases the caller's chunk (which may be large or reused).
-    let body: Buffer | null = null;
-    if (bodyEnd > jsonEnd) {
-      if (owned) body = buf.subarray(jsonEnd, bodyEnd);
-      else {
-        body = Buffer.allocUnsafe(bodyEnd - jsonEnd);
-        buf.copy(body, 0, jsonEnd, bodyEnd);
-      }
-    }
-    return validateFrame(type, channel, header, body);
+    return validateFrame(type, channel, header, this.bodyOf(buf, jsonEnd, at + size - 1, owned));
+  }
+
+  /** The body bytes, copied so they never alias the caller's chunk (which may be large or reused). */
+  private bodyOf(buf: Buffer, start: number, end: number, owned: boolean): Buffer | null {
+    if (end <= start) return null;
+    if (owned) return buf.subarray(start, end);
+    const body = Buffer.allocUnsafe(end - start);
+    buf.copy(body, 0, start, end);
+    return body;
   }
 }

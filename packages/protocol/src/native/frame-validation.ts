@@ -73,7 +73,11 @@ function isPropertyValue(v: unknown): boolean {
 }
 
 function properties(o: Obj, k: string, f: string): void {
-  const v = o[k];
+  checkProperties(o[k], f, k);
+}
+
+/** Message properties: an object of strings, numbers, booleans and nulls (also compact.ts's). */
+export function checkProperties(v: unknown, f: string, k = 'properties'): void {
   if (!isObject(v)) fail(f, `"${k}" must be an object`);
   for (const name in v) {
     if (!isPropertyValue(v[name])) {

@@ -9,15 +9,21 @@ import type { DeliveredMessage, Message, PropertyValue } from '../message';
  *
  * The payload of every frame is `headerLength:u32 | header (UTF-8 JSON object) | body bytes`. Only
  * SEND and MESSAGE carry body bytes; for every other type the body is empty. Channel 0 is the
- * connection; sessions use channels 1..65535.
+ * connection; sessions use channels 1..65535. From version 2, SEND, MESSAGE, ACK and RECEIPT may
+ * carry a compact binary header instead of JSON (compact.ts), flagged by headerLength's top bit.
  */
 export const FRAME_END = 0xce;
 export const FRAME_HEADER_SIZE = 7; // type + channel + length
 export const FRAME_OVERHEAD = FRAME_HEADER_SIZE + 1 + 4; // + end marker + json length
-export const PROTOCOL_VERSION = 1;
+/** The highest version this build speaks: 2 adds compact headers (compact.ts). */
+export const PROTOCOL_VERSION = 2;
+/** The lowest version this build still speaks (JSON headers only). */
+export const MIN_PROTOCOL_VERSION = 1;
+/** The first version with compact headers. */
+export const COMPACT_PROTOCOL_VERSION = 2;
 export const DEFAULT_MAX_FRAME_SIZE = 4 * 1024 * 1024;
 /** The handshake starts with these 8 bytes from the client, like AMQP's protocol header. */
-export const PROTOCOL_HEADER = Buffer.from([0x4b, 0x45, 0x45, 0x4c, 0x00, 0x01, 0x00, 0x00]); // "KEEL" 0 1 0 0
+export const PROTOCOL_HEADER = Buffer.from([0x4b, 0x45, 0x45, 0x4c, 0x00, 0x02, 0x00, 0x00]); // "KEEL" 0 2 0 0
 
 export enum FrameType {
   Hello = 1,

@@ -1,5 +1,5 @@
 import { ProtocolError } from '../errors';
-import { type HelloFrame, PROTOCOL_VERSION } from './frames';
+import { type HelloFrame, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from './frames';
 
 export interface SupportedVersions {
   min: number;
@@ -8,7 +8,7 @@ export interface SupportedVersions {
 
 /** The versions this build of Keel speaks. */
 export const SUPPORTED_PROTOCOL_VERSIONS: SupportedVersions = {
-  min: PROTOCOL_VERSION,
+  min: MIN_PROTOCOL_VERSION,
   max: PROTOCOL_VERSION,
 };
 

@@ -5,9 +5,12 @@ import {
   AuthError,
   type BrokerDescription,
   type CloseFrame,
+  COMPACT_PROTOCOL_VERSION,
   ConnectionError,
   type CreditFrame,
   encodeFrame,
+  encodeFrameHead,
+  FRAME_END,
   type Frame,
   FrameDecoder,
   FrameType,
@@ -114,6 +117,8 @@ export class NativeConnection {
   private lastWriteAt = Date.now();
   private heartbeatMs = 0;
   private maxFrameSizeOut: number;
+  /** Protocol version 2 agreed: SEND/MESSAGE/ACK/RECEIPT go out with compact headers. */
+  private compact = false;
 
   private handshakeTimer: NodeJS.Timeout | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
@@ -352,6 +357,7 @@ export class NativeConnection {
         ? Math.min(clientMax, this.options.maxFrameSize)
         : this.options.maxFrameSize;
 
+    this.compact = version >= COMPACT_PROTOCOL_VERSION;
     this.state = 'open';
     this.options.onOpen?.(this);
     if (this.congested) this.broker.setWritable(conn, false);
@@ -534,11 +540,12 @@ export class NativeConnection {
   /** A consumer's delivery: one MESSAGE frame on the consumer's session channel. */
   private deliver(channel: number, d: Delivery): void {
     if (this.state !== 'open') return;
-    let buf: Buffer;
+    let head: Buffer;
     try {
-      buf = encodeFrame(
+      // The head only: the body goes straight into the tick's write (TickCork.writeFrame).
+      head = encodeFrameHead(
         { type: FrameType.Message, channel, consumerId: d.consumerId, message: d.message },
-        { maxFrameSize: this.maxFrameSizeOut },
+        { maxFrameSize: this.maxFrameSizeOut, compact: this.compact },
       );
     } catch (err) {
       // Too large for this client: hand it back, so redelivery ends in the dead-letter queue.
@@ -556,7 +563,7 @@ export class NativeConnection {
       });
       return;
     }
-    this.write(buf);
+    if (this.writable()) this.afterWrite(this.cork.writeFrame(head, d.message.body, FRAME_END));
   }
 
   // ----- messages, acks, transactions ------------------------------------------------------------
@@ -772,7 +779,7 @@ export class NativeConnection {
   private send(frame: Frame): void {
     let buf: Buffer;
     try {
-      buf = encodeFrame(frame);
+      buf = encodeFrame(frame, { compact: this.compact });
     } catch (err) {
       this.logger.warn(
         { err: errorText(err), frame: FrameType[frame.type] },
@@ -789,10 +796,18 @@ export class NativeConnection {
    * (aedes lib/write.js); a connection that stays congested too long is cut (aedes lib/client.js).
    */
   private write(buf: Buffer): void {
+    if (this.writable()) this.afterWrite(this.cork.write(buf));
+  }
+
+  private writable(): boolean {
     const socket = this.socket;
-    if (socket.destroyed || !socket.writable) return;
+    return !socket.destroyed && socket.writable;
+  }
+
+  /** `accepted`: what TickCork answered; false means the socket's buffer is full. */
+  private afterWrite(accepted: boolean): void {
     this.lastWriteAt = Date.now();
-    if (!this.cork.write(buf) && !this.congested) this.setCongested(true);
+    if (!accepted && !this.congested) this.setCongested(true);
   }
 
   private onDrain(): void {

@@ -2,6 +2,7 @@ import { connect, type Socket } from 'node:net';
 import { Broker, MemoryDatabase, MemoryStore, type Store } from '@keel/core';
 import {
   type BrokerDescription,
+  COMPACT_HEADER_FLAG,
   type DeliveredMessage,
   type ErrorFrame,
   encodeFrame,
@@ -40,10 +41,16 @@ class RawClient {
   readonly closedPromise: Promise<void>;
   private receiptCounter = 0;
 
+  /** Frames that came with a compact header (protocol version 2). */
+  compactFrames = 0;
+  /** Send SEND/ACK with compact headers (after a version 2 handshake). */
+  compact = false;
+
   private constructor(readonly socket: Socket) {
     socket.on('error', () => {});
     socket.on('data', (chunk: Buffer) => {
       try {
+        this.countCompact(chunk);
         for (const f of this.decoder.push(chunk)) this.frames.push(f);
       } catch (err) {
         this.decodeError = err as Error;
@@ -92,7 +99,16 @@ class RawClient {
   }
 
   send(frame: Frame): void {
-    this.socket.write(encodeFrame(frame));
+    this.socket.write(encodeFrame(frame, { compact: this.compact }));
+  }
+
+  /** Whole frames of a chunk whose headerLength has the compact flag (the tests' chunks hold whole frames). */
+  private countCompact(chunk: Buffer): void {
+    let at = 0;
+    while (chunk.length - at >= 11) {
+      if (chunk.readUInt32BE(at + 7) >= COMPACT_HEADER_FLAG) this.compactFrames += 1;
+      at += 7 + chunk.readUInt32BE(at + 3) + 1;
+    }
   }
 
   nextReceiptId(): string {
@@ -420,6 +436,42 @@ describe('NativeListener messaging', () => {
     });
     expect(h.broker.getQueue('orders')).toMatchObject({ depth: 0, inflight: 0 });
   });
+
+  it.each([
+    [1, false],
+    [2, true],
+  ])(
+    'speaks protocol version %i (compact headers: %s) with a client that asks for it',
+    async (version, compact) => {
+      const h = await harness();
+      const c = await RawClient.connect(h.port);
+      const welcome = await c.handshake({ protocolVersion: version, minProtocolVersion: 1 });
+      expect(welcome).toMatchObject({ type: FrameType.Welcome, protocolVersion: version });
+      c.compact = compact;
+      await c.openSession(1);
+      await c.subscribe(1, 'k1', 'queue://versions', 10);
+      const rid = c.nextReceiptId();
+      c.send({
+        type: FrameType.Send,
+        channel: 1,
+        receiptId: rid,
+        message: msg('queue://versions', 'v', { properties: { n: 1 } }),
+      });
+      expect(await c.answer(rid)).toMatchObject({ type: FrameType.Receipt, receiptId: rid });
+      const [m] = await c.waitMessages(1);
+      expect(m).toMatchObject({ destination: 'queue://versions', properties: { n: 1 }, deliveryCount: 0 });
+      expect(m!.body.toString()).toBe('v');
+      // The RECEIPTs (session, subscription, send) and the MESSAGE: compact only once version 2 is agreed.
+      expect(c.compactFrames).toBe(compact ? 4 : 0);
+      await c.expectReceipt({
+        type: FrameType.Ack,
+        channel: 1,
+        consumerId: 'k1',
+        messageIds: [m!.messageId],
+      });
+      expect(h.broker.getQueue('versions')).toMatchObject({ depth: 0, inflight: 0 });
+    },
+  );
 
   it('never sends more MESSAGE frames than the consumer has credit until ACK or CREDIT', async () => {
     const h = await harness();
