@@ -74,6 +74,11 @@ export interface BrokerOptions {
    * it first. The producer's send still completes only once the message is stored or consumed.
    */
   concurrentStoreAndDispatchQueues?: boolean;
+  /**
+   * With concurrent store and dispatch, a commit round holding such inserts starts this many ms
+   * after the first of them (GroupCommitOptions.cancellableHoldMs; default 2).
+   */
+  concurrentStoreAndDispatchHoldMs?: number;
   onCommit?: (stats: { operations: number; inserts: number; durationMs: number }) => void;
 }
 
@@ -377,6 +382,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     this.writer = new GroupCommitWriter(this.store, {
       logger: this.logger,
       maxBatchMessages: this.opts.maxBatchMessages,
+      cancellableHoldMs: this.opts.concurrentStoreAndDispatchHoldMs,
       onCommit: (stats) => {
         this.opts.onCommit?.(stats);
         if (this.resyncNeeded && !this.suspended) {

@@ -67,7 +67,14 @@ describe('concurrent store and dispatch (concurrentStoreAndDispatchQueues)', () 
     store = new GatedStore({ database: db, cluster: 'test' });
     await store.open();
     await store.takeOver('node-1', 'test');
-    broker = new Broker({ nodeName: 'node-1', store, recoveryHoldMs: 0, ...opts });
+    // Rounds start on the next turn of the loop (no hold): the tests step through them with ticks.
+    broker = new Broker({
+      nodeName: 'node-1',
+      store,
+      recoveryHoldMs: 0,
+      concurrentStoreAndDispatchHoldMs: 0,
+      ...opts,
+    });
     await broker.start();
     conn = broker.openConnection({ protocol: 'internal' });
     await broker.subscribe(

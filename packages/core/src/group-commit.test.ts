@@ -78,4 +78,32 @@ describe('GroupCommitWriter', () => {
     expect(fenced).toEqual(['FENCED']);
     expect(w.isFenced).toBe(true);
   });
+
+  it('holds a round with cancellable writes for cancellableHoldMs, so an insert withdrawn in time is never written', async () => {
+    const { store, destId } = await setup();
+    const rounds: number[] = [];
+    const w = new GroupCommitWriter(store, {
+      cancellableHoldMs: 30,
+      onCommit: (s) => rounds.push(s.inserts),
+    });
+    const started = performance.now();
+    const kept = w.writeCancellable((b) => b.inserts.push(row(1, destId)));
+    const withdrawn = w.writeCancellable((b) => b.inserts.push(row(2, destId)));
+    await new Promise((r) => setTimeout(r, 5)); // past the next turn of the loop: still held
+    expect(rounds).toEqual([]);
+    expect(withdrawn.cancel()).toBe(true);
+    await kept.committed;
+    expect(performance.now() - started).toBeGreaterThanOrEqual(25); // the timer's own slack aside
+    expect(rounds).toEqual([1]);
+    expect(kept.cancel()).toBe(false);
+    expect(await store.getMessage(1)).not.toBeNull();
+    expect(await store.getMessage(2)).toBeNull();
+  });
+
+  it('does not hold rounds of plain writes', async () => {
+    const { store, destId } = await setup();
+    const w = new GroupCommitWriter(store, { cancellableHoldMs: 10_000 });
+    await w.write((b) => b.inserts.push(row(1, destId)));
+    expect(await store.countMessages(destId)).toBe(1);
+  });
 });

@@ -75,6 +75,7 @@ describe('loadConfig defaults', () => {
         maxBatchSize: 1000,
         pageSize: 2000,
         concurrentStoreAndDispatchQueues: true,
+        concurrentStoreAndDispatchHoldMs: 2,
         producerRetentionMs: 3_600_000,
       },
       redelivery: {
@@ -216,6 +217,7 @@ logLevel: debug
         maxBatchSize: 500,
         pageSize: 100,
         concurrentStoreAndDispatchQueues: true,
+        concurrentStoreAndDispatchHoldMs: 2,
         producerRetentionMs: 3_600_000,
       },
       redelivery: {

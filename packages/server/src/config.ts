@@ -18,6 +18,7 @@ import { randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { DEFAULT_CANCELLABLE_HOLD_MS } from '@keel/core';
 import { InvalidArgumentError } from '@keel/protocol';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -110,6 +111,8 @@ export interface StoreConfig {
   pageSize: number;
   /** ActiveMQ's concurrentStoreAndDispatchQueues: dispatch a persistent queue message while it is stored. */
   concurrentStoreAndDispatchQueues: boolean;
+  /** How long a commit round holding such inserts waits for the consumers' acks (ms). */
+  concurrentStoreAndDispatchHoldMs: number;
   /** How long duplicate detection keeps the sequence of a producer that sends nothing more. */
   producerRetentionMs: number;
 }
@@ -519,6 +522,13 @@ const SETTINGS: Setting[] = [
     'true or false',
   ),
   s(
+    'store.concurrentStoreAndDispatchHoldMs',
+    'KEEL_CONCURRENT_STORE_AND_DISPATCH_HOLD_MS',
+    'concurrentStoreAndDispatchHoldMs',
+    int(0, 1000),
+    'an integer number of milliseconds between 0 and 1000',
+  ),
+  s(
     'store.producerRetentionMs',
     'KEEL_PRODUCER_RETENTION_MS',
     'producerRetentionMs',
@@ -783,6 +793,10 @@ function assemble(
       maxBatchSize: get('store.maxBatchSize', DEFAULT_STORE_MAX_BATCH_SIZE),
       pageSize: get('store.pageSize', DEFAULT_STORE_PAGE_SIZE),
       concurrentStoreAndDispatchQueues: get('store.concurrentStoreAndDispatchQueues', true),
+      concurrentStoreAndDispatchHoldMs: get(
+        'store.concurrentStoreAndDispatchHoldMs',
+        DEFAULT_CANCELLABLE_HOLD_MS,
+      ),
       producerRetentionMs: get('store.producerRetentionMs', DEFAULT_PRODUCER_RETENTION_MS),
     },
     redelivery: {

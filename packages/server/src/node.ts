@@ -288,6 +288,7 @@ export class KeelNode implements RunningNode {
       recoveryHoldMs: this.config.lock.recoveryHoldMs,
       maxBatchMessages: this.config.store.maxBatchSize,
       concurrentStoreAndDispatchQueues: this.config.store.concurrentStoreAndDispatchQueues,
+      concurrentStoreAndDispatchHoldMs: this.config.store.concurrentStoreAndDispatchHoldMs,
       maxMessageSize: this.config.maxFrameSize,
       onCommit: (s) => this.admin?.metrics?.observeCommit(s),
     });
