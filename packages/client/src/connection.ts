@@ -445,6 +445,17 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     switch (frame.type) {
       case FrameType.Receipt:
         this.settle(frame.receiptId, frame);
+        if (frame.more !== undefined) {
+          for (const e of frame.more) {
+            const r = e.receiptId;
+            this.settle(r, {
+              type: FrameType.Receipt,
+              channel: frame.channel,
+              receiptId: r,
+              messageId: e.messageId,
+            });
+          }
+        }
         return;
       case FrameType.TxOutcome:
       case FrameType.Response:

@@ -6,6 +6,7 @@ import {
   type Frame,
   FrameType,
   type MessageFrame,
+  type ReceiptEntry,
   type ReceiptFrame,
   type SendFrame,
 } from './frames';
@@ -44,6 +45,7 @@ const SEND_TX = 1 << 1;
 const SEND_RESENT = 1 << 2;
 const MESSAGE_REDELIVERED = 1 << 0;
 const RECEIPT_MESSAGE_ID = 1 << 0;
+const RECEIPT_MORE = 1 << 1;
 const ACK_CUMULATIVE = 1 << 0;
 const ACK_TX = 1 << 1;
 const ACK_RECEIPT = 1 << 2;
@@ -226,11 +228,29 @@ export function writeCompactHeader(
       break;
     }
     case FrameType.Receipt: {
-      const bound = 1 + strBound(frame.receiptId) + strBound(frame.messageId);
+      const more = frame.more;
+      let bound = 1 + strBound(frame.receiptId) + strBound(frame.messageId);
+      if (more !== undefined) {
+        bound += 4;
+        for (let i = 0; i < more.length; i++) {
+          bound += 1 + strBound(more[i]!.receiptId) + strBound(more[i]!.messageId);
+        }
+      }
       w.reset(Buffer.allocUnsafe(offset + bound + extra), offset);
-      w.u8(frame.messageId !== undefined ? RECEIPT_MESSAGE_ID : 0);
+      let f = frame.messageId !== undefined ? RECEIPT_MESSAGE_ID : 0;
+      if (more !== undefined) f |= RECEIPT_MORE;
+      w.u8(f);
       w.str(frame.receiptId);
       if (frame.messageId !== undefined) w.str(frame.messageId);
+      if (more !== undefined) {
+        w.u32(more.length);
+        for (let i = 0; i < more.length; i++) {
+          const e = more[i]!;
+          w.u8(e.messageId !== undefined ? RECEIPT_MESSAGE_ID : 0);
+          w.str(e.receiptId);
+          if (e.messageId !== undefined) w.str(e.messageId);
+        }
+      }
       break;
     }
     case FrameType.Ack: {
@@ -437,14 +457,22 @@ export function readCompactFrame(
       break;
     }
     case FrameType.Receipt: {
-      const f = r.flags(r.u8(), RECEIPT_MESSAGE_ID);
+      const f = r.flags(r.u8(), RECEIPT_MESSAGE_ID | RECEIPT_MORE);
       const receiptId = r.str();
-      const receipt: ReceiptFrame = {
-        type,
-        channel,
-        receiptId,
-        messageId: f & RECEIPT_MESSAGE_ID ? r.str() : undefined,
-      };
+      const messageId = f & RECEIPT_MESSAGE_ID ? r.str() : undefined;
+      let more: ReceiptEntry[] | undefined;
+      if (f & RECEIPT_MORE) {
+        const n = r.u32();
+        // Each entry takes at least 3 bytes: a count the header cannot hold is refused first.
+        if (n * 3 > r.end - r.pos) r.fail('is truncated');
+        more = new Array<ReceiptEntry>(n);
+        for (let i = 0; i < n; i++) {
+          const ef = r.flags(r.u8(), RECEIPT_MESSAGE_ID);
+          const id = r.str();
+          more[i] = { receiptId: id, messageId: ef & RECEIPT_MESSAGE_ID ? r.str() : undefined };
+        }
+      }
+      const receipt: ReceiptFrame = { type, channel, receiptId, messageId, more };
       frame = receipt;
       break;
     }

@@ -249,6 +249,8 @@ describe('malformed frames', () => {
     [FrameType.Credit, 1, '{"consumerId":"c","credit":-1}', /"credit" must be a non-negative integer/],
     [FrameType.Credit, 1, '{"consumerId":"c","credit":1.5}', /"credit" must be a non-negative integer/],
     [FrameType.Hello, 1, '{"protocolVersion":1,"heartbeatMs":0}', /channel 0, not 1/],
+    [FrameType.Receipt, 1, '{"receiptId":"r","more":{}}', /"more" must be an array/],
+    [FrameType.Receipt, 1, '{"receiptId":"r","more":[{"messageId":"m"}]}', /"receiptId" must be a string/],
     [FrameType.Hello, 0, '{"protocolVersion":"1","heartbeatMs":0}', /"protocolVersion"/],
     [FrameType.SessionOpen, 1, '{"transacted":false,"ackMode":"dups-ok"}', /"ackMode"/],
     [
@@ -662,6 +664,12 @@ describe('compact headers (version 2)', () => {
       'an ACK count beyond the header',
       FrameType.Ack,
       Buffer.concat([u8(0), str('c1'), u32(0xffffffff)]),
+      /truncated/,
+    ],
+    [
+      'a RECEIPT count beyond the header',
+      FrameType.Receipt,
+      Buffer.concat([u8(2), str('r1'), u32(1000)]),
       /truncated/,
     ],
     ['a compact HELLO', FrameType.Hello, Buffer.concat([u8(0), str('x')]), /no compact header form/],

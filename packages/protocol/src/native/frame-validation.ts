@@ -165,7 +165,18 @@ const CHECKS: Record<number, Check> = {
     bool(o, 'fatal', f);
     optStr(o, 'receiptId', f);
   },
-  [FrameType.Receipt]: (o, f) => str(o, 'receiptId', f),
+  [FrameType.Receipt]: (o, f) => {
+    str(o, 'receiptId', f);
+    optStr(o, 'messageId', f);
+    const more = o.more;
+    if (more === undefined) return;
+    if (!Array.isArray(more)) fail(f, '"more" must be an array');
+    for (const e of more) {
+      if (!isObject(e)) fail(f, '"more" must hold objects');
+      str(e, 'receiptId', f);
+      optStr(e, 'messageId', f);
+    }
+  },
   [FrameType.SessionOpen]: (o, f) => {
     bool(o, 'transacted', f);
     if (!ACK_MODES.has(o.ackMode as string)) fail(f, '"ackMode" must be one of auto, client, individual');

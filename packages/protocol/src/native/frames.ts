@@ -114,6 +114,17 @@ export interface ReceiptFrame {
   receiptId: string;
   /** On the receipt of a SEND: the id the broker gave the message. */
   messageId?: string;
+  /**
+   * Version 2: more SEND receipts of the same channel answered by this one frame, in order after
+   * `receiptId` (the broker gathers the receipts of one commit round; docs/protocol.md section 6).
+   */
+  more?: ReceiptEntry[];
+}
+
+/** One further receipt carried by a RECEIPT frame's `more`. */
+export interface ReceiptEntry {
+  receiptId: string;
+  messageId?: string;
 }
 
 export interface SessionOpenFrame {

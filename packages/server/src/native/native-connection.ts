@@ -21,6 +21,7 @@ import {
   type NackFrame,
   negotiateProtocolVersion,
   ProtocolError,
+  type ReceiptFrame,
   type RemoveDurableFrame,
   type RequestFrame,
   type SendFrame,
@@ -119,6 +120,12 @@ export class NativeConnection {
   private maxFrameSizeOut: number;
   /** Protocol version 2 agreed: SEND/MESSAGE/ACK/RECEIPT go out with compact headers. */
   private compact = false;
+  /**
+   * Version 2: SEND receipts that became due in this tick, one RECEIPT frame per channel (its `more`
+   * lists the rest), written on the next tick: a commit round answers hundreds of sends at once.
+   */
+  private dueReceipts = new Map<number, ReceiptFrame>();
+  private readonly flushReceiptsBound = (): void => this.flushReceipts();
 
   private handshakeTimer: NodeJS.Timeout | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
@@ -578,9 +585,34 @@ export class NativeConnection {
       () => this.broker.send(conn, frame.message, frame.txId, { resent: frame.resent === true }),
       receiptId === undefined
         ? undefined
-        : (r) => ({ type: FrameType.Receipt, channel: frame.channel, receiptId, messageId: r.messageId }),
+        : (r) => {
+            this.receiptDue(frame.channel, receiptId, r.messageId);
+            return null;
+          },
     );
     return;
+  }
+
+  /** A SEND's receipt: gathered per channel with version 2, at once with version 1. */
+  private receiptDue(channel: number, receiptId: string, messageId: string): void {
+    if (!this.compact) {
+      this.send({ type: FrameType.Receipt, channel, receiptId, messageId });
+      return;
+    }
+    const due = this.dueReceipts.get(channel);
+    if (due === undefined) {
+      if (this.dueReceipts.size === 0) process.nextTick(this.flushReceiptsBound);
+      this.dueReceipts.set(channel, { type: FrameType.Receipt, channel, receiptId, messageId });
+    } else if (due.more === undefined) due.more = [{ receiptId, messageId }];
+    else due.more.push({ receiptId, messageId });
+  }
+
+  /** Write the gathered receipts; before any other frame too, so a channel's answers keep their order. */
+  private flushReceipts(): void {
+    if (this.dueReceipts.size === 0) return;
+    const due = this.dueReceipts;
+    this.dueReceipts = new Map();
+    for (const frame of due.values()) this.send(frame);
   }
 
   private onAck(frame: AckFrame): undefined {
@@ -717,7 +749,8 @@ export class NativeConnection {
     channel: number,
     receiptId: string | undefined,
     work: () => T | Promise<T>,
-    reply?: (result: T) => Frame,
+    /** The answer to send; null when `reply` answered by itself. */
+    reply?: (result: T) => Frame | null,
   ): Promise<void> {
     let p: Promise<T>;
     try {
@@ -729,8 +762,10 @@ export class NativeConnection {
     return p
       .then(
         (result) => {
-          if (reply) this.send(reply(result));
-          else this.receipt(channel, receiptId);
+          if (reply) {
+            const answer = reply(result);
+            if (answer !== null) this.send(answer);
+          } else this.receipt(channel, receiptId);
         },
         (err) => this.requestFailed(channel, receiptId, err),
       )
@@ -777,6 +812,8 @@ export class NativeConnection {
   // ----- outbound and backpressure ---------------------------------------------------------------
 
   private send(frame: Frame): void {
+    // Gathered receipts first (flushReceipts empties the map before it sends them).
+    if (this.dueReceipts.size > 0) this.flushReceipts();
     let buf: Buffer;
     try {
       buf = encodeFrame(frame, { compact: this.compact });

@@ -14,6 +14,7 @@ import {
   type MessageFrame,
   PROTOCOL_HEADER,
   PROTOCOL_VERSION,
+  type ReceiptFrame,
   type WelcomeFrame,
 } from '@keel/protocol';
 import { PgStore } from '@keel/store-pg';
@@ -472,6 +473,31 @@ describe('NativeListener messaging', () => {
       expect(h.broker.getQueue('versions')).toMatchObject({ depth: 0, inflight: 0 });
     },
   );
+
+  it('answers the sends of one commit round with one RECEIPT per channel under version 2 (more)', async () => {
+    const h = await harness();
+    const c = await RawClient.connect(h.port);
+    await c.handshake({ protocolVersion: 2, minProtocolVersion: 1 });
+    c.compact = true;
+    await c.openSession(1);
+    const ids = Array.from({ length: 20 }, () => c.nextReceiptId());
+    for (const [i, rid] of ids.entries()) {
+      c.send({ type: FrameType.Send, channel: 1, receiptId: rid, message: msg('queue://gathered', `m${i}`) });
+    }
+    const answered: string[] = [];
+    const frames: ReceiptFrame[] = [];
+    while (answered.length < ids.length) {
+      const f = (await c.take(
+        (x) => x.type === FrameType.Receipt && x.receiptId !== undefined,
+      )) as ReceiptFrame;
+      frames.push(f);
+      answered.push(f.receiptId, ...(f.more ?? []).map((e) => e.receiptId));
+      expect([f, ...(f.more ?? [])].every((e) => typeof e.messageId === 'string')).toBe(true);
+    }
+    expect(answered).toEqual(ids); // every send answered once, in order
+    expect(frames.length).toBeLessThan(ids.length); // in fewer frames
+    expect(h.broker.getQueue('gathered')).toMatchObject({ depth: 20 });
+  });
 
   it('never sends more MESSAGE frames than the consumer has credit until ACK or CREDIT', async () => {
     const h = await harness();

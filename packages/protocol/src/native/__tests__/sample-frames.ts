@@ -38,6 +38,13 @@ export const SAMPLE_FRAMES: Frame[] = [
     receiptId: 'r-1',
   },
   { type: FrameType.Receipt, channel: 1, receiptId: 'r-2' },
+  {
+    type: FrameType.Receipt,
+    channel: 2,
+    receiptId: 'r-20',
+    messageId: 'ID:1:2:20',
+    more: [{ receiptId: 'r-21', messageId: 'ID:1:2:21' }, { receiptId: 'r-22' }],
+  },
   { type: FrameType.SessionOpen, channel: 1, transacted: true, ackMode: 'client', receiptId: 'r-3' },
   { type: FrameType.SessionClose, channel: 1, receiptId: 'r-4' },
   {
