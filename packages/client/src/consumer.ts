@@ -12,6 +12,9 @@ import { ReceivedMessage } from './received-message';
 import type { Session } from './session';
 
 /** Acknowledged ids a consumer remembers for replay after a failover. */
+const RESOLVED: Promise<void> = Promise.resolve();
+const noop = (): void => {};
+
 export const ACK_REPLAY_DEPTH = 5000;
 
 export interface ConsumerOptions {
@@ -511,9 +514,14 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
   private individualAck(messages: ReceivedMessage | ReceivedMessage[], gen: number): Promise<unknown> {
     let batch = this.ackBatchPending;
     if (batch === null || batch.gen !== gen) {
-      const b = { gen, messages: [] as ReceivedMessage[], done: Promise.resolve() as Promise<unknown> };
+      const b = { gen, messages: [] as ReceivedMessage[], done: RESOLVED as Promise<unknown> };
       // A microtask, not the next loop turn: a lone ack (one message in flight) is not delayed.
-      b.done = Promise.resolve().then(() => this.flushIndividual(b));
+      if (this.session.connection._sendAcksAsync) {
+        // One-way acks confirm nothing: no promise to chain, the ack resolves at once.
+        queueMicrotask(() => void this.flushIndividual(b).catch(noop));
+      } else {
+        b.done = Promise.resolve().then(() => this.flushIndividual(b));
+      }
       this.ackBatchPending = batch = b;
     }
     if (Array.isArray(messages)) batch.messages.push(...messages);
