@@ -530,7 +530,7 @@ export function renderPgLimitSection(pg: PgLimitReport, groups: readonly CaseGro
     lines.push(
       '',
       `With one row per commit the best insert + delete rate is ${formatNumber(single.insertPlusDeletePerSecond)} msg/s (${single.clients} client(s)); ` +
-        `Keel window 1 (4 producers, one send each in flight) reaches ${formatNumber(w1)} msg/s by grouping the concurrent sends into shared commits.`,
+        `Keel window 1 (4 producers, one send each in flight) reaches ${formatNumber(w1)} msg/s by grouping the concurrent sends into shared commits and by never writing the messages its consumers acknowledge first (concurrent store and dispatch).`,
     );
   }
   lines.push('');
