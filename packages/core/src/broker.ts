@@ -19,7 +19,7 @@ import {
 import { type ConnectionInfo, ConnectionState, type Transaction } from './connection';
 import { BrokerConsumer, type DeliverySink, type InflightRef } from './consumer';
 import { DestinationCounters } from './destination-counters';
-import { GroupCommitWriter } from './group-commit';
+import { DEFAULT_CANCELLABLE_HOLD_MS, GroupCommitWriter } from './group-commit';
 import { epochOfId, MessageIdAllocator, parseMessageId } from './message-ids';
 import { MessageQueue, type QueueBacking, type QueueHost } from './message-queue';
 import { type Clock, type Logger, silentLogger, systemClock } from './ports';
@@ -76,7 +76,8 @@ export interface BrokerOptions {
   concurrentStoreAndDispatchQueues?: boolean;
   /**
    * With concurrent store and dispatch, a commit round holding such inserts starts this many ms
-   * after the first of them (GroupCommitOptions.cancellableHoldMs; default 2).
+   * after the first of them (GroupCommitOptions.cancellableHoldMs; default 30), for queues whose
+   * consumers acknowledge within that time on average.
    */
   concurrentStoreAndDispatchHoldMs?: number;
   onCommit?: (stats: { operations: number; inserts: number; durationMs: number }) => void;
@@ -264,6 +265,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   readonly deadLetterOptions: DeadLetterOptions;
   private readonly memoryWindow: number;
   private readonly concurrentStoreAndDispatchQueues: boolean;
+  private readonly dispatchHoldMs: number;
   readonly maxMessageSize: number;
   private readonly opts: BrokerOptions;
 
@@ -301,6 +303,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     this.deadLetterOptions = { ...DEFAULT_DEAD_LETTER, ...options.deadLetter };
     this.memoryWindow = options.memoryWindow ?? DEFAULT_MEMORY_WINDOW;
     this.concurrentStoreAndDispatchQueues = options.concurrentStoreAndDispatchQueues ?? true;
+    this.dispatchHoldMs = options.concurrentStoreAndDispatchHoldMs ?? DEFAULT_CANCELLABLE_HOLD_MS;
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     if (!(this.memoryWindow >= 10)) throw new InvalidArgumentError('memoryWindow must be at least 10');
   }
@@ -382,7 +385,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     this.writer = new GroupCommitWriter(this.store, {
       logger: this.logger,
       maxBatchMessages: this.opts.maxBatchMessages,
-      cancellableHoldMs: this.opts.concurrentStoreAndDispatchHoldMs,
+      cancellableHoldMs: this.dispatchHoldMs,
       onCommit: (stats) => {
         this.opts.onCommit?.(stats);
         if (this.resyncNeeded && !this.suspended) {
@@ -653,9 +656,12 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
    */
   private storeAndDispatch(queue: MessageQueue, entry: QueueEntry, destId: number): Promise<void> {
     const message = entry.message;
+    // Hold the round back only for consumers that acknowledge within the hold (acksWithin).
+    const hold = queue.acksWithin(this.dispatchHoldMs) ? this.dispatchHoldMs : 0;
     const write = this.writer!.writeCancellable(
       (b) => b.inserts.push(this.storedRow(entry.id, destId, message)),
       (b) => this.noteProducer(b, message),
+      hold,
     );
     let consumed!: () => void;
     const whenConsumed = new Promise<void>((resolve) => {

@@ -106,4 +106,22 @@ describe('GroupCommitWriter', () => {
     await w.write((b) => b.inserts.push(row(1, destId)));
     expect(await store.countMessages(destId)).toBe(1);
   });
+
+  it('starts a held round at once when a write that someone waits for joins it', async () => {
+    const { store, destId } = await setup();
+    const w = new GroupCommitWriter(store, { cancellableHoldMs: 10_000 });
+    const held = w.writeCancellable((b) => b.inserts.push(row(1, destId)));
+    await new Promise((r) => setTimeout(r, 5));
+    expect(await store.countMessages(destId)).toBe(0); // still held
+    await w.write((b) => b.inserts.push(row(2, destId)));
+    await held.committed;
+    expect(await store.countMessages(destId)).toBe(2);
+  });
+
+  it("does not hold a cancellable write given a hold of 0 (a slow consumer's queue)", async () => {
+    const { store, destId } = await setup();
+    const w = new GroupCommitWriter(store, { cancellableHoldMs: 10_000 });
+    await w.writeCancellable((b) => b.inserts.push(row(1, destId)), undefined, 0).committed;
+    expect(await store.countMessages(destId)).toBe(1);
+  });
 });

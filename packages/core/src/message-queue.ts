@@ -17,6 +17,9 @@ export interface QueueBacking {
 }
 
 /** A consumer as the queue sees it. */
+/** Weight of the latest acknowledgement in a queue's moving average of ack latency. */
+const ACK_LATENCY_WEIGHT = 0.1;
+
 export interface QueueConsumer {
   readonly id: string;
   /** Higher first; network bridges consume at a lower priority (decreaseNetworkConsumerPriority). */
@@ -79,6 +82,8 @@ export class MessageQueue {
   // paging state
   private spilled = false;
   private cursor: PageCursor | null = null;
+  /** Moving average of delivery → acknowledgement (ms); -1 before the first. */
+  private ackLatencyMs = -1;
   private spilledCount = 0;
   private paging: Promise<void> | null = null;
   /** Ids held in memory (pending, in flight, delayed): never paged in twice. */
@@ -223,6 +228,7 @@ export class MessageQueue {
         continue;
       }
       this.inflight += 1;
+      entry.dispatchedAt = performance.now();
       consumer.take(this, entry);
     }
     this.maybePageIn();
@@ -252,7 +258,22 @@ export class MessageQueue {
   acknowledge(entry: QueueEntry): Promise<void> {
     this.inflight -= 1;
     this.stats.dequeued += 1;
+    const at = entry.dispatchedAt;
+    if (at !== undefined) {
+      const ms = performance.now() - at;
+      this.ackLatencyMs =
+        this.ackLatencyMs < 0 ? ms : this.ackLatencyMs + ACK_LATENCY_WEIGHT * (ms - this.ackLatencyMs);
+    }
     return this.forget(entry);
+  }
+
+  /**
+   * Whether this queue's consumers have lately acknowledged within `ms` of delivery (a moving
+   * average): concurrent store and dispatch holds an insert back only then, so a slow consumer's
+   * producers do not wait for a hold that would not save the insert.
+   */
+  acksWithin(ms: number): boolean {
+    return this.ackLatencyMs >= 0 && this.ackLatencyMs <= ms;
   }
 
   /** Store operation for an acknowledged entry, to join a transaction's batch. */

@@ -23,6 +23,8 @@ export interface QueueEntry {
    * entry was handed to the queue anyway. Cleared once the insert commits.
    */
   storing?: PendingInsert | null;
+  /** When it was last handed to a consumer (performance.now()), for the queue's ack latency. */
+  dispatchedAt?: number;
 }
 
 /** The insert of a message dispatched before it committed (Broker, concurrent store and dispatch). */

@@ -75,7 +75,7 @@ describe('loadConfig defaults', () => {
         maxBatchSize: 1000,
         pageSize: 2000,
         concurrentStoreAndDispatchQueues: true,
-        concurrentStoreAndDispatchHoldMs: 2,
+        concurrentStoreAndDispatchHoldMs: 30,
         producerRetentionMs: 3_600_000,
       },
       redelivery: {
@@ -217,7 +217,7 @@ logLevel: debug
         maxBatchSize: 500,
         pageSize: 100,
         concurrentStoreAndDispatchQueues: true,
-        concurrentStoreAndDispatchHoldMs: 2,
+        concurrentStoreAndDispatchHoldMs: 30,
         producerRetentionMs: 3_600_000,
       },
       redelivery: {
