@@ -100,15 +100,6 @@ const poolTypes = {
       : pgTypes.getTypeParser(oid, format)) as typeof pgTypes.getTypeParser,
 };
 
-/** The socket under a pg client (pg keeps it as `connection.stream`), when it has one that corks. */
-function socketOf(client: PoolClient): { cork(): void; uncork(): void } | undefined {
-  const stream = (client as unknown as { connection?: { stream?: { cork?: unknown; uncork?: unknown } } })
-    .connection?.stream;
-  return stream && typeof stream.cork === 'function' && typeof stream.uncork === 'function'
-    ? (stream as { cork(): void; uncork(): void })
-    : undefined;
-}
-
 /**
  * pg emits 'error' on a client whose connection dies (server restart, terminated backend, network)
  * even when a query is active, and pg-pool listens only while the client is idle: without a listener
@@ -725,18 +716,9 @@ export class PgStore implements Store {
       throw toStoreError(err, context);
     }
     const guard = guardCheckedOut(client);
-    // One socket write for the whole transaction: pg corks and uncorks per query, so each statement
-    // was its own write (7-12 syscalls per commit round, each waking the Postgres backend). Queries
-    // are written synchronously by client.query, so a cork around the loop gathers them all.
-    const stream = socketOf(client);
-    stream?.cork();
-    let pending: Promise<QueryResult>[];
-    try {
-      pending = statements.map((st) => (typeof st === 'string' ? client.query(st) : client.query(st)));
-    } finally {
-      stream?.uncork();
-    }
-    const settled = await Promise.allSettled(pending);
+    const settled = await Promise.allSettled(
+      statements.map((st) => (typeof st === 'string' ? client.query(st) : client.query(st))),
+    );
     if (firstRejection(settled) === undefined) {
       client.release(guard.done());
       return settled;
