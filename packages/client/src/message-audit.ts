@@ -8,17 +8,17 @@ export interface AuditedMessage {
   readonly producerSeq?: number;
 }
 
-/** Insertion-ordered set that evicts its oldest keys beyond `depth`. */
-class BoundedSet {
-  private readonly keys = new Set<string>();
+/** Insertion-ordered set that evicts its oldest keys beyond `depth` (ids; a producer's sequences). */
+class BoundedSet<K> {
+  private readonly keys = new Set<K>();
 
   constructor(private readonly depth: number) {}
 
-  has(key: string): boolean {
+  has(key: K): boolean {
     return this.keys.has(key);
   }
 
-  add(key: string): void {
+  add(key: K): void {
     if (this.depth <= 0) return;
     if (this.keys.has(key)) this.keys.delete(key);
     this.keys.add(key);
@@ -39,28 +39,6 @@ class BoundedSet {
 /** How many producers the audit tracks by sequence; the one tracked longest is dropped beyond it. */
 export const AUDIT_MAX_PRODUCERS = 1024;
 
-/** The last `depth` sequences of one producer, oldest evicted first (numbers: no string hashing). */
-class SeqWindow {
-  private readonly seqs = new Set<number>();
-
-  constructor(private readonly depth: number) {}
-
-  has(seq: number): boolean {
-    return this.seqs.has(seq);
-  }
-
-  add(seq: number): void {
-    if (this.seqs.has(seq)) return;
-    this.seqs.add(seq);
-    if (this.seqs.size <= this.depth) return;
-    let excess = this.seqs.size - this.depth + Math.floor(this.depth / 10);
-    for (const k of this.seqs) {
-      if (excess-- <= 0) break;
-      this.seqs.delete(k);
-    }
-  }
-}
-
 /**
  * The last N messages a consumer's application acknowledged, oldest evicted first (like ActiveMQ's
  * ActiveMQMessageAudit, which keys messages by producer id and sequence). After a failover the new
@@ -75,11 +53,12 @@ class SeqWindow {
  * string set; ids are kept only for messages without them (and for `add`).
  */
 export class MessageAudit {
-  private readonly ids: BoundedSet;
-  private readonly producers = new Map<string, SeqWindow>();
+  private readonly ids: BoundedSet<string>;
+  /** Per producer, its last `depth` sequences (numbers: no string key to build and hash). */
+  private readonly producers = new Map<string, BoundedSet<number>>();
 
   constructor(readonly depth: number = DEFAULT_AUDIT_DEPTH) {
-    this.ids = new BoundedSet(depth);
+    this.ids = new BoundedSet<string>(depth);
   }
 
   /** Known by its id (messages without producer sequence, and ids given to `add`). */
@@ -108,7 +87,7 @@ export class MessageAudit {
     }
     let w = this.producers.get(m.producerId);
     if (w === undefined) {
-      w = new SeqWindow(this.depth);
+      w = new BoundedSet<number>(this.depth);
       this.producers.set(m.producerId, w);
       if (this.producers.size > AUDIT_MAX_PRODUCERS) {
         this.producers.delete(this.producers.keys().next().value as string);

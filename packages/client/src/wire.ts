@@ -211,15 +211,18 @@ export class Wire extends EventEmitter<WireEvents> {
     }
     // SEND: the body goes straight into the tick's write, not through a frame buffer first.
     const head = encodeFrameHead(frame, this.encodeOptions);
-    if (this.closed) return;
-    this.lastSent = Date.now();
-    this.cork.writeFrame(head, body, FRAME_END);
+    if (this.sending()) this.cork.writeFrame(head, body, FRAME_END);
   }
 
   private writeRaw(bytes: Buffer): void {
-    if (this.closed) return;
+    if (this.sending()) this.cork.write(bytes);
+  }
+
+  /** False once closed; otherwise notes the write for the heartbeat. */
+  private sending(): boolean {
+    if (this.closed) return false;
     this.lastSent = Date.now();
-    this.cork.write(bytes);
+    return true;
   }
 
   /** Close politely: flush what was written, then end the socket. */

@@ -16,10 +16,10 @@ export interface QueueBacking {
   setDeliveryCount(b: StoreBatch, id: number, deliveryCount: number): void;
 }
 
-/** A consumer as the queue sees it. */
 /** Weight of the latest acknowledgement in a queue's moving average of ack latency. */
 const ACK_LATENCY_WEIGHT = 0.1;
 
+/** A consumer as the queue sees it. */
 export interface QueueConsumer {
   readonly id: string;
   /** Higher first; network bridges consume at a lower priority (decreaseNetworkConsumerPriority). */
