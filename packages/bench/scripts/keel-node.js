@@ -2,6 +2,8 @@
 // Start one Keel node for benchmarks (used by compare.sh; not run by CI). Needs `npx tsc -b packages/server`.
 //   node packages/bench/scripts/keel-node.js --db postgres://... [--stomp-port 61811] [--port 61810] [--admin-port 8811]
 // Prints "ready pid=<pid>" on stdout once the node serves, and stops on SIGINT/SIGTERM.
+// With KEEL_PROFILE_DIR set, SIGUSR1 starts a CPU profile and SIGUSR2 writes it there
+// (<dir>/keel-<pid>-<n>.cpuprofile): one phase of a run (say, only a backlog's drain) profiled alone.
 
 const path = require('node:path');
 const { loadConfig, createLogger, startNode } = require(path.resolve(__dirname, '../../server/dist'));
@@ -35,6 +37,26 @@ async function main() {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  if (process.env.KEEL_PROFILE_DIR) profileOnSignals(process.env.KEEL_PROFILE_DIR);
+}
+
+function profileOnSignals(dir) {
+  const inspector = require('node:inspector');
+  const fs = require('node:fs');
+  const session = new inspector.Session();
+  session.connect();
+  let n = 0;
+  process.on('SIGUSR1', () => {
+    session.post('Profiler.enable', () => session.post('Profiler.start'));
+  });
+  process.on('SIGUSR2', () => {
+    session.post('Profiler.stop', (err, res) => {
+      if (err) return process.stderr.write(`profile: ${err.message}\n`);
+      const file = path.join(dir, `keel-${process.pid}-${++n}.cpuprofile`);
+      fs.writeFileSync(file, JSON.stringify(res.profile));
+      process.stderr.write(`profile written: ${file}\n`);
+    });
+  });
 }
 
 main().catch((err) => {

@@ -79,6 +79,79 @@ function dropDbs() {
   }
 }
 
+/** CPU time (µs) of a process so far, from /proc/PID/stat utime + stime (fields 14, 15). */
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+function procCpuUs(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1e6) / CLK_TCK;
+  } catch {
+    return 0;
+  }
+}
+
+/** Read and write syscalls of a process so far (/proc/PID/io syscr, syscw; sockets included). */
+function procSyscalls(pid) {
+  try {
+    const io = fs.readFileSync(`/proc/${pid}/io`, 'utf8');
+    return [Number(/syscr: (\d+)/.exec(io)[1]), Number(/syscw: (\d+)/.exec(io)[1])];
+  } catch {
+    return [0, 0];
+  }
+}
+
+/** The Postgres server's processes: every process whose command is postgres. */
+function postgresPids() {
+  const out = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'postgres') out.push(Number(d));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** Busy and total CPU time of the machine (µs), from the first line of /proc/stat. */
+function machineCpuUs() {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  const idle = f[3] + (f[4] ?? 0);
+  return { busy: ((total - idle) * 1e6) / CLK_TCK, total: (total * 1e6) / CLK_TCK };
+}
+
+/**
+ * CPU used by broker A, broker B, Postgres (every postgres process, including the ones of other
+ * clusters on this machine) and this load generator: µs since `start()`.
+ */
+function cpuMeter(A, B) {
+  const read = () => {
+    const self = process.cpuUsage();
+    return {
+      A: procCpuUs(A.child.pid),
+      B: procCpuUs(B.child.pid),
+      postgres: postgresPids().reduce((s, pid) => s + procCpuUs(pid), 0),
+      client: self.user + self.system,
+      machine: machineCpuUs().busy,
+      io: { A: procSyscalls(A.child.pid), B: procSyscalls(B.child.pid), client: procSyscalls('self') },
+    };
+  };
+  const t0 = read();
+  return (count) => {
+    const t1 = read();
+    const cpu = {};
+    for (const k of Object.keys(t1)) if (k !== 'io') cpu[k] = Math.round((t1[k] - t0[k]) / count);
+    const io = {};
+    for (const k of Object.keys(t1.io)) {
+      io[k] = t1.io[k].map((v, i) => +((v - t0.io[k][i]) / count).toFixed(2));
+    }
+    return { cpuUsPerMsg: cpu, readsWritesPerMsg: io };
+  };
+}
+
 function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -190,7 +263,7 @@ function pct(sorted, p) {
  * Consumer first (on `consNode`), then `count` persistent messages from `prodNode` with `WINDOW`
  * sends in flight. Returns msg/s (first send to last receive), latency percentiles, duplicates.
  */
-async function flow(prodNode, consNode, queue, count, waitDemand, window = WINDOW) {
+async function flow(prodNode, consNode, queue, count, waitDemand, window = WINDOW, cpu = null) {
   const body = Buffer.alloc(SIZE, 0x61);
   const cc = await client(consNode);
   const cs = await cc.createSession();
@@ -221,6 +294,7 @@ async function flow(prodNode, consNode, queue, count, waitDemand, window = WINDO
   const ps = await pc.createSession();
   const producer = ps.createProducer(queue, { persistent: true });
   const t0 = performance.now();
+  const cpuUsed = cpu?.();
   const inflight = new Set();
   for (let i = 0; i < count; i++) {
     const p = producer.send(body, { properties: { i, t: performance.now() } });
@@ -238,11 +312,14 @@ async function flow(prodNode, consNode, queue, count, waitDemand, window = WINDO
     }),
   ]);
   clearTimeout(timer);
+  // CPU (µs) and read/write syscalls per message of each process while the messages flowed.
+  const perMsg = cpuUsed?.(count);
   await cc.close();
   await pc.close();
   const sorted = Array.from(lat).sort((a, b) => a - b);
   return {
     count,
+    ...perMsg,
     msgPerSec: count / ((lastAt - t0) / 1000),
     sendPerSec: count / ((sentAt - t0) / 1000),
     p50Ms: pct(sorted, 50),
@@ -361,11 +438,12 @@ async function main() {
   const results = { local: [], forwarded: [], demand: [], probeLocal: [], probeForwarded: [] };
   for (let r = 1; r <= RUNS; r++) {
     const lq = `queue://nb.local.${tag}.${r}`;
-    const l = await flow(A, A, lq, COUNT);
+    const meter = () => cpuMeter(A, B);
+    const l = await flow(A, A, lq, COUNT, undefined, WINDOW, meter);
     results.local.push(l);
     log(`run ${r} local: ${JSON.stringify(l)}`);
     const fq = `queue://nb.fwd.${tag}.${r}`;
-    const f = await flow(B, A, fq, COUNT, forwardDemand(fq));
+    const f = await flow(B, A, fq, COUNT, forwardDemand(fq), WINDOW, meter);
     results.forwarded.push(f);
     log(`run ${r} forwarded: ${JSON.stringify(f)}`);
     const dq = `queue://nb.demand.${tag}.${r}`;

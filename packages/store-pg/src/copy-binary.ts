@@ -64,3 +64,77 @@ export function encodeMessagesCopy(messages: readonly StoredMessage[]): Buffer {
   o = buf.writeInt16BE(-1, o);
   return o === size ? buf : buf.subarray(0, o);
 }
+
+/**
+ * Rows in `MESSAGE_COLUMNS` order (id int8, dest_id int4, priority int2, expiration int8,
+ * delivery_count int4, headers jsonb, body bytea) from a binary `COPY (SELECT …) TO STDOUT`: what a
+ * page read gets instead of pg's text rows, whose bodies arrive as hex text (twice their size, a
+ * string per row to parse and collect). Each body is copied out of the payload, so no message keeps
+ * the whole page's buffer alive.
+ */
+export function decodeMessagesCopy(buf: Buffer): StoredMessage[] {
+  try {
+    return decodeRows(buf);
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_OUT_OF_RANGE')
+      throw new Error('binary COPY: truncated payload');
+    throw err;
+  }
+}
+
+function decodeRows(buf: Buffer): StoredMessage[] {
+  if (buf.length < HEADER_LENGTH + 2 || !buf.subarray(0, SIGNATURE.length).equals(SIGNATURE)) {
+    throw new Error('binary COPY: bad signature');
+  }
+  // Flags (4 bytes), then a header extension of the given length.
+  let o = SIGNATURE.length + 4;
+  o += 4 + buf.readInt32BE(o);
+  const out: StoredMessage[] = [];
+  for (;;) {
+    const fields = buf.readInt16BE(o);
+    o += 2;
+    if (fields === -1) return out;
+    if (fields !== FIELD_COUNT)
+      throw new Error(`binary COPY: ${fields} fields in a row, expected ${FIELD_COUNT}`);
+    o = expectLength(buf, o, 8);
+    const id = readInt64(buf, o);
+    o = expectLength(buf, o + 8, 4);
+    const destId = buf.readInt32BE(o);
+    o = expectLength(buf, o + 4, 2);
+    const priority = buf.readInt16BE(o);
+    o = expectLength(buf, o + 2, 8);
+    const expiration = readInt64(buf, o);
+    o = expectLength(buf, o + 8, 4);
+    const deliveryCount = buf.readInt32BE(o);
+    o += 4;
+    const headersLength = fieldLength(buf, o);
+    o += 4;
+    if (buf[o] !== 1) throw new Error(`binary COPY: jsonb version ${buf[o]}`);
+    const headers = JSON.parse(buf.toString('utf8', o + 1, o + headersLength));
+    o += headersLength;
+    const bodyLength = fieldLength(buf, o);
+    o += 4;
+    const body = Buffer.allocUnsafe(bodyLength);
+    buf.copy(body, 0, o, o + bodyLength);
+    o += bodyLength;
+    out.push({ id, destId, priority, expiration, deliveryCount, headers, body });
+  }
+}
+
+function readInt64(buf: Buffer, offset: number): number {
+  return buf.readInt32BE(offset) * TWO_32 + buf.readUInt32BE(offset + 4);
+}
+
+/** A variable field's length word; a NULL (-1) cannot occur in these NOT NULL columns. */
+function fieldLength(buf: Buffer, offset: number): number {
+  const length = buf.readInt32BE(offset);
+  if (length < 0) throw new Error('binary COPY: unexpected NULL');
+  if (offset + 4 + length > buf.length) throw new Error('binary COPY: truncated payload');
+  return length;
+}
+
+function expectLength(buf: Buffer, offset: number, length: number): number {
+  const actual = buf.readInt32BE(offset);
+  if (actual !== length) throw new Error(`binary COPY: a field of ${actual} bytes, expected ${length}`);
+  return offset + 4;
+}

@@ -3,7 +3,7 @@ import { emptyBatch, type StoreBatch } from '@keel/core';
 import { FencedError, KeelError, StoreError } from '@keel/protocol';
 import { makeMessage, storeConformanceSuite, useTestDatabase } from '@keel/testkit';
 import { Client } from 'pg';
-import { PgStore, type PgStoreOptions } from './pg-store';
+import { inlineIntegers, PgStore, type PgStoreOptions } from './pg-store';
 
 const db = useTestDatabase();
 let clusterCounter = 0;
@@ -216,5 +216,21 @@ describe('PgStore on Postgres', () => {
       (e: unknown) => e,
     );
     expect(KeelError.isInstance(err)).toBe(true);
+  });
+});
+
+describe('inlineIntegers (statements without parameters, such as COPY)', () => {
+  it('writes each $n as its integer', () => {
+    expect(
+      inlineIntegers('WHERE a = $1 AND b < $2 AND c > $10 LIMIT $1', [5, -3, 0, 0, 0, 0, 0, 0, 0, 2 ** 40]),
+    ).toBe('WHERE a = 5 AND b < -3 AND c > 1099511627776 LIMIT 5');
+  });
+
+  it('refuses anything but safe integers, and a missing value', () => {
+    expect(() => inlineIntegers('$1', [1.5])).toThrow(/not an integer/);
+    expect(() => inlineIntegers('$1', [Number.NaN])).toThrow(/not an integer/);
+    expect(() => inlineIntegers('$1', [2 ** 53])).toThrow(/not an integer/);
+    expect(() => inlineIntegers('$1', ['1; DROP TABLE x' as unknown as number])).toThrow(/not an integer/);
+    expect(() => inlineIntegers('$2', [1])).toThrow(/no value for \$2/);
   });
 });
