@@ -267,8 +267,9 @@ describe('ring of three (X→Y, Y→Z, Z→X)', () => {
     await tally.until(sent.length, 40_000);
     expect(before).toBeLessThan(sent.length);
     // The kill caught the bridge mid-flight: X resent messages Y had stored but X had not yet
-    // acknowledged, and Y's duplicate detection dropped them (producerId net:netX:<id>).
-    const resendsDropped = Y.proc.logs.filter((e) => e.msg === 'duplicate send dropped').length;
+    // acknowledged, and Y's duplicate detection of network forwards dropped them (producerId
+    // net:netX:<id>, which X's restart kept: the ids of its stored messages).
+    const resendsDropped = Y.proc.logs.filter((e) => e.msg === 'duplicate network forward dropped').length;
     expect(resendsDropped).toBeGreaterThan(0);
     expect({
       sent: sent.length,

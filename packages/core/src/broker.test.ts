@@ -1,8 +1,9 @@
-import type { DeliveredMessage, Message } from '@keel/protocol';
+import { type DeliveredMessage, type Message, StoreError } from '@keel/protocol';
 import { Broker, type BrokerOptions } from './broker';
 import type { ConnectionState } from './connection';
 import type { Delivery } from './consumer';
 import { MemoryDatabase, MemoryStore } from './store/memory-store';
+import { emptyBatch } from './store/store';
 
 function msg(destination: string, text: string, extra: Partial<Message> = {}): Message {
   return {
@@ -323,6 +324,72 @@ describe('Broker over the memory store', () => {
       (await broker.send(c2, msg('queue://q', 'two', { producerId: 'p1', producerSeq: 2 }))).duplicate,
     ).toBe(false);
     expect(broker.getQueue('q')!.depth).toBe(2);
+  });
+
+  describe('network forwards (producer net:<origin>:<id>, sequence 1)', () => {
+    const fwd = (id: number, text = `m${id}`) =>
+      msg('queue://fq', text, { producerId: `net:east:${id}`, producerSeq: 1, brokerPath: ['east'] });
+
+    it('accepts first attempts without a record of their own, and drops a resend (memory, then store)', async () => {
+      const db = new MemoryDatabase();
+      broker = await startBroker({}, db);
+      conn = broker.openConnection({ protocol: 'network' });
+      for (let i = 1; i <= 50; i++) {
+        expect((await broker.send(conn, fwd(i), undefined, { resent: false })).duplicate).toBe(false);
+      }
+      // Recorded per round as forwards of 'east', not as 50 producers.
+      expect(await broker.store.forwardedSeen('east', 50)).toBe(true);
+      expect(await broker.store.producerSequence('net:east:50')).toBe(-1);
+      expect(db.producers.size).toBe(0);
+      expect((await broker.send(conn, fwd(7), undefined, { resent: true })).duplicate).toBe(true);
+      // Without the flag (a duplex relay that cannot tell) it is checked too.
+      expect((await broker.send(conn, fwd(8))).duplicate).toBe(true);
+      expect((await broker.send(conn, fwd(51), undefined, { resent: true })).duplicate).toBe(false);
+      expect(broker.getQueue('fq')!.depth).toBe(51);
+      await broker.stop();
+      // After a takeover the committed rounds answer.
+      broker = await startBroker({}, db);
+      const c2 = broker.openConnection({ protocol: 'network' });
+      expect((await broker.send(c2, fwd(7), undefined, { resent: true })).duplicate).toBe(true);
+      expect((await broker.send(c2, fwd(51), undefined, { resent: true })).duplicate).toBe(true);
+      expect((await broker.send(c2, fwd(52), undefined, { resent: true })).duplicate).toBe(false);
+      expect(broker.getQueue('fq')!.depth).toBe(52);
+    });
+
+    it('a resend that arrives while the first attempt is in progress waits for its outcome', async () => {
+      broker = await startBroker();
+      conn = broker.openConnection({ protocol: 'network' });
+      const first = broker.send(conn, fwd(1), undefined, { resent: false });
+      const again = broker.send(conn, fwd(1), undefined, { resent: true });
+      expect((await first).duplicate).toBe(false);
+      expect((await again).duplicate).toBe(true);
+      expect(broker.getQueue('fq')!.depth).toBe(1);
+    });
+
+    it('a forward whose first attempt failed is accepted when it comes again', async () => {
+      broker = await startBroker();
+      conn = broker.openConnection({ protocol: 'network' });
+      await broker.send(conn, fwd(1));
+      const store = broker.store as MemoryStore;
+      const commit = store.commit.bind(store);
+      store.commit = async () => {
+        throw new StoreError('database away', 'STORE_UNAVAILABLE', { retryable: true });
+      };
+      await expect(broker.send(conn, fwd(2), undefined, { resent: false })).rejects.toMatchObject({
+        code: 'STORE_UNAVAILABLE',
+      });
+      store.commit = commit;
+      expect((await broker.send(conn, fwd(2), undefined, { resent: true })).duplicate).toBe(false);
+      expect(await store.forwardedSeen('east', 2)).toBe(true);
+    });
+
+    it('still knows a forward an older Keel recorded as a producer', async () => {
+      const db = new MemoryDatabase();
+      broker = await startBroker({}, db);
+      await broker.store.commit({ ...emptyBatch(), producers: [{ producerId: 'net:east:99', seq: 1 }] });
+      conn = broker.openConnection({ protocol: 'network' });
+      expect((await broker.send(conn, fwd(99), undefined, { resent: true })).duplicate).toBe(true);
+    });
   });
 
   it('pages a backlog larger than its memory window in delivery order', async () => {

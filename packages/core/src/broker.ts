@@ -15,10 +15,12 @@ import {
   messageOf,
   NotMasterError,
   parseDestination,
+  parseNetworkProducerId,
 } from '@keel/protocol';
 import { type ConnectionInfo, ConnectionState, type Transaction } from './connection';
 import { BrokerConsumer, type DeliverySink, type InflightRef } from './consumer';
 import { DestinationCounters } from './destination-counters';
+import { ForwardedMessages } from './forwarded-messages';
 import { DEFAULT_CANCELLABLE_HOLD_MS, GroupCommitWriter } from './group-commit';
 import { epochOfId, MessageIdAllocator, parseMessageId } from './message-ids';
 import { MessageQueue, type QueueBacking, type QueueHost } from './message-queue';
@@ -287,6 +289,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   /** Highest accepted sequence per producer (duplicate detection); `at`: last used (ms), for pruning. */
   private readonly producers = new Map<string, { seq: number; done: Promise<unknown>; at?: number }>();
   private readonly producerLookups = new Map<string, Promise<number>>();
+  /** Duplicate detection of network forwards (`net:<origin>:<id>` producers), apart from producers. */
+  private readonly forwards: ForwardedMessages;
   /** Resends after a takeover and the consumed messages failover consumers replayed (ackReplay). */
   private readonly resendClaims = new ResendClaims(this);
   /** Messages in and out per destination (read by the metrics at scrape time). */
@@ -297,6 +301,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     this.opts = options;
     this.nodeName = options.nodeName;
     this.store = options.store;
+    this.forwards = new ForwardedMessages(options.store);
     this.logger = options.logger ?? silentLogger;
     this.clock = options.clock ?? systemClock;
     this.redelivery = redeliveryPolicy(options.redelivery);
@@ -509,11 +514,23 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       tx.sends.push(message);
       return { messageId, duplicate: false };
     }
-    const dup =
-      options.resent === false && message.producerSeq === 1 && !this.producers.has(message.producerId ?? '')
-        ? null
-        : await this.checkDuplicate(message);
-    if (dup) return dup;
+    const forward = message.producerSeq === 1 ? parseNetworkProducerId(message.producerId) : null;
+    if (forward !== null) {
+      // A network forward: a declared first attempt cannot be here yet (ForwardedMessages).
+      if (
+        options.resent !== false &&
+        (await this.forwards.isDuplicate(message.producerId!, forward.origin, forward.id))
+      ) {
+        this.logger.debug({ producerId: message.producerId }, 'duplicate network forward dropped');
+        return { messageId: message.messageId ?? '', duplicate: true };
+      }
+    } else {
+      const dup =
+        options.resent === false && message.producerSeq === 1 && !this.producers.has(message.producerId ?? '')
+          ? null
+          : await this.checkDuplicate(message);
+      if (dup) return dup;
+    }
     const resent = options.resent === true ? this.resendClaims.resent(message) : null;
     if (resent === 'consumed') {
       this.logger.debug(
@@ -526,7 +543,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     message.messageId = String(id);
     const done = this.route(conn, dest, id, message, resent === 'hold');
     const pid = message.producerId;
-    if (pid !== undefined && message.producerSeq !== undefined) {
+    if (forward !== null) this.forwards.accepted(pid!, done);
+    else if (pid !== undefined && message.producerSeq !== undefined) {
       const state = { seq: message.producerSeq, done };
       this.producers.set(pid, state);
       // Not stored: forget what we believed, the store knows the producer's true sequence.
@@ -704,9 +722,10 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   }
 
   private noteProducer(b: StoreBatch, message: Message): void {
-    if (message.producerId !== undefined && message.producerSeq !== undefined) {
-      b.producers.push({ producerId: message.producerId, seq: message.producerSeq });
-    }
+    if (message.producerId === undefined || message.producerSeq === undefined) return;
+    const forward = message.producerSeq === 1 ? parseNetworkProducerId(message.producerId) : null;
+    if (forward !== null) b.forwards.push(forward);
+    else b.producers.push({ producerId: message.producerId, seq: message.producerSeq });
   }
 
   private storedRow(id: number, destId: number, message: Message): StoredMessage {

@@ -76,6 +76,7 @@ function countOps(b: StoreBatch): number {
     b.deletes.length +
     b.subEntryDeletes.length +
     b.producers.length +
+    b.forwards.length +
     b.txOutcomes.length
   );
 }

@@ -2,6 +2,7 @@ export * from './broker';
 export * from './connection';
 export * from './consumer';
 export * from './destination-counters';
+export * from './forwarded-messages';
 export * from './group-commit';
 export * from './locker';
 export * from './message-ids';

@@ -42,6 +42,8 @@ const P_ID = 'keelDuplexId';
 const P_EXPIRATION = 'keelDuplexExpiration';
 const P_PRODUCER = 'keelDuplexProducerId';
 const P_SEQ = 'keelDuplexProducerSeq';
+/** The acceptor forwarded it before (a redelivery there): the initiator checks for a duplicate. */
+const P_RESENT = 'keelDuplexResent';
 
 type DuplexKind = 'hello' | 'ready' | 'advisory' | 'confirm' | 'refuse' | 'message';
 
@@ -227,7 +229,10 @@ export class DuplexInitiator {
     }
     let sent: Promise<unknown>;
     try {
-      sent = this.o.broker.send(this.local, out);
+      // A first forward (not a redelivery on the acceptor) cannot be here yet: no duplicate check.
+      sent = this.o.broker.send(this.local, out, undefined, {
+        resent: m.properties[P_RESENT] === false ? false : undefined,
+      });
     } catch (err) {
       sent = Promise.reject(err);
     }
@@ -391,7 +396,7 @@ export class DuplexAcceptor {
       options,
       logger: this.o.logger,
       localConsumers: this.o.localConsumers,
-      send: (out, localId) => this.relay(out, localId),
+      send: (out, localId, resent) => this.relay(out, localId, resent),
       onForwarded: () => {
         this.forwarded += 1;
       },
@@ -412,7 +417,7 @@ export class DuplexAcceptor {
   }
 
   /** Put one forwarded message on the initiator's queue; resolves on its confirmation. */
-  private relay(out: Message, _localId: string): Promise<void> {
+  private relay(out: Message, _localId: string, resent: boolean): Promise<void> {
     if (this.closed) return Promise.reject(new ConnectionError('duplex link closed'));
     this.nextKey += 1;
     const key = String(this.nextKey);
@@ -422,6 +427,7 @@ export class DuplexAcceptor {
       [P_DEST]: out.destination,
       [P_ID]: key,
       [P_EXPIRATION]: out.expiration,
+      [P_RESENT]: resent,
     };
     if (out.producerId !== undefined) {
       properties[P_PRODUCER] = out.producerId;

@@ -1,6 +1,6 @@
 import { isLinkError } from '@keel/client';
 import type { Broker, ConnectionState, Delivery, Logger } from '@keel/core';
-import type { Message } from '@keel/protocol';
+import { type Message, networkProducerId } from '@keel/protocol';
 import { NETWORK_CLIENT_ID_PREFIX } from './advisory-publisher';
 import { isForwardable, type NetworkConnectorOptions } from './connector-config';
 
@@ -333,7 +333,7 @@ export class ForwardingLink {
     if (m.persistent) {
       // Stable across resends (the local id survives recovery), one producer per message so the
       // peer's "highest seq per producer" rule holds whatever order resends come in.
-      out.producerId = `net:${this.opts.localName}:${m.messageId}`;
+      out.producerId = networkProducerId(this.opts.localName, m.messageId);
       out.producerSeq = 1;
     }
     f.inflight += 1;
@@ -344,9 +344,12 @@ export class ForwardingLink {
         this.opts.onForwarded?.();
         this.settle(f);
         if (this.closed) return; // given back to the queue already; a resend is a duplicate the peer drops
-        this.opts.broker.ack(this.local, f.consumerId, [m.messageId]).catch((err: Error) => {
-          this.logger.debug({ err: err.message }, 'network bridge: local ack failed');
-        });
+        try {
+          // Nobody waits for the removal's commit (a failed round retries it).
+          this.opts.broker.ackOneWay(this.local, f.consumerId, [m.messageId]);
+        } catch (err) {
+          this.logger.debug({ err: (err as Error).message }, 'network bridge: local ack failed');
+        }
       },
       (err: Error) => {
         this.settle(f);

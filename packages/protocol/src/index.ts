@@ -1,3 +1,4 @@
+export * from './bounded-set';
 export * from './destination';
 export * from './errors';
 export * from './message';

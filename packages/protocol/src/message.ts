@@ -40,6 +40,34 @@ export interface Message extends MessageHeaders {
   body: Buffer;
 }
 
+/**
+ * A message a network bridge forwards carries the producer id `net:<origin>:<id>` and sequence 1:
+ * `origin` is the forwarding broker's network name (its cluster) and `id` the message's id there,
+ * which survives that broker's restarts and takeovers. The receiving broker knows a resend by it
+ * (docs/protocol.md, "Network forwards"); it keeps these per round in a compact form, not as one
+ * producer each.
+ */
+export const NETWORK_PRODUCER_PREFIX = 'net:';
+
+/** The producer id of a message forwarded by broker `origin`, where its id is `messageId`. */
+export function networkProducerId(origin: string, messageId: string): string {
+  return `${NETWORK_PRODUCER_PREFIX}${origin}:${messageId}`;
+}
+
+/** `{ origin, id }` of a network producer id (see NETWORK_PRODUCER_PREFIX), or null for any other. */
+export function parseNetworkProducerId(
+  producerId: string | undefined,
+): { origin: string; id: number } | null {
+  if (producerId === undefined || !producerId.startsWith(NETWORK_PRODUCER_PREFIX)) return null;
+  const colon = producerId.lastIndexOf(':');
+  if (colon <= NETWORK_PRODUCER_PREFIX.length) return null;
+  const digits = producerId.slice(colon + 1);
+  if (!/^\d{1,16}$/.test(digits)) return null;
+  const id = Number(digits);
+  if (!Number.isSafeInteger(id)) return null;
+  return { origin: producerId.slice(NETWORK_PRODUCER_PREFIX.length, colon), id };
+}
+
 /** What a consumer receives: the message plus delivery bookkeeping. */
 export interface DeliveredMessage extends Message {
   messageId: string;

@@ -20,6 +20,7 @@ function factory(extra: Partial<PgStoreOptions>) {
     return {
       store: new PgStore(options),
       peer: async () => new PgStore(options),
+      other: async () => new PgStore({ ...options, cluster: uniqueCluster() }),
       cleanup: async () => {},
     };
   };

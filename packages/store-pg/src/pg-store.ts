@@ -170,6 +170,13 @@ const SQL = {
     SELECT $1, u.producer_id, u.last_seq FROM unnest($2::text[], $3::bigint[]) AS u(producer_id, last_seq)
     ON CONFLICT (cluster, producer_id)
     DO UPDATE SET last_seq = GREATEST(keel_producers.last_seq, EXCLUDED.last_seq), updated_at = now()`,
+  // One row per forwarding broker per round: its message ids as one multirange (range_agg joins
+  // consecutive ids into one range).
+  insertForwards: `INSERT INTO keel_forwarded (cluster, origin, ids)
+    SELECT $1, u.origin, range_agg(int8range(u.id, u.id, '[]'))
+    FROM unnest($2::text[], $3::bigint[]) AS u(origin, id) GROUP BY u.origin`,
+  forwardedSeen: `SELECT EXISTS (SELECT 1 FROM keel_forwarded WHERE ids @> $3::bigint AND cluster = $1 AND origin = $2)
+    AS seen`,
   insertTxOutcomes: `INSERT INTO keel_tx_outcomes (cluster, tx_id) SELECT $1, unnest($2::text[])
     ON CONFLICT DO NOTHING`,
   // Delivery order with a keyset cursor (priority DESC, id ASC), written as two index range scans on
@@ -626,6 +633,16 @@ export class PgStore implements Store {
     return r[0]?.last_seq ?? -1;
   }
 
+  async forwardedSeen(origin: string, id: number): Promise<boolean> {
+    const r = await this.query<{ seen: boolean }>(
+      'forwardedSeen',
+      SQL.forwardedSeen,
+      [this.cluster, origin, id],
+      'keel_forwarded_seen',
+    );
+    return r[0]?.seen === true;
+  }
+
   async txCommitted(txId: string): Promise<boolean> {
     const r = await this.query(
       'txCommitted',
@@ -649,11 +666,18 @@ export class PgStore implements Store {
 
   async pruneProducers(olderThanMs: number): Promise<number> {
     try {
-      const r = await this.pool.query(
-        `DELETE FROM keel_producers
-         WHERE cluster = $1 AND updated_at < now() - make_interval(secs => $2::double precision / 1000)`,
-        [this.cluster, olderThanMs],
-      );
+      const [r] = await Promise.all([
+        this.pool.query(
+          `DELETE FROM keel_producers
+           WHERE cluster = $1 AND updated_at < now() - make_interval(secs => $2::double precision / 1000)`,
+          [this.cluster, olderThanMs],
+        ),
+        this.pool.query(
+          `DELETE FROM keel_forwarded
+           WHERE cluster = $1 AND at < now() - make_interval(secs => $2::double precision / 1000)`,
+          [this.cluster, olderThanMs],
+        ),
+      ]);
       return r.rowCount ?? 0;
     } catch (err) {
       throw toStoreError(err, 'pruneProducers');
@@ -815,6 +839,13 @@ export class PgStore implements Store {
         name: 'keel_upsert_producers',
         text: SQL.upsertProducers,
         values: [this.cluster, [...max.keys()], [...max.values()]],
+      });
+    }
+    if (b.forwards.length > 0) {
+      out.push({
+        name: 'keel_insert_forwards',
+        text: SQL.insertForwards,
+        values: [this.cluster, b.forwards.map((f) => f.origin), b.forwards.map((f) => f.id)],
       });
     }
     if (b.txOutcomes.length > 0) {

@@ -21,6 +21,8 @@ export interface StoreUnderTest {
   store: Store;
   /** A second store instance over the same data and cluster (another node). */
   peer: () => Promise<Store>;
+  /** A store of another cluster over the same data (the suite opens and closes it). */
+  other: () => Promise<Store>;
   cleanup: () => Promise<void>;
 }
 
@@ -443,6 +445,44 @@ export function storeConformanceSuite(name: string, makeStore: StoreFactory): vo
         expect(await store.producerSequence('new')).toBe(2);
       });
 
+      it('records network forwards per origin, seen only once committed', async () => {
+        expect(await store.forwardedSeen('east', 7)).toBe(false);
+        await store.commit(
+          batch({
+            forwards: [
+              { origin: 'east', id: 7 },
+              { origin: 'east', id: 8 },
+              { origin: 'east', id: 2 ** 40 + 3 },
+              { origin: 'west', id: 7 },
+              { origin: 'east', id: 8 },
+            ],
+          }),
+        );
+        await store.commit(batch({ forwards: [{ origin: 'east', id: 10 }] }));
+        for (const id of [7, 8, 2 ** 40 + 3, 10]) expect(await store.forwardedSeen('east', id)).toBe(true);
+        for (const id of [6, 9, 11, 2 ** 40 + 2]) expect(await store.forwardedSeen('east', id)).toBe(false);
+        expect(await store.forwardedSeen('west', 7)).toBe(true);
+        expect(await store.forwardedSeen('west', 8)).toBe(false);
+        expect(await store.forwardedSeen('north', 7)).toBe(false);
+        // Forwards are the cluster's own: another cluster on the same database does not see them.
+        const other = await sut.other();
+        peers.push(other);
+        await other.open();
+        expect(await other.forwardedSeen('east', 7)).toBe(false);
+      });
+
+      it('prunes network forwards recorded longer ago than the retention', async () => {
+        await store.commit(batch({ forwards: [{ origin: 'east', id: 1 }] }));
+        await new Promise((r) => setTimeout(r, 300));
+        const newAt = performance.now();
+        await store.commit(batch({ forwards: [{ origin: 'east', id: 2 }] }));
+        await store.pruneProducers(3_600_000);
+        expect(await store.forwardedSeen('east', 1)).toBe(true);
+        await store.pruneProducers(performance.now() - newAt + 150);
+        expect(await store.forwardedSeen('east', 1)).toBe(false);
+        expect(await store.forwardedSeen('east', 2)).toBe(true);
+      });
+
       it('records committed client transactions', async () => {
         expect(await store.txCommitted('tx-1')).toBe(false);
         await store.commit(batch({ txOutcomes: ['tx-1', 'tx-2'] }));
@@ -465,6 +505,7 @@ export function storeConformanceSuite(name: string, makeStore: StoreFactory): vo
               deletes: [victim.id],
               deliveryCounts: [{ id: existing.id, deliveryCount: 5 }],
               producers: [{ producerId: 'atomic-p', seq: 10 }],
+              forwards: [{ origin: 'atomic-origin', id: 1 }],
               txOutcomes: ['atomic-tx'],
             }),
           ),
@@ -475,6 +516,7 @@ export function storeConformanceSuite(name: string, makeStore: StoreFactory): vo
         expect(await store.getMessage(victim.id)).not.toBeNull();
         expect((await store.getMessage(existing.id))!.deliveryCount).toBe(0);
         expect(await store.producerSequence('atomic-p')).toBe(-1);
+        expect(await store.forwardedSeen('atomic-origin', 1)).toBe(false);
         expect(await store.txCommitted('atomic-tx')).toBe(false);
         // and the store still works afterwards
         await store.commit(batch({ inserts: [fresh] }));

@@ -8,6 +8,7 @@ storeConformanceSuite('MemoryStore', async () => {
   return {
     store: new MemoryStore({ database, cluster: 'c1' }),
     peer: async () => new MemoryStore({ database, cluster: 'c1' }),
+    other: async () => new MemoryStore({ database, cluster: 'c2' }),
     cleanup: async () => {},
   };
 });

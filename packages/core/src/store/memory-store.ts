@@ -53,6 +53,8 @@ export class MemoryDatabase {
   readonly producers = new Map<string, number>();
   /** When each producer's sequence was last written (ms since the epoch), for pruneProducers. */
   readonly producersTouched = new Map<string, number>();
+  /** `${cluster}\u0000${origin}` → forwarded message id → when its round committed (ms). */
+  readonly forwards = new Map<string, Map<number, number>>();
   /** `${cluster}\u0000${txId}`. */
   readonly txOutcomes = new Set<string>();
   nextDestinationId = 1;
@@ -307,6 +309,11 @@ export class MemoryStore implements Store {
     return this.database.producers.get(`${this.cluster}\u0000${producerId}`) ?? -1;
   }
 
+  async forwardedSeen(origin: string, id: number): Promise<boolean> {
+    this.assertOpen();
+    return this.database.forwards.get(`${this.cluster}\u0000${origin}`)?.has(id) ?? false;
+  }
+
   async txCommitted(txId: string): Promise<boolean> {
     this.assertOpen();
     return this.database.txOutcomes.has(`${this.cluster}\u0000${txId}`);
@@ -335,6 +342,11 @@ export class MemoryStore implements Store {
       db.producersTouched.delete(key);
       db.producers.delete(key);
       n += 1;
+    }
+    for (const [key, ids] of db.forwards) {
+      if (!key.startsWith(prefix)) continue;
+      for (const [id, at] of ids) if (at < cutoff) ids.delete(id);
+      if (ids.size === 0) db.forwards.delete(key);
     }
     return n;
   }
@@ -425,6 +437,15 @@ export class MemoryStore implements Store {
       const key = `${this.cluster}\u0000${p.producerId}`;
       db.producers.set(key, Math.max(db.producers.get(key) ?? -1, p.seq));
       db.producersTouched.set(key, Date.now());
+    }
+    for (const f of batch.forwards) {
+      const key = `${this.cluster}\u0000${f.origin}`;
+      let ids = db.forwards.get(key);
+      if (ids === undefined) {
+        ids = new Map();
+        db.forwards.set(key, ids);
+      }
+      ids.set(f.id, Date.now());
     }
     for (const tx of batch.txOutcomes) db.txOutcomes.add(`${this.cluster}\u0000${tx}`);
   }

@@ -55,7 +55,7 @@ export interface SubEntry {
 /**
  * Everything one group-commit round writes, in one transaction. Applied in this order: inserts,
  * subEntries, moves, deliveryCounts, subDeliveryCounts, deletes, subEntryDeletes, producers,
- * txOutcomes. The transaction first checks that the cluster's epoch is still `epoch` and aborts
+ * forwards, txOutcomes. The transaction first checks that the cluster's epoch is still `epoch` and aborts
  * with FencedError otherwise.
  *
  * All or nothing: an insert whose id (or a sub entry whose (subId, msgId)) already exists fails the
@@ -83,6 +83,11 @@ export interface StoreBatch {
   subEntryDeletes: { subId: number; msgId: number }[];
   /** Highest stored sequence per producer (duplicate detection). */
   producers: { producerId: string; seq: number }[];
+  /**
+   * Network forwards accepted (duplicate detection of a bridge's resends): the forwarding broker
+   * and the message's id there (see parseNetworkProducerId). Kept per round, not per message.
+   */
+  forwards: { origin: string; id: number }[];
   /** Client transaction ids whose commit this batch makes durable. */
   txOutcomes: string[];
 }
@@ -97,6 +102,7 @@ export function emptyBatch(): StoreBatch {
     deletes: [],
     subEntryDeletes: [],
     producers: [],
+    forwards: [],
     txOutcomes: [],
   };
 }
@@ -111,6 +117,7 @@ export function isEmptyBatch(b: StoreBatch): boolean {
     b.deletes.length === 0 &&
     b.subEntryDeletes.length === 0 &&
     b.producers.length === 0 &&
+    b.forwards.length === 0 &&
     b.txOutcomes.length === 0
   );
 }
@@ -180,6 +187,8 @@ export interface Store {
 
   /** Highest stored sequence of a producer, or -1 when unknown. */
   producerSequence(producerId: string): Promise<number>;
+  /** Whether a committed round recorded the network forward of message `id` from broker `origin`. */
+  forwardedSeen(origin: string, id: number): Promise<boolean>;
   /** Whether a client transaction with this id committed. */
   txCommitted(txId: string): Promise<boolean>;
 
@@ -195,9 +204,9 @@ export interface Store {
   /** Delete topic messages no durable subscription references any more; returns how many. Not fenced (always safe). */
   cleanupTopicMessages(): Promise<number>;
   /**
-   * Forget the duplicate-detection sequence of producers not heard from for `olderThanMs` (a
-   * network bridge makes one per forwarded message); returns how many. Not fenced (always safe:
-   * a producer that long silent resends nothing).
+   * Forget the duplicate-detection sequence of producers not heard from for `olderThanMs`, and the
+   * network forwards recorded longer ago than that; returns how many producers. Not fenced (always
+   * safe: nothing that old is resent).
    */
   pruneProducers(olderThanMs: number): Promise<number>;
 }
