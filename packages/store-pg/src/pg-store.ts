@@ -461,27 +461,33 @@ export class PgStore implements Store {
   }
 
   async takeOver(node: string, reason: string): Promise<number> {
-    const epoch = await this.transaction('takeOver', async (client) => {
-      // Wait for an old master's in-flight (or frozen) commit, which holds the epoch row FOR SHARE,
-      // at most until its session is ended by idle_in_transaction_session_timeout, plus a margin.
-      const waitMs = String(this.takeOverLockTimeoutMs);
-      await client.query(
-        "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)",
-        [waitMs, String(this.takeOverLockTimeoutMs + TAKEOVER_LOCK_MARGIN_MS)],
-      );
-      await client.query('INSERT INTO keel_clusters (cluster) VALUES ($1) ON CONFLICT DO NOTHING', [
-        this.cluster,
-      ]);
-      const r = await client.query<{ epoch: number }>(
-        `WITH bumped AS (
+    // Wait for an old master's in-flight (or frozen) commit, which holds the epoch row FOR SHARE,
+    // at most until its session is ended by idle_in_transaction_session_timeout, plus a margin.
+    // The statements go out pipelined: one round trip, part of every takeover's pause.
+    const waitMs = String(this.takeOverLockTimeoutMs);
+    const settled = await this.pipelinedTransaction('takeOver', [
+      'BEGIN',
+      {
+        text: "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)",
+        values: [waitMs, String(this.takeOverLockTimeoutMs + TAKEOVER_LOCK_MARGIN_MS)],
+      },
+      {
+        text: 'INSERT INTO keel_clusters (cluster) VALUES ($1) ON CONFLICT DO NOTHING',
+        values: [this.cluster],
+      },
+      {
+        text: `WITH bumped AS (
            UPDATE keel_clusters SET epoch = epoch + 1, master = $2, updated_at = now() WHERE cluster = $1
            RETURNING epoch)
          INSERT INTO keel_takeovers (cluster, node, epoch, reason) SELECT $1, $2, epoch, $3 FROM bumped
          RETURNING epoch`,
-        [this.cluster, node, reason],
-      );
-      return r.rows[0]!.epoch;
-    });
+        values: [this.cluster, node, reason],
+      },
+      'COMMIT',
+    ]);
+    const failed = firstRejection(settled);
+    if (failed !== undefined) throw toStoreError(failed.reason, 'takeOver');
+    const epoch = (settled[3] as PromiseFulfilledResult<QueryResult<{ epoch: number }>>).value.rows[0]!.epoch;
     this.currentEpoch = epoch;
     this.logger.info({ cluster: this.cluster, node, epoch, reason }, 'took over the cluster epoch');
     return epoch;
