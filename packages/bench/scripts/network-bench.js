@@ -17,6 +17,9 @@
 //   demand     `--demand-count` sent on B with no consumer anywhere (checked: depth on B, nothing
 //              forwarded); then a consumer on A: time until all arrived
 // Latency: performance.now() at send in a property `t`, read at receive (one process, one clock).
+// local and forwarded runs also report `cpuUsPerMsg` (broker A, broker B, every postgres process,
+// this client: /proc/PID/stat utime + stime; `machine`: busy time of the whole machine from
+// /proc/stat) and `readsWritesPerMsg` ([read, write] syscalls per message from /proc/PID/io).
 // The producer keeps `--window` sends in flight (each resolves on the broker's receipt, after the
 // store commit). Every process started here is stopped by PID and both databases are dropped.
 
