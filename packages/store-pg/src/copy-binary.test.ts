@@ -19,6 +19,11 @@ const storedMessage: fc.Arbitrary<StoredMessage> = fc.record({
   body: fc.uint8Array({ maxLength: 2048 }).map((a) => Buffer.from(a)),
 });
 
+/** One row with this body and fixed other fields. */
+function row(body: Buffer): StoredMessage {
+  return { id: 1, destId: 1, priority: 4, expiration: 0, deliveryCount: 0, headers: {} as never, body };
+}
+
 describe('binary COPY payloads', () => {
   it('decodes what it encodes, field for field (property)', () => {
     fc.assert(
@@ -33,17 +38,7 @@ describe('binary COPY payloads', () => {
   });
 
   it('copies each body out of the payload', () => {
-    const payload = encodeMessagesCopy([
-      {
-        id: 1,
-        destId: 1,
-        priority: 4,
-        expiration: 0,
-        deliveryCount: 0,
-        headers: {} as never,
-        body: Buffer.from('abc'),
-      },
-    ]);
+    const payload = encodeMessagesCopy([row(Buffer.from('abc'))]);
     const [m] = decodeMessagesCopy(payload);
     payload.fill(0);
     expect(m!.body.toString()).toBe('abc');
@@ -51,17 +46,7 @@ describe('binary COPY payloads', () => {
 
   it('refuses a payload that is not a binary COPY, or whose rows do not match', () => {
     expect(() => decodeMessagesCopy(Buffer.from('id,body\n1,abc\n'))).toThrow(/signature/);
-    const good = encodeMessagesCopy([
-      {
-        id: 1,
-        destId: 1,
-        priority: 4,
-        expiration: 0,
-        deliveryCount: 0,
-        headers: {} as never,
-        body: Buffer.alloc(4),
-      },
-    ]);
+    const good = encodeMessagesCopy([row(Buffer.alloc(4))]);
     const fewerFields = Buffer.from(good);
     fewerFields.writeInt16BE(6, 19);
     expect(() => decodeMessagesCopy(fewerFields)).toThrow(/6 fields/);

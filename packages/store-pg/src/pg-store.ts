@@ -757,13 +757,7 @@ export class PgStore implements Store {
     context: string,
     statements: Array<string | QueryConfig>,
   ): Promise<PromiseSettledResult<QueryResult>[]> {
-    let client: PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (err) {
-      throw toStoreError(err, context);
-    }
-    const guard = guardCheckedOut(client);
+    const { client, guard } = await this.checkOut(this.pool, context);
     const settled = await Promise.allSettled(
       statements.map((st) => (typeof st === 'string' ? client.query(st) : client.query(st))),
     );
@@ -900,13 +894,7 @@ export class PgStore implements Store {
    */
   private async pageCopy(context: string, text: string, values: number[]): Promise<StoredMessage[]> {
     const sql = `COPY (${inlineIntegers(text, values)}) TO STDOUT (FORMAT binary)`;
-    let client: PoolClient;
-    try {
-      client = await this.readPool.connect();
-    } catch (err) {
-      throw toStoreError(err, context);
-    }
-    const guard = guardCheckedOut(client);
+    const { client, guard } = await this.checkOut(this.readPool, context);
     let broken: Error | undefined;
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -934,19 +922,26 @@ export class PgStore implements Store {
     }
   }
 
+  /** A client of `pool`, watched while checked out (guardCheckedOut); a failed connect is a StoreError. */
+  private async checkOut(
+    pool: Pool,
+    context: string,
+  ): Promise<{ client: PoolClient; guard: ReturnType<typeof guardCheckedOut> }> {
+    try {
+      const client = await pool.connect();
+      return { client, guard: guardCheckedOut(client) };
+    } catch (err) {
+      throw toStoreError(err, context);
+    }
+  }
+
   /** BEGIN … COMMIT on one pooled client; any error rolls back and is mapped to a KeelError. */
   private async transaction<T>(
     context: string,
     body: (client: PoolClient, begun: QueryResult | QueryResult[]) => Promise<T>,
     begin = 'BEGIN',
   ): Promise<T> {
-    let client: PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (err) {
-      throw toStoreError(err, context);
-    }
-    const guard = guardCheckedOut(client);
+    const { client, guard } = await this.checkOut(this.pool, context);
     let broken: Error | undefined;
     try {
       const begun = (await client.query(begin)) as QueryResult | QueryResult[];
