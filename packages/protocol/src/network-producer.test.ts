@@ -6,7 +6,10 @@ describe('network producer ids (net:<origin>:<id>)', () => {
       origin: 'east',
       id: 4294967297,
     });
-    expect(parseNetworkProducerId(networkProducerId('dc1:east', '12'))).toEqual({ origin: 'dc1:east', id: 12 });
+    expect(parseNetworkProducerId(networkProducerId('dc1:east', '12'))).toEqual({
+      origin: 'dc1:east',
+      id: 12,
+    });
   });
 
   it('is null for every other producer id', () => {
