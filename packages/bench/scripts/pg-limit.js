@@ -33,7 +33,7 @@ CREATE TABLE msgs (
   id bigint PRIMARY KEY, dest_id integer NOT NULL, priority smallint NOT NULL,
   expiration bigint NOT NULL DEFAULT 0, delivery_count integer NOT NULL DEFAULT 0,
   headers jsonb NOT NULL, body bytea NOT NULL);
-CREATE INDEX msgs_order ON msgs (dest_id, priority DESC, id);`;
+CREATE INDEX msgs_order ON msgs (dest_id, priority DESC, (id + 0));`;
 const INSERT = `INSERT INTO msgs (id, dest_id, priority, headers, body)
   SELECT i, 1, 4, '{"persistent":"true"}'::jsonb, b FROM unnest($1::bigint[], $2::bytea[]) AS t(i, b)`;
 const DELETE = 'DELETE FROM msgs WHERE id = ANY($1::bigint[])';

@@ -130,9 +130,11 @@ const MESSAGE_COLUMNS = 'id, dest_id, priority, expiration, delivery_count, head
  * A commit round's writes all find their rows by key (deletes and updates by message id, upserts on
  * primary keys), so a sequential scan is never the right plan for them. The planner can think it
  * is when a queue table's statistics are stale — the trap that made page reads scan whole backlogs
- * (see pageQuery) — so commit rounds rule it out too. (A benchmark run saw one delete round pass the
- * 9.5 s statement timeout during a checkpoint; its plan was not captured, and a reproduction of
- * the stale-statistics state planned the delete by the primary key.)
+ * (see pageCopy) — so commit rounds rule it out too. The same stale statistics (an autovacuum that
+ * analyzed a drained, empty queue table) once made a full scan of the delivery-order index look as
+ * cheap as the primary key for `id = ANY($1)`: delete rounds of seconds, two past the statement
+ * timeout in a benchmark run (captured with auto_explain); that index now keys the id as an
+ * expression no id predicate matches (migrations/004_delivery_order_indexes.sql).
  */
 const COMMIT_PLANNER_SETTING = 'SET LOCAL enable_seqscan = off';
 
@@ -180,27 +182,29 @@ const SQL = {
   insertTxOutcomes: `INSERT INTO keel_tx_outcomes (cluster, tx_id) SELECT $1, unnest($2::text[])
     ON CONFLICT DO NOTHING`,
   // Delivery order with a keyset cursor (priority DESC, id ASC), written as two index range scans on
-  // keel_messages_order so a page deep in a backlog does not filter its way past the earlier rows.
+  // keel_messages_delivery so a page deep in a backlog does not filter its way past the earlier
+  // rows. That index keys the id as (id + 0) (migrations/004): the pages order and seek by that
+  // expression, so it serves them, while a delete or update by id can only use the primary key.
   pageFirst: `SELECT ${MESSAGE_COLUMNS} FROM keel_messages WHERE dest_id = $1
-    ORDER BY priority DESC, id LIMIT $2`,
+    ORDER BY priority DESC, id + 0 LIMIT $2`,
   pageAfter: `SELECT ${MESSAGE_COLUMNS} FROM (
-      (SELECT ${MESSAGE_COLUMNS} FROM keel_messages WHERE dest_id = $1 AND priority = $2 AND id > $3
-        ORDER BY id LIMIT $4)
+      (SELECT ${MESSAGE_COLUMNS} FROM keel_messages WHERE dest_id = $1 AND priority = $2 AND id + 0 > $3
+        ORDER BY id + 0 LIMIT $4)
       UNION ALL
       (SELECT ${MESSAGE_COLUMNS} FROM keel_messages WHERE dest_id = $1 AND priority < $2
-        ORDER BY priority DESC, id LIMIT $4)
+        ORDER BY priority DESC, id + 0 LIMIT $4)
     ) p ORDER BY priority DESC, id LIMIT $4`,
   subFirst: `SELECT m.id, m.dest_id, e.priority, m.expiration, e.delivery_count, m.headers, m.body
     FROM keel_sub_entries e JOIN keel_messages m ON m.id = e.msg_id
-    WHERE e.sub_id = $1 ORDER BY e.priority DESC, e.msg_id LIMIT $2`,
+    WHERE e.sub_id = $1 ORDER BY e.priority DESC, e.msg_id + 0 LIMIT $2`,
   subAfter: `SELECT p.id, p.dest_id, p.priority, m.expiration, p.delivery_count, m.headers, m.body FROM (
       (SELECT e.msg_id AS id, m.dest_id, e.priority, e.delivery_count
         FROM keel_sub_entries e JOIN keel_messages m ON m.id = e.msg_id
-        WHERE e.sub_id = $1 AND e.priority = $2 AND e.msg_id > $3 ORDER BY e.msg_id LIMIT $4)
+        WHERE e.sub_id = $1 AND e.priority = $2 AND e.msg_id + 0 > $3 ORDER BY e.msg_id + 0 LIMIT $4)
       UNION ALL
       (SELECT e.msg_id AS id, m.dest_id, e.priority, e.delivery_count
         FROM keel_sub_entries e JOIN keel_messages m ON m.id = e.msg_id
-        WHERE e.sub_id = $1 AND e.priority < $2 ORDER BY e.priority DESC, e.msg_id LIMIT $4)
+        WHERE e.sub_id = $1 AND e.priority < $2 ORDER BY e.priority DESC, e.msg_id + 0 LIMIT $4)
     ) p JOIN keel_messages m ON m.id = p.id ORDER BY p.priority DESC, p.id LIMIT $4`,
 } as const;
 
