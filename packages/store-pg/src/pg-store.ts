@@ -696,13 +696,29 @@ export class PgStore implements Store {
 
   async cleanupTopicMessages(): Promise<number> {
     try {
-      const r = await this.pool.query(
-        `DELETE FROM keel_messages m USING keel_destinations d
-         WHERE m.dest_id = d.id AND d.cluster = $1 AND d.type = 'topic'
-           AND NOT EXISTS (SELECT 1 FROM keel_sub_entries e WHERE e.msg_id = m.id)`,
+      // The cluster's topics first, then their messages by destination. As one join, the planner
+      // drove it from keel_messages whenever stale statistics called that table empty, and the job
+      // read every queue message (measured: 3.8 s, and once past the 9.5 s statement timeout, with
+      // no topic at all).
+      const topics = await this.pool.query<{ id: number }>(
+        "SELECT id FROM keel_destinations WHERE cluster = $1 AND type = 'topic'",
         [this.cluster],
       );
-      return r.rowCount ?? 0;
+      if (topics.rows.length === 0) return 0;
+      // By the delivery-order index (dest_id leads it), never a read of the whole table.
+      const settled = await this.pipelinedTransaction('cleanupTopicMessages', [
+        'BEGIN',
+        COMMIT_PLANNER_SETTING,
+        {
+          text: `DELETE FROM keel_messages m WHERE m.dest_id = ANY($1::int[])
+             AND NOT EXISTS (SELECT 1 FROM keel_sub_entries e WHERE e.msg_id = m.id)`,
+          values: [topics.rows.map((t) => t.id)],
+        },
+        'COMMIT',
+      ]);
+      const failed = firstRejection(settled);
+      if (failed !== undefined) throw failed.reason;
+      return (settled[2] as PromiseFulfilledResult<QueryResult>).value.rowCount ?? 0;
     } catch (err) {
       throw toStoreError(err, 'cleanupTopicMessages');
     }
