@@ -59,11 +59,6 @@ export class ForwardedMessages {
       () => settle(false),
     );
   }
-
-  /** Attempts in progress (metrics, tests). */
-  get inProgressCount(): number {
-    return this.inProgress.size;
-  }
 }
 
 function succeeded(): boolean {

@@ -331,8 +331,9 @@ export class ForwardingLink {
       body: m.body,
     };
     if (m.persistent) {
-      // Stable across resends (the local id survives recovery), one producer per message so the
-      // peer's "highest seq per producer" rule holds whatever order resends come in.
+      // A key of its own per message, stable across resends (the local id survives recovery), so
+      // the peer knows a resend whatever order resends come in; the peer records these per commit
+      // round, not as producers (core's ForwardedMessages).
       out.producerId = networkProducerId(this.opts.localName, m.messageId);
       out.producerSeq = 1;
     }
