@@ -1435,8 +1435,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
 
   /**
    * Forget producers not heard from for `retentionMs`: their rows in the store, and sooner (after
-   * `memoryMs`) their entries here (a later send looks its sequence up in the store again). A
-   * network bridge makes one producer per forwarded message, so neither may grow forever.
+   * `memoryMs`) their entries here (a later send looks its sequence up in the store again), and the
+   * network forwards the store recorded longer ago than `retentionMs`.
    */
   async pruneProducers(retentionMs: number, memoryMs = Math.min(retentionMs, 5 * 60_000)): Promise<number> {
     if (!this.running) return 0;
