@@ -61,7 +61,7 @@ export class NodeRegistry {
   }> {
     const t = await this.pool.query(
       `SELECT relname, n_dead_tup::bigint AS dead, n_live_tup::bigint AS live, pg_total_relation_size(relid)::bigint AS bytes
-         FROM pg_stat_user_tables WHERE relname IN ('keel_messages', 'keel_sub_entries', 'keel_producers')`,
+         FROM pg_stat_user_tables WHERE relname IN ('keel_messages', 'keel_sub_entries', 'keel_producers', 'keel_forwarded')`,
     );
     const a = await this.pool.query(
       `SELECT extract(epoch FROM max(now() - xact_start))::float8 AS age FROM pg_stat_activity
