@@ -1,3 +1,4 @@
+export * from './activemq-compat';
 export * from './broker';
 export * from './connection';
 export * from './consumer';
@@ -11,5 +12,6 @@ export * from './pending-list';
 export * from './ports';
 export * from './queue-entry';
 export * from './redelivery-policy';
+export * from './store/fence-refusal';
 export * from './store/memory-store';
 export * from './store/store';

@@ -55,15 +55,15 @@ describe('PgStore on Postgres', () => {
     return c;
   }
 
-  /** Resolves once a session with this application_name waits on a lock (bounded polling). */
-  async function waitForLockWait(applicationName: string): Promise<void> {
+  /** Resolves once `sessions` sessions with this application_name wait on a lock (bounded polling). */
+  async function waitForLockWait(applicationName: string, sessions = 1): Promise<void> {
     const c = await rawClient();
     for (let i = 0; i < 500; i++) {
       const r = await c.query(
         "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
         [applicationName],
       );
-      if (r.rows[0].n > 0) return;
+      if (r.rows[0].n >= sessions) return;
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     throw new Error(`no session of ${applicationName} waited on a lock within 5 s`);
@@ -175,8 +175,51 @@ describe('PgStore on Postgres', () => {
     await waitForLockWait(appName);
     await takeover.query('COMMIT');
 
-    expect(await pending).toBeInstanceOf(FencedError);
+    const err = await pending;
+    expect(err).toBeInstanceOf(FencedError);
+    // It names the epochs and who holds the cluster now (issue #17.4: the message read "is at epoch
+    // 10, this store writes for epoch 10").
+    expect((err as Error).message).toMatch(/at epoch 2, taken by new; this node \(old\) wrote for epoch 1/);
     expect(await old.getMessage(m.id)).toBeNull();
+  });
+
+  it("a write of this node's older epoch, refused after it took the lock again itself, is a retryable STORE_UNAVAILABLE, not FENCED", async () => {
+    const appName = `keel-own-${randomBytes(3).toString('hex')}`;
+    const s = store({ applicationName: appName });
+    const q = await s.ensureDestination('queue', 'own');
+    await s.takeOver('node-a', 'startup');
+
+    // This node's takeover under way (its lock session was terminated; it took the lock back): the
+    // epoch row is updated for node-a but not yet committed.
+    const bump = await rawClient();
+    await bump.query('BEGIN');
+    await bump.query('UPDATE keel_clusters SET epoch = epoch + 1, master = $2 WHERE cluster = $1', [
+      s.cluster,
+      'node-a',
+    ]);
+    // A commit made for epoch 1 waits for the epoch row, and the node's resume bumps the epoch again.
+    const m = makeMessage(q);
+    const pending = s.commit(batch({ inserts: [m] })).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    await waitForLockWait(appName);
+    const resumed = s.takeOver('node-a', 'resumed after losing the lock');
+    await waitForLockWait(appName, 2);
+    await bump.query('COMMIT');
+
+    const err = await pending;
+    expect(err).not.toBeInstanceOf(FencedError);
+    expect(err).toBeInstanceOf(StoreError);
+    expect(err).toMatchObject({ code: 'STORE_UNAVAILABLE', retryable: true });
+    expect((err as Error).message).toMatch(
+      /write for epoch 1 was refused: this node \(node-a\) has since taken/,
+    );
+    expect(await s.getMessage(m.id)).toBeNull();
+    // The node goes on writing at its new epoch.
+    expect(await resumed).toBe(3);
+    await s.commit(batch({ inserts: [m] }));
+    expect(await s.getMessage(m.id)).not.toBeNull();
   });
 
   it('a takeover waits for an in-flight commit, which lands before it', async () => {

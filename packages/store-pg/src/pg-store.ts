@@ -18,7 +18,8 @@ import type {
   StoredMessage,
   TakeoverRecord,
 } from '@keel/core';
-import { FencedError, InvalidArgumentError, type MessageHeaders, StoreError } from '@keel/protocol';
+import { fenceRefusal } from '@keel/core';
+import { InvalidArgumentError, type KeelError, type MessageHeaders, StoreError } from '@keel/protocol';
 import {
   escapeLiteral,
   Pool,
@@ -355,6 +356,10 @@ export class PgStore implements Store {
   /** `BEGIN; SELECT epoch ... FOR SHARE` as one simple-protocol round trip. */
   private readonly beginFencedSql: string;
   private currentEpoch = 0;
+  /** The node named in this store's last takeover (the cluster row's master while it holds). */
+  private node: string | null = null;
+  /** takeOver calls running: a refused write may arrive before the takeover's own answer. */
+  private takeOversRunning = 0;
   private closing: Promise<void> | null = null;
   private opened = false;
 
@@ -465,6 +470,16 @@ export class PgStore implements Store {
   }
 
   async takeOver(node: string, reason: string): Promise<number> {
+    this.node = node;
+    this.takeOversRunning += 1;
+    try {
+      return await this.bumpEpoch(node, reason);
+    } finally {
+      this.takeOversRunning -= 1;
+    }
+  }
+
+  private async bumpEpoch(node: string, reason: string): Promise<number> {
     // Wait for an old master's in-flight (or frozen) commit, which holds the epoch row FOR SHARE,
     // at most until its session is ended by idle_in_transaction_session_timeout, plus a margin.
     // The statements go out pipelined: one round trip, part of every takeover's pause.
@@ -749,9 +764,12 @@ export class PgStore implements Store {
    * and its COMMIT turns into a rollback.
    */
   private async commitPipelined(batch: StoreBatch): Promise<void> {
+    // The epoch this write is made for, fixed now: waiting for a connection (Postgres restarting,
+    // sessions terminated) it may be overtaken by this node's own next takeover.
+    const writeEpoch = this.currentEpoch;
     const settled = await this.pipelinedTransaction('commit', [
       'BEGIN',
-      { name: 'keel_fence', text: SQL.fenceCheck, values: [this.cluster, this.currentEpoch] },
+      { name: 'keel_fence', text: SQL.fenceCheck, values: [this.cluster, writeEpoch] },
       COMMIT_PLANNER_SETTING,
       ...this.batchStatements(batch),
       'COMMIT',
@@ -759,12 +777,32 @@ export class PgStore implements Store {
     const failed = firstRejection(settled);
     if (failed === undefined) return;
     if (settled[1]!.status === 'rejected' && sqlState(settled[1]!.reason) === '22012') {
-      const current = await this.readEpoch().catch(() => Number.NaN);
-      throw new FencedError(
-        `cluster ${this.cluster} is at epoch ${current}, this store writes for epoch ${this.currentEpoch}`,
-      );
+      throw await this.fenceFailure(writeEpoch);
     }
     throw toStoreError(failed.reason, 'commit');
+  }
+
+  /**
+   * Why a write made for `writeEpoch` failed the epoch check: another node's takeover
+   * (FencedError) or this node's own newer one (a retryable refusal, see fenceRefusal). Reads the
+   * cluster row to tell them apart and to name the epoch and the node that holds it.
+   */
+  private async fenceFailure(writeEpoch: number, client?: PoolClient): Promise<KeelError> {
+    const sql = 'SELECT epoch, master FROM keel_clusters WHERE cluster = $1';
+    const clusterRow = await (client ?? this.pool)
+      .query<{ epoch: number; master: string | null }>(sql, [this.cluster])
+      .then(
+        (r) => r.rows[0] ?? { epoch: 0, master: null },
+        () => null,
+      );
+    return fenceRefusal({
+      cluster: this.cluster,
+      writeEpoch,
+      currentEpoch: this.currentEpoch,
+      node: this.node,
+      takingOver: this.takeOversRunning > 0,
+      clusterRow,
+    });
   }
 
   /**
@@ -991,14 +1029,11 @@ export class PgStore implements Store {
     return this.transaction(
       context,
       async (client, begun) => {
+        const writeEpoch = this.currentEpoch;
         const results = Array.isArray(begun) ? begun : [begun];
         const row = results[results.length - 1]?.rows[0] as { epoch: number } | undefined;
         const current = row?.epoch ?? 0;
-        if (current !== this.currentEpoch) {
-          throw new FencedError(
-            `cluster ${this.cluster} is at epoch ${current}, this store writes for epoch ${this.currentEpoch}`,
-          );
-        }
+        if (current !== writeEpoch) throw await this.fenceFailure(writeEpoch, client);
         await body(client);
       },
       this.beginFencedSql,

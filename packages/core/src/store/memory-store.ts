@@ -1,4 +1,5 @@
-import { FencedError, type MessageHeaders, StoreError } from '@keel/protocol';
+import { type MessageHeaders, StoreError } from '@keel/protocol';
+import { fenceRefusal } from './fence-refusal';
 import type {
   DestinationRecord,
   DurableSubscriptionRecord,
@@ -98,6 +99,7 @@ export class MemoryStore implements Store {
   readonly cluster: string;
   readonly database: MemoryDatabase;
   private currentEpoch = 0;
+  private node: string | null = null;
   private closed = false;
   private pendingFailure: Error | null = null;
 
@@ -144,6 +146,7 @@ export class MemoryStore implements Store {
 
   async takeOver(node: string, reason: string): Promise<number> {
     this.assertOpen();
+    this.node = node;
     this.currentEpoch = this.bumpEpoch(node, reason);
     return this.currentEpoch;
   }
@@ -170,11 +173,16 @@ export class MemoryStore implements Store {
 
   /** The fencing check every write runs first (a cluster never taken over has epoch 0). */
   private checkEpoch(): void {
-    const current = this.database.clusters.get(this.cluster)?.epoch ?? 0;
-    if (current !== this.currentEpoch) {
-      throw new FencedError(
-        `cluster ${this.cluster} is at epoch ${current}, this store writes for epoch ${this.currentEpoch}`,
-      );
+    const row = this.database.clusters.get(this.cluster) ?? { epoch: 0, master: null };
+    if (row.epoch !== this.currentEpoch) {
+      throw fenceRefusal({
+        cluster: this.cluster,
+        writeEpoch: this.currentEpoch,
+        currentEpoch: this.currentEpoch,
+        node: this.node,
+        takingOver: false,
+        clusterRow: row,
+      });
     }
   }
 
