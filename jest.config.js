@@ -3,10 +3,7 @@
 const swc = ['@swc/jest', { jsc: { target: 'es2022', parser: { syntax: 'typescript' } }, module: { type: 'commonjs' } }];
 module.exports = {
   testEnvironment: 'node',
-  // cookie@2 and content-disposition@3 (fastify inject, swagger-ui) ship ESM only: let swc turn them
-  // into CommonJS for jest's module system.
-  transform: { '^.+\\.ts$': swc, '/node_modules/(cookie|content-disposition)/.+\\.js$': swc },
-  transformIgnorePatterns: ['/node_modules/(?!(cookie|content-disposition)/)'],
+  transform: { '^.+\\.ts$': swc },
   moduleNameMapper: { '^@keel/([a-z-]+)$': '<rootDir>/packages/$1/src/index.ts' },
   testMatch: ['<rootDir>/packages/*/src/**/*.test.ts', '<rootDir>/test/**/*.test.ts'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
