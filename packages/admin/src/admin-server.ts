@@ -1,6 +1,6 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import type { Broker, ConnectionSummary } from '@keel/core';
+import { type Broker, type ConnectionSummary, checkActiveMqSend } from '@keel/core';
 import {
   InvalidArgumentError,
   KeelError,
@@ -719,6 +719,7 @@ function toMessage(destination: string, body: SendBody): Message {
   if (body.correlationId !== undefined) message.correlationId = body.correlationId;
   if (body.replyTo !== undefined) message.replyTo = body.replyTo;
   if (body.type !== undefined) message.type = body.type;
+  checkActiveMqSend(message); // NOT_SUPPORTED: message groups, scheduling, ActiveMQ.Statistics.* …
   return message;
 }
 

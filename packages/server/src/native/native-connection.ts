@@ -1,5 +1,12 @@
 import type { Socket } from 'node:net';
-import type { Broker, ConnectionState, Delivery, Logger } from '@keel/core';
+import {
+  type Broker,
+  type ConnectionState,
+  checkActiveMqSend,
+  checkActiveMqSubscribe,
+  type Delivery,
+  type Logger,
+} from '@keel/core';
 import {
   type AckFrame,
   AuthError,
@@ -476,6 +483,7 @@ export class NativeConnection {
       if (this.consumerSessions.has(frame.consumerId)) {
         throw new InvalidArgumentError(`consumer id ${frame.consumerId} already in use on this connection`);
       }
+      checkActiveMqSubscribe(frame.destination); // NOT_SUPPORTED: ActiveMQ features Keel lacks
       // The client acknowledges in every ack mode (auto: the client library acks after the
       // listener returns), so the broker never acknowledges on delivery for native consumers.
       await this.broker.subscribe(
@@ -582,7 +590,10 @@ export class NativeConnection {
     this.run(
       frame.channel,
       receiptId,
-      () => this.broker.send(conn, frame.message, frame.txId, { resent: frame.resent === true }),
+      () => {
+        checkActiveMqSend(frame.message); // NOT_SUPPORTED: ActiveMQ features Keel lacks
+        return this.broker.send(conn, frame.message, frame.txId, { resent: frame.resent === true });
+      },
       receiptId === undefined
         ? undefined
         : (r) => {

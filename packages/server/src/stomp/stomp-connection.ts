@@ -1,5 +1,12 @@
 import type { Socket } from 'node:net';
-import { type Broker, type ConnectionState, DEFAULT_PREFETCH, type Delivery, type Logger } from '@keel/core';
+import {
+  type Broker,
+  type ConnectionState,
+  checkActiveMqSubscribe,
+  DEFAULT_PREFETCH,
+  type Delivery,
+  type Logger,
+} from '@keel/core';
 import {
   AuthError,
   encodeStompFrame,
@@ -510,6 +517,7 @@ export class StompConnection {
       );
     }
     const keelDestination = stompToKeelDestination(destination, conn.id);
+    checkActiveMqSubscribe(keelDestination, h); // NOT_SUPPORTED: ActiveMQ features Keel lacks
     if (
       keelDestination.startsWith('temp-') &&
       !keelDestination.slice(keelDestination.indexOf('://') + 3).startsWith(`${conn.id}.`)

@@ -1,3 +1,4 @@
+import { checkActiveMqSend } from '@keel/core';
 import {
   DEFAULT_PRIORITY,
   type DeliveredMessage,
@@ -89,6 +90,8 @@ export function messageFromSend(frame: StompFrame, connectionId: string): Messag
     message.producerId = pid;
     message.producerSeq = Number(seq);
   }
+  // ActiveMQ gives meaning to some destinations and headers Keel lacks: refused, not misread.
+  checkActiveMqSend(message, { stomp: true });
   return message;
 }
 
