@@ -12,7 +12,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { StoreError } from '@keel/protocol';
 import { Client, type ClientBase } from 'pg';
-import { toStoreError } from './pg-errors';
+import { sqlState, toStoreError } from './pg-errors';
 
 /** The advisory lock key all Keel migrators agree on ('keel' + 'migr' as two int32 halves). */
 export const MIGRATION_LOCK_KEY = 0x6b65656c_6d696772n.toString();
@@ -193,11 +193,87 @@ function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
+/** The same server and credentials as url, on database name. */
+function onDatabase(url: string, name: string): string {
+  const u = new URL(url);
+  u.pathname = `/${encodeURIComponent(name)}`;
+  return u.toString();
+}
+
+/**
+ * CREATE DATABASE name over a connection to adminUrl, unless it exists. Several callers at once are
+ * fine: the loser of CREATE DATABASE gets duplicate_database (42P04) or a unique violation on
+ * pg_database (23505), both tolerated. A role without CREATEDB gets insufficient_privilege (42501):
+ * refused with a message that says how to create the database by hand. True when this call created it.
+ */
+async function createDatabaseIfMissing(
+  adminUrl: string,
+  name: string,
+  logger: MigrationLogger,
+  what: string,
+): Promise<boolean> {
+  const admin = new Client({ connectionString: adminUrl, application_name: 'keel-migrate' });
+  admin.on('error', (err) => logger.warn({ err: err.message }, `${what} connection error`));
+  try {
+    await admin.connect();
+    const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (exists.rowCount !== 0) return false;
+    try {
+      await admin.query(`CREATE DATABASE ${quoteIdent(name)}`);
+      logger.info({ database: name }, `created ${what}`);
+      return true;
+    } catch (err) {
+      const code = sqlState(err);
+      if (code === '42P04' || code === '23505') return false;
+      if (code === '42501') {
+        const user = decodeURIComponent(new URL(adminUrl).username) || 'this user';
+        throw new StoreError(
+          `${what} "${name}" does not exist and ${user} may not create it (${(err as Error).message}): ` +
+            `create it as a superuser (CREATE DATABASE ${quoteIdent(name)} OWNER ${quoteIdent(user)}) or grant ${user} CREATEDB`,
+          'STORE_ERROR',
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  } catch (err) {
+    throw toStoreError(err, `create ${what} ${name}`);
+  } finally {
+    await admin.end().catch(() => {});
+  }
+}
+
+/**
+ * Makes sure url's database exists: when connecting to it fails with invalid_catalog_name (3D000,
+ * `database "keel" does not exist`), creates it over a connection to the same server's `postgres`
+ * database (`template1` if there is no `postgres`). True when this call created it.
+ */
+export async function ensureDatabase(url: string, logger: MigrationLogger = SILENT): Promise<boolean> {
+  const name = databaseName(url);
+  const probe = new Client({ connectionString: url, application_name: 'keel-migrate' });
+  probe.on('error', () => {});
+  try {
+    await probe.connect();
+    return false;
+  } catch (err) {
+    if (sqlState(err) !== '3D000') throw toStoreError(err, `connect to ${name}`);
+  } finally {
+    await probe.end().catch(() => {});
+  }
+  for (const maintenance of ['postgres', 'template1']) {
+    try {
+      return await createDatabaseIfMissing(onDatabase(url, maintenance), name, logger, 'database');
+    } catch (err) {
+      // no such maintenance database: try the next one
+      if (sqlState((err as { cause?: unknown }).cause) !== '3D000' || maintenance === 'template1') throw err;
+    }
+  }
+  return false;
+}
+
 /**
  * Makes sure the lock database exists (`<database>_lock` on the same server unless lockDbUrl is
- * given) and is migrated. Two nodes doing this at once is fine: the loser of CREATE DATABASE gets
- * duplicate_database (42P04) or a unique violation on pg_database (23505), both tolerated.
- * Returns the lock database's URL.
+ * given, created over a connection to url's database) and is migrated. Returns its URL.
  */
 export async function ensureLockDatabase(
   url: string,
@@ -205,26 +281,7 @@ export async function ensureLockDatabase(
   logger: MigrationLogger = SILENT,
 ): Promise<string> {
   const target = lockDbUrl ?? lockDatabaseUrl(url);
-  const name = databaseName(target);
-  const admin = new Client({ connectionString: url, application_name: 'keel-migrate' });
-  admin.on('error', (err) => logger.warn({ err: err.message }, 'lock database connection error'));
-  try {
-    await admin.connect();
-    const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-    if (exists.rowCount === 0) {
-      try {
-        await admin.query(`CREATE DATABASE ${quoteIdent(name)}`);
-        logger.info({ database: name }, 'created lock database');
-      } catch (err) {
-        const code = (err as { code?: string }).code;
-        if (code !== '42P04' && code !== '23505') throw err;
-      }
-    }
-  } catch (err) {
-    throw toStoreError(err, `ensureLockDatabase ${name}`);
-  } finally {
-    await admin.end().catch(() => {});
-  }
+  await createDatabaseIfMissing(url, databaseName(target), logger, 'lock database');
   await migrate({ connectionString: target, logger });
   return target;
 }

@@ -89,3 +89,49 @@ describe('keel migrate', () => {
     await expect(runMigrate({ env: {} }, bufferOutput())).rejects.toThrow('db: is required');
   });
 });
+
+describe('keel migrate on a server that does not have the database yet', () => {
+  const suffix = `${process.pid}_${randomBytes(3).toString('hex')}`;
+  const name = `keel_cli_fresh_${suffix}`;
+  const role = `keel_no_createdb_${suffix}`;
+
+  afterAll(async () => {
+    if (!adminUrl) return;
+    await admin(async (c) => {
+      await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await c.query(`DROP DATABASE IF EXISTS "${name}_lock" WITH (FORCE)`);
+      await c.query(`DROP ROLE IF EXISTS "${role}"`);
+    });
+  });
+
+  it("creates the database over the server's postgres database, then migrates it and its lock database", async () => {
+    const db = withDatabase(adminUrl as string, name);
+    const output = bufferOutput();
+    const result = await runMigrate({ db, env: {} }, output);
+    expect(result.created).toBe(true);
+    expect(result.applied).toEqual(migrationFiles);
+    expect(output.stdout()).toContain(`${name}: database created`);
+    expect(output.stdout()).toContain(`${name}_lock: lock database ready`);
+    const found = await admin((c) => c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]));
+    expect(found.rowCount).toBe(1);
+
+    const again = bufferOutput();
+    const second = await runMigrate({ db, env: {} }, again);
+    expect(second.created).toBe(false);
+    expect(again.stdout()).not.toContain('database created');
+  });
+
+  it('says how to create the database when the role may not (no CREATEDB)', async () => {
+    await admin((c) => c.query(`CREATE ROLE "${role}" LOGIN NOCREATEDB PASSWORD 'no-createdb'`));
+    const u = new URL(withDatabase(adminUrl as string, `${name}_denied`));
+    u.username = role;
+    u.password = 'no-createdb';
+    const err = await runMigrate({ db: u.toString(), env: {} }, bufferOutput()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as { code?: string }).code).toBe('STORE_ERROR');
+    expect((err as Error).message).toContain(
+      `database "${name}_denied" does not exist and ${role} may not create it`,
+    );
+    expect((err as Error).message).toContain(`CREATE DATABASE "${name}_denied" OWNER "${role}"`);
+  });
+});

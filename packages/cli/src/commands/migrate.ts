@@ -1,10 +1,12 @@
 /**
- * `keel migrate`: applies the numbered SQL migrations to the message database, then makes sure the
- * lock database exists (default `<database>_lock` on the same server) and is migrated. Safe to run
- * while nodes start: the migration runner claims each migration's row first.
+ * `keel migrate`: creates the message database when the server does not have it yet (over the
+ * server's `postgres` database; a role without CREATEDB is told how to create it by hand), applies
+ * the numbered SQL migrations to it, then makes sure the lock database exists (default
+ * `<database>_lock` on the same server) and is migrated. Safe to run while nodes start: the
+ * migration runner claims each migration's row first.
  */
 import { loadConfig, redactUrl } from '@keel/server';
-import { ensureLockDatabase, migrate } from '@keel/store-pg';
+import { ensureDatabase, ensureLockDatabase, migrate } from '@keel/store-pg';
 import type { Output } from '../output';
 
 export interface MigrateOptions {
@@ -20,6 +22,8 @@ export interface MigrateOptions {
 export interface MigrateCommandResult {
   db: string;
   lockDb: string;
+  /** True when this run created the message database. */
+  created: boolean;
   applied: string[];
   current: number;
 }
@@ -31,11 +35,13 @@ export async function runMigrate(options: MigrateOptions, output: Output): Promi
     argv: { db: options.db, lockDb: options.lockDb, config: options.config },
     env: options.env,
   });
+  const created = await ensureDatabase(cfg.db);
+  if (created) output.out(`${redactUrl(cfg.db)}: database created\n`);
   const result = await migrate({ connectionString: cfg.db, migrationsDir: options.migrationsDir });
   output.out(
     `${redactUrl(cfg.db)}: ${result.applied.length === 0 ? 'up to date' : `applied ${result.applied.join(', ')}`} (schema version ${result.current})\n`,
   );
   const lockDb = await ensureLockDatabase(cfg.db, cfg.lockDb);
   output.out(`${redactUrl(lockDb)}: lock database ready\n`);
-  return { db: cfg.db, lockDb, applied: result.applied, current: result.current };
+  return { db: cfg.db, lockDb, created, applied: result.applied, current: result.current };
 }
