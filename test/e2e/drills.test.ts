@@ -1,7 +1,8 @@
 /**
  * Failover drills on three real nodes under steady persistent traffic (DESIGN.md, "Master/slave,
  * precisely"): the master is (a) killed, (b) frozen past its lease and woken up, (c) cut from its
- * Postgres sessions, (d) partitioned from Postgres and healed, and (e) Postgres itself restarts.
+ * Postgres sessions, (d) partitioned from Postgres and healed, (e) Postgres itself restarts, and
+ * (f) the master is stopped gracefully (SIGTERM) and restarted.
  * Each drill: no receipted message lost, no duplicate handed to the application; (b) and (d) also
  * check the fencing: the old master never writes again, never two masters at once.
  */
@@ -440,5 +441,46 @@ test('(e) Postgres restarted under load: service resumes, nothing receipted lost
     await traffic?.close();
     await Promise.all(nodes.map((n) => n.stop()));
     await server.stop();
+  }
+});
+
+test('(f) master stopped gracefully (SIGTERM): a slave takes over, nothing receipted lost; restarted, the node rejoins as a slave', async () => {
+  const cluster = 'drill-f';
+  const queue = 'drill.f';
+  const nodes = await startCluster(db.url, cluster, 2);
+  const master = nodes[0]!;
+  const ledger = new Ledger();
+  const traffic = await SteadyTraffic.start({
+    url: failoverUrl(nodes.map((n) => n.port)),
+    destination: `queue://${queue}`,
+    ledger,
+    tag: 'f',
+  });
+  try {
+    await traffic.waitForReceipts(300, 20_000);
+    const newMaster = waitForNewMaster(nodes, master, 30_000);
+    const stoppedAt = Date.now();
+    const exit = await master.stop();
+    const { node: taker } = await newMaster;
+    await traffic.waitForReceipts(300, 30_000, 'receipts after the hand-over');
+    const again = await startNode({ db: db.url, cluster, name: master.name });
+    nodes.push(again);
+    await again.waitForRole('slave', 30_000);
+    await traffic.stopProducers();
+    const depth = await drain(ledger, () => queueDepth(db.url, cluster, queue), 30_000);
+    report(ledger, traffic, {
+      name: '(f) SIGTERM',
+      pauseMs: traffic.longestReceiptGapMs(stoppedAt),
+      clientPauseMs: traffic.maxClientPauseMs,
+      extra: `exit=${JSON.stringify(exit)} new master=${taker.name}`,
+    });
+    expect(exit.signal === null && exit.code === 0).toBe(true);
+    await expectNothingLost(ledger, depth, { url: db.url, cluster, queue });
+    expect(crashedNodes(nodes)).toEqual([]);
+    expect(await epochOf(db.url, cluster)).toMatchObject({ master: taker.name });
+  } finally {
+    for (const c of crashedNodes(nodes)) console.log(`[e2e drill] ${c}`);
+    await traffic.close();
+    await Promise.all(nodes.map((n) => n.stop()));
   }
 });
