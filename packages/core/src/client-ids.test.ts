@@ -1,7 +1,7 @@
 /**
  * What the broker does with client ids today (docs/protocol.md, section 3): it does not check them
  * for uniqueness yet (ActiveMQ's InvalidClientIDException is issue #21), and a durable subscription
- * takes one active consumer at a time.
+ * takes one active consumer at a time and is removed by name only while none is active (section 5).
  */
 import { Broker } from './broker';
 import { MemoryDatabase, MemoryStore } from './store/memory-store';
@@ -35,5 +35,16 @@ describe('client ids', () => {
       code: 'INVALID_ARGUMENT',
       message: expect.stringContaining('already has an active consumer'),
     });
+  });
+
+  it('removes a durable subscription by name only while no consumer is active on it', async () => {
+    const a = broker.openConnection({ protocol: 'internal', clientId: 'app' });
+    const sub = { consumerId: 'c1', destination: 'topic://news', prefetch: 10, durableName: 'sub1' };
+    await broker.subscribe(a, sub, () => {});
+    await expect(broker.removeDurable('app', 'sub1')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    broker.unsubscribe(a, 'c1');
+    await broker.removeDurable('app', 'sub1');
+    expect(broker.listDurables()).toHaveLength(0);
+    await expect(broker.removeDurable('app', 'sub1')).rejects.toMatchObject({ code: 'UNKNOWN_DESTINATION' });
   });
 });
