@@ -9,6 +9,7 @@ import { type NodeConfig, verifyPassword } from './config';
 import { type NodeLogger, setLoggerRole } from './logger';
 import { NativeListener } from './native/native-listener';
 import { NodeRegistry } from './node-registry';
+import { type StepDownCause, stepDownError } from './step-down';
 import { StompListener } from './stomp/stomp-listener';
 
 export type NodeRole = 'starting' | 'slave' | 'recovering' | 'master' | 'fenced' | 'stopping' | 'stopped';
@@ -30,7 +31,8 @@ export interface RunningNode {
 
 interface ClientListener {
   start(): Promise<{ port: number }>;
-  stop(): Promise<void>;
+  /** With `reason`, every client gets an ERROR with its code before the close. */
+  stop(reason?: KeelError): Promise<void>;
 }
 
 export interface Takeover {
@@ -226,8 +228,15 @@ export class KeelNode implements RunningNode {
       try {
         await this.becomeMaster();
       } catch (err) {
-        this.log.error({ err: (err as Error).message, code: (err as KeelError).code }, 'takeover failed');
-        await this.stepDown('takeover failed');
+        const code = (err as KeelError).code;
+        const detail = `takeover failed: ${(err as Error).message}`;
+        this.log.error({ err: (err as Error).message, code }, 'takeover failed');
+        const storeDown = code === 'STORE_UNAVAILABLE' || code === 'STORE_ERROR';
+        await this.stepDown('takeover failed', {
+          error: stepDownError(this.name, { kind: storeDown ? 'store-unavailable' : 'not-master', detail }),
+        });
+        // Back to waiting on the lock, and said so: not `recovering` until the next takeover.
+        this.setRole('slave', { reason: 'takeover failed' });
         await new Promise((r) => setTimeout(r, 500));
         continue;
       }
@@ -235,13 +244,18 @@ export class KeelNode implements RunningNode {
         this.brokerValue?.once('fenced', (e) => resolve(`${FENCED_PREFIX}${e.message}`)),
       );
       let reason = await Promise.race([lost, fenced]);
+      let cause: StepDownCause | null = null;
       // The lock session died but nobody may have taken over (Postgres restarting, a stall): keep
       // the clients, serve nothing, and take the lock back if the epoch is still ours.
       while (!this.stopping && reason !== PLANNED_HANDOVER && !reason.startsWith(FENCED_PREFIX)) {
         const again = new Promise<string>((resolve) => {
           this.lost = resolve;
         });
-        if (!(await this.rideOutLockLoss(reason))) break;
+        const outcome = await this.rideOutLockLoss(reason);
+        if (outcome !== 'resumed') {
+          cause = outcome;
+          break;
+        }
         reason = await Promise.race([again, fenced]);
       }
       this.lost = null;
@@ -251,7 +265,12 @@ export class KeelNode implements RunningNode {
         this.log.warn({ reason }, 'stopped serving');
         this.setRole('fenced', { reason });
       }
-      await this.stepDown(reason, { drain: planned });
+      cause ??= planned
+        ? { kind: 'not-master', detail: 'planned hand-over' }
+        : reason.startsWith(FENCED_PREFIX)
+          ? { kind: 'fenced', detail: reason.slice(FENCED_PREFIX.length) }
+          : { kind: 'store-unavailable', detail: reason };
+      await this.stepDown(reason, { drain: planned, error: stepDownError(this.name, cause) });
       this.setRole('slave');
       const done = this.handoverDone;
       this.handoverDone = null;
@@ -417,8 +436,14 @@ export class KeelNode implements RunningNode {
     );
   }
 
-  /** Stop serving: close client listeners first (clients fail over), then the broker. */
-  private async stepDown(reason: string, options: { drain?: boolean } = {}): Promise<void> {
+  /**
+   * Stop serving: close client listeners first (clients fail over; with `error`, each gets an
+   * ERROR with its code before the close), then the broker.
+   */
+  private async stepDown(
+    reason: string,
+    options: { drain?: boolean; error?: KeelError } = {},
+  ): Promise<void> {
     for (const j of this.jobs) await Promise.resolve(j.stop()).catch(() => {});
     this.jobs = [];
     const network = this.network;
@@ -426,7 +451,7 @@ export class KeelNode implements RunningNode {
     await network?.stop().catch(() => {});
     const listeners = this.listeners;
     this.listeners = [];
-    await Promise.all(listeners.map((l) => l.stop().catch(() => {})));
+    await Promise.all(listeners.map((l) => l.stop(options.error).catch(() => {})));
     this.nativePort = null;
     this.stompPort = null;
     const broker = this.brokerValue;
@@ -441,18 +466,20 @@ export class KeelNode implements RunningNode {
    * After losing the lock session (not fenced): suspend the broker (no sends, no dispatch; the
    * clients stay connected) and try to take the lock back. Resumes only if the cluster's epoch is
    * still ours, i.e. no other node took over; gives up after lock.outageGraceMs. Never two masters:
-   * a suspended node neither writes nor delivers.
+   * a suspended node neither writes nor delivers. Answers 'resumed', or why it stopped serving.
    */
-  private async rideOutLockLoss(reason: string): Promise<boolean> {
+  private async rideOutLockLoss(reason: string): Promise<'resumed' | StepDownCause> {
     const broker = this.brokerValue;
-    if (!broker) return false;
-    const ourEpoch = this.store.epoch;
+    if (!broker) return { kind: 'not-master', detail: reason };
+    let ourEpoch = this.store.epoch;
     broker.suspend(reason);
     this.setRole('recovering', { reason, suspended: true });
-    const deadline = Date.now() + this.config.lock.outageGraceMs;
+    const graceMs = this.config.lock.outageGraceMs;
+    const deadline = Date.now() + graceMs;
+    const rival: StepDownCause = { kind: 'fenced', detail: 'another node took over while the lock was lost' };
     while (!this.stopping && Date.now() < deadline) {
-      // A write refused for a newer epoch settles it: another node took over.
-      if (broker.writer?.isFenced) return false;
+      // A write refused for another node's epoch settles it: another node took over.
+      if (broker.writer?.isFenced) return rival;
       let epoch: number;
       try {
         // Each attempt is bounded by what is left of the grace: a silent (partitioned) database
@@ -466,8 +493,18 @@ export class KeelNode implements RunningNode {
         continue;
       }
       if (epoch !== ourEpoch) {
-        this.log.warn({ epoch, ourEpoch }, 'another node took over while the lock was lost');
-        return false;
+        // A takeover of our own whose answer was lost (its session terminated after COMMIT) moved
+        // the epoch too: the cluster row then still names this node.
+        const holder = await this.registry.lockHolder().catch(() => null);
+        if (holder !== this.name) {
+          this.log.warn({ epoch, ourEpoch, holder }, 'another node took over while the lock was lost');
+          return { kind: 'not-master', detail: `${holder ?? 'another node'} took over at epoch ${epoch}` };
+        }
+        this.log.info(
+          { epoch, ourEpoch },
+          'the epoch moved by a takeover of this node whose answer was lost',
+        );
+        ourEpoch = epoch;
       }
       const attempt = new AbortController();
       const timer = setTimeout(
@@ -482,14 +519,27 @@ export class KeelNode implements RunningNode {
       } finally {
         clearTimeout(timer);
       }
-      try {
-        const next = await this.store.takeOver(this.name, `resumed after losing the lock: ${reason}`);
-        this.takeoverLog.unshift({ at: new Date(), epoch: next, reason: 'resumed after losing the lock' });
-      } catch (err) {
-        this.log.warn({ err: (err as Error).message }, 'could not bump the epoch after retaking the lock');
-        await this.locker!.release().catch(() => {});
-        return false;
+      // The lock is ours again: bump the epoch, retrying while the store's sessions are being cut
+      // too (each failed attempt may or may not have committed; the store tells its own epochs from
+      // a rival's either way).
+      let next: number | null = null;
+      while (next === null && this.locker!.held && !this.stopping && Date.now() < deadline) {
+        try {
+          next = await this.store.takeOver(this.name, `resumed after losing the lock: ${reason}`);
+        } catch (err) {
+          this.log.warn(
+            { err: (err as Error).message },
+            'could not bump the epoch after retaking the lock; retrying',
+          );
+          await new Promise((r) => setTimeout(r, 200));
+        }
       }
+      if (next === null) {
+        if (this.locker!.held) break;
+        continue; // lost the lock again: start over
+      }
+      ourEpoch = next;
+      this.takeoverLog.unshift({ at: new Date(), epoch: next, reason: 'resumed after losing the lock' });
       broker.resume();
       // A commit whose answer was lost in the outage may have stored messages the broker does not
       // hold: read the queues' counts again so paging finds them.
@@ -497,9 +547,14 @@ export class KeelNode implements RunningNode {
         .resyncFromStore()
         .catch((err) => this.log.warn({ err: (err as Error).message }, 'resync failed'));
       this.setRole('master', { epoch: this.store.epoch, resumed: true });
-      return true;
+      return 'resumed';
     }
-    return false;
+    await this.locker!.release().catch(() => {});
+    if (this.stopping) return { kind: 'not-master', detail: 'the node is stopping' };
+    return {
+      kind: 'store-unavailable',
+      detail: `lost the master lock (${reason}) and could not take it back within ${graceMs} ms`,
+    };
   }
 
   private handoverDone: (() => void) | null = null;
@@ -528,7 +583,10 @@ export class KeelNode implements RunningNode {
     this.setRole('stopping');
     this.abort.abort(new Error('node stopping'));
     this.lost?.('node stopping');
-    await this.stepDown('node stopping', { drain: true });
+    await this.stepDown('node stopping', {
+      drain: true,
+      error: stepDownError(this.name, { kind: 'not-master', detail: 'the node is stopping' }),
+    });
     await this.loop?.catch(() => {});
     await this.locker?.close().catch(() => {});
     await this.admin?.close().catch(() => {});

@@ -360,6 +360,8 @@ export class PgStore implements Store {
   private node: string | null = null;
   /** takeOver calls running: a refused write may arrive before the takeover's own answer. */
   private takeOversRunning = 0;
+  /** The last takeOver failed: it may have committed its epoch without this store learning it. */
+  private takeOverInDoubt = false;
   private closing: Promise<void> | null = null;
   private opened = false;
 
@@ -473,7 +475,12 @@ export class PgStore implements Store {
     this.node = node;
     this.takeOversRunning += 1;
     try {
-      return await this.bumpEpoch(node, reason);
+      const epoch = await this.bumpEpoch(node, reason);
+      this.takeOverInDoubt = false;
+      return epoch;
+    } catch (err) {
+      this.takeOverInDoubt = true;
+      throw err;
     } finally {
       this.takeOversRunning -= 1;
     }
@@ -800,7 +807,7 @@ export class PgStore implements Store {
       writeEpoch,
       currentEpoch: this.currentEpoch,
       node: this.node,
-      takingOver: this.takeOversRunning > 0,
+      takingOver: this.takeOversRunning > 0 || this.takeOverInDoubt,
       clusterRow,
     });
   }

@@ -9,7 +9,10 @@ export interface FenceCheckFailure {
   currentEpoch: number;
   /** This node's name, as it wrote it into the cluster row at its takeover; null before any. */
   node: string | null;
-  /** True while this store's own takeOver is running (its answer may trail the refusal). */
+  /**
+   * True while this store's own takeOver is running (its answer may trail the refusal), or after
+   * one failed without an answer (its epoch bump may have committed all the same).
+   */
   takingOver: boolean;
   /** The cluster row read after the refusal; null when it could not be read. */
   clusterRow: { epoch: number; master: string | null } | null;

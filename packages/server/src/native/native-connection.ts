@@ -178,10 +178,23 @@ export class NativeConnection {
     this.fail(new ConnectionError('connection closed by the broker', 'CONNECTION_CLOSED'));
   }
 
-  /** Close at once, without a goodbye (listener stop: the node lost mastership). */
+  /** Close at once, without a goodbye (a slow consumer cut, a listener stop past its grace). */
   destroy(): void {
     this.release();
     this.socket.destroy();
+  }
+
+  /**
+   * The node stops serving (step-down, issue #17.6): a fatal ERROR on channel 0 with the reason's
+   * code (NOT_MASTER, FENCED, STORE_UNAVAILABLE; retryable, so a failover client reconnects
+   * elsewhere and resends), then close.
+   */
+  stepDown(err: KeelError): void {
+    if (this.state === 'closing' || this.state === 'closed') {
+      this.destroy();
+      return;
+    }
+    this.fail(err);
   }
 
   // ----- inbound ---------------------------------------------------------------------------------

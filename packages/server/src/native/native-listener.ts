@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { type Broker, type ConnectionState, type Logger, silentLogger } from '@keel/core';
-import { DEFAULT_MAX_FRAME_SIZE, InvalidArgumentError } from '@keel/protocol';
+import { DEFAULT_MAX_FRAME_SIZE, InvalidArgumentError, type KeelError } from '@keel/protocol';
+import { STEP_DOWN_CLOSE_MS, settleWithin } from '../step-down';
 import { type NativeAuthenticate, type NativeBrokerInfo, NativeConnection } from './native-connection';
 
 export type { NativeAuthenticate, NativeBrokerInfo } from './native-connection';
@@ -143,17 +144,25 @@ export class NativeListener extends EventEmitter<NativeListenerEvents> {
     return { port };
   }
 
-  /** Stop accepting and destroy every client socket (their broker connections are closed). */
-  async stop(): Promise<void> {
+  /**
+   * Stop accepting and close every client (their broker connections are closed). With `reason` (the
+   * node steps down) each client gets a fatal ERROR with its code first, and is destroyed if it has
+   * not closed within STEP_DOWN_CLOSE_MS; without, the sockets are destroyed at once.
+   */
+  async stop(reason?: KeelError): Promise<void> {
     const server = this.server;
     if (!server) return;
     this.server = null;
     this.broker.off('connection:close', this.onBrokerClose);
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     const n = this.sockets.size;
-    for (const c of [...this.sockets.values()]) c.destroy();
+    for (const c of [...this.sockets.values()]) reason ? c.stepDown(reason) : c.destroy();
+    if (reason && this.sockets.size > 0) {
+      await settleWithin(closed, STEP_DOWN_CLOSE_MS);
+      for (const c of [...this.sockets.values()]) c.destroy();
+    }
     await closed;
-    this.logger.info({ dropped: n }, 'native listener stopped');
+    this.logger.info({ dropped: n, code: reason?.code }, 'native listener stopped');
   }
 
   private onSocket(socket: Socket): void {

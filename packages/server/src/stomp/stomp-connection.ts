@@ -170,6 +170,32 @@ export class StompConnection {
     this.socket.destroy();
   }
 
+  /**
+   * The node stops serving (step-down, issue #17.6): an ERROR whose `message` and `code` headers
+   * say why (NOT_MASTER, FENCED, STORE_UNAVAILABLE), then close. STOMP 1.2 "ERROR": the server
+   * closes the connection right after it. It goes out at once, before receipts still due: their
+   * commits are not going to be answered by this master any more.
+   */
+  stepDown(err: KeelError): void {
+    if (this.closed || this.ended || this.failed) {
+      this.destroy();
+      return;
+    }
+    this.failed = true;
+    this.inputClosed = true;
+    this.closeBrokerConnection();
+    this.write({
+      command: 'ERROR',
+      headers: [
+        ['message', firstLine(err.message)],
+        ['code', err.code],
+        ['content-type', 'text/plain'],
+      ],
+      body: Buffer.from(`${err.message.replace(/\0/g, '')}\n`, 'utf8'),
+    });
+    this.end();
+  }
+
   // ----- input ---------------------------------------------------------------------------------
 
   private onData(chunk: Buffer): void {

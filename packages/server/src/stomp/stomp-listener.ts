@@ -5,7 +5,9 @@ import {
   DEFAULT_STOMP_MAX_HEADER_LINE_LENGTH,
   DEFAULT_STOMP_MAX_HEADERS,
   InvalidArgumentError,
+  type KeelError,
 } from '@keel/protocol';
+import { STEP_DOWN_CLOSE_MS, settleWithin } from '../step-down';
 import { type StompAuthenticator, StompConnection } from './stomp-connection';
 
 export type { StompAckMode, StompAuthenticator } from './stomp-connection';
@@ -135,16 +137,24 @@ export class StompListener {
     return { port };
   }
 
-  /** Close the server and drop every client (their broker connections close too). */
-  async stop(): Promise<void> {
+  /**
+   * Close the server and drop every client (their broker connections close too). With `reason`
+   * (the node steps down) each client gets an ERROR with its code first, and is destroyed if it has
+   * not closed within STEP_DOWN_CLOSE_MS.
+   */
+  async stop(reason?: KeelError): Promise<void> {
     const server = this.server;
     if (!server) return;
     this.stopping = true;
     this.server = null;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const c of [...this.connections]) c.destroy();
+    for (const c of [...this.connections]) reason ? c.stepDown(reason) : c.destroy();
+    if (reason && this.connections.size > 0) {
+      await settleWithin(closed, STEP_DOWN_CLOSE_MS);
+      for (const c of [...this.connections]) c.destroy();
+    }
     await closed;
-    this.logger.info({}, 'STOMP listener stopped');
+    this.logger.info({ code: reason?.code }, 'STOMP listener stopped');
   }
 
   private accept(socket: Socket): void {
