@@ -235,6 +235,13 @@ describe('malformed frames', () => {
     );
   });
 
+  it('ignores header fields it does not know (a newer peer may add optional ones)', () => {
+    const [frame] = new FrameDecoder().push(
+      rawFrame(FrameType.Unsubscribe, 3, '{"consumerId":"c1","futureOption":true,"x":{"y":1}}'),
+    );
+    expect(frame).toMatchObject({ type: FrameType.Unsubscribe, channel: 3, consumerId: 'c1' });
+  });
+
   it('rejects a JSON length beyond the payload and a payload too short', () => {
     const bad = hb();
     bad.writeUInt32BE(50, 7);
