@@ -6,20 +6,16 @@
  * Each drill: no receipted message lost, no duplicate handed to the application; (b) and (d) also
  * check the fencing: the old master never writes again, never two masters at once.
  */
-import { execFile } from 'node:child_process';
-import * as path from 'node:path';
-import { promisify } from 'node:util';
 import {
   type BrokerProcess,
   FaultProxy,
-  findPostgresBindir,
-  type PostgresServer,
   startPostgresServer,
   stopAll,
   useTestDatabase,
   withDatabase,
 } from '@keel/testkit';
 import {
+  auditMessageWrites,
   brokerInfo,
   crashedNodes,
   leftovers,
@@ -27,15 +23,15 @@ import {
   masterOverlaps,
   portRefuses,
   queueDepth,
+  restartPostgres,
   sql,
+  staleEpochWrites,
   startCluster,
   startNode,
   waitForNewMaster,
 } from './helpers/cluster';
 import { Ledger } from './helpers/ledger';
 import { drain, failoverUrl, SteadyTraffic } from './helpers/traffic';
-
-const execFileAsync = promisify(execFile);
 
 jest.setTimeout(120_000);
 
@@ -248,6 +244,7 @@ test("(c) the master's Postgres sessions terminated: takeover or recovery, nothi
   const cluster = 'drill-c';
   const queue = 'drill.c';
   const nodes = await startCluster(db.url, cluster, 3);
+  await auditMessageWrites(db.url);
   const master = nodes[0]!;
   const ledger = new Ledger();
   const traffic = await SteadyTraffic.start({
@@ -283,11 +280,14 @@ test("(c) the master's Postgres sessions terminated: takeover or recovery, nothi
       name: '(c) pg_terminate_backend',
       pauseMs: traffic.longestReceiptGapMs(cutAt),
       clientPauseMs: traffic.maxClientPauseMs,
-      extra: `terminated=${terminated.map((t) => t.application_name).join(',')} master after=${served.name}`,
+      extra:
+        `terminated=${terminated.map((t) => t.application_name).join(',')} master after=${served.name} ` +
+        `role log overlaps (not asserted: the old master learns of its loss a keep-alive later)=${JSON.stringify(masterOverlaps(nodes))}`,
     });
     await expectNothingLost(ledger, depth, { url: db.url, cluster, queue });
     expect(crashedNodes(nodes)).toEqual([]);
-    expect(masterOverlaps(nodes)).toEqual([]);
+    // What matters (issue #17.7): no message written by a node after another took the epoch.
+    expect(await staleEpochWrites(db.url, cluster)).toEqual([]);
   } finally {
     for (const c of crashedNodes(nodes)) console.log(`[e2e drill] ${c}`);
     await traffic.close();
@@ -318,6 +318,7 @@ test('(d) the master cut off from Postgres (fault proxy), then healed: another n
       nodes.push(n);
       await n.waitForRole('slave');
     }
+    await auditMessageWrites(db.url);
     traffic = await SteadyTraffic.start({
       url: failoverUrl(nodes.map((n) => n.port)),
       destination: `queue://${queue}`,
@@ -361,8 +362,10 @@ test('(d) the master cut off from Postgres (fault proxy), then healed: another n
     expect(fencedWhileCut).toBe(true);
     expect(info?.role).toBe('slave');
     expect((await epochOf(db.url, cluster)).master).toBe(taker.name);
-    expect(sampler.doubleMasters).toEqual([]);
-    expect(overlaps).toEqual([]);
+    // Two nodes may both *say* master for a moment (the cut one learns of its loss a keep-alive
+    // later, later still on a busy machine: reported above, not asserted); what must never happen
+    // is a write of the old master after the takeover (issue #17.7).
+    expect(await staleEpochWrites(db.url, cluster)).toEqual([]);
     await expectNothingLost(ledger, depth, { url: db.url, cluster, queue });
     expect(crashedNodes(nodes)).toEqual([]);
   } finally {
@@ -373,18 +376,6 @@ test('(d) the master cut off from Postgres (fault proxy), then healed: another n
     await proxy.close();
   }
 });
-
-async function pgCtl(server: PostgresServer, args: string[]): Promise<void> {
-  const bindir = findPostgresBindir();
-  if (!bindir || !server.dir) throw new Error('no pg_ctl for the private cluster');
-  const pgCtlPath = path.join(bindir, 'pg_ctl');
-  const dataDir = path.join(server.dir, 'data');
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  const [cmd, cmdArgs] = isRoot
-    ? ['runuser', ['-u', 'postgres', '--', pgCtlPath, ...args, '-D', dataDir]]
-    : [pgCtlPath, [...args, '-D', dataDir]];
-  await execFileAsync(cmd, cmdArgs, { timeout: 60_000 });
-}
 
 test('(e) Postgres restarted under load: service resumes, nothing receipted lost', async () => {
   // A private server: the shared one serves other test files in parallel and must never restart.
@@ -398,6 +389,7 @@ test('(e) Postgres restarted under load: service resumes, nothing receipted lost
   let traffic: SteadyTraffic | undefined;
   try {
     nodes.push(...(await startCluster(url, cluster, 3)));
+    await auditMessageWrites(url);
     traffic = await SteadyTraffic.start({
       url: failoverUrl(nodes.map((n) => n.port)),
       destination: `queue://${queue}`,
@@ -408,16 +400,7 @@ test('(e) Postgres restarted under load: service resumes, nothing receipted lost
     await traffic.waitForReceipts(300, 20_000);
     const marks = nodes.map((n) => n.mark());
     const restartAt = Date.now();
-    await pgCtl(server, [
-      'restart',
-      '-m',
-      'fast',
-      '-w',
-      '-t',
-      '60',
-      '-l',
-      path.join(server.dir ?? '', 'postgres.log'),
-    ]);
+    await restartPostgres(server);
     const restartedMs = Date.now() - restartAt;
     const served = await Promise.any(
       nodes.map((n, i) =>
@@ -431,11 +414,13 @@ test('(e) Postgres restarted under load: service resumes, nothing receipted lost
       name: '(e) Postgres restart',
       pauseMs: traffic.longestReceiptGapMs(restartAt),
       clientPauseMs: traffic.maxClientPauseMs,
-      extra: `pg_ctl restart took ${restartedMs} ms, master after=${served.name}`,
+      extra:
+        `pg_ctl restart took ${restartedMs} ms, master after=${served.name} ` +
+        `role log overlaps (not asserted)=${JSON.stringify(masterOverlaps(nodes))}`,
     });
     await expectNothingLost(ledger, depth, { url, cluster, queue });
     expect(crashedNodes(nodes)).toEqual([]);
-    expect(masterOverlaps(nodes)).toEqual([]);
+    expect(await staleEpochWrites(url, cluster)).toEqual([]);
   } finally {
     for (const c of crashedNodes(nodes)) console.log(`[e2e drill] ${c}`);
     await traffic?.close();

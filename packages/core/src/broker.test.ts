@@ -170,7 +170,9 @@ describe('Broker over the memory store', () => {
     );
     const [m] = await second.wait(1);
     expect(m.body.toString()).toBe('while away');
-    expect(m.redelivered).toBe(true); // recovered from an earlier epoch
+    // Recovered from an earlier epoch but never delivered: not redelivered (issue #17.5).
+    expect(m.redelivered).toBe(false);
+    expect(m.deliveryCount).toBe(0);
     await broker.ack(conn2, 'd', [m.messageId]);
     expect(broker.listDurables()[0].pending).toBe(0);
   });
@@ -468,8 +470,9 @@ describe('Broker over the memory store', () => {
     const first = new Inbox();
     await broker.subscribe(conn, { consumerId: 'c1', destination: 'queue://work', prefetch: 10 }, first.sink);
     await first.wait(3);
-    // The master dies before the acks of m0 and m1 reach the store.
-    await broker.stop();
+    // The master hands over before the acks of m0 and m1 reach it; draining commits the delivery
+    // marks, so the new master knows all three were delivered.
+    await broker.stop({ drain: true });
     broker = await startBroker({ recoveryHoldMs: 300 }, db);
     const other = broker.openConnection({ protocol: 'internal', clientId: 'other' });
     const second = new Inbox();

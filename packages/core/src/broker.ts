@@ -22,10 +22,13 @@ import { BrokerConsumer, type DeliverySink, type InflightRef } from './consumer'
 import { DestinationCounters } from './destination-counters';
 import { ForwardedMessages } from './forwarded-messages';
 import { DEFAULT_CANCELLABLE_HOLD_MS, GroupCommitWriter } from './group-commit';
-import { epochOfId, MessageIdAllocator, parseMessageId } from './message-ids';
+import { InDoubtSends } from './in-doubt-sends';
+import { MessageIdAllocator, parseMessageId } from './message-ids';
 import { MessageQueue, type QueueBacking, type QueueHost } from './message-queue';
+import { validateMessageFields } from './message-validation';
 import { type Clock, type Logger, silentLogger, systemClock } from './ports';
-import { entrySize, type QueueEntry } from './queue-entry';
+import { QueueBrowser } from './queue-browser';
+import { deliveryCountToInsert, entrySize, type QueueEntry } from './queue-entry';
 import { type RedeliveryPolicy, redeliveryPolicy } from './redelivery-policy';
 import { ResendClaims } from './resend-claims';
 import type { DurableSubscriptionRecord, Store, StoreBatch, StoredMessage } from './store/store';
@@ -102,6 +105,11 @@ export interface SubscribeOptions {
    * consumer pauses for `REFUSAL_PAUSE_MS`; a refused topic message is dropped from its subscription.
    */
   accept?: (message: Message) => boolean;
+  /**
+   * Browse a queue instead of consuming from it (JMS QueueBrowser, ActiveMQ's STOMP `browser:true`):
+   * a snapshot in delivery order, then an end marker; see queue-browser.ts.
+   */
+  browse?: boolean;
 }
 
 /** How long a consumer with an `accept` filter stays paused after refusing a queue's next message. */
@@ -267,7 +275,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   readonly deadLetterOptions: DeadLetterOptions;
   private readonly memoryWindow: number;
   private readonly concurrentStoreAndDispatchQueues: boolean;
-  private readonly dispatchHoldMs: number;
+  /** QueueHost: concurrent store and dispatch's hold (ms). */
+  readonly dispatchHoldMs: number;
   readonly maxMessageSize: number;
   private readonly opts: BrokerOptions;
 
@@ -293,6 +302,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   private readonly forwards: ForwardedMessages;
   /** Resends after a takeover and the consumed messages failover consumers replayed (ackReplay). */
   private readonly resendClaims = new ResendClaims(this);
+  /** Sends answered IN_DOUBT, for their producers' resends. */
+  private readonly inDoubt = new InDoubtSends(this);
   /** Messages in and out per destination (read by the metrics at scrape time). */
   readonly counters = new DestinationCounters();
 
@@ -514,8 +525,19 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       tx.sends.push(message);
       return { messageId, duplicate: false };
     }
+    // The resend of a send answered IN_DOUBT: done if its consumer acknowledged it, stored if not.
+    const doubt = options.resent === true ? this.inDoubt.resent(message) : null;
+    if (doubt === 'consumed') {
+      this.logger.debug(
+        { producerId: message.producerId, seq: message.producerSeq },
+        'resend of an in-doubt send its consumer acknowledged: done',
+      );
+      return { messageId: message.messageId ?? '', duplicate: true };
+    }
     const forward = message.producerSeq === 1 ? parseNetworkProducerId(message.producerId) : null;
-    if (forward !== null) {
+    if (doubt === 'store') {
+      // Not a duplicate whatever the producer's stored sequence says: it never was stored.
+    } else if (forward !== null) {
       // A network forward: a declared first attempt cannot be here yet (ForwardedMessages).
       if (
         options.resent !== false &&
@@ -544,7 +566,11 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     const done = this.route(conn, dest, id, message, resent === 'hold');
     const pid = message.producerId;
     if (forward !== null) this.forwards.accepted(pid!, done);
-    else if (pid !== undefined && message.producerSeq !== undefined) {
+    else if (
+      pid !== undefined &&
+      message.producerSeq !== undefined &&
+      !(doubt === 'store' && (this.producers.get(pid)?.seq ?? -1) > message.producerSeq)
+    ) {
       const state = { seq: message.producerSeq, done };
       this.producers.set(pid, state);
       // Not stored: forget what we believed, the store knows the producer's true sequence.
@@ -576,7 +602,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     if (!message.expiration) message.expiration = 0;
     if (!message.properties) message.properties = {};
     message.persistent = message.persistent === true;
-    checkNoNul(message);
+    validateMessageFields(message);
     return dest;
   }
 
@@ -677,7 +703,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     // Hold the round back only for consumers that acknowledge within the hold (acksWithin).
     const hold = queue.acksWithin(this.dispatchHoldMs) ? this.dispatchHoldMs : 0;
     const write = this.writer!.writeCancellable(
-      (b) => b.inserts.push(this.storedRow(entry.id, destId, message)),
+      (b) => b.inserts.push(this.storedRow(entry.id, destId, message, deliveryCountToInsert(entry))),
       (b) => this.noteProducer(b, message),
       hold,
     );
@@ -686,14 +712,18 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       consumed = resolve;
     });
     entry.storing = { committed: write.committed, cancel: write.cancel, consumed };
-    write.committed.then(
+    const stored = write.committed.then(
       () => {
         if (entry.storing) entry.storing = null;
       },
-      () => queue.storeFailed(entry),
+      (err) => {
+        // Never "failed" for a message a consumer may have (issue #17.3): in doubt instead.
+        if (queue.storeFailed(entry)) throw err;
+        throw this.inDoubt.add(entry, err);
+      },
     );
     queue.enqueue(entry);
-    return Promise.race([write.committed, whenConsumed]);
+    return Promise.race([stored, whenConsumed]);
   }
 
   private async publish(
@@ -728,13 +758,13 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     else b.producers.push({ producerId: message.producerId, seq: message.producerSeq });
   }
 
-  private storedRow(id: number, destId: number, message: Message): StoredMessage {
+  private storedRow(id: number, destId: number, message: Message, deliveryCount = 0): StoredMessage {
     return {
       id,
       destId,
       priority: message.priority,
       expiration: message.expiration,
-      deliveryCount: 0,
+      deliveryCount,
       headers: messageHeaders(message),
       body: message.body,
     };
@@ -762,8 +792,11 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       priority: row.priority,
       expiration: row.expiration,
       deliveryCount: row.deliveryCount,
-      // Recovered after a takeover: it may have been delivered by the previous master.
-      redelivered: row.deliveryCount > 0 || epochOfId(row.id) < this.epoch,
+      // The store counts every delivery (MessageQueue.noteDelivery), so a message recovered after a
+      // takeover is flagged redelivered iff it was handed to a consumer before (JMSRedelivered; the
+      // one window left, a crash before a delivery's mark committed: docs/architecture.md).
+      redelivered: row.deliveryCount > 0,
+      storedDeliveryCount: row.deliveryCount,
       stored: true,
       size: entrySize(message),
       notBefore: 0,
@@ -798,6 +831,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       createdAt: Date.now(),
     };
     this.queues.set(key, rec);
+    this.counters.touch(key);
     for (const w of this.wildcardQueueConsumers) {
       if (matchesWildcard(w.pattern, name)) w.consumer.attach(rec.queue);
     }
@@ -818,7 +852,9 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       ownerConnection: owner,
       createdAt: Date.now(),
     };
-    this.topics.set(formatDestination({ type, name }), rec);
+    const key = formatDestination({ type, name });
+    this.topics.set(key, rec);
+    this.counters.touch(key);
     return rec;
   }
 
@@ -931,6 +967,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       throw new InvalidArgumentError(`prefetch must be a non-negative integer (got ${options.prefetch})`);
     }
     const dest = parseDestination(options.destination);
+    if (options.browse === true) return this.browse(conn, dest, options, sink);
     const args: ConstructorParameters<typeof BrokerConsumer> = [
       options.consumerId,
       options.priority ?? 0,
@@ -963,6 +1000,60 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     conn.consumers.set(consumer.id, consumer);
     this.emit('consumer:add', { connection: conn, consumer, destination: options.destination });
     return consumer;
+  }
+
+  /** SubscribeOptions.browse: a QueueBrowser over a snapshot of the queue, taken now. */
+  private async browse(
+    conn: ConnectionState,
+    dest: Destination,
+    options: SubscribeOptions,
+    sink: DeliverySink,
+  ): Promise<BrokerConsumer> {
+    if (
+      (dest.type !== 'queue' && dest.type !== 'temp-queue') ||
+      isWildcard(dest.name) ||
+      options.durableName
+    ) {
+      throw new InvalidArgumentError(
+        `only a queue can be browsed, not ${options.destination}${options.durableName ? ' (durable)' : ''}`,
+      );
+    }
+    const key = formatDestination(dest);
+    // A queue is created on first use (ActiveMQ); a temporary one only by its owner.
+    const queue = (dest.type === 'queue' ? await this.ensureQueue(dest) : this.queues.get(key))?.queue;
+    const memory = queue ? queue.waitingEntries() : [];
+    if (queue) {
+      for (const c of queue.consumerList) {
+        for (const ref of (c as BrokerConsumer).inflight.values())
+          if (ref.queue === queue) memory.push(ref.entry);
+      }
+      // Acknowledged inside a transaction not committed yet: still on the queue.
+      for (const other of this.connections.values())
+        for (const tx of other.transactions.values())
+          for (const ref of tx.acks) if (ref.queue === queue) memory.push(ref.entry);
+    }
+    const browser = new QueueBrowser(
+      options.consumerId,
+      options.prefetch,
+      options.ackOnDelivery === true,
+      conn,
+      (d) => {
+        if (!d.browseEnd) conn.messagesOut += 1;
+        sink(d);
+      },
+      {
+        destination: key,
+        memory,
+        maxId: this.ids!.last,
+        page: queue?.isSpilled ? (cursor, limit) => queue.pageStored(cursor, limit) : null,
+        toEntry: (row) => this.entryFromStored(row),
+      },
+      { clock: this.clock, logger: this.logger },
+    );
+    conn.consumers.set(browser.id, browser);
+    this.emit('consumer:add', { connection: conn, consumer: browser, destination: options.destination });
+    browser.wake();
+    return browser;
   }
 
   private async subscribeTopic(
@@ -1322,6 +1413,9 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   /** QueueHost: move an entry to its dead-letter queue, keeping the reason on the message. */
   deadLetter(queue: MessageQueue, entry: QueueEntry, reason: string): void {
     const expired = reason === 'expired';
+    // Metrics (keel_messages_expired_total, keel_messages_dead_lettered_total), by the message's destination.
+    if (expired) this.counters.countExpired(entry.message.destination);
+    else this.counters.countDeadLettered(entry.message.destination);
     const source = queue.key;
     const sourceName = source.slice(source.indexOf('://') + 3);
     const drop =
@@ -1633,18 +1727,6 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
 
   private assertRunning(): void {
     if (!this.running) throw new NotMasterError(`broker ${this.nodeName} is not serving`);
-  }
-}
-
-/** Postgres jsonb refuses U+0000; refuse such a message here rather than fail its whole commit round. */
-function checkNoNul(message: Message): void {
-  const bad = (v: unknown): boolean => typeof v === 'string' && v.includes('\u0000');
-  for (const k of ['correlationId', 'replyTo', 'type', 'producerId'] as const) {
-    if (bad(message[k])) throw new InvalidArgumentError(`header ${k} contains a NUL character`);
-  }
-  for (const [k, v] of Object.entries(message.properties)) {
-    if (bad(k) || bad(v))
-      throw new InvalidArgumentError(`property ${JSON.stringify(k)} contains a NUL character`);
   }
 }
 

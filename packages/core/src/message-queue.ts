@@ -1,3 +1,5 @@
+import { DeliveryMark } from './delivery-mark';
+import type { DestinationCounters } from './destination-counters';
 import type { GroupCommitWriter } from './group-commit';
 import { PendingList } from './pending-list';
 import type { Clock, Logger } from './ports';
@@ -6,6 +8,8 @@ import { exceedsRedeliveries, type RedeliveryPolicy, redeliveryDelayMs } from '.
 import type { PageCursor, StoreBatch, StoredMessage } from './store/store';
 
 const RESOLVED: Promise<void> = Promise.resolve();
+
+function ignore(): void {}
 
 /** Where a queue's stored messages live: a queue's rows, or a durable subscription's entries. */
 export interface QueueBacking {
@@ -28,12 +32,18 @@ export interface QueueConsumer {
   canTake(): boolean;
   /** Hand over one message; the consumer now holds it in flight until ack, nack or close. */
   take(queue: MessageQueue, entry: QueueEntry): void;
+  /** The broker acknowledges on delivery (STOMP ack:auto): no delivery is recorded in the store. */
+  readonly ackOnDelivery?: boolean;
 }
 
 export interface QueueHost {
   readonly clock: Clock;
   readonly writer: GroupCommitWriter | null;
   readonly redelivery: RedeliveryPolicy;
+  /** Per-destination counts for the metrics (redeliveries are counted here). */
+  readonly counters?: DestinationCounters;
+  /** Concurrent store and dispatch's hold (ms), also the hold of a delivery mark (see acksWithin). */
+  readonly dispatchHoldMs: number;
   readonly logger: Logger;
   /** No deliveries while set (the node lost its lock and does not know yet whether it is master). */
   readonly suspended: boolean;
@@ -229,6 +239,7 @@ export class MessageQueue {
       }
       this.inflight += 1;
       entry.dispatchedAt = performance.now();
+      this.noteDelivery(entry, consumer);
       consumer.take(this, entry);
     }
     this.maybePageIn();
@@ -252,6 +263,46 @@ export class MessageQueue {
     }
     if (best) this.rr = (bestIndex + 1) % n;
     return best;
+  }
+
+  /**
+   * Record in the store that the entry is being delivered (issue #17.5), so that after a handover or
+   * a crash it comes back flagged redelivered, and only then: a recovered row is redelivered iff its
+   * stored delivery count is above 0 (Broker.entryFromStored). An insert not written yet carries the
+   * delivery itself (deliveryCountToInsert); one being written is marked once it committed. A
+   * consumer the broker acknowledges for on delivery needs no mark.
+   */
+  private noteDelivery(entry: QueueEntry, consumer: QueueConsumer): void {
+    entry.delivering = true;
+    if (!entry.stored || !this.backing || !this.host.writer || consumer.ackOnDelivery === true) return;
+    const storing = entry.storing;
+    if (storing) storing.committed.then(() => this.markDelivery(entry), ignore);
+    else this.markDelivery(entry);
+  }
+
+  private markDelivery(entry: QueueEntry): void {
+    const writer = this.host.writer;
+    const backing = this.backing;
+    if (!entry.delivering || !entry.stored || !writer || !backing || this.closed) return;
+    const count = entry.deliveryCount + 1;
+    if ((entry.storedDeliveryCount ?? 0) >= count) return;
+    entry.storedDeliveryCount = count;
+    const id = entry.id;
+    // Held like concurrent store and dispatch's inserts: only for consumers that ack within the hold.
+    const hold = this.acksWithin(this.host.dispatchHoldMs) ? this.host.dispatchHoldMs : 0;
+    entry.deliveryMark = new DeliveryMark(writer, (b) => backing.setDeliveryCount(b, id, count), hold);
+  }
+
+  /**
+   * The consumer settled the entry, or it leaves the queue: its delivery mark is withdrawn if not
+   * written yet. `returned`: given back unseen, so the store's count stays as it was.
+   */
+  private settleDelivery(entry: QueueEntry, returned = false): void {
+    entry.delivering = false;
+    const mark = entry.deliveryMark;
+    if (!mark) return;
+    entry.deliveryMark = null;
+    if (mark.withdraw() && returned) entry.storedDeliveryCount = entry.deliveryCount;
   }
 
   /** The consumer acknowledged the entry: it is done. Resolves once its removal committed. */
@@ -286,6 +337,11 @@ export class MessageQueue {
    * (it is retried until it does: a brief outage must not bring an acknowledged message back).
    */
   forget(entry: QueueEntry): Promise<void> {
+    this.settleDelivery(entry);
+    if (entry.onConsumed) {
+      entry.onConsumed();
+      entry.onConsumed = null;
+    }
     if (!entry.stored || !this.backing) return Promise.resolve();
     const id = entry.id;
     this.memoryIds.delete(id);
@@ -335,17 +391,19 @@ export class MessageQueue {
   }
 
   /**
-   * The insert of an entry dispatched before it committed failed: the producer is told its send
-   * failed, so the entry is withdrawn if it is still waiting; one already in flight stays with its
-   * consumer as a message that is not stored.
+   * The insert of an entry dispatched before it committed failed. One no consumer has had yet is
+   * withdrawn, and its send fails (true). One handed to a consumer stays with it (or waits for its
+   * redelivery) as a message that is not stored, and its send is in doubt (false; InDoubtSends).
    */
-  storeFailed(entry: QueueEntry): void {
-    if (!entry.storing) return;
+  storeFailed(entry: QueueEntry): boolean {
+    if (!entry.storing) return true;
     entry.storing = null;
     entry.stored = false;
     this.memoryIds.delete(entry.id);
+    if (entry.dispatchedAt !== undefined) return false;
     if (this.pending.remove(entry)) this.stats.enqueued -= 1;
     else if (this.delayed.delete(entry)) this.stats.enqueued -= 1;
+    return true;
   }
 
   /** Called once a removal written elsewhere (a transaction) committed. */
@@ -369,6 +427,8 @@ export class MessageQueue {
    */
   redeliver(entry: QueueEntry, reason: string): void {
     this.inflight -= 1;
+    // The count written below supersedes the delivery's mark.
+    this.settleDelivery(entry);
     entry.deliveryCount += 1;
     entry.redelivered = true;
     const policy = this.host.redelivery;
@@ -382,9 +442,11 @@ export class MessageQueue {
       );
       return;
     }
+    this.host.counters?.countRedelivered(entry.message.destination);
     if (entry.stored && this.backing && this.host.writer) {
       const backing = this.backing;
       const count = entry.deliveryCount;
+      entry.storedDeliveryCount = count;
       void this.host.writer.writeLater((b) => backing.setDeliveryCount(b, entry.id, count));
     }
     const delay = redeliveryDelayMs(policy, entry.deliveryCount);
@@ -405,7 +467,12 @@ export class MessageQueue {
    */
   unconsumed(entry: QueueEntry, delivered = false): void {
     this.inflight -= 1;
-    if (delivered) entry.redelivered = true;
+    // Possibly delivered: its mark stays (the connection went, or the node stops: a graceful
+    // handover drains the writer, so the mark commits). Refused unseen: withdrawn if still possible.
+    if (delivered) {
+      entry.delivering = false;
+      entry.redelivered = true;
+    } else this.settleDelivery(entry, true);
     this.pending.push(entry);
     this.scheduleDispatch();
   }
@@ -563,6 +630,16 @@ export class MessageQueue {
       }
     }
     return out;
+  }
+
+  /** Entries waiting in memory, not in flight (pending and delayed): a browse's snapshot. */
+  waitingEntries(): QueueEntry[] {
+    return [...this.pending.values(), ...this.delayed];
+  }
+
+  /** Stored rows after `cursor` in delivery order (a browse pages them); none without a backing. */
+  pageStored(cursor: PageCursor | null, limit: number): Promise<StoredMessage[]> {
+    return this.backing ? this.backing.page(cursor, limit) : Promise.resolve([]);
   }
 
   /** Find a pending entry in memory by id and take it out (admin move/retry). */

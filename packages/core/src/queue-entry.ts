@@ -1,4 +1,5 @@
 import type { Message } from '@keel/protocol';
+import type { DeliveryMark } from './delivery-mark';
 
 /** A message held by a queue (or a subscription) in memory, with its delivery bookkeeping. */
 export interface QueueEntry {
@@ -25,6 +26,17 @@ export interface QueueEntry {
   storing?: PendingInsert | null;
   /** When it was last handed to a consumer (performance.now()), for the queue's ack latency. */
   dispatchedAt?: number;
+  /** Its send was answered in doubt (InDoubtSends): called when a consumer acknowledges it. */
+  onConsumed?: (() => void) | null;
+  /** Handed to a consumer and not back yet (no ack, nack or return): one delivery more than deliveryCount. */
+  delivering?: boolean;
+  /**
+   * The delivery count the store holds for this stored entry, or will hold once a write already
+   * queued commits (see DeliveryMark); undefined = 0.
+   */
+  storedDeliveryCount?: number;
+  /** The store write recording the current delivery, withdrawn if the consumer settles it first. */
+  deliveryMark?: DeliveryMark | null;
 }
 
 /** The insert of a message dispatched before it committed (Broker, concurrent store and dispatch). */
@@ -35,6 +47,17 @@ export interface PendingInsert {
   cancel(): boolean;
   /** The consumer acknowledged the message: the producer's send is safe whatever the insert does. */
   consumed(): void;
+}
+
+/**
+ * The delivery count to insert an entry's row with, built when its round starts: a message handed
+ * to a consumer before its insert was written (concurrent store and dispatch) is inserted already
+ * marked delivered, so no separate mark is needed (MessageQueue.noteDelivery).
+ */
+export function deliveryCountToInsert(entry: QueueEntry): number {
+  const count = entry.deliveryCount + (entry.delivering ? 1 : 0);
+  entry.storedDeliveryCount = count;
+  return count;
 }
 
 export function entrySize(message: Message): number {

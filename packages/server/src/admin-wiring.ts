@@ -58,16 +58,17 @@ export async function startAdmin(node: KeelNode, logger: NodeLogger): Promise<Ad
   const metrics = new KeelMetrics({ defaultLabels: { node: config.name, cluster: config.cluster }, logger });
   const readOnly: ReadOnlyView = storeReadOnlyView(node.pgStore);
   let lockHolder: string | null = null;
-  const refreshHolder = (): void => {
+  const refreshHolder = (): Promise<void> =>
     node.registry
       .lockHolder()
       .then((h) => {
         lockHolder = h;
       })
       .catch(() => {});
-  };
-  refreshHolder();
-  const holderTimer = setInterval(refreshHolder, 2000);
+  // Read before the API answers: a slave must not report no lock holder while a master holds the
+  // lock only because the first read had not returned yet (a busy machine, issue #17.7).
+  await refreshHolder();
+  const holderTimer = setInterval(() => void refreshHolder(), 2000);
   holderTimer.unref();
   let detach: (() => void) | null = null;
   let adminUrl = `http://${config.host}:${config.adminPort}`;
@@ -78,6 +79,7 @@ export async function startAdmin(node: KeelNode, logger: NodeLogger): Promise<Ad
       cluster: config.cluster,
       role: adminRole(node.role),
       epoch: node.epoch,
+      nodeEpoch: node.nodeEpoch,
       startedAt: node.startedAt,
       version: '0.1.0',
       lockHolder: node.role === 'master' ? config.name : lockHolder,
@@ -86,6 +88,7 @@ export async function startAdmin(node: KeelNode, logger: NodeLogger): Promise<Ad
     broker: () => node.broker,
     readOnly: () => readOnly,
     takeovers: (limit) => node.pgStore.takeovers(limit),
+    clusterEpoch: () => node.clusterEpoch(),
     clusterNodes: async (): Promise<ClusterNode[]> => {
       const nodes = await node.registry.list(60_000);
       // Nodes announce every 2 s: one silent for longer than 3 announcements is not trusted.

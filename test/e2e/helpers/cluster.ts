@@ -2,9 +2,17 @@
  * Broker nodes for the end-to-end tests: real `keel broker` processes (testkit's BrokerProcess)
  * with short lock timings, plus probes of their admin API and client ports.
  */
+import { execFile } from 'node:child_process';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { type BrokerProcess, type LogEntry, startBroker } from '@keel/testkit';
+import { promisify } from 'node:util';
+import {
+  type BrokerProcess,
+  findPostgresBindir,
+  type LogEntry,
+  type PostgresServer,
+  startBroker,
+} from '@keel/testkit';
 import { Client } from 'pg';
 
 /**
@@ -245,4 +253,57 @@ export async function leftovers(
   return rows.map(
     (r) => `id=${r.id} (epoch ${BigInt(r.id) >> 32n}) deliveryCount=${r.delivery_count} ${describe(r.body)}`,
   );
+}
+
+/** `pg_ctl restart -m fast` of a private test server (never the shared one: other files use it). */
+export async function restartPostgres(server: PostgresServer): Promise<void> {
+  const bindir = findPostgresBindir();
+  if (!bindir || !server.dir) throw new Error('no pg_ctl for the private cluster');
+  const pgCtlPath = path.join(bindir, 'pg_ctl');
+  const dataDir = path.join(server.dir, 'data');
+  const args = ['restart', '-m', 'fast', '-w', '-t', '60', '-l', path.join(server.dir, 'postgres.log')];
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const [cmd, cmdArgs] = isRoot
+    ? ['runuser', ['-u', 'postgres', '--', pgCtlPath, ...args, '-D', dataDir]]
+    : [pgCtlPath, [...args, '-D', dataDir]];
+  await promisify(execFile)(cmd, cmdArgs, { timeout: 60_000 });
+}
+
+/**
+ * Record every message insert with the node that held the cluster's epoch when it committed (a
+ * trigger; the store's fence check locks the epoch row FOR SHARE in the same transaction, so that is
+ * the epoch the write was fenced against). Idempotent; call once the schema exists.
+ */
+export async function auditMessageWrites(url: string): Promise<void> {
+  await sql(
+    url,
+    `CREATE TABLE IF NOT EXISTS keel_e2e_writes (id bigint, cluster text, epoch bigint, master text);
+     CREATE OR REPLACE FUNCTION keel_e2e_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+     BEGIN
+       INSERT INTO keel_e2e_writes
+         SELECT NEW.id, c.cluster, c.epoch, c.master
+           FROM keel_destinations d JOIN keel_clusters c ON c.cluster = d.cluster WHERE d.id = NEW.dest_id;
+       RETURN NULL;
+     END $$;
+     DROP TRIGGER IF EXISTS keel_e2e_audit ON keel_messages;
+     CREATE TRIGGER keel_e2e_audit AFTER INSERT ON keel_messages FOR EACH ROW EXECUTE FUNCTION keel_e2e_audit();`,
+  );
+}
+
+/**
+ * Message rows written by a node that did not hold the cluster's epoch at commit (see
+ * auditMessageWrites): a message id embeds the epoch of the takeover that started its writer
+ * (epochOfId), whose node keel_takeovers names; a row whose writer is not the node that held the
+ * epoch when it committed is a write of an old master after a takeover. (A master that re-takes its
+ * own lock bumps the epoch and keeps its ids: that is the same node, not a stale write.)
+ */
+export async function staleEpochWrites(url: string, cluster: string): Promise<string[]> {
+  const rows = await sql<{ id: string; writer: string; master: string; epoch: string }>(
+    url,
+    `SELECT w.id::text AS id, t.node AS writer, w.master, w.epoch::text AS epoch
+       FROM keel_e2e_writes w JOIN keel_takeovers t ON t.cluster = w.cluster AND t.epoch = (w.id >> 32)
+      WHERE w.cluster = $1 AND t.node IS DISTINCT FROM w.master ORDER BY w.id LIMIT 20`,
+    [cluster],
+  );
+  return rows.map((r) => `id=${r.id} written by ${r.writer} while ${r.master} held epoch ${r.epoch}`);
 }
