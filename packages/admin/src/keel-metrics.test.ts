@@ -93,4 +93,43 @@ describe('KeelMetrics', () => {
     expect(text).toContain('keel_messages_in_total{destination="queue://orders"} 3');
     expect(text).toContain('keel_messages_out_total{destination="queue://orders"} 1');
   });
+
+  it('shows redeliveries, dead letters and expiries per destination, at 0 from its creation', async () => {
+    const metrics = new KeelMetrics({ processMetrics: false });
+    const first = { counters: new DestinationCounters() } as unknown as Broker;
+    const second = { counters: new DestinationCounters() } as unknown as Broker;
+    const detach = metrics.attachBroker(first);
+    first.counters.touch('queue://orders'); // the broker created (or recovered) the queue
+    let text = await metrics.scrape();
+    for (const name of [
+      'keel_messages_in_total',
+      'keel_messages_out_total',
+      'keel_messages_redelivered_total',
+      'keel_messages_dead_lettered_total',
+      'keel_messages_expired_total',
+    ])
+      expect(text).toContain(`${name}{destination="queue://orders"} 0`);
+    first.counters.countRedelivered('queue://orders');
+    first.counters.countRedelivered('queue://orders');
+    first.counters.countDeadLettered('queue://orders');
+    first.counters.countExpired('temp-queue://c1.1');
+    detach();
+    metrics.attachBroker(second);
+    second.counters.countRedelivered('queue://orders');
+    text = await metrics.scrape();
+    expect(text).toContain('keel_messages_redelivered_total{destination="queue://orders"} 3');
+    expect(text).toContain('keel_messages_dead_lettered_total{destination="queue://orders"} 1');
+    expect(text).toContain('keel_messages_expired_total{destination="queue://orders"} 0');
+    expect(text).toContain('keel_messages_expired_total{destination="temp-queue://*"} 1');
+  });
+
+  it('keeps the connections gauge at 0 per protocol instead of dropping it', async () => {
+    const metrics = new KeelMetrics({ processMetrics: false });
+    metrics.bindContext(
+      ctx(() => Promise.resolve({ deadRows: {}, tableBytes: {}, oldestTransactionAgeSeconds: null })),
+    );
+    const text = await metrics.scrape();
+    for (const protocol of ['native', 'stomp', 'network'])
+      expect(text).toContain(`keel_connections{protocol="${protocol}"} 0`);
+  });
 });

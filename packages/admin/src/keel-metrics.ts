@@ -1,5 +1,5 @@
-import type { Broker, DestinationCount, Logger } from '@keel/core';
-import { silentLogger } from '@keel/core';
+import type { Broker, ConnectionProtocol, DestinationCount, Logger } from '@keel/core';
+import { emptyCount, silentLogger } from '@keel/core';
 import { InvalidArgumentError } from '@keel/protocol';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { type AdminContext, NODE_ROLES, type QueueView, type StoreHealth } from './admin-context';
@@ -11,6 +11,9 @@ export const COMMIT_BATCH_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2
 export const COMMIT_DURATION_BUCKETS = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
 ];
+
+/** Connection protocols whose gauge is exported even at 0 (a series that vanishes at 0 breaks alerts). */
+export const CONNECTION_PROTOCOLS: readonly ConnectionProtocol[] = ['native', 'stomp', 'network'];
 
 export interface KeelMetricsOptions {
   /** How long a storeHealth() answer is reused between scrapes (its SQL is not free). Default 10 s. */
@@ -49,6 +52,11 @@ export class KeelMetrics {
 
   readonly messagesIn: Counter<'destination'>;
   readonly messagesOut: Counter<'destination'>;
+  readonly messagesRedelivered: Counter<'destination'>;
+  readonly messagesDeadLettered: Counter<'destination'>;
+  readonly messagesExpired: Counter<'destination'>;
+  /** Each per-destination counter with the DestinationCount field it shows. */
+  private readonly destinationCounters: Array<[Counter<'destination'>, keyof DestinationCount]>;
   readonly commitBatchSize: Histogram;
   readonly commitInserts: Counter;
   readonly commitDuration: Histogram;
@@ -76,18 +84,35 @@ export class KeelMetrics {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
     const registers = [this.registry];
 
-    this.messagesIn = new Counter({
-      name: 'keel_messages_in_total',
-      help: 'Messages accepted, per destination (temporary destinations counted as temp-queue://* and temp-topic://*).',
-      labelNames: ['destination'],
-      registers,
-    });
-    this.messagesOut = new Counter({
-      name: 'keel_messages_out_total',
-      help: 'Messages delivered to consumers, per destination.',
-      labelNames: ['destination'],
-      registers,
-    });
+    const perDestination = (name: string, help: string): Counter<'destination'> =>
+      new Counter({ name, help, labelNames: ['destination'], registers });
+    this.messagesIn = perDestination(
+      'keel_messages_in_total',
+      'Messages accepted, per destination (temporary destinations counted as temp-queue://* and temp-topic://*).',
+    );
+    this.messagesOut = perDestination(
+      'keel_messages_out_total',
+      'Messages delivered to consumers, per destination.',
+    );
+    this.messagesRedelivered = perDestination(
+      'keel_messages_redelivered_total',
+      'Messages put back for redelivery (negative acknowledgement, consumer or connection closed with the message unacknowledged, transaction rolled back), per destination.',
+    );
+    this.messagesDeadLettered = perDestination(
+      'keel_messages_dead_lettered_total',
+      'Messages past maximumRedeliveries, moved to the dead-letter queue (or discarded: non-persistent, or already on a dead-letter queue), per original destination.',
+    );
+    this.messagesExpired = perDestination(
+      'keel_messages_expired_total',
+      'Messages that expired, moved to the dead-letter queue (processExpired) or discarded, per destination.',
+    );
+    this.destinationCounters = [
+      [this.messagesIn, 'in'],
+      [this.messagesOut, 'out'],
+      [this.messagesRedelivered, 'redelivered'],
+      [this.messagesDeadLettered, 'deadLettered'],
+      [this.messagesExpired, 'expired'],
+    ];
     this.commitBatchSize = new Histogram({
       name: 'keel_store_commit_batch_operations',
       help: 'Store operations written per group-commit round.',
@@ -203,11 +228,10 @@ export class KeelMetrics {
     const totals = new Map<string, DestinationCount>();
     addCounts(totals, this.retiredCounts.entries());
     for (const broker of this.attached) addCounts(totals, broker.counters.entries());
-    this.messagesIn.reset();
-    this.messagesOut.reset();
-    for (const [destination, c] of totals) {
-      this.messagesIn.inc({ destination }, c.in);
-      this.messagesOut.inc({ destination }, c.out);
+    for (const [counter, key] of this.destinationCounters) {
+      counter.reset();
+      // Every known destination gets each series, at 0 until its first event.
+      for (const [destination, c] of totals) counter.inc({ destination }, c[key]);
     }
   }
 
@@ -242,6 +266,7 @@ export class KeelMetrics {
 
     const broker = ctx.broker();
     this.connections.reset();
+    for (const protocol of CONNECTION_PROTOCOLS) this.connections.set({ protocol }, 0);
     if (broker) {
       const byProtocol = new Map<string, number>();
       const own = `${broker.nodeName}-internal`; // the broker's own connection for admin sends
@@ -299,10 +324,15 @@ export class KeelMetrics {
 /** Temporary destinations have one-off names: count them together to bound the label set. */
 function addCounts(into: Map<string, DestinationCount>, from: Iterable<[string, DestinationCount]>): void {
   for (const [destination, c] of from) {
-    const t = into.get(destination);
-    if (t) {
-      t.in += c.in;
-      t.out += c.out;
-    } else into.set(destination, { in: c.in, out: c.out });
+    let t = into.get(destination);
+    if (t === undefined) {
+      t = emptyCount();
+      into.set(destination, t);
+    }
+    t.in += c.in;
+    t.out += c.out;
+    t.redelivered += c.redelivered;
+    t.deadLettered += c.deadLettered;
+    t.expired += c.expired;
   }
 }
