@@ -43,6 +43,9 @@ describe('admin API on a master and a slave', () => {
     expect(a.body.listeners.native).toMatch(/^tcp:\/\//);
     expect(b.body).toMatchObject({ name: 'adm-b', role: 'slave', lockHolder: 'adm-a', readOnly: true });
     expect(b.body.listeners.native).toBeNull();
+    // The cluster's epoch on both, and each node's own apart: the slave never served (issue #18.3).
+    expect(a.body.nodeEpoch).toBe(a.body.epoch);
+    expect(b.body).toMatchObject({ epoch: a.body.epoch, nodeEpoch: null });
     expect((await get(master, '/readyz')).status).toBe(200);
     expect((await get(slave, '/readyz')).status).toBe(503);
     expect((await get(slave, '/healthz')).status).toBe(200);
@@ -108,7 +111,14 @@ describe('admin API on a master and a slave', () => {
       });
       expect(handover.status).toBeLessThan(300);
       await slave.waitForRole('master', 15_000);
-      expect((await get(master, '/api/broker')).body.role).toBe('slave');
+      const oldMaster = (await get(master, '/api/broker')).body;
+      const newMaster = (await get(slave, '/api/broker')).body;
+      expect(oldMaster.role).toBe('slave');
+      // The old master, now a slave, shows the cluster's epoch (the new master's), not its own stale one.
+      expect(newMaster.nodeEpoch).toBe(newMaster.epoch);
+      expect(oldMaster.epoch).toBe(newMaster.epoch);
+      expect(oldMaster.nodeEpoch).toBeLessThan(newMaster.epoch);
+      expect((await get(master, '/api/cluster')).body.epoch).toBe(newMaster.epoch);
       for (let i = 50; i < 100; i++) {
         await producer.send(`h${i}`);
         sent.push(`h${i}`);

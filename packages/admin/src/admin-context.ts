@@ -28,8 +28,10 @@ export interface NodeInfo {
   name: string;
   cluster: string;
   role: NodeRole;
-  /** The cluster epoch this node last saw (its own while master). */
+  /** The cluster epoch this node last saw (its own while master); see AdminContext.clusterEpoch. */
   epoch: number;
+  /** The epoch this node last served at (its last takeover); null when it never was master. */
+  nodeEpoch?: number | null;
   startedAt: Date;
   version: string;
   /** Name of the node holding the master lock, null when unknown or none. */
@@ -126,6 +128,12 @@ export interface AdminContext {
   /** The nodes this node knows of (at least itself and the lock holder). */
   clusterNodes(): Promise<ClusterNode[]> | ClusterNode[];
   storeHealth(): Promise<StoreHealth>;
+  /**
+   * The cluster's current epoch, read from its row in Postgres (a slave reads the store read-only):
+   * a slave's own epoch is stale as soon as another node takes over (issue #18.3). Default:
+   * node().epoch.
+   */
+  clusterEpoch?(): Promise<number>;
   /** Give up the master lock so another node takes over (POST /api/broker/handover). */
   handover?(): Promise<void>;
   /** Network bridges of this node (GET /api/bridges); none when absent. */

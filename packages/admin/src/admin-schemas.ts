@@ -105,6 +105,7 @@ export const brokerReply = {
     'cluster',
     'role',
     'epoch',
+    'nodeEpoch',
     'startedAt',
     'uptimeSeconds',
     'version',
@@ -116,7 +117,14 @@ export const brokerReply = {
     name: { type: 'string' },
     cluster: { type: 'string' },
     role,
-    epoch: int,
+    epoch: {
+      ...int,
+      description: "The cluster's current epoch (the lock's), read from Postgres on a slave.",
+    },
+    nodeEpoch: {
+      type: ['integer', 'null'],
+      description: 'The epoch this node last served at as master; null when it never was master.',
+    },
     startedAt: dateTime,
     uptimeSeconds: { type: 'number' },
     version: { type: 'string' },

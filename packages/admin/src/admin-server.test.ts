@@ -1,4 +1,4 @@
-import type { Delivery } from '@keel/core';
+import { type Delivery, MemoryStore } from '@keel/core';
 import type { FastifyInstance } from 'fastify';
 import {
   ADMIN,
@@ -120,6 +120,22 @@ describe('admin API on a master and a slave sharing one store', () => {
       expect(h.statusCode).toBe(200);
       expect(h.json().status).toBe('ok');
     }
+  });
+
+  it("shows a slave the cluster's current epoch, read from the store, and its own apart (issue #18.3)", async () => {
+    // Another node takes over twice after the slave started with epoch 1 in view.
+    const other = new MemoryStore({ database: db, cluster: 'test' });
+    await other.open();
+    await other.takeOver('node-c', 'drill');
+    await other.takeOver('node-c', 'drill again');
+    expect((await slaveApp.inject('/api/broker')).json()).toMatchObject({
+      role: 'slave',
+      epoch: 3,
+      nodeEpoch: null,
+    });
+    expect((await slaveApp.inject('/api/cluster')).json().epoch).toBe(3);
+    // The old master's own epoch stays what it served at, beside the cluster's.
+    expect((await masterApp.inject('/api/broker')).json()).toMatchObject({ epoch: 3, nodeEpoch: 1 });
   });
 
   it('shows the cluster: nodes and takeover history', async () => {

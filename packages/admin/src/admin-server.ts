@@ -200,6 +200,8 @@ function adminRoutes(ctx: AdminContext, auth: AdminAuth, metrics: KeelMetrics): 
       const b = ctx.broker();
       return b?.isRunning ? b : null;
     };
+    /** The cluster's current epoch (a slave reads it from the store; issue #18.3). */
+    const clusterEpoch = (): Promise<number> => ctx.clusterEpoch?.() ?? Promise.resolve(ctx.node().epoch);
     /** The serving broker, or a 409 naming the master. */
     const master = (): Broker => {
       const b = serving();
@@ -306,7 +308,8 @@ function adminRoutes(ctx: AdminContext, auth: AdminAuth, metrics: KeelMetrics): 
           name: n.name,
           cluster: n.cluster,
           role: n.role,
-          epoch: n.epoch,
+          epoch: await clusterEpoch(),
+          nodeEpoch: n.nodeEpoch ?? null,
           startedAt: n.startedAt.toISOString(),
           uptimeSeconds: Math.max(0, (Date.now() - n.startedAt.getTime()) / 1000),
           version: n.version,
@@ -338,7 +341,7 @@ function adminRoutes(ctx: AdminContext, auth: AdminAuth, metrics: KeelMetrics): 
         return {
           cluster: n.cluster,
           master: n.lockHolder,
-          epoch: n.epoch,
+          epoch: await clusterEpoch(),
           nodes: nodes.map((x) => ({
             name: x.name,
             role: x.role,

@@ -112,6 +112,20 @@ export class KeelNode implements RunningNode {
     return this.roleValue === 'master' ? this.brokerValue : null;
   }
 
+  /** The epoch this node last served at (its last takeover); null when it never was master. */
+  get nodeEpoch(): number | null {
+    const e = this.store.epoch;
+    return e > 0 ? e : null;
+  }
+
+  /**
+   * The cluster's current epoch: this node's own while it serves, else the cluster row's, read
+   * through the store (a slave's own epoch is stale once another node took over; issue #18.3).
+   */
+  clusterEpoch(): Promise<number> {
+    return this.roleValue === 'master' ? Promise.resolve(this.epoch) : this.store.readEpoch();
+  }
+
   get pgStore(): PgStore {
     return this.store;
   }

@@ -78,6 +78,7 @@ function context(
     broker: () => broker,
     readOnly: () => view,
     takeovers: (limit) => store.takeovers(limit),
+    clusterEpoch: () => store.readEpoch(),
     clusterNodes: () => [
       { name: 'node-a', role: 'master', lastSeen: null },
       { name: 'node-b', role: 'slave', lastSeen: new Date() },
@@ -95,6 +96,7 @@ function nodeInfo(name: string, role: NodeRole, epoch: number): NodeInfo {
     cluster: 'test',
     role,
     epoch,
+    nodeEpoch: role === 'master' ? epoch : null,
     startedAt: new Date(Date.now() - 5000),
     version: '0.1.0-test',
     lockHolder: 'node-a',

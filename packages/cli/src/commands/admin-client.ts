@@ -43,7 +43,10 @@ export interface BrokerReply {
   name: string;
   cluster: string;
   role: string;
+  /** The cluster's current epoch. */
   epoch: number;
+  /** The epoch this node last served at; null when it never was master. */
+  nodeEpoch: number | null;
   startedAt: string;
   uptimeSeconds: number;
   version: string;

@@ -61,6 +61,7 @@ async function startNode(
     cluster: 'test',
     role: state.role,
     epoch,
+    nodeEpoch: role === 'master' ? epoch : null,
     startedAt,
     version: '0.1.0-test',
     lockHolder: state.lockHolder,
@@ -75,6 +76,7 @@ async function startNode(
     broker: () => (state.role === 'master' ? broker : null),
     readOnly: () => view,
     takeovers: (limit) => store.takeovers(limit),
+    clusterEpoch: () => store.readEpoch(),
     clusterNodes: () => [
       {
         name: 'node-a',
@@ -188,7 +190,8 @@ describe('keel admin commands over HTTP against a real admin API', () => {
       expect(r.stdout).toMatch(/^node +node-a$/m);
       expect(r.stdout).toMatch(/^cluster +test$/m);
       expect(r.stdout).toMatch(/^role +master \(serving\)$/m);
-      expect(r.stdout).toMatch(/^epoch +1$/m);
+      expect(r.stdout).toMatch(/^cluster epoch +1$/m);
+      expect(r.stdout).toMatch(/^node epoch +1$/m);
       expect(r.stdout).toMatch(/^lock holder +node-a$/m);
       expect(r.stdout).toMatch(/^uptime +[5-9]s \(since \d{4}-\d\d-\d\dT/m);
       expect(r.stdout).toMatch(/^native +tcp:\/\/127\.0\.0\.1:61616$/m);
@@ -207,6 +210,20 @@ describe('keel admin commands over HTTP against a real admin API', () => {
       expect(r.stdout).toMatch(/^role +slave \(read-only\)$/m);
       expect(r.stdout).toMatch(/^lock holder +node-a$/m);
       expect(r.stdout).toMatch(/^native +not listening$/m);
+    });
+
+    it("shows a slave the cluster's current epoch, not its own stale one, and its own apart (issue #18.3)", async () => {
+      // Two more takeovers after the slave started (its own view of the epoch was 1).
+      const other = new MemoryStore({ database: db, cluster: 'test' });
+      await other.open();
+      await other.takeOver('node-c', 'drill');
+      await other.takeOver('node-c', 'drill again');
+      const r = await keel(['status', '--admin', slave.url]);
+      expect(r.stdout).toMatch(/^cluster epoch +3$/m);
+      expect(r.stdout).toMatch(/^node epoch +never master$/m);
+      const json = JSON.parse((await keel(['status', '--admin', slave.url, '--json'])).stdout);
+      expect(json.broker).toMatchObject({ epoch: 3, nodeEpoch: null });
+      expect(json.cluster.epoch).toBe(3);
     });
 
     it('--json prints the broker and cluster answers', async () => {

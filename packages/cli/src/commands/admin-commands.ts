@@ -66,6 +66,12 @@ function printJson(output: Output, value: unknown): void {
   output.out(`${JSON.stringify(value, null, 2)}\n`);
 }
 
+/** The epoch a node last served at, beside the cluster's (issue #18.3); older nodes do not send it. */
+function nodeEpochText(b: BrokerReply): string | number {
+  if (b.nodeEpoch === undefined) return 'unknown';
+  return b.nodeEpoch === null ? 'never master' : b.nodeEpoch;
+}
+
 /** `keel status`: GET /api/broker and /api/cluster. */
 export async function runStatus(options: AdminCommandOptions, output: Output): Promise<StatusResult> {
   const client = new AdminClient(options);
@@ -85,7 +91,8 @@ export async function runStatus(options: AdminCommandOptions, output: Output): P
       ['node', b.name],
       ['cluster', b.cluster],
       ['role', `${b.role} (${b.readOnly ? 'read-only' : 'serving'})`],
-      ['epoch', b.epoch],
+      ['cluster epoch', b.epoch],
+      ['node epoch', nodeEpochText(b)],
       ['lock holder', b.lockHolder ?? 'none known'],
       ['uptime', `${formatDuration(b.uptimeSeconds * 1000)} (since ${b.startedAt})`],
       ['version', b.version],
@@ -232,7 +239,8 @@ export async function runHandover(options: AdminCommandOptions, output: Output):
       formatFields([
         ['node', broker.name],
         ['role', `${broker.role} (${broker.readOnly ? 'read-only' : 'serving'})`],
-        ['epoch', broker.epoch],
+        ['cluster epoch', broker.epoch],
+        ['node epoch', nodeEpochText(broker)],
         [
           'lock holder',
           broker.lockHolder && broker.lockHolder !== broker.name
