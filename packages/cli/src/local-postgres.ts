@@ -14,14 +14,20 @@ import { appendFileSync, chownSync, existsSync, mkdirSync, readFileSync, writeFi
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { freePort, isPortFree } from './ports';
+import { type PortSetting, portInUse } from './start-ports';
 
 export interface LocalPostgresOptions {
   /** The playground directory: data in `<dir>/pgdata`, state in `<dir>/postgres.json`. */
   dir: string;
   /** Postgres's own log (initdb and server output). */
   logFile: string;
-  /** Try this port first (then the one used last time, then any free port). */
-  preferredPort?: number;
+  /**
+   * The port the user asked for (`--pg-port`, KEEL_PG_PORT): refused when busy. Without it, the
+   * port this directory's server used last time when it is free, otherwise any free port.
+   */
+  port?: PortSetting;
+  /** Ports spoken for by others (the broker nodes): never chosen. */
+  avoidPorts?: readonly number[];
   /** Progress lines for people. */
   progress?: (line: string) => void;
 }
@@ -177,14 +183,21 @@ export async function startLocalPostgres(options: LocalPostgresOptions): Promise
     if (stopped.code !== 0) throw new Error(`could not stop the earlier Postgres: ${stopped.output}`);
   }
 
+  const avoid = new Set(options.avoidPorts ?? []);
   let port: number | undefined;
-  for (const candidate of [options.preferredPort, state.port]) {
-    if (candidate && (await isPortFree(candidate))) {
-      port = candidate;
-      break;
+  if (options.port) {
+    if (avoid.has(options.port.value) || !(await isPortFree(options.port.value))) {
+      throw portInUse('pgPort', options.port, '127.0.0.1');
     }
+    port = options.port.value;
+  } else if (state.port && !avoid.has(state.port) && (await isPortFree(state.port))) {
+    port = state.port;
   }
-  port ??= await freePort();
+  for (let i = 0; port === undefined && i < 20; i++) {
+    const candidate = await freePort();
+    if (!avoid.has(candidate)) port = candidate;
+  }
+  if (port === undefined) throw new Error('could not find a free port for Postgres');
   state.port = port;
   writeFileSync(stateFile, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
 

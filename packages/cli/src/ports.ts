@@ -23,21 +23,3 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
     });
   });
 }
-
-/**
- * One port per preference, each free and distinct: the preferred one when it is free, otherwise
- * any free port.
- */
-export async function choosePorts(preferred: number[], host = '127.0.0.1'): Promise<number[]> {
-  const chosen: number[] = [];
-  for (const want of preferred) {
-    if (!chosen.includes(want) && (await isPortFree(want, host))) {
-      chosen.push(want);
-      continue;
-    }
-    let port = await freePort(host);
-    for (let i = 0; chosen.includes(port) && i < 20; i++) port = await freePort(host);
-    chosen.push(port);
-  }
-  return chosen;
-}

@@ -179,6 +179,30 @@ describe('keel program', () => {
     expect(again.calls).toEqual([{ command: 'start', options: { dir: '.keel' } }]);
   });
 
+  it('passes keel start its ports as given and documents them', async () => {
+    const { program, calls, output } = setup();
+    await program.parseAsync(
+      ['start', '--port', '7000', '--stomp-port', '7100', '--admin-port', '7200', '--pg-port', '7300'],
+      { from: 'user' },
+    );
+    expect(calls).toEqual([
+      {
+        command: 'start',
+        options: { dir: '.keel', port: '7000', stompPort: '7100', adminPort: '7200', pgPort: '7300' },
+      },
+    ]);
+    await commanderError(program.parseAsync(['start', '--help'], { from: 'user' }));
+    const help = output.stdout().replace(/\s+/g, ' ');
+    for (const text of [
+      'KEEL_PORT; default: 61616',
+      'KEEL_STOMP_PORT; default: 61613',
+      'KEEL_ADMIN_PORT; default: 8161',
+      'KEEL_PG_PORT',
+    ]) {
+      expect(help).toContain(text);
+    }
+  });
+
   it('rejects a command that does not exist', async () => {
     const { program, output } = setup();
     const err = await commanderError(program.parseAsync(['benchmark', 'q'], { from: 'user' }));

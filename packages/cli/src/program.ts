@@ -80,10 +80,26 @@ export function buildProgram(options: BuildProgramOptions = {}): Command {
   program
     .command('start')
     .description(
-      'start a local playground: an embedded PostgreSQL in ./.keel and two broker nodes (master and slave) in cluster "local"',
+      'start a local playground: an embedded PostgreSQL in ./.keel and two broker nodes (master and slave) in cluster "local"; a port given by flag or variable must be free, a busy default moves to the next free port',
     )
     .option('--dir <path>', 'where the playground keeps its data and logs', DEFAULT_START_DIR)
-    .addOption(logLevelOption())
+    .option(
+      '--port <port>',
+      `native protocol port of node-a; node-b takes the next free one (KEEL_PORT; default: ${DEFAULT_PORT}, or the next free one above)`,
+    )
+    .option(
+      '--stomp-port <port>',
+      `STOMP port of node-a; node-b takes the next free one (KEEL_STOMP_PORT; default: ${DEFAULT_STOMP_PORT}, or the next free one above)`,
+    )
+    .option(
+      '--admin-port <port>',
+      `HTTP admin port of node-a; node-b takes the next free one (KEEL_ADMIN_PORT; default: ${DEFAULT_ADMIN_PORT}, or the next free one above)`,
+    )
+    .option(
+      '--pg-port <port>',
+      'port of the embedded PostgreSQL (KEEL_PG_PORT; default: the one this directory used last time if free, else any free port)',
+    )
+    .addOption(logLevelOption('KEEL_LOG_LEVEL; '))
     .action(async (opts: StartOptions) => {
       await actions.start(opts, output);
     });

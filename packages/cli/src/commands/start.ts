@@ -4,7 +4,8 @@
  * 1. an embedded PostgreSQL with its data in `./.keel/pgdata` (reused when it exists);
  * 2. the `keel` database migrated, with its `keel_lock` lock database;
  * 3. two `keel broker` processes, `node-a` then `node-b`, in cluster `local` on 127.0.0.1, the first
- *    to take the lock is master and the other waits as slave;
+ *    to take the lock is master and the other waits as slave; their ports as start-ports.ts says
+ *    (`--port`, `--stomp-port`, `--admin-port` or KEEL_PORT … for node-a, node-b the next free ones);
  * 4. a table of every endpoint, the nodes' logs streamed to `./.keel/logs/`;
  * 5. Ctrl-C / SIGTERM stops the nodes first (each gets one SIGTERM: a graceful stop), then
  *    Postgres; a second Ctrl-C kills them.
@@ -12,18 +13,30 @@
  * The nodes run in process groups of their own, so a terminal's Ctrl-C reaches only this process
  * and the stop order is ours. The database URL (with its password) and the admin password reach the
  * nodes through their environment, not their command line (visible in `ps`).
+ *
+ * The nodes' wiring is keel start's own: the KEEL_* variables that would rewire a node (WIRING_VARIABLES:
+ * database, lock database, name, cluster, host, ports, advertised URLs, admin login, configuration
+ * file) do not reach them; every other KEEL_* variable (users, locker, lock timing, store, redelivery,
+ * dead letters, log level …) reaches both nodes, as it would reach `keel broker`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, readFileSync, rmSync, type WriteStream, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
-import { DEFAULT_ADMIN_PORT, DEFAULT_PORT, DEFAULT_STOMP_PORT } from '@keel/server';
-import { ensureLockDatabase, migrate } from '@keel/store-pg';
-import { Client } from 'pg';
+import { ConfigError } from '@keel/server';
+import { ensureDatabase, ensureLockDatabase, migrate } from '@keel/store-pg';
 import { type LocalPostgres, startLocalPostgres } from '../local-postgres';
 import type { Output } from '../output';
-import { choosePorts } from '../ports';
+import { EXIT_USAGE } from '../report-error';
+import {
+  type NodePorts,
+  PORT_KINDS,
+  type PortKind,
+  type PortSetting,
+  planNodePorts,
+  portSetting,
+} from '../start-ports';
 import { terminateChild } from './child-stop';
 
 export const DEFAULT_START_DIR = '.keel';
@@ -37,16 +50,37 @@ export const NODE_STOP_TIMEOUT_MS = 20_000;
 /** Roles a node settles in; `keel start` waits for one of them. */
 export const SETTLED_ROLES: readonly string[] = ['master', 'slave'];
 
+/** Variables keel start sets itself (or leaves unset) for its nodes; see the file comment. */
+export const WIRING_VARIABLES: readonly string[] = [
+  'KEEL_CONFIG',
+  'KEEL_DB',
+  'KEEL_LOCK_DB',
+  'KEEL_NAME',
+  'KEEL_CLUSTER',
+  'KEEL_HOST',
+  'KEEL_PORT',
+  'KEEL_STOMP_PORT',
+  'KEEL_ADMIN_PORT',
+  'KEEL_PG_PORT',
+  'KEEL_ADVERTISED_URLS',
+  'KEEL_ADMIN_USER',
+  'KEEL_ADMIN_PASSWORD',
+];
+
 export interface StartOptions {
   dir?: string;
   logLevel?: string;
+  /** node-a's ports (node-b takes the next free ones) and the embedded Postgres's, as given. */
+  port?: string;
+  stompPort?: string;
+  adminPort?: string;
+  pgPort?: string;
+  /** Where KEEL_PORT … are read from and what the nodes inherit; defaults to process.env (tests). */
+  env?: NodeJS.ProcessEnv;
 }
 
-interface NodePlan {
+interface NodePlan extends NodePorts {
   name: string;
-  port: number;
-  stompPort: number;
-  adminPort: number;
 }
 
 /** A `keel broker` child process. */
@@ -252,18 +286,6 @@ async function stopStrayProcess(pid: number, timeoutMs: number): Promise<void> {
   }
 }
 
-async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
-  const client = new Client({ connectionString: adminUrl });
-  client.on('error', () => {});
-  await client.connect();
-  try {
-    const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-    if (found.rowCount === 0) await client.query(`CREATE DATABASE "${name.replace(/"/g, '""')}"`);
-  } finally {
-    await client.end();
-  }
-}
-
 function withDatabase(url: string, name: string): string {
   const u = new URL(url);
   u.pathname = `/${encodeURIComponent(name)}`;
@@ -283,10 +305,15 @@ function table(rows: string[][]): string {
     .join('\n');
 }
 
-/** The child environment: ours without any KEEL_* (the playground is configured here alone). */
-function nodeEnv(db: string, lockDb: string, adminPassword: string): NodeJS.ProcessEnv {
+/** The nodes' environment: ours without the wiring variables, plus the playground's wiring. */
+export function nodeEnv(
+  parent: NodeJS.ProcessEnv,
+  db: string,
+  lockDb: string,
+  adminPassword: string,
+): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('KEEL_')) env[k] = v;
+  for (const [k, v] of Object.entries(parent)) if (!WIRING_VARIABLES.includes(k)) env[k] = v;
   return {
     ...env,
     KEEL_DB: db,
@@ -297,6 +324,12 @@ function nodeEnv(db: string, lockDb: string, adminPassword: string): NodeJS.Proc
 }
 
 export async function runStart(options: StartOptions, output: Output): Promise<never> {
+  const parentEnv = options.env ?? process.env;
+  // Ports given by flag or KEEL_* are checked before anything starts (a bad value is refused here).
+  const portSettings = Object.fromEntries(
+    PORT_KINDS.map((k) => [k, portSetting(k, options, parentEnv) as PortSetting]),
+  ) as Record<PortKind, PortSetting>;
+  const pgPort = portSetting('pgPort', options, parentEnv);
   const dir = path.resolve(options.dir ?? DEFAULT_START_DIR);
   const shown = path.relative(process.cwd(), dir) || '.';
   const logsDir = path.join(dir, 'logs');
@@ -319,6 +352,18 @@ export async function runStart(options: StartOptions, output: Output): Promise<n
       await stopStrayProcess(pid, NODE_STOP_TIMEOUT_MS);
     }
   }
+  // The nodes' ports (once the stray nodes, which may hold them, are gone): a busy port asked for is
+  // refused before anything starts (ConfigError: `keel` reports it, exit 2), and Postgres keeps out
+  // of the nodes' way.
+  const ports = await planNodePorts(portSettings, '127.0.0.1', 2);
+  const plans: NodePlan[] = ['node-a', 'node-b'].map((name, i) => ({ name, ...(ports[i] as NodePorts) }));
+  for (const key of PORT_KINDS) {
+    const wanted = portSettings[key];
+    if (wanted.source === 'default' && plans[0]?.[key] !== wanted.value) {
+      progress(`port ${wanted.value} is busy: node-a takes ${plans[0]?.[key]} instead`);
+    }
+  }
+
   const writeStartFile = () =>
     writeFileSync(
       pidFile,
@@ -377,13 +422,19 @@ export async function runStart(options: StartOptions, output: Output): Promise<n
   try {
     progress(`Postgres starting (data in ${shown}/pgdata)...`);
     const postgresLog = path.join(logsDir, 'postgres.log');
-    pg = await startLocalPostgres({ dir, logFile: postgresLog, progress });
+    pg = await startLocalPostgres({
+      dir,
+      logFile: postgresLog,
+      progress,
+      port: pgPort,
+      avoidPorts: plans.flatMap((p) => PORT_KINDS.map((k) => p[k])),
+    });
     if (shuttingDown) return new Promise<never>(() => {});
     const db = withDatabase(pg.adminUrl, START_DATABASE);
     progress(`Postgres ready on 127.0.0.1:${pg.port}`);
 
     progress(`migrating database "${START_DATABASE}"...`);
-    await ensureDatabase(pg.adminUrl, START_DATABASE);
+    await ensureDatabase(db);
     const migrated = await migrate({ connectionString: db });
     const lockDb = await ensureLockDatabase(db);
     progress(
@@ -391,22 +442,8 @@ export async function runStart(options: StartOptions, output: Output): Promise<n
     );
 
     const adminPassword = randomBytes(12).toString('base64url');
-    const ports = await choosePorts([
-      DEFAULT_PORT,
-      DEFAULT_STOMP_PORT,
-      DEFAULT_ADMIN_PORT,
-      DEFAULT_PORT + 1,
-      DEFAULT_STOMP_PORT + 1,
-      DEFAULT_ADMIN_PORT + 1,
-    ]);
-    const plans: NodePlan[] = ['node-a', 'node-b'].map((name, i) => ({
-      name,
-      port: ports[i * 3] as number,
-      stompPort: ports[i * 3 + 1] as number,
-      adminPort: ports[i * 3 + 2] as number,
-    }));
     const mainJs = path.resolve(__dirname, '..', 'main.js');
-    const env = nodeEnv(db, lockDb, adminPassword);
+    const env = nodeEnv(parentEnv, db, lockDb, adminPassword);
     let ready = false;
 
     // node-a first, so that it is the one that takes the lock and node-b waits as its slave.
@@ -472,7 +509,7 @@ export async function runStart(options: StartOptions, output: Output): Promise<n
   } catch (err) {
     if (!shuttingDown) {
       output.err(`keel start: ${(err as Error).message}\n`);
-      return finish(1);
+      return finish(err instanceof ConfigError ? EXIT_USAGE : 1);
     }
     return new Promise<never>(() => {});
   }
