@@ -474,7 +474,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         return;
       }
       case FrameType.Message:
-        this.sessions.get(frame.channel)?._deliver(frame.consumerId, frame.message, this._generation);
+        this.sessions
+          .get(frame.channel)
+          ?._deliver(frame.consumerId, frame.message, this._generation, frame.browseEnd === true);
         return;
       case FrameType.BrokerInfo:
         this.broker = frame.broker;

@@ -28,6 +28,8 @@ export { silentClientLogger } from './logger';
 export { DEFAULT_AUDIT_DEPTH, MessageAudit } from './message-audit';
 export type { ProducerOptions, SendOptions } from './producer';
 export { Producer } from './producer';
+export type { BrowseOptions } from './queue-browser';
+export { DEFAULT_BROWSE_PREFETCH, QueueBrowser } from './queue-browser';
 export { ReceivedMessage } from './received-message';
 export type { SessionOptions } from './session';
 export { normalizeDestination, Session } from './session';

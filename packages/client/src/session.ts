@@ -15,6 +15,7 @@ import {
 import { type Connection, isLinkError, type SendResult } from './connection';
 import { Consumer, type ConsumerOptions } from './consumer';
 import { Producer, type ProducerOptions } from './producer';
+import { type BrowseOptions, QueueBrowser } from './queue-browser';
 import type { Wire } from './wire';
 
 export interface SessionOptions {
@@ -42,6 +43,8 @@ export class Session {
   closed = false;
   /** @internal */
   readonly _consumers = new Map<string, Consumer>();
+  /** @internal Browses in progress (see browse()). */
+  readonly _browsers = new Map<string, QueueBrowser>();
   /** @internal */
   _currentTxId: string | null = null;
   /** @internal Acks of the open transaction: they enter the duplicate audit at commit. */
@@ -96,6 +99,33 @@ export class Session {
       throw err;
     }
     return consumer;
+  }
+
+  /**
+   * Browse a queue without consuming it (JMS QueueBrowser): resolves once the broker took the
+   * browse; iterate the result for the queue's messages as they were at that moment, in delivery
+   * order. See QueueBrowser.
+   */
+  async browse(destination: string | Destination, options: BrowseOptions = {}): Promise<QueueBrowser> {
+    this.checkOpen();
+    const dest = normalizeDestination(destination);
+    const conn = this.connection;
+    await conn._whenConnected('browse');
+    this.checkOpen();
+    const browser = new QueueBrowser(this, conn._nextConsumerId(), dest, options);
+    this._browsers.set(browser.id, browser);
+    try {
+      await conn._call(browser._subscribeFrame(), 'reject');
+    } catch (err) {
+      browser._onClosed(null);
+      throw err;
+    }
+    return browser;
+  }
+
+  /** @internal */
+  _forgetBrowser(b: QueueBrowser): void {
+    if (this._browsers.get(b.id) === b) this._browsers.delete(b.id);
   }
 
   /**
@@ -196,6 +226,7 @@ export class Session {
   async close(): Promise<void> {
     if (this.closed) return;
     for (const c of [...this._consumers.values()]) await c.close();
+    for (const b of [...this._browsers.values()]) await b.close();
     this.closed = true;
     this.connection._forgetSession(this);
     if (this.connection._isConnected) {
@@ -215,8 +246,10 @@ export class Session {
   }
 
   /** @internal */
-  _deliver(consumerId: string, message: DeliveredMessage, generation: number): void {
-    this._consumers.get(consumerId)?._deliver(message, generation);
+  _deliver(consumerId: string, message: DeliveredMessage, generation: number, browseEnd = false): void {
+    const consumer = this._consumers.get(consumerId);
+    if (consumer) consumer._deliver(message, generation);
+    else this._browsers.get(consumerId)?._deliver(message, browseEnd);
   }
 
   /** @internal */
@@ -231,6 +264,7 @@ export class Session {
       this._txAcked = [];
     }
     for (const c of this._consumers.values()) c._onInterrupted();
+    for (const b of [...this._browsers.values()]) b._onInterrupted();
   }
 
   /** @internal Re-create this session on a new link: channel, transaction, consumers. */
@@ -297,5 +331,6 @@ export class Session {
     this.closed = true;
     for (const c of this._consumers.values()) c._onClosed(err);
     this._consumers.clear();
+    for (const b of [...this._browsers.values()]) b._onClosed(err);
   }
 }

@@ -6,6 +6,8 @@ import type { QueueEntry } from './queue-entry';
 export interface Delivery {
   consumerId: string;
   message: DeliveredMessage;
+  /** The end of a browse (queue-browser.ts): `message` is an empty placeholder, not a message. */
+  browseEnd?: boolean;
 }
 
 /** Where a consumer's deliveries go (the listener writes a frame). */

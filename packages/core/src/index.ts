@@ -10,6 +10,7 @@ export * from './message-ids';
 export * from './message-queue';
 export * from './pending-list';
 export * from './ports';
+export * from './queue-browser';
 export * from './queue-entry';
 export * from './redelivery-policy';
 export * from './store/fence-refusal';

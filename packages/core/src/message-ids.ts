@@ -17,6 +17,11 @@ export class MessageIdAllocator {
     }
   }
 
+  /** The last id handed out (below every id `next()` will give); `epoch * 2^32` before the first. */
+  get last(): number {
+    return this.epoch * COUNTER_SPAN + this.counter;
+  }
+
   next(): number {
     if (this.counter >= COUNTER_SPAN - 1) {
       throw new InvalidArgumentError(`message id space of epoch ${this.epoch} exhausted; take over again`);

@@ -217,6 +217,8 @@ export function writeCompactHeader(
     }
     case FrameType.Message: {
       const m = frame.message;
+      // A browse's end marker is rare: it travels as JSON, the compact form has no flag for it.
+      if (frame.browseEnd === true) return null;
       if (!encodableMessage(m) || !(m.deliveryCount >= 0 && m.deliveryCount <= 0xffffffff)) return null;
       const props = hasProperties(m.properties) ? JSON.stringify(m.properties) : null;
       const bound = 1 + strBound(frame.consumerId) + 4 + messageBound(m, props);

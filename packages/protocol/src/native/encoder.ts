@@ -115,7 +115,11 @@ function jsonHeader(frame: Frame): string {
     });
   }
   if (frame.type === FrameType.Message) {
-    return JSON.stringify({ consumerId: frame.consumerId, message: deliveredHeaders(frame.message) });
+    return JSON.stringify({
+      consumerId: frame.consumerId,
+      message: deliveredHeaders(frame.message),
+      browseEnd: frame.browseEnd,
+    });
   }
   const { type: _t, channel: _c, ...rest } = frame;
   return JSON.stringify(rest);

@@ -210,6 +210,7 @@ const CHECKS: Record<number, Check> = {
   [FrameType.Message]: (o, f) => {
     str(o, 'consumerId', f);
     message(o, true, f);
+    optBool(o, 'browseEnd', f);
   },
   [FrameType.Ack]: (o, f) => {
     str(o, 'consumerId', f);

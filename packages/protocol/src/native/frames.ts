@@ -152,7 +152,10 @@ export interface SubscribeFrame {
   /** Durable topic subscription name (with the connection's client id). */
   durableName?: string;
   noLocal?: boolean;
-  /** Browse a queue without consuming. */
+  /**
+   * Browse a queue without consuming (JMS QueueBrowser): a snapshot in delivery order, paced by
+   * credit, then a MESSAGE with `browseEnd` (docs/protocol.md section 5.1).
+   */
   browse?: boolean;
   receiptId?: string;
 }
@@ -192,6 +195,11 @@ export interface MessageFrame {
   channel: number;
   consumerId: string;
   message: DeliveredMessage;
+  /**
+   * The end of a browse (SUBSCRIBE with `browse`): no message, every browsed one came before it
+   * (ActiveMQ's STOMP `browser:end`). `message` is an empty placeholder (id "0", no body).
+   */
+  browseEnd?: boolean;
 }
 
 export interface AckFrame {

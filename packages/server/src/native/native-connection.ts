@@ -491,7 +491,6 @@ export class NativeConnection {
     if (!s) return;
     const conn = this.conn!;
     const channel = frame.channel;
-    if (frame.browse === true) return this.onBrowse(frame);
     return this.run(channel, frame.receiptId, async () => {
       if (this.consumerSessions.has(frame.consumerId)) {
         throw new InvalidArgumentError(`consumer id ${frame.consumerId} already in use on this connection`);
@@ -508,41 +507,14 @@ export class NativeConnection {
           selector: frame.selector,
           durableName: frame.durableName,
           noLocal: frame.noLocal,
+          // A browse takes credit per message (CREDIT frames give it back) and ends with a
+          // MESSAGE that has `browseEnd` (docs/protocol.md section 5.1).
+          browse: frame.browse === true,
         },
         (d) => this.deliver(channel, d),
       );
       s.consumers.add(frame.consumerId);
       this.consumerSessions.set(frame.consumerId, s);
-    });
-  }
-
-  /**
-   * Browse (JMS QueueBrowser): MESSAGE frames for the queue's pending messages, up to `prefetch`
-   * (0 = up to 1000), without consuming them; the RECEIPT that follows marks the end.
-   */
-  private onBrowse(frame: SubscribeFrame): Promise<void> {
-    const channel = frame.channel;
-    return this.run(channel, frame.receiptId, async () => {
-      const i = frame.destination.indexOf('://');
-      const type = i > 0 ? frame.destination.slice(0, i) : '';
-      if (type !== 'queue' && type !== 'temp-queue') {
-        throw new InvalidArgumentError(`only queues can be browsed, not ${frame.destination}`);
-      }
-      const limit = frame.prefetch > 0 ? Math.min(frame.prefetch, 10_000) : 1000;
-      const found = await this.broker.browseQueue(frame.destination.slice(i + 3), limit);
-      for (const m of found) {
-        this.send({
-          type: FrameType.Message,
-          channel,
-          consumerId: frame.consumerId,
-          message: {
-            ...m.message,
-            messageId: m.id,
-            deliveryCount: m.deliveryCount,
-            redelivered: m.redelivered,
-          },
-        });
-      }
     });
   }
 
@@ -572,7 +544,13 @@ export class NativeConnection {
     try {
       // The head only: the body goes straight into the tick's write (TickCork.writeFrame).
       head = encodeFrameHead(
-        { type: FrameType.Message, channel, consumerId: d.consumerId, message: d.message },
+        {
+          type: FrameType.Message,
+          channel,
+          consumerId: d.consumerId,
+          message: d.message,
+          browseEnd: d.browseEnd,
+        },
         { maxFrameSize: this.maxFrameSizeOut, compact: this.compact },
       );
     } catch (err) {

@@ -26,6 +26,7 @@ import {
   stompHeaderRecord,
   TickCork,
 } from '@keel/protocol';
+import { browseEndFrame, isBrowseSubscribe } from './stomp-browse';
 import { stompToKeelDestination } from './stomp-destinations';
 import { messageFrameHead, messageFrameHeaders, messageFromSend } from './stomp-message';
 import { negotiateHeartbeat, negotiateStompVersion, parseHeartbeatHeader } from './stomp-negotiate';
@@ -562,7 +563,9 @@ export class StompConnection {
           consumerId: id,
           destination: keelDestination,
           prefetch,
-          ackOnDelivery: ackMode === 'auto',
+          // A browse needs no acks (they do nothing): it is paced by the socket, as ack:auto is.
+          ackOnDelivery: ackMode === 'auto' || isBrowseSubscribe(h),
+          browse: isBrowseSubscribe(h),
           selector: h.selector,
           durableName: h['activemq.subscriptionName'] ?? h['durable-subscription-name'],
           noLocal: h['activemq.noLocal'] === 'true',
@@ -689,6 +692,10 @@ export class StompConnection {
   private deliver(d: Delivery): void {
     const sub = this.subs.get(d.consumerId);
     if (!sub || !this.conn || this.closed) return;
+    if (d.browseEnd) {
+      this.write(browseEndFrame(sub.id, d.message.destination, this.conn.id));
+      return;
+    }
     let ackId: string | undefined;
     if (sub.ackMode !== 'auto') {
       this.ackCounter += 1;
