@@ -43,18 +43,57 @@ export interface CancellableWrite {
   cancel(): boolean;
 }
 
+/** The batch's arrays, in StoreBatch order: an operation's share of a round is a slice of each. */
+const BATCH_KEYS = [
+  'inserts',
+  'subEntries',
+  'moves',
+  'deliveryCounts',
+  'subDeliveryCounts',
+  'deletes',
+  'subEntryDeletes',
+  'producers',
+  'forwards',
+  'txOutcomes',
+] as const;
+
+interface Waiter {
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+/**
+ * One caller's operations in a round (a write, a cancellable write, a fire-and-forget write) and
+ * who learns how they ended. Kept apart so that a round refused for one row's data can be committed
+ * again without that operation, each waiter still tied to its own rows.
+ */
+interface Op {
+  waiter: Waiter | null;
+  /** Fire-and-forget: retried in the next round if this one fails for a passing reason. */
+  retry: { mutate: (b: StoreBatch) => void; done: () => void } | null;
+  settled: boolean;
+}
+
+/** Where an operation's mutation starts in the round's batch (it ends where the next one starts). */
+interface Part {
+  op: Op;
+  from: number[];
+}
+
 interface Deferred {
   mutate: (b: StoreBatch) => void;
   cancelled: boolean;
+  op: Op;
 }
 
 interface Round {
   batch: StoreBatch;
   /** Cancellable operations, applied to the batch when the round starts unless cancelled. */
   deferred: Deferred[];
-  waiters: { resolve: () => void; reject: (err: Error) => void }[];
-  /** Operations that must not be lost if the round fails: retried in the next round. */
-  retryable: { mutate: (b: StoreBatch) => void; done: () => void }[];
+  /** Every operation, in arrival order. */
+  ops: Op[];
+  /** The batch's slices, in the order they were written. */
+  parts: Part[];
   /**
    * When the round should start (performance.now()): the earliest due time of its held operations,
    * 0 once an operation joined that is not held, Infinity while it holds none.
@@ -63,7 +102,41 @@ interface Round {
 }
 
 function newRound(): Round {
-  return { batch: emptyBatch(), deferred: [], waiters: [], retryable: [], dueAt: Number.POSITIVE_INFINITY };
+  return { batch: emptyBatch(), deferred: [], ops: [], parts: [], dueAt: Number.POSITIVE_INFINITY };
+}
+
+function lengths(b: StoreBatch): number[] {
+  return BATCH_KEYS.map((k) => b[k].length);
+}
+
+/** Apply `mutate` to the round's batch on behalf of `op`, remembering which rows it wrote. */
+function applyTo(round: Round, op: Op, mutate: (b: StoreBatch) => void): void {
+  round.parts.push({ op, from: lengths(round.batch) });
+  mutate(round.batch);
+}
+
+/** The rows the operations in `ops` wrote to the round's batch, in their order. */
+function batchOf(round: Round, ops: ReadonlySet<Op>): StoreBatch {
+  const out = emptyBatch();
+  const parts = round.parts;
+  const end = lengths(round.batch);
+  for (let i = 0; i < parts.length; i++) {
+    if (!ops.has(parts[i]!.op)) continue;
+    const from = parts[i]!.from;
+    const to = i + 1 < parts.length ? parts[i + 1]!.from : end;
+    for (let k = 0; k < BATCH_KEYS.length; k++) {
+      const key = BATCH_KEYS[k]!;
+      const src = round.batch[key] as unknown[];
+      const dst = out[key] as unknown[];
+      for (let j = from[k]!; j < to[k]!; j++) dst.push(src[j]);
+    }
+  }
+  return out;
+}
+
+/** A store refusal caused by a value of the batch (a row's data), not by the database's state. */
+function isDataError(err: unknown): boolean {
+  return KeelError.isInstance(err) && err.code === 'STORE_DATA_ERROR';
 }
 
 function countOps(b: StoreBatch): number {
@@ -121,11 +194,14 @@ export class GroupCommitWriter {
   write(mutate: (b: StoreBatch) => void): Promise<void> {
     const refused = this.refusal();
     if (refused) return Promise.reject(refused);
-    mutate(this.next.batch);
+    const round = this.next;
+    const op: Op = { waiter: null, retry: null, settled: false };
+    round.ops.push(op);
+    applyTo(round, op, mutate);
     // Someone waits for this one: the round starts at once, whatever it holds.
-    this.next.dueAt = 0;
+    round.dueAt = 0;
     return new Promise<void>((resolve, reject) => {
-      this.next.waiters.push({ resolve, reject });
+      op.waiter = { resolve, reject };
       this.schedule();
     });
   }
@@ -145,19 +221,21 @@ export class GroupCommitWriter {
     const refused = this.refusal();
     if (refused) return { committed: Promise.reject(refused), cancel: () => false };
     const round = this.next;
-    always?.(round.batch);
-    const op: Deferred = { mutate, cancelled: false };
+    const op: Op = { waiter: null, retry: null, settled: false };
+    round.ops.push(op);
+    if (always) applyTo(round, op, always);
+    const deferred: Deferred = { mutate, cancelled: false, op };
     round.dueAt = Math.min(round.dueAt, holdMs > 0 ? performance.now() + holdMs : 0);
-    round.deferred.push(op);
+    round.deferred.push(deferred);
     const committed = new Promise<void>((resolve, reject) => {
-      round.waiters.push({ resolve, reject });
+      op.waiter = { resolve, reject };
       this.schedule();
     });
     return {
       committed,
       cancel: () => {
-        if (this.next !== round) return op.cancelled;
-        op.cancelled = true;
+        if (this.next !== round) return deferred.cancelled;
+        deferred.cancelled = true;
         return true;
       },
     };
@@ -170,16 +248,22 @@ export class GroupCommitWriter {
    */
   writeLater(mutate: (b: StoreBatch) => void): Promise<void> {
     if (this.refusal()) return new Promise(() => {});
-    mutate(this.next.batch);
     return new Promise<void>((resolve) => {
-      this.next.retryable.push({ mutate, done: resolve });
+      this.addRetry({ mutate, done: resolve });
       this.schedule();
     });
   }
 
+  private addRetry(retry: NonNullable<Op['retry']>): void {
+    const round = this.next;
+    const op: Op = { waiter: null, retry, settled: false };
+    round.ops.push(op);
+    applyTo(round, op, retry.mutate);
+  }
+
   /** Resolves when nothing is pending or in flight. */
   drain(): Promise<void> {
-    if (!this.inFlight && isEmptyBatch(this.next.batch) && this.next.waiters.length === 0) {
+    if (!this.inFlight && isEmptyBatch(this.next.batch) && this.next.ops.length === 0) {
       return Promise.resolve();
     }
     return new Promise((resolve) => this.idleWaiters.push(resolve));
@@ -190,7 +274,7 @@ export class GroupCommitWriter {
     this.closed = true;
     const round = this.next;
     this.next = newRound();
-    for (const w of round.waiters) w.reject(reason);
+    for (const op of round.ops) op.waiter?.reject(reason);
     this.notifyIdle();
   }
 
@@ -230,31 +314,23 @@ export class GroupCommitWriter {
   private async flush(): Promise<void> {
     if (this.inFlight) return;
     const round = this.next;
-    if (isEmptyBatch(round.batch) && round.waiters.length === 0) {
+    if (isEmptyBatch(round.batch) && round.ops.length === 0) {
       this.notifyIdle();
       return;
     }
     this.next = newRound();
     this.inFlight = true;
-    const started = performance.now();
     try {
-      for (const d of round.deferred) if (!d.cancelled) d.mutate(round.batch);
-      collapseProducers(round.batch);
-      if (!isEmptyBatch(round.batch)) await this.store.commit(round.batch);
-      this.retryDelayMs = 0;
-      for (const w of round.waiters) w.resolve();
-      for (const r of round.retryable) r.done();
-      this.opts.onCommit?.({
-        operations: countOps(round.batch),
-        inserts: round.batch.inserts.length,
-        durationMs: performance.now() - started,
-      });
+      for (const d of round.deferred) if (!d.cancelled) applyTo(round, d.op, d.mutate);
+      const failure = await this.commitOps(round, round.ops, true);
+      if (failure === null) this.retryDelayMs = 0;
+      else this.failRound(round, failure);
     } catch (err) {
       this.failRound(round, err);
     } finally {
       this.inFlight = false;
     }
-    if (!isEmptyBatch(this.next.batch) || this.next.waiters.length > 0) {
+    if (!isEmptyBatch(this.next.batch) || this.next.ops.length > 0) {
       if (this.next.batch.inserts.length + this.next.deferred.length >= this.maxBatchMessages)
         void this.flush();
       else this.schedule();
@@ -263,14 +339,69 @@ export class GroupCommitWriter {
     }
   }
 
+  /**
+   * Commit what `ops` wrote in one transaction and settle them. A refusal for a row's data
+   * (STORE_DATA_ERROR: SQLSTATE class 22 or 23) is one operation's: the operations are committed
+   * again in two halves, in arrival order, each split again while it is refused, down to the one
+   * operation that fails alone (a round of n operations with one bad row costs about 2·log2(n)
+   * commits, and no back-off). An earlier half commits before a later one, so a producer's later
+   * send never commits ahead of an earlier one that then fails for a passing reason (see
+   * failRound). Returns the error of a failure of any other kind (the caller fails every operation
+   * not settled yet), or null.
+   */
+  private async commitOps(round: Round, ops: Op[], whole: boolean): Promise<unknown> {
+    const started = performance.now();
+    const batch = whole ? round.batch : batchOf(round, new Set(ops));
+    try {
+      if (!isEmptyBatch(batch)) await this.store.commit(collapseProducers(batch));
+    } catch (err) {
+      if (!isDataError(err)) return err;
+      if (ops.length === 1) {
+        this.failData(ops[0]!, err as KeelError);
+        return null;
+      }
+      const mid = ops.length >> 1;
+      return (
+        (await this.commitOps(round, ops.slice(0, mid), false)) ??
+        this.commitOps(round, ops.slice(mid), false)
+      );
+    }
+    for (const op of ops) {
+      op.settled = true;
+      op.waiter?.resolve();
+      op.retry?.done();
+    }
+    this.opts.onCommit?.({
+      operations: countOps(batch),
+      inserts: batch.inserts.length,
+      durationMs: performance.now() - started,
+    });
+    return null;
+  }
+
+  /** The one operation whose data the store refused: it fails alone (never retried: it would fail again). */
+  private failData(op: Op, err: KeelError): void {
+    op.settled = true;
+    this.log.warn({ err: err.message, code: err.code }, 'store refused an operation for its data');
+    op.waiter?.reject(err);
+    if (op.retry) {
+      this.log.error(
+        { err: err.message },
+        'a fire-and-forget store operation was refused for its data and dropped',
+      );
+      op.retry.done();
+    }
+  }
+
   private failRound(round: Round, err: unknown): void {
+    const unsettled = round.ops.filter((op) => !op.settled);
     if (err instanceof FencedError || (KeelError.isInstance(err) && err.code === 'FENCED')) {
       const fenced = err instanceof FencedError ? err : new FencedError(err.message, { cause: err });
       this.fenced = fenced;
-      for (const w of round.waiters) w.reject(fenced);
+      for (const op of unsettled) op.waiter?.reject(fenced);
       const pending = this.next;
       this.next = newRound();
-      for (const w of pending.waiters) w.reject(fenced);
+      for (const op of pending.ops) op.waiter?.reject(fenced);
       this.log.error({ err: fenced.message }, 'store write fenced: another node took over');
       this.opts.onFenced?.(fenced);
       return;
@@ -290,14 +421,11 @@ export class GroupCommitWriter {
     // resend of the earlier one for a duplicate.
     const queued = this.next;
     this.next = newRound();
-    for (const w of round.waiters) w.reject(storeErr);
-    for (const w of queued.waiters) w.reject(storeErr);
+    for (const op of unsettled) op.waiter?.reject(storeErr);
+    for (const op of queued.ops) op.waiter?.reject(storeErr);
     this.retryDelayMs = Math.min(2000, Math.max(50, this.retryDelayMs * 2));
     // Carry fire-and-forget operations (acks, delivery counts) into the next round.
-    for (const r of [...round.retryable, ...queued.retryable]) {
-      r.mutate(this.next.batch);
-      this.next.retryable.push(r);
-    }
+    for (const op of [...unsettled, ...queued.ops]) if (op.retry) this.addRetry(op.retry);
     this.log.warn({ err: storeErr.message, code: storeErr.code }, 'store commit failed');
     this.opts.onStoreError?.(storeErr);
   }
@@ -309,14 +437,17 @@ export class GroupCommitWriter {
   }
 }
 
-/** One row per producer, the highest sequence: a statement may not update a row twice. */
-function collapseProducers(b: StoreBatch): void {
-  if (b.producers.length < 2) return;
+/**
+ * One row per producer, the highest sequence: a statement may not update a row twice. Returns a
+ * copy when it changes anything (the round's batch stays as its operations wrote it).
+ */
+function collapseProducers(b: StoreBatch): StoreBatch {
+  if (b.producers.length < 2) return b;
   const max = new Map<string, number>();
   for (const p of b.producers) {
     const cur = max.get(p.producerId);
     if (cur === undefined || p.seq > cur) max.set(p.producerId, p.seq);
   }
-  if (max.size === b.producers.length) return;
-  b.producers = [...max].map(([producerId, seq]) => ({ producerId, seq }));
+  if (max.size === b.producers.length) return b;
+  return { ...b, producers: [...max].map(([producerId, seq]) => ({ producerId, seq })) };
 }

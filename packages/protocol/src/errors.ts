@@ -84,6 +84,19 @@ export class InvalidArgumentError extends KeelError {
   }
 }
 
+/**
+ * A send whose outcome is unknown: the broker handed the message to a consumer before its store
+ * insert committed (concurrent store and dispatch), and then the insert failed. The message may
+ * have been delivered but is not stored. Resend it with the same producer id and sequence and the
+ * `resent` flag: the broker stores it once or knows it was consumed (@keel/client's failover
+ * producer does this itself).
+ */
+export class InDoubtError extends KeelError {
+  constructor(message: string, options: KeelErrorOptions = {}) {
+    super('IN_DOUBT', message, { retryable: true, ...options });
+  }
+}
+
 /** A transaction could not commit and was rolled back (for instance across a failover). */
 export class TransactionRolledBackError extends KeelError {
   constructor(message: string, options: KeelErrorOptions = {}) {
@@ -106,6 +119,7 @@ export const ERROR_CODES = {
   FENCED: FencedError,
   STORE_UNAVAILABLE: StoreError,
   STORE_ERROR: StoreError,
+  STORE_DATA_ERROR: StoreError,
   STORE_CLOSED: StoreError,
   SCHEMA_TOO_NEW: StoreError,
   INVALID_ARGUMENT: InvalidArgumentError,
@@ -117,6 +131,7 @@ export const ERROR_CODES = {
   NOT_SUPPORTED: InvalidArgumentError,
   CONFIG_INVALID: InvalidArgumentError,
   TX_ROLLED_BACK: TransactionRolledBackError,
+  IN_DOUBT: InDoubtError,
   RESOURCE_LIMIT: KeelError,
   INTERNAL: KeelError,
 } as const;
@@ -131,7 +146,12 @@ export function errorFromCode(code: string, message: string, retryable?: boolean
     err = new (Cls as typeof ProtocolError)(message, code);
   } else if (Cls === StoreError || Cls === InvalidArgumentError) {
     err = new (Cls as typeof StoreError)(message, code);
-  } else if (Cls === NotMasterError || Cls === FencedError || Cls === TransactionRolledBackError) {
+  } else if (
+    Cls === NotMasterError ||
+    Cls === FencedError ||
+    Cls === TransactionRolledBackError ||
+    Cls === InDoubtError
+  ) {
     err = new (Cls as typeof NotMasterError)(message);
   } else {
     err = new KeelError(code, message);

@@ -20,7 +20,10 @@ export const COPY_MESSAGES_SQL =
   'COPY keel_messages (id, dest_id, priority, expiration, delivery_count, headers, body) FROM STDIN (FORMAT binary)';
 
 function writeInt64(buf: Buffer, value: number, offset: number): number {
-  // Safe integers only (ids are < 2^53); split into two 32-bit words without BigInt.
+  // Safe integers only (ids are < 2^53); split into two 32-bit words without BigInt. A fraction
+  // would be truncated silently by the word writes: refuse it as the bigint insert would (22P02),
+  // a data error of its row (pg-errors isDataError).
+  if (!Number.isSafeInteger(value)) throw new RangeError(`not an integer for a bigint column: ${value}`);
   const high = Math.floor(value / TWO_32);
   const low = value - high * TWO_32;
   buf.writeInt32BE(high, offset);

@@ -1,6 +1,6 @@
 import { FencedError, KeelError } from '@keel/protocol';
 import { Client } from 'pg';
-import { isConnectionError, isRetryablePgError, sqlState, toStoreError } from './pg-errors';
+import { isConnectionError, isDataError, isRetryablePgError, sqlState, toStoreError } from './pg-errors';
 
 const adminUrl = (): string => {
   const url = process.env.KEEL_TEST_PG_ADMIN_URL;
@@ -37,13 +37,31 @@ describe('classification by SQLSTATE and errno', () => {
     });
   });
 
-  test.each(['42601', '42P01', '23505', '22P02', '42501', '3D000', 'EACCES'])(
-    '%s is not retryable',
+  test.each(['42601', '42P01', '42501', '3D000', 'EACCES'])('%s is not retryable', (code) => {
+    expect(isRetryablePgError(pgError(code))).toBe(false);
+    expect(isDataError(pgError(code))).toBe(false);
+    expect(toStoreError(pgError(code))).toMatchObject({ code: 'STORE_ERROR', retryable: false });
+  });
+
+  test.each(['22P02', '22003', '22P05', '22021', '23505', '23503', 'ERR_OUT_OF_RANGE'])(
+    '%s is a data error: one row of the write, not retryable',
     (code) => {
       expect(isRetryablePgError(pgError(code))).toBe(false);
-      expect(toStoreError(pgError(code))).toMatchObject({ code: 'STORE_ERROR', retryable: false });
+      expect(isDataError(pgError(code))).toBe(true);
+      expect(toStoreError(pgError(code))).toMatchObject({ code: 'STORE_DATA_ERROR', retryable: false });
     },
   );
+
+  test('a range error of the binary COPY encoder is a data error', () => {
+    let thrown: unknown;
+    try {
+      Buffer.alloc(4).writeInt32BE(1e308, 0);
+    } catch (err) {
+      thrown = err;
+    }
+    expect(isDataError(thrown)).toBe(true);
+    expect(toStoreError(thrown)).toMatchObject({ code: 'STORE_DATA_ERROR' });
+  });
 
   test('connection errors are only class 08, shutdowns and socket errors', () => {
     expect(isConnectionError(pgError('08006'))).toBe(true);

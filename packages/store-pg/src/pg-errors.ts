@@ -69,8 +69,24 @@ export function isRetryablePgError(err: unknown): boolean {
 }
 
 /**
+ * True when Postgres (or the store's own encoder, before anything reached Postgres) refused a value
+ * of the write: SQLSTATE class 22 "Data Exception" (22P02 invalid_text_representation, 22003
+ * numeric_value_out_of_range, 22P05 untranslatable_character …) or class 23 "Integrity Constraint
+ * Violation" (23505 unique_violation …), or Node's range and type errors from writing a value into
+ * a binary COPY buffer. Such an error is about one row's data: the same write fails again however
+ * often it is tried, and the other rows of its batch are fine without it (GroupCommitWriter splits
+ * the batch, STORE_DATA_ERROR).
+ */
+export function isDataError(err: unknown): boolean {
+  const state = sqlState(err);
+  if (state !== undefined) return state.startsWith('22') || state.startsWith('23');
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'ERR_OUT_OF_RANGE' || code === 'ERR_INVALID_ARG_TYPE' || err instanceof RangeError;
+}
+
+/**
  * Wraps any error from pg as a StoreError: STORE_UNAVAILABLE (retryable) when isRetryablePgError,
- * STORE_ERROR otherwise. KeelErrors pass through unchanged.
+ * STORE_DATA_ERROR when isDataError, STORE_ERROR otherwise. KeelErrors pass through unchanged.
  */
 export function toStoreError(err: unknown, context?: string): KeelError {
   if (KeelError.isInstance(err)) return err;
@@ -78,5 +94,6 @@ export function toStoreError(err: unknown, context?: string): KeelError {
   const state = sqlState(err) ?? (err as { code?: unknown } | null)?.code;
   const base = err instanceof Error ? err.message : String(err);
   const message = `${context ? `${context}: ` : ''}${base}${typeof state === 'string' ? ` (${state})` : ''}`;
-  return new StoreError(message, retryable ? 'STORE_UNAVAILABLE' : 'STORE_ERROR', { retryable, cause: err });
+  const code = retryable ? 'STORE_UNAVAILABLE' : isDataError(err) ? 'STORE_DATA_ERROR' : 'STORE_ERROR';
+  return new StoreError(message, code, { retryable, cause: err });
 }

@@ -69,7 +69,8 @@ export function messageFromSend(frame: StompFrame, connectionId: string): Messag
   }
   if (h.expires !== undefined) {
     // ActiveMQ: `expires` is the absolute expiry time in ms since the epoch; 0 = never.
-    if (!/^\d{1,16}$/.test(h.expires)) {
+    // At most Number.MAX_SAFE_INTEGER: the keel_messages.expiration bigint gets the exact value.
+    if (!/^\d{1,16}$/.test(h.expires) || !Number.isSafeInteger(Number(h.expires))) {
       throw new InvalidArgumentError(
         `expires header must be a time in ms since the epoch, got ${JSON.stringify(h.expires)}`,
       );

@@ -1,0 +1,78 @@
+import { InDoubtError, type KeelError, type Message } from '@keel/protocol';
+import type { Clock } from './ports';
+import type { QueueEntry } from './queue-entry';
+
+/** In-doubt sends remembered for their producer's resend, at most this many (oldest go first). */
+export const MAX_IN_DOUBT_SENDS = 10_000;
+/** ... and for at most this long. */
+export const IN_DOUBT_TTL_MS = 10 * 60_000;
+
+interface InDoubt {
+  /** The consumer acknowledged the message handed to it before its insert failed. */
+  consumed: boolean;
+  at: number;
+}
+
+/**
+ * Sends answered IN_DOUBT (issue #17.3). With concurrent store and dispatch a message is handed to
+ * a consumer while its insert waits for a commit round; when that insert then fails (Postgres away,
+ * fenced), the message may already be with the consumer, so its send must not be answered "failed"
+ * (docs/errors.md: a failed request stored nothing, and a client would send it again as a new
+ * message): it is answered InDoubtError. The message stays with its consumer, not stored.
+ *
+ * The producer resolves the doubt by resending with the same producer id and sequence and the
+ * `resent` flag (@keel/client does). Remembered here by that key: if the consumer acknowledged the
+ * message meanwhile, the resend is answered at once and not stored (consumed: the send's work is
+ * done); if not, it is stored as a new message, bypassing the producer's duplicate detection (a
+ * later sequence of the same producer may have committed since, and that must not make the resend
+ * look like a duplicate of something never stored). A failover consumer's audit then drops the
+ * second copy if its application had the first.
+ */
+export class InDoubtSends {
+  private readonly sends = new Map<string, InDoubt>();
+
+  constructor(private readonly host: { readonly clock: Clock }) {}
+
+  /** The insert of `entry`, already handed to a consumer, failed with `cause`: the send's answer. */
+  add(entry: QueueEntry, cause: unknown): InDoubtError {
+    const reason = (cause as KeelError | undefined)?.message ?? String(cause);
+    const err = new InDoubtError(
+      `message ${entry.id} was handed to a consumer before its store write failed (${reason}): it may have been delivered but is not stored; resend it with the same producer id and sequence`,
+      { cause },
+    );
+    const key = keyOf(entry.message);
+    if (key === null) return err;
+    const now = this.host.clock.now();
+    const doubt: InDoubt = { consumed: false, at: now };
+    this.sends.delete(key);
+    this.sends.set(key, doubt);
+    entry.onConsumed = () => {
+      doubt.consumed = true;
+    };
+    for (const [k, d] of this.sends) {
+      if (this.sends.size <= MAX_IN_DOUBT_SENDS && d.at > now - IN_DOUBT_TTL_MS) break;
+      this.sends.delete(k);
+    }
+    return err;
+  }
+
+  /**
+   * A resend of `m`: 'consumed' when it is an in-doubt send whose message its consumer acknowledged,
+   * 'store' when it is one that was not (store it whatever duplicate detection says), null otherwise.
+   */
+  resent(m: Message): 'consumed' | 'store' | null {
+    const key = keyOf(m);
+    if (key === null) return null;
+    const doubt = this.sends.get(key);
+    if (doubt === undefined) return null;
+    this.sends.delete(key);
+    if (doubt.at <= this.host.clock.now() - IN_DOUBT_TTL_MS) return null;
+    return doubt.consumed ? 'consumed' : 'store';
+  }
+}
+
+function keyOf(m: Message): string | null {
+  return m.producerId === undefined || m.producerSeq === undefined
+    ? null
+    : `${m.producerId}:${m.producerSeq}`;
+}
