@@ -87,14 +87,15 @@ describe('stuck messages (replayWhenNoConsumers)', () => {
     // 4. C's consumer leaves: C has no consumer, A has one, the 280 are replayed to A.
     const left = Date.now();
     await onC.close();
-    await pollUntil('C empty', async () => (await queueDepth(C, 'net.replay')) === 0, 10_000);
+    await pollUntil('C empty', async () => (await queueDepth(C, 'net.replay')) === 0, 20_000);
     const movedMs = Date.now() - left;
     await tally.until(300, 10_000);
     // eslint-disable-next-line no-console
     console.log(
       `replay: 280 stranded messages moved from C to A in ${movedMs} ms (all consumed on A after ${Date.now() - left} ms)`,
     );
-    expect(movedMs).toBeLessThan(5_000);
+    // Catches replay that never starts; the speed is printed above (docs/networks.md), not asserted.
+    expect(movedMs).toBeLessThan(10_000);
     expect(tally.counts(sent)).toEqual({ sent: 300, received: 300, lost: 0, duplicated: 0 });
     expect(Object.fromEntries(tally.byBroker)).toEqual({ C: 20, A: 280 });
     expect(await queueDepth(C, 'net.replay')).toBe(0);
@@ -187,10 +188,12 @@ describe('bridge recovery speed (default reconnect schedule)', () => {
     console.log(
       `recovery: peer down ${Date.now() - down} ms in all; bridge relinked ${relinkMs} ms, demand relearned ${logTime(demand) - logTime(listening)} ms, first message forwarded (confirmed by the peer) ${forwardMs} ms and first forwarded message consumed ${resumeMs} ms after the peer accepted connections`,
     );
-    expect(relinkMs).toBeLessThan(1_000);
-    expect(forwardMs).toBeLessThan(1_000);
-    // Consumption adds the consumer's own reconnect and one-at-a-time acks: looser.
-    expect(resumeMs).toBeLessThan(3_000);
+    // Bounds that catch a bridge that does not come back, not a slow machine: the figures are
+    // printed above and measured by network-bench (docs/networks.md), never asserted as speed here
+    // (the suite must pass beside CPU-bound processes, issue #17.7).
+    expect(relinkMs).toBeLessThan(10_000);
+    expect(forwardMs).toBeLessThan(10_000);
+    expect(resumeMs).toBeLessThan(15_000);
     const sent = [...before, ...during];
     expect(tally.counts(sent)).toEqual({ sent: 300, received: 300, lost: 0, duplicated: 0 });
   });
