@@ -4,3 +4,4 @@ export * from './native/native-listener';
 export * from './node';
 export * from './node-registry';
 export * from './stomp/stomp-listener';
+export * from './stray-pg-errors';

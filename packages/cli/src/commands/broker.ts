@@ -4,7 +4,7 @@
  * gracefully (exit 0 once stopped); a second one exits at once with 130 (graphile-worker
  * `src/main.ts` does the same).
  */
-import { createLogger, loadConfig, redactConfig, startNode } from '@keel/server';
+import { createLogger, guardStrayPostgresErrors, loadConfig, redactConfig, startNode } from '@keel/server';
 import type { Output } from '../output';
 
 export interface BrokerOptions {
@@ -33,6 +33,7 @@ export const EXIT_FORCED = 130;
 export async function runBroker(options: BrokerOptions, _output: Output): Promise<never> {
   const config = loadConfig({ argv: { ...options } });
   const logger = createLogger({ name: config.name, level: config.logLevel });
+  guardStrayPostgresErrors(logger);
   logger.info({ config: redactConfig(config) }, 'effective configuration');
 
   let signals = 0;
