@@ -108,6 +108,8 @@ interface SendOp {
   writtenGen: number;
   /** Written to a link that was lost before the receipt came: the next write is a resend. */
   resent?: boolean;
+  /** How many times the broker answered it IN_DOUBT (resendInDoubt). */
+  inDoubt?: number;
   deferred: Deferred<SendResult>;
   timer?: NodeJS.Timeout;
 }
@@ -462,6 +464,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         if (frame.receiptId !== undefined) this.settle(frame.receiptId, frame);
         return;
       case FrameType.Error: {
+        if (frame.code === 'IN_DOUBT' && frame.receiptId !== undefined && this.resendInDoubt(frame.receiptId))
+          return;
         const typed = errorFromCode(frame.code, frame.message, frame.retryable);
         // A fatal, retryable error (NOT_MASTER …) with failover: the request is resent elsewhere.
         const keep = frame.fatal && this.target.failover && (typed.retryable || isLinkError(typed));
@@ -488,6 +492,35 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       default:
         return;
     }
+  }
+
+  /**
+   * A send answered IN_DOUBT (docs/errors.md): its message may be with a consumer but is not stored.
+   * With failover the producer resolves it: the same message (producer id and sequence) goes out
+   * again with the `resent` flag, and the broker stores it once or, if its consumer acknowledged it
+   * meanwhile, answers at once. The first resend goes at once (on the same link, ahead of any later
+   * send of the application), later ones after the reconnect back-off (the store may be away); the
+   * failover `timeout` bounds the wait. False when the error is the application's to see.
+   */
+  private resendInDoubt(receiptId: string): boolean {
+    const op = this.sendOps.get(receiptId);
+    if (!op || op.transacted || !this.target.failover) return false;
+    op.resent = true;
+    op.inDoubt = (op.inDoubt ?? 0) + 1;
+    const gen = op.writtenGen;
+    const f = this._failover;
+    const delay =
+      op.inDoubt === 1 ? 0 : Math.min(f.maxReconnectDelay, f.initialReconnectDelay * 2 ** (op.inDoubt - 2));
+    this._logger.warn({ receiptId, attempt: op.inDoubt, delayMs: delay }, 'send in doubt: resending it');
+    this.armSend(op);
+    const resend = (): void => {
+      // Rewritten on a new link meanwhile (failover), or settled: nothing to do.
+      if (this.sendOps.get(receiptId) !== op || op.writtenGen !== gen || !this._isConnected) return;
+      this.writeSend(op, this.link!);
+    };
+    if (delay === 0) resend();
+    else setTimeout(resend, delay).unref();
+    return true;
   }
 
   private settle(receiptId: string, frame: Frame): void {

@@ -7,7 +7,7 @@ import {
   InvalidArgumentError,
   isTopicType,
   isWildcard,
-  type KeelError,
+  KeelError,
   MAX_PRIORITY,
   type Message,
   matchesWildcard,
@@ -563,7 +563,17 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     }
     const id = this.ids!.next();
     message.messageId = String(id);
-    const done = this.route(conn, dest, id, message, resent === 'hold');
+    let done = this.route(conn, dest, id, message, resent === 'hold');
+    if (doubt === 'store') {
+      done = done.then(
+        () => this.inDoubt.resolved(message),
+        (err) => {
+          throw KeelError.isInstance(err) && err.code === 'IN_DOUBT'
+            ? err
+            : this.inDoubt.failedAgain(message, err);
+        },
+      );
+    }
     const pid = message.producerId;
     if (forward !== null) this.forwards.accepted(pid!, done);
     else if (

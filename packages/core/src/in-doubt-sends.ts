@@ -59,15 +59,39 @@ export class InDoubtSends {
   /**
    * A resend of `m`: 'consumed' when it is an in-doubt send whose message its consumer acknowledged,
    * 'store' when it is one that was not (store it whatever duplicate detection says), null otherwise.
+   * After 'store' the doubt stands until `resolved` or `failedAgain`.
    */
   resent(m: Message): 'consumed' | 'store' | null {
     const key = keyOf(m);
     if (key === null) return null;
     const doubt = this.sends.get(key);
     if (doubt === undefined) return null;
-    this.sends.delete(key);
-    if (doubt.at <= this.host.clock.now() - IN_DOUBT_TTL_MS) return null;
-    return doubt.consumed ? 'consumed' : 'store';
+    if (doubt.at <= this.host.clock.now() - IN_DOUBT_TTL_MS || doubt.consumed) {
+      this.sends.delete(key);
+      return doubt.consumed ? 'consumed' : null;
+    }
+    return 'store';
+  }
+
+  /** The resend of an in-doubt send was stored: no doubt left. */
+  resolved(m: Message): void {
+    const key = keyOf(m);
+    if (key !== null) this.sends.delete(key);
+  }
+
+  /**
+   * The resend of an in-doubt send failed too: still in doubt (the first copy may be with its
+   * consumer), whatever the failure, and still known by its key for the next resend.
+   */
+  failedAgain(m: Message, cause: unknown): InDoubtError {
+    const reason = (cause as KeelError | undefined)?.message ?? String(cause);
+    const key = keyOf(m);
+    const doubt = key === null ? undefined : this.sends.get(key);
+    if (doubt !== undefined) doubt.at = this.host.clock.now();
+    return new InDoubtError(
+      `the resend of an in-doubt message failed (${reason}): it may have been delivered but is not stored; resend it again`,
+      { cause },
+    );
   }
 }
 

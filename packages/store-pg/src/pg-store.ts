@@ -123,6 +123,9 @@ function guardCheckedOut(client: PoolClient): { done(): Error | undefined } {
   };
 }
 
+/** A pooled client's 'error' (see the pools' 'connect' listener): its queries report it. */
+function ignoreClientError(): void {}
+
 const SILENT: PgStoreLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
 const MESSAGE_COLUMNS = 'id, dest_id, priority, expiration, delivery_count, headers, body';
@@ -422,6 +425,13 @@ export class PgStore implements Store {
           { err: err.message, code: (err as { code?: string }).code, cluster: this.cluster },
           'idle Postgres connection failed',
         );
+      });
+      // And a listener for the whole life of each client: a session terminated (pg_terminate_backend)
+      // can emit 'error' while the pool listens no more and no guard does yet or any longer — after
+      // pool.query's once-listener fired, or on a client being handed out — which killed the process
+      // (seen under repeated terminations, issue #17.3). The failing queries reject anyway.
+      pool.on('connect', (client) => {
+        client.on('error', ignoreClientError);
       });
     }
     this.logger.debug(
