@@ -36,7 +36,32 @@ export interface NodeInfo {
   version: string;
   /** Name of the node holding the master lock, null when unknown or none. */
   lockHolder: string | null;
+  /** The master lock: its kind, the file locker's directory and the holder its lock file records. */
+  locker?: LockerInfo;
   listeners: NodeListeners;
+  /** Which Postgres host each of the node's pools uses (store, lock, admin); see host-selection.ts. */
+  postgres?: PostgresPoolHosts[];
+}
+
+/** One pool's host list and the host it uses now (a multi-host database URL). */
+export interface PostgresPoolHosts {
+  /** `store`, `lock` or `admin`. */
+  name: string;
+  /** target_session_attrs in force (`any` for a single-host URL). */
+  target: string;
+  hosts: string[];
+  /** `host:port` new connections go to; null before the first one or after it failed. */
+  current: string | null;
+  /** Why hosts were last passed over, by `host:port`. */
+  rejected: Record<string, string>;
+}
+
+export interface LockerInfo {
+  kind: string;
+  /** The file locker's lock directory; null for the Postgres lockers. */
+  directory: string | null;
+  /** The holder as the lock file records it (file locker); null otherwise or when unknown. */
+  holder: { name: string; host: string; pid: number; epoch: number; acquiredAt: string } | null;
 }
 
 export interface ClusterNode {

@@ -129,11 +129,48 @@ export const brokerReply = {
     uptimeSeconds: { type: 'number' },
     version: { type: 'string' },
     lockHolder: nullableString,
+    locker: {
+      type: 'object',
+      description:
+        'The master lock: row, lease or file; the file locker names its directory and the holder its lock file records.',
+      required: ['kind', 'directory', 'holder'],
+      properties: {
+        kind: { type: 'string', enum: ['row', 'lease', 'file'] },
+        directory: nullableString,
+        holder: {
+          type: ['object', 'null'],
+          required: ['name', 'host', 'pid', 'epoch', 'acquiredAt'],
+          properties: {
+            name: { type: 'string' },
+            host: { type: 'string' },
+            pid: { type: 'integer' },
+            epoch: { type: 'integer' },
+            acquiredAt: { type: 'string' },
+          },
+        },
+      },
+    },
     readOnly: { type: 'boolean', description: 'True unless this node is the serving master.' },
     listeners: {
       type: 'object',
       required: ['native', 'stomp', 'admin'],
       properties: { native: nullableString, stomp: nullableString, admin: { type: 'string' } },
+    },
+    postgres: {
+      type: 'array',
+      description:
+        "The node's Postgres pools (store, lock, admin): the URL's host list, target_session_attrs, the host in use and why hosts were passed over.",
+      items: {
+        type: 'object',
+        required: ['name', 'target', 'hosts', 'current', 'rejected'],
+        properties: {
+          name: { type: 'string' },
+          target: { type: 'string' },
+          hosts: { type: 'array', items: { type: 'string' } },
+          current: nullableString,
+          rejected: { type: 'object', additionalProperties: { type: 'string' } },
+        },
+      },
     },
   },
 } as const;
@@ -479,4 +516,76 @@ export const bridgeListReply = {
       },
     },
   },
+} as const;
+
+// ----- scheduled delivery (AMQ_SCHEDULED_*) ------------------------------------------------------
+
+export const DEFAULT_SCHEDULED_LIMIT = 100;
+export const MAX_SCHEDULED_LIMIT = 1000;
+
+export const scheduledQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    limit: { type: 'integer', minimum: 1, maximum: MAX_SCHEDULED_LIMIT, default: DEFAULT_SCHEDULED_LIMIT },
+    after: {
+      type: 'string',
+      pattern: '^-?\\d+:.+$',
+      description: 'Page after this job: the `next` of the previous page (`<nextDueMs>:<jobId>`).',
+    },
+  },
+} as const;
+
+export const jobParams = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', minLength: 1, maxLength: 200 } },
+} as const;
+
+export const scheduledJob = {
+  type: 'object',
+  required: [
+    'jobId',
+    'destination',
+    'nextDue',
+    'delayMs',
+    'periodMs',
+    'repeat',
+    'repeatsLeft',
+    'cron',
+    'fired',
+    'createdAt',
+    'bodySize',
+  ],
+  properties: {
+    jobId: {
+      type: 'string',
+      description: 'scheduledJobId: the id of the message that asked for the schedule.',
+    },
+    destination: { type: 'string' },
+    nextDue: { type: 'string', format: 'date-time' },
+    delayMs: int,
+    periodMs: int,
+    repeat: { ...int, description: 'AMQ_SCHEDULED_REPEAT: firings after the first of each series.' },
+    repeatsLeft: { ...int, description: 'Firings of the current series still to come after the next one.' },
+    cron: nullableString,
+    fired: int,
+    createdAt: { type: 'string', format: 'date-time' },
+    bodySize: int,
+  },
+} as const;
+
+export const scheduledListReply = {
+  type: 'object',
+  required: ['jobs', 'next'],
+  properties: {
+    jobs: { type: 'array', items: scheduledJob },
+    next: { ...nullableString, description: 'Pass as `after` for the next page; null on the last page.' },
+  },
+} as const;
+
+export const scheduledCancelReply = {
+  type: 'object',
+  required: ['cancelled'],
+  properties: { cancelled: { type: 'string' } },
 } as const;

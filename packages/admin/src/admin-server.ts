@@ -1,6 +1,6 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { type Broker, type ConnectionSummary, checkActiveMqSend } from '@keel/core';
+import { type Broker, type ConnectionSummary, checkActiveMqSend, scheduledJobInfo } from '@keel/core';
 import {
   InvalidArgumentError,
   KeelError,
@@ -314,8 +314,10 @@ function adminRoutes(ctx: AdminContext, auth: AdminAuth, metrics: KeelMetrics): 
           uptimeSeconds: Math.max(0, (Date.now() - n.startedAt.getTime()) / 1000),
           version: n.version,
           lockHolder: n.lockHolder,
+          ...(n.locker ? { locker: n.locker } : {}),
           readOnly: serving() === null,
           listeners: n.listeners,
+          postgres: n.postgres ?? [],
         };
       },
     );
@@ -556,6 +558,75 @@ function adminRoutes(ctx: AdminContext, auth: AdminAuth, metrics: KeelMetrics): 
         const messageId = await b.moveMessage(name, id, null);
         request.log.info({ from: name, to, messageId }, 'dead-lettered message retried');
         return { messageId, from: name, to };
+      },
+    );
+
+    // ----- scheduled delivery (AMQ_SCHEDULED_*; jobs are rows in the store, read on the master) ----
+
+    app.get<{ Querystring: { limit: number; after?: string } }>(
+      '/api/scheduled',
+      {
+        ...read,
+        schema: {
+          tags: ['scheduled'],
+          summary: 'Scheduled-delivery jobs, earliest due first, a page at a time (`next` → `after`).',
+          security: readSecurity,
+          querystring: S.scheduledQuery,
+          response: { 200: S.scheduledListReply, ...errors },
+        },
+      },
+      async (request) => {
+        const { limit, after } = request.query;
+        const colon = after?.indexOf(':') ?? -1;
+        const cursor = after
+          ? { nextDue: Number(after.slice(0, colon)), jobId: after.slice(colon + 1) }
+          : null;
+        const jobs = await master().scheduler.list(cursor, limit);
+        const last = jobs[jobs.length - 1];
+        return {
+          jobs: jobs.map(scheduledJobInfo),
+          next: jobs.length === limit && last ? `${last.nextDue}:${last.jobId}` : null,
+        };
+      },
+    );
+
+    app.get<{ Params: { id: string } }>(
+      '/api/scheduled/:id',
+      {
+        ...read,
+        schema: {
+          tags: ['scheduled'],
+          summary: 'One scheduled-delivery job.',
+          security: readSecurity,
+          params: S.jobParams,
+          response: { 200: S.scheduledJob, ...errors },
+        },
+      },
+      async (request) => {
+        const job = await master().scheduler.get(request.params.id);
+        if (!job) throw new KeelError('NOT_FOUND', `unknown scheduled job ${request.params.id}`);
+        return scheduledJobInfo(job);
+      },
+    );
+
+    app.delete<{ Params: { id: string } }>(
+      '/api/scheduled/:id',
+      {
+        ...change,
+        schema: {
+          tags: ['scheduled'],
+          summary: 'Cancel a scheduled-delivery job (no further firing).',
+          security: adminSecurity,
+          params: S.jobParams,
+          response: { 200: S.scheduledCancelReply, ...errors },
+        },
+      },
+      async (request) => {
+        const { id } = request.params;
+        if (!(await master().scheduler.cancel(id)))
+          throw new KeelError('NOT_FOUND', `unknown scheduled job ${id}`);
+        request.log.info({ jobId: id }, 'scheduled job cancelled');
+        return { cancelled: id };
       },
     );
 

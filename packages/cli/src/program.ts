@@ -8,6 +8,8 @@ import {
   DEFAULT_ADMIN_PORT,
   DEFAULT_CLUSTER,
   DEFAULT_HOST,
+  DEFAULT_LOCK_ACQUIRE_SLEEP_INTERVAL,
+  DEFAULT_LOCK_KEEP_ALIVE_PERIOD,
   DEFAULT_LOCKER,
   DEFAULT_LOG_LEVEL,
   DEFAULT_PORT,
@@ -19,6 +21,7 @@ import {
   type AdminCommandActions,
   registerAdminCommands,
 } from './commands/admin-commands';
+import { registerScheduledCommand } from './commands/scheduled-command';
 import { benchCommand } from './commands/bench';
 import { type BrokerOptions, runBroker } from './commands/broker';
 import { type ConsumeOptions, consumeCommand } from './commands/consume';
@@ -99,6 +102,10 @@ export function buildProgram(options: BuildProgramOptions = {}): Command {
       '--pg-port <port>',
       'port of the embedded PostgreSQL (KEEL_PG_PORT; default: the one this directory used last time if free, else any free port)',
     )
+    .option(
+      '--shared <dir>',
+      'shared-storage master/slave instead of the embedded PostgreSQL: the nodes lock <dir>/lock (--locker file) and the master runs PostgreSQL on <dir>/store (--store-dir)',
+    )
     .addOption(logLevelOption('KEEL_LOG_LEVEL; '))
     .action(async (opts: StartOptions) => {
       await actions.start(opts, output);
@@ -155,11 +162,39 @@ export function buildProgram(options: BuildProgramOptions = {}): Command {
       'admin API password (KEEL_ADMIN_PASSWORD; prefer the variable: flags show in ps)',
     )
     .option('--admin-read-auth', 'the admin API read routes need credentials too (KEEL_ADMIN_READ_AUTH)')
+    .option(
+      '--allow-link-stealing',
+      "a client id already connected is taken over by the newer connection instead of refused (ActiveMQ's allowLinkStealing; KEEL_ALLOW_LINK_STEALING)",
+    )
     .addOption(
       new Option(
         '--locker <kind>',
-        `master lock: row (SELECT ... FOR UPDATE) or lease (KEEL_LOCKER; default: ${DEFAULT_LOCKER})`,
-      ).choices(['row', 'lease']),
+        `master lock: row (SELECT ... FOR UPDATE), lease, or file (a kernel lock on <lock-dir>/lock) (KEEL_LOCKER; default: ${DEFAULT_LOCKER})`,
+      ).choices(['row', 'lease', 'file']),
+    )
+    .option(
+      '--lock-dir <dir>',
+      'with --locker file: the shared lock directory, e.g. on NFS v4 (KEEL_LOCK_DIR)',
+    )
+    .option(
+      '--lock-acquire-sleep-interval <ms>',
+      `with --locker file: a waiting node tries the lock this often (KEEL_LOCK_ACQUIRE_SLEEP_INTERVAL; default: ${DEFAULT_LOCK_ACQUIRE_SLEEP_INTERVAL})`,
+    )
+    .option(
+      '--lock-keep-alive-period <ms>',
+      `with --locker file: the master checks its lock file and renews its lease this often (KEEL_LOCK_KEEP_ALIVE_PERIOD; default: ${DEFAULT_LOCK_KEEP_ALIVE_PERIOD})`,
+    )
+    .option(
+      '--lease-duration <ms>',
+      'with --locker file: a lease on top of the kernel lock, so a frozen master can be fenced and replaced; 0: none (KEEL_LEASE_DURATION; default: 0)',
+    )
+    .option(
+      '--fence-command <cmd>',
+      'with --lease-duration: shell command that fences a stale master on another host, exit 0 = fenced (KEEL_FENCE_COMMAND)',
+    )
+    .option(
+      '--store-dir <dir>',
+      'with --locker file and no --db: the master runs PostgreSQL on <dir>/pgdata in the shared directory and serves from it (KEEL_STORE_DIR)',
     )
     .option(
       '--network-connector <uri>',
@@ -173,6 +208,8 @@ export function buildProgram(options: BuildProgramOptions = {}): Command {
 
   // status, queues, browse, purge, handover: the node's HTTP admin API (commands/admin-commands.ts)
   registerAdminCommands(program, actions, output);
+  // scheduled: the scheduled-delivery jobs (commands/scheduled-command.ts)
+  registerScheduledCommand(program, output);
 
   // produce, consume, drill: load and failover drills through @keel/client (commands/produce.ts …)
   registerLoadCommands(program, actions, output);
@@ -229,8 +266,25 @@ function registerLoadCommands(program: Command, actions: CommandActions, output:
     .addOption(
       new Option(
         '--mode <mode>',
-        'kill (SIGKILL), stop (SIGSTOP, SIGCONT after the takeover) or db-cut (default: kill)',
-      ).choices(['kill', 'stop', 'db-cut']),
+        "kill (SIGKILL), stop (SIGSTOP, SIGCONT after the takeover), db-cut, or pg-kill (SIGKILL of the master's own Postgres, --store shared) (default: kill)",
+      ).choices(['kill', 'stop', 'db-cut', 'pg-kill']),
+    )
+    .addOption(
+      new Option('--locker <kind>', "the nodes' master lock: row, lease or file (default: row)").choices([
+        'row',
+        'lease',
+        'file',
+      ]),
+    )
+    .addOption(
+      new Option(
+        '--store <where>',
+        'db (one Postgres for every node) or shared (--locker file: the master runs Postgres on the shared directory) (default: db)',
+      ).choices(['db', 'shared']),
+    )
+    .option(
+      '--backlog <n>',
+      'persistent messages stored in a queue of their own before the load (default: 0)',
     )
     .option('--nodes <n>', 'broker nodes (default: 3)')
     .option('--rate <perS>', 'persistent messages per second of the load (default: 200)')

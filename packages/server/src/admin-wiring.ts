@@ -7,7 +7,7 @@ import {
   startAdminServer,
   storeReadOnlyView,
 } from '@keel/admin';
-import type { Broker } from '@keel/core';
+import type { Broker, LockHolder } from '@keel/core';
 import { type NodeConfig, verifyPassword } from './config';
 import type { NodeLogger } from './logger';
 import type { KeelNode } from './node';
@@ -58,13 +58,21 @@ export async function startAdmin(node: KeelNode, logger: NodeLogger): Promise<Ad
   const metrics = new KeelMetrics({ defaultLabels: { node: config.name, cluster: config.cluster }, logger });
   const readOnly: ReadOnlyView = storeReadOnlyView(node.pgStore);
   let lockHolder: string | null = null;
-  const refreshHolder = (): Promise<void> =>
-    node.registry
+  let lockRecord: LockHolder | null = null;
+  const refreshHolder = async (): Promise<void> => {
+    // The file locker's lock file names its holder; the Postgres lockers' holder is the cluster row.
+    lockRecord = await node.lockHolderRecord();
+    if (lockRecord) {
+      lockHolder = lockRecord.name;
+      return;
+    }
+    await node.registry
       .lockHolder()
       .then((h) => {
         lockHolder = h;
       })
       .catch(() => {});
+  };
   // Read before the API answers: a slave must not report no lock holder while a master holds the
   // lock only because the first read had not returned yet (a busy machine, issue #17.7).
   await refreshHolder();
@@ -83,7 +91,13 @@ export async function startAdmin(node: KeelNode, logger: NodeLogger): Promise<Ad
       startedAt: node.startedAt,
       version: '0.1.0',
       lockHolder: node.role === 'master' ? config.name : lockHolder,
+      locker: {
+        kind: node.lockerKind,
+        directory: config.locker === 'file' ? config.fileLocker.directory : null,
+        holder: lockRecord,
+      },
       listeners: { ...node.endpoints(), admin: adminUrl },
+      postgres: node.postgresHosts(),
     }),
     broker: () => node.broker,
     readOnly: () => readOnly,

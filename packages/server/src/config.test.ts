@@ -288,7 +288,9 @@ describe('loadConfig validation names the setting, the reason, the value and its
     expect(err.message).toContain(
       'adminPort: must be an integer between 0 and 65535 (got "70000") from KEEL_ADMIN_PORT',
     );
-    expect(err.message).toContain(`locker: must be 'row' or 'lease' (got "mutex") from config file ${yaml}`);
+    expect(err.message).toContain(
+      `locker: must be 'row', 'lease' or 'file' (got "mutex") from config file ${yaml}`,
+    );
   });
 
   it('rejects non-integers, bad URLs and bad connector URIs', () => {
@@ -299,6 +301,19 @@ describe('loadConfig validation names the setting, the reason, the value and its
         'db: must be a postgres:// URL that names a database (got "mysql://x/y") from --db',
       ],
       [{ db: 'postgres://127.0.0.1' }, 'db: must be a postgres:// URL that names a database'],
+      // Multi-host URLs (libpq's host list, issue #20): a malformed list is refused naming the field.
+      [
+        { db: 'postgres://h1:5432,,h2:5432/keel' },
+        'db: must be a postgres:// URL that names a database (got "postgres://h1:5432,,h2:5432/keel"): empty host in the host list from --db',
+      ],
+      [
+        { db: DB, lockDb: 'postgres://h1:5432,h2:port/keel_lock' },
+        'lockDb: must be a postgres:// URL that names a database (got "postgres://h1:5432,h2:port/keel_lock"): invalid port "port" in host "h2:port" from --lock-db',
+      ],
+      [
+        { db: 'postgres://h1,h2/keel?target_session_attrs=master' },
+        'db: must be a postgres:// URL that names a database (got "postgres://h1,h2/keel?target_session_attrs=master"): target_session_attrs must be one of any, read-write, read-only, primary, standby, prefer-standby (got "master")',
+      ],
       [{ db: DB, networkConnector: ['http://x'] }, 'networkConnectors: must be a list of connector URIs'],
       [{ db: DB, advertisedUrl: ['tcp://host'] }, 'advertisedUrls: must be a list of tcp://host:port'],
       [
@@ -309,6 +324,20 @@ describe('loadConfig validation names the setting, the reason, the value and its
     for (const [argv, message] of cases) {
       expect(configError(() => loadConfig({ argv, env: {} })).message).toContain(message);
     }
+  });
+
+  it('takes multi-host URLs and derives the lock database on the same host list', () => {
+    const db =
+      'postgres://keel@10.0.0.1:5432,[::1]:5433/keel?target_session_attrs=read-write&connect_timeout=2';
+    const cfg = loadConfig({ argv: { db }, env: {} });
+    expect(cfg.db).toBe(db);
+    expect(cfg.lockDb).toBe(
+      'postgres://keel@10.0.0.1:5432,[::1]:5433/keel_lock?target_session_attrs=read-write&connect_timeout=2',
+    );
+    expect(
+      configError(() => loadConfig({ argv: { db, lockDb: 'postgres://keel@[::1]:5433/keel' }, env: {} }))
+        .message,
+    ).toContain('lockDb: must be another database than db');
   });
 
   it('checks settings against each other', () => {

@@ -18,8 +18,14 @@ import { randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DEFAULT_CANCELLABLE_HOLD_MS } from '@keel/core';
+import {
+  type CompositeDestinationOptions,
+  DEFAULT_CANCELLABLE_HOLD_MS,
+  DestinationRouter,
+  type VirtualTopicOptions,
+} from '@keel/core';
 import { InvalidArgumentError } from '@keel/protocol';
+import { databaseOfUrl, parsePgUrl, withDatabase } from '@keel/store-pg';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
@@ -49,6 +55,12 @@ export const DEFAULT_LOCK_LEASE_MS = 2_000;
 export const DEFAULT_LOCK_WAITING_POLL_MS = 500;
 /** A master that lost its lock session (Postgres restarting) keeps its clients this long. */
 export const DEFAULT_LOCK_OUTAGE_GRACE_MS = 5_000;
+/** ActiveMQ's SharedFileLocker.lockAcquireSleepInterval: a waiting node tries the lock file this often. */
+export const DEFAULT_LOCK_ACQUIRE_SLEEP_INTERVAL = 10_000;
+/** The file locker's master checks its lock file (and renews its lease, if any) this often. */
+export const DEFAULT_LOCK_KEEP_ALIVE_PERIOD = 1_000;
+/** The file locker's lease; 0: none (a frozen master keeps its kernel lock, as in ActiveMQ). */
+export const DEFAULT_LEASE_DURATION = 0;
 /** After a takeover, recovered messages wait this long for failover clients' replayed acks. */
 export const DEFAULT_RECOVERY_HOLD_MS = 1_000;
 /** The most store operations the group-commit writer puts in one transaction. */
@@ -82,7 +94,7 @@ export const DEFAULT_SCRYPT = Object.freeze({ N: 16_384, r: 8, p: 1, keyLength: 
 // ---------------------------------------------------------------------------------------------
 // Types
 
-export type LockerKind = 'row' | 'lease';
+export type LockerKind = 'row' | 'lease' | 'file';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 export type DeadLetterStrategyKind = 'shared' | 'individual';
 
@@ -104,6 +116,21 @@ export interface LockConfig {
    * replay acknowledgements the old master may have lost (no message goes to two consumers).
    */
   recoveryHoldMs: number;
+}
+
+/**
+ * The file locker (`locker: {type: file, directory, ...}`, ActiveMQ's shared file system
+ * master/slave); times in milliseconds, ActiveMQ's option names. Unused by the row and lease lockers.
+ */
+export interface FileLockerConfig {
+  /** The shared lock directory (`--lock-dir`, KEEL_LOCK_DIR); the lock is `<directory>/lock`. */
+  directory: string;
+  lockAcquireSleepInterval: number;
+  lockKeepAlivePeriod: number;
+  /** 0: no lease. */
+  leaseDuration: number;
+  /** Fences a stale holder on another host (exit 0 = fenced); null: such a holder is waited for. */
+  fenceCommand: string | null;
 }
 
 export interface StoreConfig {
@@ -142,6 +169,13 @@ export interface NodeConfig {
   /** Postgres URL of the lock database. Default `<database>_lock` on the same server as db. */
   lockDb: string;
   locker: LockerKind;
+  /** The file locker's settings (`locker: file`). */
+  fileLocker: FileLockerConfig;
+  /**
+   * Shared-storage mode b (`--store-dir`, with `--locker file` and no `--db`): the lock holder runs
+   * PostgreSQL on `<storeDir>/pgdata` and serves from it (shared-store-postgres.ts); null: `db`.
+   */
+  storeDir: string | null;
   host: string;
   /** 0: any free port. */
   port: number;
@@ -169,6 +203,17 @@ export interface NodeConfig {
   deadLetter: DeadLetterConfig;
   networkConnectors: string[];
   logLevel: LogLevel;
+  /** Scheduled delivery: the time zone of AMQ_SCHEDULED_CRON entries (default UTC). */
+  scheduler: { timeZone: string };
+  /**
+   * ActiveMQ's transport connector option `allowLinkStealing` (native and STOMP listeners): a
+   * connection with a client id a live connection holds takes it over instead of being refused.
+   */
+  allowLinkStealing: boolean;
+  /** ActiveMQ VirtualTopic `name`/`prefix`/`postfix`; null: ActiveMQ's default (`VirtualTopic.>`, `Consumer.*.`). */
+  virtualTopics: VirtualTopicOptions[] | null;
+  /** ActiveMQ compositeQueue/compositeTopic with `forwardTo` and `forwardOnly`. */
+  compositeDestinations: CompositeDestinationOptions[];
 }
 
 export interface LoadConfigOptions {
@@ -330,6 +375,16 @@ const optionalPort: z.ZodType<unknown> = z
   .pipe(z.union([z.literal(false), z.number().int().min(0).max(65535)]))
   .transform((v) => (v === 0 ? false : v));
 
+/** Whether Intl knows `zone` (cron entries of AMQ_SCHEDULED_CRON are read in it). */
+function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const nonEmpty = (max = 255) =>
   z
     .string()
@@ -338,24 +393,41 @@ const nonEmpty = (max = 255) =>
     .max(max)
     .refine((s) => !/[\s]/.test(s));
 
+/**
+ * A postgres:// URL naming a database, with one host or libpq's host list (`h1:5432,h2:5432`) and
+ * target_session_attrs / connect_timeout (store-pg's pg-url.ts). What is wrong with a malformed
+ * one is told after the setting's name (a `detail` issue, see parseSettings).
+ */
 const postgresUrl: z.ZodType<unknown> = z
   .string()
   .trim()
-  .refine((s) => {
+  .superRefine((s, ctx) => {
+    let detail: string | null = null;
     try {
-      const u = new URL(s);
-      return (
-        (u.protocol === 'postgres:' || u.protocol === 'postgresql:') &&
-        u.hostname !== '' &&
-        databaseOf(u) !== ''
-      );
-    } catch {
-      return false;
+      if (parsePgUrl(s).database === '') detail = 'the URL names no database';
+    } catch (err) {
+      detail = (err as Error).message;
     }
+    // Not a postgres:// URL at all: the expectation says it already.
+    const scheme = /^postgres(ql)?:\/\//i.test(s);
+    if (detail !== null) ctx.addIssue({ code: 'custom', message: detail, params: { detail: scheme } });
   });
 
-function databaseOf(u: URL): string {
-  return decodeURIComponent(u.pathname.replace(/^\//, ''));
+/** A list of objects: an array (configuration file) or a JSON array in a string (environment). */
+function jsonList(item: z.ZodType<unknown>): z.ZodType<unknown> {
+  return z
+    .union([
+      z.array(z.unknown()),
+      z.string().transform((s, ctx) => {
+        try {
+          return JSON.parse(s) as unknown;
+        } catch {
+          ctx.addIssue({ code: 'custom', message: 'not JSON' });
+          return z.NEVER;
+        }
+      }),
+    ])
+    .pipe(z.array(item));
 }
 
 /** A list: an array (repeated flag, YAML/JSON list) or a string of items separated by commas,
@@ -430,7 +502,33 @@ const SETTINGS: Setting[] = [
   ),
   s('db', 'KEEL_DB', 'db', postgresUrl, 'a postgres:// URL that names a database'),
   s('lockDb', 'KEEL_LOCK_DB', 'lockDb', postgresUrl, 'a postgres:// URL that names a database'),
-  s('locker', 'KEEL_LOCKER', 'locker', z.enum(['row', 'lease']), "'row' or 'lease'"),
+  s('locker', 'KEEL_LOCKER', 'locker', z.enum(['row', 'lease', 'file']), "'row', 'lease' or 'file'"),
+  // The file locker (issue #19); in a file, `locker: {type: file, directory, lockAcquireSleepInterval, ...}`.
+  s('locker.directory', 'KEEL_LOCK_DIR', 'lockDir', z.string().trim().min(1).max(4096), 'a directory path'),
+  s(
+    'locker.lockAcquireSleepInterval',
+    'KEEL_LOCK_ACQUIRE_SLEEP_INTERVAL',
+    'lockAcquireSleepInterval',
+    int(10, 3_600_000),
+    'an integer number of milliseconds between 10 and 3600000',
+  ),
+  s(
+    'locker.lockKeepAlivePeriod',
+    'KEEL_LOCK_KEEP_ALIVE_PERIOD',
+    'lockKeepAlivePeriod',
+    int(10, 600_000),
+    'an integer number of milliseconds between 10 and 600000',
+  ),
+  s(
+    'locker.leaseDuration',
+    'KEEL_LEASE_DURATION',
+    'leaseDuration',
+    int(0, 3_600_000),
+    'an integer number of milliseconds between 0 and 3600000 (0: no lease)',
+  ),
+  s('locker.fenceCommand', 'KEEL_FENCE_COMMAND', 'fenceCommand', z.string().trim().min(1), 'a shell command'),
+  // Shared-storage master/slave, mode b (issue #19.2b): the master runs Postgres on this directory.
+  s('storeDir', 'KEEL_STORE_DIR', 'storeDir', z.string().trim().min(1).max(4096), 'a directory path'),
   s('host', 'KEEL_HOST', 'host', nonEmpty(255), 'a host name or IP address'),
   s('port', 'KEEL_PORT', 'port', int(0, 65535), 'an integer between 0 and 65535'),
   s(
@@ -607,6 +705,39 @@ const SETTINGS: Setting[] = [
   ),
   s('deadLetter.processExpired', 'KEEL_PROCESS_EXPIRED', 'processExpired', bool, 'true or false'),
   s(
+    'scheduler.timeZone',
+    'KEEL_SCHEDULER_TIME_ZONE',
+    'schedulerTimeZone',
+    nonEmpty(64).refine(isTimeZone),
+    'an IANA time zone name such as UTC or Europe/Berlin',
+  ),
+  s('allowLinkStealing', 'KEEL_ALLOW_LINK_STEALING', 'allowLinkStealing', bool, 'true or false'),
+  s(
+    'virtualTopics',
+    'KEEL_VIRTUAL_TOPICS',
+    'virtualTopics',
+    jsonList(
+      z.object({ name: z.string().min(1), prefix: z.string(), postfix: z.string().optional() }).strict(),
+    ),
+    'a list of {name, prefix, postfix?} (a JSON array in KEEL_VIRTUAL_TOPICS)',
+  ),
+  s(
+    'compositeDestinations',
+    'KEEL_COMPOSITE_DESTINATIONS',
+    'compositeDestinations',
+    jsonList(
+      z
+        .object({
+          queue: z.string().min(1).optional(),
+          topic: z.string().min(1).optional(),
+          forwardTo: z.array(z.string().min(1)).min(1),
+          forwardOnly: z.boolean().optional(),
+        })
+        .strict(),
+    ),
+    'a list of {queue | topic, forwardTo: [/queue/x | /topic/y ...], forwardOnly?} (a JSON array in KEEL_COMPOSITE_DESTINATIONS)',
+  ),
+  s(
     'networkConnectors',
     'KEEL_NETWORK_CONNECTORS',
     'networkConnector',
@@ -635,7 +766,7 @@ function s(key: string, env: string, argv: string, schema: z.ZodType<unknown>, e
 
 const BY_KEY = new Map(SETTINGS.map((x) => [x.key, x]));
 /** Top-level keys of the file that hold a group of settings. */
-const GROUPS = ['lock', 'store', 'redelivery', 'deadLetter'];
+const GROUPS = ['lock', 'store', 'redelivery', 'deadLetter', 'scheduler'];
 
 /** Every setting: its dotted key, environment variable and flag (for help texts and docs). */
 export const CONFIG_SETTINGS: ReadonlyArray<{ key: string; env: string; flag: string }> = SETTINGS.map(
@@ -683,7 +814,12 @@ export function loadConfig(options: LoadConfigOptions = {}): NodeConfig {
       values.set(key, parsed.data);
       sources.set(key, source);
     } else {
-      issues.push({ setting: key, message: `must be ${setting.expect} (got ${show(value)})`, source });
+      const detail = parsed.error.issues.find((i) => i.code === 'custom' && i.params?.detail)?.message;
+      issues.push({
+        setting: key,
+        message: `must be ${setting.expect} (got ${show(value)})${detail ? `: ${detail}` : ''}`,
+        source,
+      });
     }
   }
   if (issues.length > 0) throw new ConfigError(issues);
@@ -707,12 +843,28 @@ function assemble(
   const adminPort = get('adminPort', DEFAULT_ADMIN_PORT);
 
   const db = get<string | undefined>('db', undefined);
-  if (db === undefined) problem('db', 'is required: set --db, KEEL_DB or db in the configuration file');
+  const storeDir = get<string | null>('storeDir', null);
+  if (db === undefined && storeDir === null) {
+    problem(
+      'db',
+      'is required: set --db, KEEL_DB or db in the configuration file (or --store-dir with --locker file)',
+    );
+  }
+  if (storeDir !== null && db !== undefined) {
+    problem(
+      'storeDir',
+      'cannot be combined with db: with --store-dir the master runs its own Postgres on that directory',
+    );
+  }
+  if (storeDir !== null && get<LockerKind>('locker', DEFAULT_LOCKER) !== 'file') {
+    problem(
+      'storeDir',
+      'needs --locker file and --lock-dir: only the holder of the lock file may start Postgres on it',
+    );
+  }
   let lockDb = get<string | undefined>('lockDb', undefined);
   if (lockDb === undefined && db !== undefined) {
-    const u = new URL(db);
-    u.pathname = `/${encodeURIComponent(`${databaseOf(u)}_lock`)}`;
-    lockDb = u.toString();
+    lockDb = withDatabase(db, `${databaseOfUrl(db)}_lock`);
   }
   if (db !== undefined && lockDb !== undefined && sameDatabase(db, lockDb)) {
     problem(
@@ -749,6 +901,32 @@ function assemble(
     );
   }
 
+  const locker = get<LockerKind>('locker', DEFAULT_LOCKER);
+  const fileLocker: FileLockerConfig = {
+    directory: get('locker.directory', ''),
+    lockAcquireSleepInterval: get('locker.lockAcquireSleepInterval', DEFAULT_LOCK_ACQUIRE_SLEEP_INTERVAL),
+    lockKeepAlivePeriod: get('locker.lockKeepAlivePeriod', DEFAULT_LOCK_KEEP_ALIVE_PERIOD),
+    leaseDuration: get('locker.leaseDuration', DEFAULT_LEASE_DURATION),
+    fenceCommand: get<string | null>('locker.fenceCommand', null),
+  };
+  if (locker === 'file' && fileLocker.directory === '') {
+    problem(
+      'locker.directory',
+      'is required with locker file: set --lock-dir, KEEL_LOCK_DIR or locker.directory',
+    );
+  }
+  if (locker !== 'file') {
+    for (const key of [...values.keys()].filter((k) => k.startsWith('locker.'))) {
+      problem(key, `is a setting of the file locker, but the locker is ${locker} (set --locker file)`);
+    }
+  }
+  if (fileLocker.leaseDuration > 0 && fileLocker.leaseDuration <= fileLocker.lockKeepAlivePeriod) {
+    problem(
+      'locker.leaseDuration',
+      `must be greater than locker.lockKeepAlivePeriod (${fileLocker.lockKeepAlivePeriod}), or 0 for no lease`,
+    );
+  }
+
   const users = buildUsers(get<unknown[]>('users', []), sources.get('users'), issues);
 
   const adminUser = get<string | null>('adminUser', null);
@@ -771,12 +949,23 @@ function assemble(
         }
       : { strategy, queuePrefix: get('deadLetter.queuePrefix', DEFAULT_DLQ_QUEUE_PREFIX), processExpired };
 
+  const virtualTopics = get<VirtualTopicOptions[] | null>('virtualTopics', null);
+  const compositeDestinations = get<CompositeDestinationOptions[]>('compositeDestinations', []);
+  try {
+    new DestinationRouter({ virtualTopics: virtualTopics ?? undefined, compositeDestinations }, () => []);
+  } catch (err) {
+    const message = (err as Error).message;
+    problem(message.startsWith('virtualTopics') ? 'virtualTopics' : 'compositeDestinations', message);
+  }
+
   return {
     name: get('name', `${os.hostname()}-${port}`),
     cluster: get('cluster', DEFAULT_CLUSTER),
     db: db ?? '',
     lockDb: lockDb ?? '',
-    locker: get('locker', DEFAULT_LOCKER),
+    locker,
+    fileLocker,
+    storeDir,
     host: get('host', DEFAULT_HOST),
     port,
     stompPort,
@@ -819,6 +1008,10 @@ function assemble(
     deadLetter,
     networkConnectors: get<string[]>('networkConnectors', []),
     logLevel: get('logLevel', DEFAULT_LOG_LEVEL),
+    scheduler: { timeZone: get('scheduler.timeZone', 'UTC') },
+    allowLinkStealing: get('allowLinkStealing', false),
+    virtualTopics,
+    compositeDestinations,
   };
 }
 
@@ -913,7 +1106,11 @@ function readConfigFile(file: string, issues: ConfigIssue[]): Map<string, Source
     if (value !== null && value !== undefined) out.set(key, { value, source });
   };
   for (const [k, v] of Object.entries(doc)) {
-    if (GROUPS.includes(k)) {
+    if (k === 'locker' && isPlainObject(v)) {
+      // ActiveMQ-style `locker: {type: file, directory, lockAcquireSleepInterval, ...}`; `locker: row`
+      // (a string) is read like any other setting.
+      for (const [sub, sv] of Object.entries(v)) put(sub === 'type' ? 'locker' : `locker.${sub}`, sv);
+    } else if (GROUPS.includes(k)) {
       if (!isPlainObject(v)) {
         issues.push({ setting: k, message: `must be a mapping (got ${show(v)})`, source });
         continue;
@@ -931,13 +1128,13 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** Both URLs name the same database on a common host (any host of a multi-host list). */
 function sameDatabase(a: string, b: string): boolean {
-  const ua = new URL(a);
-  const ub = new URL(b);
+  const ua = parsePgUrl(a);
+  const ub = parsePgUrl(b);
   return (
-    ua.hostname === ub.hostname &&
-    (ua.port || '5432') === (ub.port || '5432') &&
-    databaseOf(ua) === databaseOf(ub)
+    ua.database === ub.database &&
+    ua.hosts.some((h) => ub.hosts.some((k) => k.host === h.host && k.port === h.port))
   );
 }
 
@@ -977,6 +1174,7 @@ export function redactConfig(cfg: NodeConfig): NodeConfig {
     users: cfg.users.map((u) => ({ ...u, passwordHash: REDACTED })),
     adminPasswordHash: cfg.adminPasswordHash === null ? null : REDACTED,
     lock: { ...cfg.lock },
+    fileLocker: { ...cfg.fileLocker },
     store: { ...cfg.store },
     redelivery: { ...cfg.redelivery },
     deadLetter: { ...cfg.deadLetter },

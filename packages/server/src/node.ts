@@ -1,7 +1,16 @@
-import { Broker, type Locker } from '@keel/core';
+import { Broker, type Locker, type LockHolder } from '@keel/core';
+import { FileLocker } from '@keel/lock-file';
 import { type BridgeStatus, type NetworkService, startNetwork } from '@keel/network';
 import { type BrokerDescription, type KeelError, NotMasterError } from '@keel/protocol';
-import { ensureLockDatabase, LeaseLocker, migrate, PgStore, RowLocker } from '@keel/store-pg';
+import {
+  ensureLockDatabase,
+  type HostSelectionStatus,
+  HostSelector,
+  LeaseLocker,
+  migrate,
+  PgStore,
+  RowLocker,
+} from '@keel/store-pg';
 import cron, { type ScheduledTask } from 'node-cron';
 import { Pool } from 'pg';
 import { type AdminHandle, startAdmin } from './admin-wiring';
@@ -9,6 +18,7 @@ import { type NodeConfig, verifyPassword } from './config';
 import { type NodeLogger, setLoggerRole } from './logger';
 import { NativeListener } from './native/native-listener';
 import { NodeRegistry } from './node-registry';
+import { SharedStorePostgres, stopLeftoverPostmaster } from './shared-store-postgres';
 import { type StepDownCause, stepDownError } from './step-down';
 import { StompListener } from './stomp/stomp-listener';
 
@@ -64,6 +74,7 @@ export class KeelNode implements RunningNode {
   /** Network connectors and the consumer advisory publisher; run while this node is master. */
   private network: NetworkService | null = null;
   private readonly pool: Pool;
+  private readonly adminHosts: HostSelector;
   readonly registry: NodeRegistry;
   private jobs: ScheduledTask[] = [];
   private announceTimer: NodeJS.Timeout | null = null;
@@ -72,6 +83,8 @@ export class KeelNode implements RunningNode {
   private stopping = false;
   private lost: ((reason: string) => void) | null = null;
   private handoverCooldownUntil = 0;
+  /** Shared-storage mode b (`storeDir`): this node's Postgres on the shared data directory. */
+  readonly sharedStore: SharedStorePostgres | null;
   readonly startedAt = new Date();
   readonly takeoverLog: Takeover[] = [];
   private lockDb = '';
@@ -82,8 +95,18 @@ export class KeelNode implements RunningNode {
   ) {
     this.name = config.name;
     this.log = logger;
+    this.sharedStore = config.storeDir
+      ? new SharedStorePostgres({
+          storeDir: config.storeDir,
+          lockDir: config.fileLocker.directory,
+          node: config.name,
+          logger: logger.child({ component: 'shared-store' }),
+        })
+      : null;
+    // Mode b: the store is the local Postgres this node runs while it holds the lock.
+    const db = this.sharedStore?.url ?? config.db;
     this.store = new PgStore({
-      connectionString: config.db,
+      connectionString: db,
       cluster: config.cluster,
       logger: logger.child({ component: 'store' }),
       // A master frozen mid-write holds its locks at most this long (DESIGN.md, "the frozen write").
@@ -91,11 +114,14 @@ export class KeelNode implements RunningNode {
       // Every session of this node is recognisable in pg_stat_activity (operators, drills).
       applicationName: `keel-store:${config.name}`.slice(0, 63),
     });
-    this.pool = new Pool({
-      connectionString: config.db,
-      max: 3,
-      application_name: `keel-admin:${config.name}`.slice(0, 63),
+    this.adminHosts = new HostSelector(db, {
+      name: 'admin',
+      defaultTarget: 'read-write',
+      logger: logger.child({ component: 'admin-pool' }),
     });
+    this.pool = new Pool(
+      this.adminHosts.poolOptions({ max: 3, application_name: `keel-admin:${config.name}`.slice(0, 63) }),
+    );
     this.pool.on('error', (err) => this.log.warn({ err: err.message }, 'admin pool error'));
     this.registry = new NodeRegistry(this.pool, config.cluster, config.name);
   }
@@ -123,7 +149,10 @@ export class KeelNode implements RunningNode {
    * through the store (a slave's own epoch is stale once another node took over; issue #18.3).
    */
   clusterEpoch(): Promise<number> {
-    return this.roleValue === 'master' ? Promise.resolve(this.epoch) : this.store.readEpoch();
+    if (this.roleValue === 'master') return Promise.resolve(this.epoch);
+    // Mode b: a slave has no Postgres to ask; the lock file records the holder's epoch.
+    if (this.sharedStore) return this.lockHolderRecord().then((h) => h?.epoch ?? 0);
+    return this.store.readEpoch();
   }
 
   get pgStore(): PgStore {
@@ -132,6 +161,17 @@ export class KeelNode implements RunningNode {
 
   get lockerKind(): string {
     return this.locker?.kind ?? this.config.locker;
+  }
+
+  /** Which Postgres host each pool uses (store, lock, admin), for /api/broker and `keel status`. */
+  postgresHosts(): HostSelectionStatus[] {
+    const lock = (this.locker as { hostSelection?: () => HostSelectionStatus } | null)?.hostSelection?.();
+    return [this.store.hostSelection(), ...(lock ? [lock] : []), this.adminHosts.status()];
+  }
+
+  /** The holder as the lock records it (file locker); null for the Postgres lockers or when unknown. */
+  lockHolderRecord(): Promise<LockHolder | null> {
+    return this.locker?.holder?.().catch(() => null) ?? Promise.resolve(null);
   }
 
   private setRole(role: NodeRole, details: Record<string, unknown> = {}): void {
@@ -161,12 +201,28 @@ export class KeelNode implements RunningNode {
 
   async start(): Promise<void> {
     const { config, log } = this;
-    const migrated = await migrate({ connectionString: config.db, logger: log });
-    if (migrated.applied.length > 0) log.info({ applied: migrated.applied }, 'schema migrated');
-    this.lockDb = await this.prepareLockDatabase();
-    await this.store.open();
-    this.locker = this.makeLocker();
-    this.locker.onLost((reason) => this.lost?.(reason));
+    // A bad lock directory fails the start before anything else (issue #19.5).
+    const fileLocker = config.locker === 'file' ? this.makeFileLocker() : null;
+    await fileLocker?.check();
+    if (this.sharedStore) {
+      // Mode b: no Postgres before the lock is held (the master migrates it); a store another lock
+      // directory owns is refused now (CONFIG_INVALID), before waiting for the lock.
+      this.sharedStore.claim();
+    } else {
+      const migrated = await migrate({ connectionString: config.db, logger: log });
+      if (migrated.applied.length > 0) log.info({ applied: migrated.applied }, 'schema migrated');
+      // The file locker needs no lock database: mastership comes from the lock file.
+      this.lockDb = fileLocker ? '' : await this.prepareLockDatabase();
+      await this.store.open();
+    }
+    this.locker = fileLocker ?? this.makeLocker();
+    this.locker.onLost((reason) => {
+      // Mode b: two postmasters must never run on the shared data directory, so the first thing a
+      // node that lost the lock does is stop its Postgres (immediate shutdown), then step down.
+      this.sharedStore?.stopNow(`lost the master lock: ${reason}`);
+      this.lost?.(reason);
+    });
+    if (this.sharedStore) this.wireSharedStore(this.sharedStore, fileLocker);
     this.admin = await startAdmin(this, log);
     if (config.users.length === 0) {
       log.warn(
@@ -214,8 +270,21 @@ export class KeelNode implements RunningNode {
     return config.locker === 'lease' ? new LeaseLocker(common) : new RowLocker(common);
   }
 
+  /** ActiveMQ's shared file system master/slave: a kernel lock on `<lock dir>/lock` (issue #19). */
+  private makeFileLocker(): FileLocker {
+    const { config, log } = this;
+    return new FileLocker({
+      ...config.fileLocker,
+      node: config.name,
+      cluster: config.cluster,
+      logger: log.child({ component: 'locker' }),
+    });
+  }
+
   private async announce(): Promise<void> {
     if (this.roleValue === 'stopped') return;
+    // Mode b: the registry lives in the master's Postgres; a slave has none to write to.
+    if (this.sharedStore && !this.sharedStore.running) return;
     try {
       await this.registry.announce(this.roleValue, this.clientUrls(), this.admin?.url ?? null);
     } catch (err) {
@@ -260,8 +329,16 @@ export class KeelNode implements RunningNode {
       let reason = await Promise.race([lost, fenced]);
       let cause: StepDownCause | null = null;
       // The lock session died but nobody may have taken over (Postgres restarting, a stall): keep
-      // the clients, serve nothing, and take the lock back if the epoch is still ours.
-      while (!this.stopping && reason !== PLANNED_HANDOVER && !reason.startsWith(FENCED_PREFIX)) {
+      // the clients, serve nothing, and take the lock back if the epoch is still ours. Not with
+      // the file locker: its lock is lost only when another node may hold it (the lock file was
+      // replaced or removed, or the lease overran), so the node stops serving at once.
+      const fileLock = this.locker?.kind === 'file';
+      while (
+        !this.stopping &&
+        !fileLock &&
+        reason !== PLANNED_HANDOVER &&
+        !reason.startsWith(FENCED_PREFIX)
+      ) {
         const again = new Promise<string>((resolve) => {
           this.lost = resolve;
         });
@@ -283,7 +360,9 @@ export class KeelNode implements RunningNode {
         ? { kind: 'not-master', detail: 'planned hand-over' }
         : reason.startsWith(FENCED_PREFIX)
           ? { kind: 'fenced', detail: reason.slice(FENCED_PREFIX.length) }
-          : { kind: 'store-unavailable', detail: reason };
+          : fileLock
+            ? { kind: 'not-master', detail: `lost the master lock: ${reason}` }
+            : { kind: 'store-unavailable', detail: reason };
       await this.stepDown(reason, { drain: planned, error: stepDownError(this.name, cause) });
       this.setRole('slave');
       const done = this.handoverDone;
@@ -292,8 +371,36 @@ export class KeelNode implements RunningNode {
     }
   }
 
+  /** Mode b: a Postgres that dies under the master ends its mastership; fencing stops a dead holder's. */
+  private wireSharedStore(shared: SharedStorePostgres, locker: FileLocker | null): void {
+    shared.onUnexpectedExit((reason) => {
+      // Step down and release the lock (after the cool-down another node may take it and run
+      // crash recovery); no ride-out: without its Postgres this node cannot serve.
+      this.handoverCooldownUntil = Date.now() + Math.max(2000, this.config.lock.leaseMs * 2);
+      this.lost?.(reason);
+    });
+    // The file locker fences a stale holder on this host by SIGKILL of its pid; its postmaster
+    // (which the parent-death signal should already have stopped) is stopped here for certain.
+    locker?.addFenceHook(async () => {
+      await stopLeftoverPostmaster(shared.dataDir, this.log.child({ component: 'shared-store' }));
+    });
+  }
+
+  /** Mode b, once the lock is held: Postgres on the shared data directory (crash recovery), migrated. */
+  private async startSharedStore(shared: SharedStorePostgres): Promise<void> {
+    await shared.start();
+    if (!this.locker?.held) {
+      shared.stopNow('the master lock was lost while Postgres started');
+      throw new NotMasterError(`${this.name} lost the master lock while its Postgres started`);
+    }
+    const migrated = await migrate({ connectionString: shared.url, logger: this.log });
+    if (migrated.applied.length > 0) this.log.info({ applied: migrated.applied }, 'schema migrated');
+    await this.store.open();
+  }
+
   private async becomeMaster(): Promise<void> {
     const started = Date.now();
+    if (this.sharedStore) await this.startSharedStore(this.sharedStore);
     // The previous holder first, then the role change: its announcement would take the admin
     // pool's one warm connection and leave this query a new one to open (measured in the slave's
     // log: 23–55 ms of a takeover before, 6–27 ms after).
@@ -302,6 +409,8 @@ export class KeelNode implements RunningNode {
     const reason =
       previous && previous !== this.name ? `took over from ${previous}` : 'acquired the master lock';
     const epoch = await this.store.takeOver(this.name, reason);
+    // The file locker keeps the epoch in its lock file too (the store's epoch fences the writes).
+    await this.locker?.recordEpoch?.(epoch);
     this.takeoverLog.unshift({ at: new Date(), epoch, reason });
     const broker = new Broker({
       nodeName: this.name,
@@ -327,6 +436,14 @@ export class KeelNode implements RunningNode {
       concurrentStoreAndDispatchHoldMs: this.config.store.concurrentStoreAndDispatchHoldMs,
       maxMessageSize: this.config.maxFrameSize,
       onCommit: (s) => this.admin?.metrics?.observeCommit(s),
+      scheduler: {
+        timeZone: this.config.scheduler.timeZone,
+        onFired: (lagMs) => this.admin?.metrics?.observeScheduledFiring(lagMs),
+      },
+      routing: {
+        virtualTopics: this.config.virtualTopics ?? undefined,
+        compositeDestinations: this.config.compositeDestinations,
+      },
     });
     broker.on('store:error', (err) =>
       this.log.warn({ code: err.code, err: err.message }, 'store unavailable'),
@@ -346,6 +463,8 @@ export class KeelNode implements RunningNode {
       logger: this.log.child({ component: 'network' }),
     });
     this.setRole('master', { epoch, takeoverMs: Date.now() - started, reason });
+    // Scheduled delivery fires on the master only; a due time passed during the takeover fires now.
+    await broker.scheduler.start();
     // node-cron's first schedule costs ~100 ms: after serving has begun, not before.
     setImmediate(() => {
       if (this.brokerValue === broker && this.roleValue === 'master') this.scheduleJobs(broker);
@@ -399,6 +518,7 @@ export class KeelNode implements RunningNode {
       heartbeatMs: config.heartbeatMs,
       authenticate: this.authenticate,
       describe: () => this.describe(),
+      allowLinkStealing: config.allowLinkStealing,
     });
     const { port } = await native.start();
     this.nativePort = port;
@@ -413,6 +533,7 @@ export class KeelNode implements RunningNode {
         heartbeatMs: config.heartbeatMs,
         authenticate: this.authenticate,
         serverName: `Keel/${KEEL_VERSION}`,
+        allowLinkStealing: config.allowLinkStealing,
       });
       const s = await stomp.start();
       this.stompPort = s.port;
@@ -469,9 +590,14 @@ export class KeelNode implements RunningNode {
     this.nativePort = null;
     this.stompPort = null;
     const broker = this.brokerValue;
+    await broker?.scheduler.stop().catch(() => {});
     this.brokerValue = null;
     this.admin?.attachBroker(null);
     if (broker) await broker.stop({ drain: options.drain }).catch(() => {});
+    // Mode b: Postgres has exited before the lock is released (a clean shutdown when draining).
+    await this.sharedStore?.stop(options.drain ? 'fast' : 'immediate').catch((err: Error) => {
+      this.log.error({ err: err.message }, 'the shared-store Postgres did not stop');
+    });
     await this.locker?.release().catch(() => {});
     this.log.info({ reason }, 'stepped down');
   }
@@ -602,6 +728,8 @@ export class KeelNode implements RunningNode {
       error: stepDownError(this.name, { kind: 'not-master', detail: 'the node is stopping' }),
     });
     await this.loop?.catch(() => {});
+    // Mode b: a Postgres a takeover in progress started is stopped too, before the lock goes.
+    await this.sharedStore?.stop('fast').catch(() => {});
     await this.locker?.close().catch(() => {});
     await this.admin?.close().catch(() => {});
     await this.registry.announce('stopped', this.clientUrls(), null).catch(() => {});

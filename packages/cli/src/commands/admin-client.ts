@@ -51,8 +51,22 @@ export interface BrokerReply {
   uptimeSeconds: number;
   version: string;
   lockHolder: string | null;
+  /** The master lock (absent from older nodes). */
+  locker?: {
+    kind: string;
+    directory: string | null;
+    holder: { name: string; host: string; pid: number; epoch: number; acquiredAt: string } | null;
+  };
   readOnly: boolean;
   listeners: { native: string | null; stomp: string | null; admin: string };
+  /** The node's Postgres pools and the host each uses (absent from older nodes). */
+  postgres?: {
+    name: string;
+    target: string;
+    hosts: string[];
+    current: string | null;
+    rejected: Record<string, string>;
+  }[];
 }
 
 export interface ClusterReply {

@@ -72,6 +72,12 @@ function nodeEpochText(b: BrokerReply): string | number {
   return b.nodeEpoch === null ? 'never master' : b.nodeEpoch;
 }
 
+/** `127.0.0.1:5433 (read-write, of 127.0.0.1:5432, 127.0.0.1:5433)`: the host a pool uses. */
+function postgresPoolText(p: NonNullable<BrokerReply['postgres']>[number]): string {
+  const current = p.current ?? 'none yet';
+  return p.hosts.length > 1 ? `${current} (${p.target}, of ${p.hosts.join(', ')})` : current;
+}
+
 /** `keel status`: GET /api/broker and /api/cluster. */
 export async function runStatus(options: AdminCommandOptions, output: Output): Promise<StatusResult> {
   const client = new AdminClient(options);
@@ -94,11 +100,13 @@ export async function runStatus(options: AdminCommandOptions, output: Output): P
       ['cluster epoch', b.epoch],
       ['node epoch', nodeEpochText(b)],
       ['lock holder', b.lockHolder ?? 'none known'],
+      ...(b.locker ? [['locker', lockerText(b.locker)] as [string, string]] : []),
       ['uptime', `${formatDuration(b.uptimeSeconds * 1000)} (since ${b.startedAt})`],
       ['version', b.version],
       ['native', b.listeners.native ?? 'not listening'],
       ['stomp', b.listeners.stomp ?? 'not listening'],
       ['admin', b.listeners.admin],
+      ...(b.postgres ?? []).map((p): [string, string] => [`postgres ${p.name}`, postgresPoolText(p)]),
     ]),
   );
   output.out(`\nnodes of cluster ${cluster.cluster} (master: ${cluster.master ?? 'none known'}):\n`);
@@ -342,4 +350,14 @@ export function registerAdminCommands(program: Command, actions: AdminCommandAct
   ).action(async (opts: AdminCommandOptions) => {
     await actions.handover(opts, output);
   });
+}
+
+/** `file /shared/keel (lock file: n1 on host h, pid 123, epoch 4, since …)`, or just `row`. */
+function lockerText(locker: NonNullable<BrokerReply['locker']>): string {
+  if (!locker.directory) return locker.kind;
+  const h = locker.holder;
+  const holder = h
+    ? `lock file names ${h.name} on host ${h.host}, pid ${h.pid}, epoch ${h.epoch}, since ${h.acquiredAt}`
+    : 'no holder recorded';
+  return `${locker.kind} ${locker.directory} (${holder})`;
 }

@@ -22,7 +22,14 @@ export interface BrokerOptions {
   adminUser?: string;
   adminPassword?: string;
   adminReadAuth?: boolean;
+  allowLinkStealing?: boolean;
   locker?: string;
+  lockDir?: string;
+  lockAcquireSleepInterval?: string;
+  lockKeepAlivePeriod?: string;
+  leaseDuration?: string;
+  fenceCommand?: string;
+  storeDir?: string;
   networkConnector?: string[];
   logLevel?: string;
 }
