@@ -26,6 +26,10 @@ export interface ConsumerOptions {
   noLocal?: boolean;
   /** Message selector (passed to the broker; Keel's broker does not support them yet). */
   selector?: string;
+  /** ActiveMQ exclusive consumer: while on the queue it gets every message; the next takes over when it leaves. */
+  exclusive?: boolean;
+  /** ActiveMQ consumer priority -128..127 (default 0): higher ones get messages while they have credit. */
+  priority?: number;
 }
 
 export type MessageListener = (message: ReceivedMessage) => void | Promise<void>;
@@ -44,6 +48,8 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
   readonly durableName?: string;
   readonly noLocal: boolean;
   readonly selector?: string;
+  readonly exclusive: boolean;
+  readonly priority?: number;
   closed = false;
   /** @internal Ids the application acknowledged (failover duplicate suppression). */
   readonly _audit: MessageAudit;
@@ -78,6 +84,8 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
     this.durableName = options.durableName;
     this.noLocal = options.noLocal === true;
     this.selector = options.selector;
+    this.exclusive = options.exclusive === true;
+    this.priority = options.priority;
     this._audit = new MessageAudit(session.connection._auditDepth);
     this.ackBatch = Math.max(1, Math.floor(this.prefetch / 2));
   }
@@ -148,6 +156,8 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
       durableName: this.durableName,
       noLocal: this.noLocal || undefined,
       selector: this.selector,
+      ...(this.exclusive ? { exclusive: true } : {}),
+      ...(this.priority !== undefined ? { priority: this.priority } : {}),
     };
   }
 

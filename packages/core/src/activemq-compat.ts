@@ -35,7 +35,11 @@ export const SUBSCRIBE_HEADER_RULES: Readonly<Record<string, HeaderRule>> = {
     feature: 'asynchronous dispatch',
     note: 'a broker-side threading hint; ActiveMQ 5.15.5+ always dispatches asynchronously',
   },
-  'activemq.exclusive': { verdict: 'refused', feature: 'exclusive consumers', refuses: isTrue },
+  'activemq.exclusive': {
+    verdict: 'supported',
+    feature: 'exclusive consumers',
+    note: 'dispatch/exclusive-consumer.ts',
+  },
   'activemq.maximumPendingMessageLimit': {
     verdict: 'refused',
     feature: 'slow-consumer message dropping (maximumPendingMessageLimit)',
@@ -55,13 +59,33 @@ export const SUBSCRIBE_HEADER_RULES: Readonly<Record<string, HeaderRule>> = {
 
 /** SEND headers (STOMP) and message properties (native, admin API) with an ActiveMQ meaning. */
 export const SEND_PROPERTY_RULES: Readonly<Record<string, HeaderRule>> = {
-  JMSXGroupID: { verdict: 'refused', feature: 'message groups' },
-  JMSXGroupSeq: { verdict: 'refused', feature: 'message groups' },
-  AMQ_SCHEDULED_DELAY: { verdict: 'refused', feature: 'scheduled delivery' },
-  AMQ_SCHEDULED_PERIOD: { verdict: 'refused', feature: 'scheduled delivery' },
-  AMQ_SCHEDULED_REPEAT: { verdict: 'refused', feature: 'scheduled delivery' },
-  AMQ_SCHEDULED_CRON: { verdict: 'refused', feature: 'scheduled delivery' },
-  AMQ_SCHEDULER_ACTION: { verdict: 'refused', feature: 'scheduler management' },
+  JMSXGroupID: { verdict: 'supported', feature: 'message groups', note: 'dispatch/message-groups.ts' },
+  JMSXGroupSeq: { verdict: 'supported', feature: 'message groups', note: 'dispatch/message-groups.ts' },
+  AMQ_SCHEDULED_DELAY: {
+    verdict: 'supported',
+    feature: 'scheduled delivery',
+    note: 'scheduler/message-scheduler.ts',
+  },
+  AMQ_SCHEDULED_PERIOD: {
+    verdict: 'supported',
+    feature: 'scheduled delivery',
+    note: 'scheduler/message-scheduler.ts',
+  },
+  AMQ_SCHEDULED_REPEAT: {
+    verdict: 'supported',
+    feature: 'scheduled delivery',
+    note: 'scheduler/message-scheduler.ts',
+  },
+  AMQ_SCHEDULED_CRON: {
+    verdict: 'supported',
+    feature: 'scheduled delivery',
+    note: 'scheduler/message-scheduler.ts',
+  },
+  AMQ_SCHEDULER_ACTION: {
+    verdict: 'supported',
+    feature: 'scheduler management',
+    note: 'on ActiveMQ.Scheduler.Management: BROWSE, REMOVE, REMOVEALL (scheduler/message-scheduler.ts)',
+  },
   transformation: { verdict: 'refused', feature: 'STOMP message transformations', stompOnly: true },
   'amq-msg-type': {
     verdict: 'ignored',
@@ -86,8 +110,14 @@ const CONSUMER_ADVISORY = `${ADVISORY}Consumer.`;
 
 /** Destination names ActiveMQ reads a meaning into, in the order they are checked. */
 export const DESTINATION_RULES: readonly DestinationRule[] = [
-  // ActiveMQ "Composite Destinations": `/queue/a,/queue/b` is delivered to each.
-  { verdict: 'refused', feature: 'composite destinations', matches: (n) => n.includes(',') },
+  // ActiveMQ "Composite Destinations": `/queue/a,/queue/b` is delivered to each (routing/
+  // destination-router.ts). Consuming from several destinations at once is not offered.
+  {
+    verdict: 'supported',
+    subscribe: 'refused',
+    feature: 'composite destinations (subscribing to one)',
+    matches: (n) => n.includes(','),
+  },
   // ActiveMQ "Destination Options": `orders?consumer.exclusive=true` (ActiveMQDestination parses them).
   { verdict: 'refused', feature: 'destination options', matches: (n) => n.includes('?') },
   // StatisticsBrokerPlugin: ActiveMQ.Statistics.Broker, .Destination.<name>, .Subscription.
@@ -96,9 +126,11 @@ export const DESTINATION_RULES: readonly DestinationRule[] = [
     feature: 'statistics plugin destinations',
     matches: (n) => n.startsWith('ActiveMQ.Statistics.'),
   },
+  // Sends only (AMQ_SCHEDULER_ACTION); nothing is ever published there to subscribe to.
   {
-    verdict: 'refused',
-    feature: 'scheduler management',
+    verdict: 'supported',
+    subscribe: 'refused',
+    feature: 'scheduler management destination (a send with AMQ_SCHEDULER_ACTION)',
     matches: (n) => n === 'ActiveMQ.Scheduler.Management',
   },
   // Advisory topics are the broker's: a client's send would forge one. Subscribing to the consumer
@@ -115,14 +147,8 @@ export const DESTINATION_RULES: readonly DestinationRule[] = [
     feature: 'advisory topics, which only the broker publishes',
     matches: (n) => n.startsWith(CONSUMER_ADVISORY),
   },
-  // ActiveMQ "Virtual Destinations" (on by default): topic VirtualTopic.X feeds queues Consumer.*.VirtualTopic.X.
-  {
-    verdict: 'refused',
-    feature: 'virtual topics',
-    matches: (n, type) =>
-      (type === 'topic' && n.startsWith('VirtualTopic.')) ||
-      (type === 'queue' && /^Consumer\.[^.]+\.VirtualTopic\./.test(n)),
-  },
+  // ActiveMQ "Virtual Destinations" (topic VirtualTopic.X feeding queues Consumer.*.VirtualTopic.X)
+  // are supported: routing/destination-router.ts.
 ];
 
 function ruleOf(rules: Readonly<Record<string, HeaderRule>>, name: string): HeaderRule | undefined {

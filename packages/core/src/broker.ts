@@ -17,12 +17,14 @@ import {
   parseDestination,
   parseNetworkProducerId,
 } from '@keel/protocol';
+import { ClientIdRegistry } from './client-id-registry';
 import { type ConnectionInfo, ConnectionState, type Transaction } from './connection';
 import { BrokerConsumer, type DeliverySink, type InflightRef } from './consumer';
 import { DestinationCounters } from './destination-counters';
 import { ForwardedMessages } from './forwarded-messages';
 import { DEFAULT_CANCELLABLE_HOLD_MS, GroupCommitWriter } from './group-commit';
 import { InDoubtSends } from './in-doubt-sends';
+import { MessageSelector } from './selector';
 import { MessageIdAllocator, parseMessageId } from './message-ids';
 import { MessageQueue, type QueueBacking, type QueueHost } from './message-queue';
 import { validateMessageFields } from './message-validation';
@@ -31,6 +33,13 @@ import { QueueBrowser } from './queue-browser';
 import { deliveryCountToInsert, entrySize, type QueueEntry } from './queue-entry';
 import { type RedeliveryPolicy, redeliveryPolicy } from './redelivery-policy';
 import { ResendClaims } from './resend-claims';
+import { DestinationRouter, type RoutingOptions } from './routing/destination-router';
+import {
+  isSchedulerManagement,
+  MessageScheduler,
+  type MessageSchedulerOptions,
+  type SchedulerHost,
+} from './scheduler/message-scheduler';
 import type { DurableSubscriptionRecord, Store, StoreBatch, StoredMessage } from './store/store';
 
 export interface DeadLetterOptions {
@@ -86,6 +95,23 @@ export interface BrokerOptions {
    */
   concurrentStoreAndDispatchHoldMs?: number;
   onCommit?: (stats: { operations: number; inserts: number; durationMs: number }) => void;
+  /** Scheduled delivery (AMQ_SCHEDULED_*): cron time zone, paging, the firing-lag callback. */
+  scheduler?: MessageSchedulerOptions;
+  /** Virtual topics and composite destinations (routing/destination-router.ts). */
+  routing?: RoutingOptions;
+}
+
+/** One physical destination a send is delivered to (several for a routed or a transacted send). */
+interface RouteTarget {
+  /** The message as sent (duplicate detection notes its producer once). */
+  origin: Message;
+  /** What this destination stores and delivers: `origin`, or a copy addressed to it. */
+  message: Message;
+  id: number;
+  destId: number | null;
+  kind: 'queue' | 'topic';
+  subs: Subscription[];
+  rec: QueueRecord | null;
 }
 
 export interface SubscribeOptions {
@@ -110,6 +136,11 @@ export interface SubscribeOptions {
    * a snapshot in delivery order, then an end marker; see queue-browser.ts.
    */
   browse?: boolean;
+  /**
+   * ActiveMQ exclusive consumer (STOMP `activemq.exclusive:true`): while it is on a queue it gets
+   * every message; see dispatch/exclusive-consumer.ts.
+   */
+  exclusive?: boolean;
 }
 
 /** How long a consumer with an `accept` filter stays paused after refusing a queue's next message. */
@@ -130,9 +161,9 @@ class FilteringConsumer extends BrokerConsumer {
     return this.pausedTimer === null && super.canTake();
   }
 
-  override take(queue: MessageQueue, entry: QueueEntry): void {
+  override take(queue: MessageQueue, entry: QueueEntry, groupFirst = false): void {
     if (this.accept(entry.message)) {
-      super.take(queue, entry);
+      super.take(queue, entry, groupFirst);
       return;
     }
     if (queue.key.startsWith('subscriber://')) {
@@ -197,6 +228,8 @@ export interface Subscription {
   consumer: BrokerConsumer | null;
   connectionId: string | null;
   noLocal: boolean;
+  /** Its message selector, applied at publish (subscriptionWants). */
+  selector?: MessageSelector | null;
 }
 
 export interface QueueInfo {
@@ -266,7 +299,7 @@ let connectionCounter = 0;
  * transactions and duplicate detection, over a Store. One Broker serves while its node is master;
  * `start()` recovers from the store, `stop()` drops every client.
  */
-export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
+export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, SchedulerHost {
   readonly nodeName: string;
   readonly store: Store;
   readonly logger: Logger;
@@ -306,6 +339,10 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   private readonly inDoubt = new InDoubtSends(this);
   /** Messages in and out per destination (read by the metrics at scrape time). */
   readonly counters = new DestinationCounters();
+  /** Virtual topics and composite destinations: the destinations a send goes to. */
+  readonly router: DestinationRouter;
+  /** One live connection per client id (InvalidClientIDException, allowLinkStealing). */
+  private readonly clientIds: ClientIdRegistry;
 
   constructor(options: BrokerOptions) {
     super();
@@ -322,10 +359,42 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     this.dispatchHoldMs = options.concurrentStoreAndDispatchHoldMs ?? DEFAULT_CANCELLABLE_HOLD_MS;
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     if (!(this.memoryWindow >= 10)) throw new InvalidArgumentError('memoryWindow must be at least 10');
+    this.scheduler = new MessageScheduler(this, options.scheduler);
+    this.router = new DestinationRouter(options.routing ?? {}, () => this.queueNames());
+    this.clientIds = new ClientIdRegistry(this.nodeName, (c) => this.closeConnection(c), this.logger);
   }
 
   get isRunning(): boolean {
     return this.running;
+  }
+
+  // ----- scheduled delivery (scheduler/message-scheduler.ts; the node starts its loop as master) --
+
+  readonly scheduler: MessageScheduler;
+  /** Firings in flight: their job's advance joins the commit round that stores the message. */
+  private readonly firings = new WeakMap<Message, { mutate: (b: StoreBatch) => void; written: boolean }>();
+
+  /** SchedulerHost. */
+  writeSchedules(mutate: (b: StoreBatch) => void): Promise<void> {
+    this.assertRunning();
+    return this.writer!.write(mutate);
+  }
+
+  /** SchedulerHost: an ordinary send, with the job's advance in the round that stores it (noteProducer). */
+  async sendFired(message: Message, mutate: (b: StoreBatch) => void): Promise<void> {
+    const firing = { mutate, written: false };
+    this.firings.set(message, firing);
+    await this.sendInternal(message);
+    // Not stored (non-persistent, no durable subscriber), or answered before its round committed
+    // (a consumer acknowledged it first): this round advances the job, or follows the one that did.
+    await this.writer!.write((b) => {
+      if (!firing.written) mutate(b);
+    });
+  }
+
+  /** SchedulerHost. */
+  async sendReply(message: Message): Promise<void> {
+    await this.sendInternal(message);
   }
 
   private resyncNeeded = false;
@@ -450,6 +519,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   /** Stop serving: close every connection (in-flight messages stay in the store). */
   async stop(options: { drain?: boolean } = {}): Promise<void> {
     if (!this.running && !this.writer) return;
+    const schedulerStopped = this.scheduler.stop();
     this.running = false;
     this.suspension?.reject(
       new NotMasterError(`broker ${this.nodeName} stopped serving (${this.suspendReason})`),
@@ -460,6 +530,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       await this.writer.drain();
     }
     this.writer?.close(new NotMasterError('broker stopped'));
+    await schedulerStopped.catch(() => {});
     for (const q of this.queues.values()) q.queue.close();
     for (const s of this.subscriptions) s.queue.close();
   }
@@ -468,11 +539,14 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
 
   openConnection(info: ConnectionInfo): ConnectionState {
     this.assertRunning();
+    const explicit = typeof info.clientId === 'string' && info.clientId.length > 0;
+    this.clientIds.claim(info.clientId, info);
     connectionCounter += 1;
     const id = `${this.nodeName}-${process.pid}-${connectionCounter}`;
-    const clientId = info.clientId && info.clientId.length > 0 ? info.clientId : `ID:${id}`;
+    const clientId = explicit ? info.clientId! : `ID:${id}`;
     const conn = new ConnectionState(id, clientId, info);
     this.connections.set(id, conn);
+    this.clientIds.hold(conn, explicit);
     this.emit('connection:open', conn);
     return conn;
   }
@@ -487,6 +561,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       this.closeConsumer(conn, consumer, options.redeliver ?? true);
     for (const name of conn.tempDestinations) this.deleteTemporary(name);
     this.connections.delete(conn.id);
+    this.clientIds.release(conn);
     this.emit('connection:close', conn);
   }
 
@@ -517,6 +592,18 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     this.assertRunning();
     if (this.suspended) await this.whileSuspended();
     const dest = this.checkMessage(message);
+    // ActiveMQ's scheduler: its management destination, and sends that ask for a schedule.
+    if (isSchedulerManagement(dest)) {
+      await this.scheduler.manage(message);
+      return { messageId: '', duplicate: false };
+    }
+    const schedule = this.scheduler.parse(message);
+    if (schedule !== null && txId !== undefined) {
+      throw new InvalidArgumentError(
+        'a scheduled send (AMQ_SCHEDULED_*) inside a transaction',
+        'NOT_SUPPORTED',
+      );
+    }
     conn.messagesIn += 1;
     if (txId !== undefined) {
       const tx = this.transaction(conn, txId);
@@ -563,7 +650,13 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     }
     const id = this.ids!.next();
     message.messageId = String(id);
-    let done = this.route(conn, dest, id, message, resent === 'hold');
+    const routes = this.router.routes(dest);
+    let done =
+      schedule !== null
+        ? this.scheduler.accept(message, schedule, (b) => this.noteProducer(b, message))
+        : routes === null
+          ? this.route(conn, dest, id, message, resent === 'hold')
+          : this.routeMany(conn, message, dest, id);
     if (doubt === 'store') {
       done = done.then(
         () => this.inDoubt.resolved(message),
@@ -662,6 +755,89 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     return this.ensureQueue(dest).then((rec) => this.enqueueTo(rec, id, message, held));
   }
 
+  /**
+   * A send the router delivers to several destinations (virtual topic, composite): every copy is
+   * stored in one commit (one group-commit operation), so a takeover finds all or none of them;
+   * then each is delivered. No concurrent store and dispatch here: nothing is handed to a consumer
+   * before the commit, so a resend after a failover is a plain duplicate (producer sequence).
+   */
+  private async routeMany(
+    conn: ConnectionState,
+    message: Message,
+    dest: Destination,
+    id: number,
+  ): Promise<void> {
+    const targets = await this.routeTargets(conn, message, dest, id);
+    if (targets.some((t) => this.storesTarget(t)))
+      await this.writer!.write((b) => this.writeTargets(b, targets));
+    this.deliverTargets(targets);
+  }
+
+  /** Where `message` (id `id`) goes: its destination, or the router's (copies with ids of their own). */
+  private async routeTargets(
+    conn: ConnectionState | null,
+    origin: Message,
+    dest: Destination,
+    id: number,
+  ): Promise<RouteTarget[]> {
+    const routes = this.router.routes(dest);
+    const targets: RouteTarget[] = [];
+    for (const [i, d] of (routes ?? [dest]).entries()) {
+      const tid = i === 0 ? id : this.ids!.next();
+      const message =
+        routes === null ? origin : { ...origin, destination: formatDestination(d), messageId: String(tid) };
+      if (isTopicType(d.type)) {
+        const rec = this.topics.get(formatDestination(d)) ?? (await this.ensureTopic(d));
+        rec.enqueued += 1;
+        const subs = this.matchingSubscriptions(d.name).filter(
+          (s) => this.subscriptionWants(s, conn, tid, message),
+        );
+        targets.push({ origin, message, id: tid, destId: rec.destId, kind: 'topic', subs, rec: null });
+      } else {
+        const rec = this.queues.get(formatDestination(d)) ?? (await this.ensureQueue(d));
+        targets.push({ origin, message, id: tid, destId: rec.destId, kind: 'queue', subs: [], rec });
+      }
+    }
+    return targets;
+  }
+
+  private storesTarget(t: RouteTarget): boolean {
+    return (
+      t.message.persistent &&
+      t.destId !== null &&
+      (t.kind === 'queue' || t.subs.some((s) => s.durable !== null))
+    );
+  }
+
+  /** The rows of `targets` in one batch; each sent message's producer sequence noted once. */
+  private writeTargets(b: StoreBatch, targets: RouteTarget[]): void {
+    const noted = new Set<Message>();
+    for (const t of targets) {
+      if (!this.storesTarget(t)) continue;
+      b.inserts.push(this.storedRow(t.id, t.destId!, t.message));
+      for (const s of t.subs)
+        if (s.durable) b.subEntries.push({ subId: s.durable.id, msgId: t.id, priority: t.message.priority });
+      if (noted.has(t.origin)) continue;
+      noted.add(t.origin);
+      this.noteProducer(b, t.origin);
+    }
+  }
+
+  private deliverTargets(targets: RouteTarget[]): void {
+    for (const t of targets) {
+      this.counters.countIn(t.message.destination);
+      const stored = this.storesTarget(t);
+      if (t.kind === 'queue') t.rec!.queue.enqueue(this.newEntry(t.id, t.message, stored));
+      else
+        for (const s of t.subs) s.queue.enqueue(this.newEntry(t.id, t.message, stored && s.durable !== null));
+    }
+  }
+
+  /** Names of the queues (not temporary ones) that exist: virtual topics' consumer queues. */
+  private *queueNames(): Iterable<string> {
+    for (const rec of this.queues.values()) if (rec.type === 'queue') yield rec.name;
+  }
+
   private async enqueueTo(rec: QueueRecord, id: number, message: Message, held = false): Promise<void> {
     const entry = this.newEntry(id, message, rec.destId !== null && message.persistent);
     if (entry.stored) {
@@ -744,8 +920,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   ): Promise<void> {
     const rec = this.topics.get(formatDestination(dest)) ?? (await this.ensureTopic(dest));
     rec.enqueued += 1;
-    const subs = this.matchingSubscriptions(dest.name).filter(
-      (s) => !(s.noLocal && conn !== null && s.connectionId === conn.id),
+    const subs = this.matchingSubscriptions(dest.name).filter((s) =>
+      this.subscriptionWants(s, conn, id, message),
     );
     const durable = subs.filter((s) => s.durable !== null);
     const store = message.persistent && durable.length > 0 && rec.destId !== null;
@@ -762,6 +938,11 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
   }
 
   private noteProducer(b: StoreBatch, message: Message): void {
+    const firing = this.firings.get(message);
+    if (firing !== undefined && !firing.written) {
+      firing.mutate(b);
+      firing.written = true;
+    }
     if (message.producerId === undefined || message.producerSeq === undefined) return;
     const forward = message.producerSeq === 1 ? parseNetworkProducerId(message.producerId) : null;
     if (forward !== null) b.forwards.push(forward);
@@ -828,6 +1009,9 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
         ? null
         : {
             page: (cursor, limit) => store.pageMessages(destId, cursor, limit),
+            pageWhere: store.pageMessagesWhere
+              ? (cursor, limit, where) => store.pageMessagesWhere!(destId, cursor, limit, where)
+              : undefined,
             count: () => store.countMessages(destId),
             remove: (b, id) => b.deletes.push(id),
             setDeliveryCount: (b, id, deliveryCount) => b.deliveryCounts.push({ id, deliveryCount }),
@@ -841,6 +1025,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       createdAt: Date.now(),
     };
     this.queues.set(key, rec);
+    this.router.queuesChanged();
     this.counters.touch(key);
     for (const w of this.wildcardQueueConsumers) {
       if (matchesWildcard(w.pattern, name)) w.consumer.attach(rec.queue);
@@ -915,8 +1100,21 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       for (const c of q.queue.consumerList) (c as BrokerConsumer).closed = true;
       q.queue.close();
       this.queues.delete(key);
+      this.router.queuesChanged();
     }
     this.topics.delete(key);
+  }
+
+  /**
+   * Whether a topic subscription takes this message: not its own connection's with noLocal, and
+   * its selector matches — topic selectors filter at publish, as ActiveMQ's TopicSubscription, so a
+   * durable subscription never stores what it would not deliver.
+   */
+  private subscriptionWants(s: Subscription, conn: ConnectionState | null, id: number, message: Message): boolean {
+    if (s.noLocal && conn !== null && s.connectionId === conn.id) return false;
+    const selector = s.selector;
+    if (selector == null) return true;
+    return selector.matches({ id, message, priority: message.priority, deliveryCount: 0, redelivered: false });
   }
 
   private matchingSubscriptions(topicName: string): Subscription[] {
@@ -949,6 +1147,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       consumer: null,
       connectionId: null,
       noLocal: rec.noLocal,
+      selector: MessageSelector.of(rec.selector),
     };
     this.durables.set(key, sub);
     this.subscriptions.add(sub);
@@ -967,11 +1166,10 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     if (conn.consumers.has(options.consumerId)) {
       throw new InvalidArgumentError(`consumer id ${options.consumerId} already in use on this connection`);
     }
-    if (options.selector !== undefined && options.selector !== null && options.selector.trim() !== '') {
-      throw new InvalidArgumentError(
-        'message selectors are not supported by this broker yet',
-        'NOT_SUPPORTED',
-      );
+    // JMS message selector (selector/): an invalid one is refused with INVALID_SELECTOR, where and why.
+    const selector = MessageSelector.of(options.selector);
+    if (selector !== null && options.browse === true) {
+      throw new InvalidArgumentError('a selector on a queue browser is not supported by Keel yet', 'NOT_SUPPORTED');
     }
     if (!Number.isInteger(options.prefetch) || options.prefetch < 0) {
       throw new InvalidArgumentError(`prefetch must be a non-negative integer (got ${options.prefetch})`);
@@ -994,6 +1192,9 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     const consumer = options.accept
       ? new FilteringConsumer(options.accept, ...args)
       : new BrokerConsumer(...args);
+    consumer.exclusive = options.exclusive === true;
+    // A queue's consumer is given only what it matches; a topic's subscription filters at publish.
+    if (!isTopicType(dest.type)) consumer.selector = selector;
     if (isTopicType(dest.type)) {
       await this.subscribeTopic(conn, dest, options, consumer);
     } else if (isWildcard(dest.name)) {
@@ -1081,8 +1282,9 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       }
       const key = durableKey(conn.clientId, options.durableName);
       let sub = this.durables.get(key);
-      if (sub && sub.pattern !== dest.name) {
-        // ActiveMQ: subscribing with another topic replaces the subscription.
+      const selectorText = MessageSelector.of(options.selector)?.text ?? null;
+      if (sub && (sub.pattern !== dest.name || (sub.durable!.selector ?? null) !== selectorText)) {
+        // ActiveMQ: subscribing with another topic or selector replaces the subscription.
         if (sub.consumer)
           throw new InvalidArgumentError(`durable subscription ${options.durableName} is in use`);
         await this.deleteDurable(sub);
@@ -1094,7 +1296,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
           clientId: conn.clientId,
           name: options.durableName,
           destId: topicRec.destId!,
-          selector: null,
+          selector: selectorText,
           noLocal: options.noLocal === true,
         });
         sub = this.durables.get(key) ?? this.addDurable(rec, dest.name);
@@ -1119,6 +1321,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       consumer,
       connectionId: conn.id,
       noLocal: options.noLocal === true,
+      selector: MessageSelector.of(options.selector),
     };
     this.subscriptions.add(sub);
     this.subsByTopic.clear();
@@ -1298,14 +1501,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     if (this.suspended) await this.whileSuspended();
     const tx = this.transaction(conn, txId);
     conn.transactions.delete(txId);
-    const targets: {
-      message: Message;
-      id: number;
-      destId: number | null;
-      kind: 'queue' | 'topic';
-      subs: Subscription[];
-      rec: QueueRecord | null;
-    }[] = [];
+    const targets: RouteTarget[] = [];
     const fresh: Message[] = [];
     for (const message of tx.sends) {
       if (await this.checkDuplicate(message)) continue;
@@ -1313,32 +1509,11 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     }
     for (const message of fresh) {
       const dest = parseDestination(message.destination);
-      const id = Number(message.messageId);
-      if (isTopicType(dest.type)) {
-        const rec = this.topics.get(formatDestination(dest)) ?? (await this.ensureTopic(dest));
-        rec.enqueued += 1;
-        const subs = this.matchingSubscriptions(dest.name).filter(
-          (s) => !(s.noLocal && s.connectionId === conn.id),
-        );
-        targets.push({ message, id, destId: rec.destId, kind: 'topic', subs, rec: null });
-      } else {
-        const rec = await this.ensureQueue(dest);
-        targets.push({ message, id, destId: rec.destId, kind: 'queue', subs: [], rec });
-      }
+      // A composite or virtual-topic send in a transaction: its copies commit with the rest.
+      targets.push(...(await this.routeTargets(conn, message, dest, Number(message.messageId))));
     }
     const committed = this.writer!.write((b) => {
-      for (const t of targets) {
-        if (!t.message.persistent || t.destId === null) continue;
-        if (t.kind === 'queue') b.inserts.push(this.storedRow(t.id, t.destId, t.message));
-        else {
-          const durable = t.subs.filter((s) => s.durable);
-          if (durable.length === 0) continue;
-          b.inserts.push(this.storedRow(t.id, t.destId, t.message));
-          for (const s of durable)
-            b.subEntries.push({ subId: s.durable!.id, msgId: t.id, priority: t.message.priority });
-        }
-        this.noteProducer(b, t.message);
-      }
+      this.writeTargets(b, targets);
       for (const ref of tx.acks) ref.queue.removeOp(b, ref.entry);
       b.txOutcomes.push(txId);
     });
@@ -1356,18 +1531,9 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
       throw err;
     }
     for (const ref of tx.acks) {
-      ref.queue.inflight -= 1;
-      ref.queue.stats.dequeued += 1;
+      ref.queue.acknowledgedInTransaction(ref.entry);
     }
-    for (const t of targets) {
-      this.counters.countIn(t.message.destination);
-      if (t.kind === 'queue')
-        t.rec!.queue.enqueue(this.newEntry(t.id, t.message, t.message.persistent && t.destId !== null));
-      else {
-        const stored = t.message.persistent && t.destId !== null && t.subs.some((s) => s.durable);
-        for (const s of t.subs) s.queue.enqueue(this.newEntry(t.id, t.message, stored && s.durable !== null));
-      }
-    }
+    this.deliverTargets(targets);
   }
 
   rollback(conn: ConnectionState, txId: string): void {
@@ -1615,6 +1781,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost {
     await rec.queue.purge();
     rec.queue.close();
     this.queues.delete(formatDestination({ type: rec.type, name: rec.name }));
+    this.router.queuesChanged();
     if (rec.destId !== null) await this.store.deleteDestination(rec.destId);
   }
 

@@ -1,7 +1,9 @@
 import { type DeliveredMessage, deliveredMessage } from '@keel/protocol';
+import { GROUP_FIRST_FOR_CONSUMER } from './dispatch/message-groups';
 import { formatMessageId } from './message-ids';
 import type { MessageQueue, QueueConsumer } from './message-queue';
 import type { QueueEntry } from './queue-entry';
+import type { MessageSelector } from './selector';
 
 export interface Delivery {
   consumerId: string;
@@ -33,6 +35,10 @@ export class BrokerConsumer implements QueueConsumer {
   readonly queues: MessageQueue[] = [];
   delivered = 0;
   closed = false;
+  /** ActiveMQ exclusive consumer (SubscribeOptions.exclusive); set before it attaches. */
+  exclusive = false;
+  /** Its message selector on a queue (SubscribeOptions.selector); set before it attaches. */
+  selector: MessageSelector | null = null;
 
   constructor(
     readonly id: string,
@@ -52,7 +58,7 @@ export class BrokerConsumer implements QueueConsumer {
     return !this.closed && this.credit > 0 && this.flow.writable;
   }
 
-  take(queue: MessageQueue, entry: QueueEntry): void {
+  take(queue: MessageQueue, entry: QueueEntry, groupFirst = false): void {
     // Prefetch is a window of unacknowledged messages (ActiveMQ): an ack or nack gives the credit
     // back; a consumer the broker acknowledges for on delivery keeps its credit.
     if (!this.ackOnDelivery) this.credit -= 1;
@@ -63,6 +69,8 @@ export class BrokerConsumer implements QueueConsumer {
       entry.deliveryCount,
       entry.redelivered || entry.deliveryCount > 0,
     );
+    // ActiveMQ "Message Groups": the first message of a group this consumer owns says so.
+    if (groupFirst) message.properties = { ...message.properties, [GROUP_FIRST_FOR_CONSUMER]: true };
     if (this.ackOnDelivery) void queue.acknowledge(entry);
     else this.inflight.set(entry.id, { entry, queue });
     this.sink({ consumerId: this.id, message });

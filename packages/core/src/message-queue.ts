@@ -1,5 +1,7 @@
 import { DeliveryMark } from './delivery-mark';
 import type { DestinationCounters } from './destination-counters';
+import { exclusiveOwner } from './dispatch/exclusive-consumer';
+import { GROUP_ID, groupIdOf, MessageGroups } from './dispatch/message-groups';
 import type { GroupCommitWriter } from './group-commit';
 import { PendingList } from './pending-list';
 import type { Clock, Logger } from './ports';
@@ -14,6 +16,8 @@ function ignore(): void {}
 /** Where a queue's stored messages live: a queue's rows, or a durable subscription's entries. */
 export interface QueueBacking {
   page(cursor: PageCursor | null, limit: number): Promise<StoredMessage[]>;
+  /** Rows after `cursor` for which the SQL condition `where` (MessageSelector.sql) holds; optional. */
+  pageWhere?(cursor: PageCursor | null, limit: number, where: string): Promise<StoredMessage[]>;
   count(): Promise<number>;
   /** Store operation that removes the message from this queue (ack, purge, expiry). */
   remove(b: StoreBatch, id: number): void;
@@ -23,6 +27,33 @@ export interface QueueBacking {
 /** Weight of the latest acknowledgement in a queue's moving average of ack latency. */
 const ACK_LATENCY_WEIGHT = 0.1;
 
+/** A consumer's message selector as the queue uses it (MessageSelector). */
+export interface QueueSelector {
+  matches(entry: QueueEntry): boolean;
+  /** The same condition in SQL for the store's page reads, or null (then rows are tested here). */
+  readonly sql: string | null;
+}
+
+/** Where a selector consumer's own reads of the store stand (see pageForSelectors). */
+interface SelectorPage {
+  cursor: PageCursor | null;
+  reading: boolean;
+  /** Nothing more matched after `cursor` when last read; cleared when more is spilled. */
+  done: boolean;
+}
+
+/** Whether `c` may be given `entry` (its selector matches; no selector matches everything). */
+function eligible(c: QueueConsumer, entry: QueueEntry): boolean {
+  return c.selector == null || c.selector.matches(entry);
+}
+
+/** A cursor at or after both (null = before everything). */
+function laterCursor(a: PageCursor | null, b: PageCursor | null): PageCursor | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return a.priority < b.priority || (a.priority === b.priority && a.id > b.id) ? a : b;
+}
+
 /** A consumer as the queue sees it. */
 export interface QueueConsumer {
   readonly id: string;
@@ -30,8 +61,15 @@ export interface QueueConsumer {
   readonly priority: number;
   /** Free credit and a writable transport. */
   canTake(): boolean;
-  /** Hand over one message; the consumer now holds it in flight until ack, nack or close. */
-  take(queue: MessageQueue, entry: QueueEntry): void;
+  /**
+   * Hand over one message; the consumer now holds it in flight until ack, nack or close.
+   * `groupFirst`: the first message of a message group it is given (JMSXGroupFirstForConsumer).
+   */
+  take(queue: MessageQueue, entry: QueueEntry, groupFirst?: boolean): void;
+  /** ActiveMQ exclusive consumer (dispatch/exclusive-consumer.ts). */
+  readonly exclusive?: boolean;
+  /** A message selector (selector/): the consumer is given only the entries it matches. */
+  readonly selector?: QueueSelector | null;
   /** The broker acknowledges on delivery (STOMP ack:auto): no delivery is recorded in the store. */
   readonly ackOnDelivery?: boolean;
 }
@@ -103,12 +141,27 @@ export class MessageQueue {
   private removedDuringPage: number[] = [];
   private closed = false;
 
+  // dispatch policies (dispatch/): null until a grouped message or an exclusive consumer arrives,
+  // so other traffic pays nothing for them
+  /** Message groups apply to queues (ActiveMQ), not to a topic subscription's own queue. */
+  private readonly groupable: boolean;
+  private groups: MessageGroups | null = null;
+  private exclusive: QueueConsumer | null = null;
+  /** Consumers with a selector; 0 keeps dispatch on its plain path (no per-message selector work). */
+  private selective = 0;
+  /** Selector consumers' own page reads of a spilled queue (pageForSelectors); null until one needs it. */
+  private selectorPages: Map<QueueConsumer, SelectorPage> | null = null;
+  /** Page reads running (paging and selector pages): removals that commit meanwhile wait for them. */
+  private reads = 0;
+
   constructor(
     readonly key: string,
     private readonly host: QueueHost,
     private readonly backing: QueueBacking | null,
     private readonly options: QueueOptions,
-  ) {}
+  ) {
+    this.groupable = key.startsWith('queue://') || key.startsWith('temp-queue://');
+  }
 
   /** Start from the store (recovery): everything stored is on disk until paged in. */
   async recover(): Promise<void> {
@@ -150,13 +203,26 @@ export class MessageQueue {
   }
 
   addConsumer(c: QueueConsumer): void {
+    if (c.selector) this.selective += 1;
     this.consumers.push(c);
     this.consumers.sort((a, b) => b.priority - a.priority);
+    if (c.exclusive === true || this.exclusive !== null) this.exclusive = exclusiveOwner(this.consumers);
     this.scheduleDispatch();
   }
 
   removeConsumer(c: QueueConsumer): void {
+    const before = this.consumers.length;
     this.consumers = this.consumers.filter((x) => x !== c);
+    if (c.selector && this.consumers.length < before) this.selective -= 1;
+    this.selectorPages?.delete(c);
+    let freed = false;
+    if (this.exclusive === c) {
+      this.exclusive = exclusiveOwner(this.consumers);
+      freed = true;
+    }
+    if (this.groups?.consumerLeft(c)) freed = true;
+    // Its messages may go to the others now (its in-flight ones come back in order: see dispatchByPolicy).
+    if (freed) this.scheduleDispatch();
   }
 
   /** A new message (committed when stored, unless `entry.storing`: see acceptsBeforeStored). */
@@ -168,6 +234,7 @@ export class MessageQueue {
         this.cursor = { priority: entry.priority, id: entry.id - 1 };
       }
       this.spilledCount += 1;
+      if (this.selectorPages !== null) this.selectorPagesStale(false);
       return;
     }
     this.hold(entry);
@@ -199,6 +266,8 @@ export class MessageQueue {
 
   private hold(entry: QueueEntry): void {
     if (entry.stored) this.memoryIds.add(entry.id);
+    if (this.groups === null && this.groupable && entry.message.properties?.[GROUP_ID] != null)
+      this.groups = new MessageGroups();
   }
 
   scheduleDispatch(): void {
@@ -229,23 +298,98 @@ export class MessageQueue {
       }
       return;
     }
-    while (this.pending.size > 0) {
-      const consumer = this.pickConsumer();
-      if (!consumer) break;
-      const entry = this.pending.shift()!;
-      if (isExpired(entry, now)) {
-        this.expire(entry);
-        continue;
+    if (this.groups !== null || this.exclusive !== null || this.selective > 0) this.dispatchByPolicy(now);
+    else
+      while (this.pending.size > 0) {
+        const consumer = this.pickConsumer();
+        if (!consumer) break;
+        const entry = this.pending.shift()!;
+        if (isExpired(entry, now)) {
+          this.expire(entry);
+          continue;
+        }
+        this.handOver(entry, consumer, false);
       }
-      this.inflight += 1;
-      entry.dispatchedAt = performance.now();
-      this.noteDelivery(entry, consumer);
-      consumer.take(this, entry);
-    }
     this.maybePageIn();
+    if (this.selective > 0 && this.spilled) this.pageForSelectors();
   }
 
-  private pickConsumer(): QueueConsumer | null {
+  private handOver(entry: QueueEntry, consumer: QueueConsumer, groupFirst: boolean): void {
+    this.inflight += 1;
+    entry.dispatchedAt = performance.now();
+    this.noteDelivery(entry, consumer);
+    consumer.take(this, entry, groupFirst);
+  }
+
+  /**
+   * Dispatch with message groups or an exclusive consumer (dispatch/): the consumer depends on the
+   * entry, so an entry whose consumer is full waits and the scan goes on past it (ActiveMQ's
+   * Queue.doActualDispatch skips such messages too). Order is kept: nothing overtakes a message
+   * of the same group (or, with an exclusive consumer, any message) that waits for its
+   * redelivery delay. Cost: a scan of the waiting entries ahead of each dispatched one.
+   */
+  private dispatchByPolicy(now: number): void {
+    const groups = this.groups;
+    const only = this.exclusive;
+    // An exclusive consumer gets the queue in order: a message waiting for redelivery holds it up.
+    if (only !== null && this.delayed.size > 0) return;
+    let waitingGroups: Set<string> | null = null;
+    if (groups !== null && this.delayed.size > 0) {
+      waitingGroups = new Set();
+      for (const e of this.delayed) {
+        const g = groupIdOf(e);
+        if (g !== undefined) waitingGroups.add(g);
+      }
+    }
+    for (;;) {
+      let found: QueueEntry | null = null;
+      let consumer: QueueConsumer | null = null;
+      let group: string | undefined;
+      for (const entry of this.pending.values()) {
+        if (isExpired(entry, now)) {
+          found = entry;
+          break;
+        }
+        group = groups === null ? undefined : groupIdOf(entry);
+        if (group === undefined) {
+          consumer = only === null ? this.pickConsumer(entry) : only.canTake() ? only : null;
+          if (consumer !== null && only !== null && !eligible(only, entry)) consumer = null;
+          // No consumer has credit (or the exclusive one has none): nothing behind can go either.
+          // With selectors, one with credit may match an entry further on.
+          if (consumer === null && (this.selective === 0 || !this.anyCanTake())) return;
+        } else if (waitingGroups === null || !waitingGroups.has(group)) {
+          const cs = this.selective === 0 ? this.consumers : this.consumers.filter((c) => eligible(c, entry));
+          consumer = groups!.consumerFor(group, only, cs);
+          // A group's owner whose selector does not match this message does not get it.
+          if (consumer !== null && this.selective > 0 && !eligible(consumer, entry)) consumer = null;
+        }
+        if (consumer !== null) {
+          found = entry;
+          break;
+        }
+        if (only !== null && !only.canTake()) return;
+      }
+      if (found === null) return;
+      this.pending.remove(found);
+      if (consumer === null) this.expire(found);
+      else this.handOver(found, consumer, group !== undefined && groups!.dispatched(found, group, consumer));
+    }
+  }
+
+  /** The entry is no longer in flight (acknowledged, returned or redelivered). */
+  private landed(entry: QueueEntry): void {
+    this.inflight -= 1;
+    if (this.groups?.settled(entry)) this.scheduleDispatch();
+  }
+
+  /** An entry acknowledged inside a transaction: its removal committed (Broker.commit). */
+  acknowledgedInTransaction(entry: QueueEntry): void {
+    this.landed(entry);
+    this.stats.dequeued += 1;
+  }
+
+  /** A consumer with credit for `entry` (one whose selector matches it, when it is given). */
+  private pickConsumer(entry?: QueueEntry): QueueConsumer | null {
     const cs = this.consumers;
     const n = cs.length;
     if (n === 0) return null;
@@ -255,6 +399,7 @@ export class MessageQueue {
       const i = (this.rr + k) % n;
       const c = cs[i];
       if (!c.canTake()) continue;
+      if (entry !== undefined && this.selective > 0 && !eligible(c, entry)) continue;
       if (best === null || c.priority > best.priority) {
         best = c;
         bestIndex = i;
@@ -307,7 +452,7 @@ export class MessageQueue {
 
   /** The consumer acknowledged the entry: it is done. Resolves once its removal committed. */
   acknowledge(entry: QueueEntry): Promise<void> {
-    this.inflight -= 1;
+    this.landed(entry);
     this.stats.dequeued += 1;
     const at = entry.dispatchedAt;
     if (at !== undefined) {
@@ -417,8 +562,16 @@ export class MessageQueue {
   }
 
   private removalCommitted(id: number): void {
-    if (this.paging) this.removedDuringPage.push(id);
+    if (this.reads > 0) this.removedDuringPage.push(id);
     else this.removing.delete(id);
+  }
+
+  /** A page read ended: removals that committed while any read ran are safe to forget now. */
+  private readEnded(): void {
+    this.reads -= 1;
+    if (this.reads > 0) return;
+    for (const id of this.removedDuringPage) this.removing.delete(id);
+    this.removedDuringPage = [];
   }
 
   /**
@@ -426,7 +579,7 @@ export class MessageQueue {
    * grows; past the redelivery policy's maximum the entry goes to the dead-letter queue.
    */
   redeliver(entry: QueueEntry, reason: string): void {
-    this.inflight -= 1;
+    this.landed(entry);
     // The count written below supersedes the delivery's mark.
     this.settleDelivery(entry);
     entry.deliveryCount += 1;
@@ -466,7 +619,7 @@ export class MessageQueue {
    * the peer may have it, so it is flagged redelivered and the next forward says so).
    */
   unconsumed(entry: QueueEntry, delivered = false): void {
-    this.inflight -= 1;
+    this.landed(entry);
     // Possibly delivered: its mark stays (the connection went, or the node stops: a graceful
     // handover drains the writer, so the mark commits). Refused unseen: withdrawn if still possible.
     if (delivered) {
@@ -512,6 +665,7 @@ export class MessageQueue {
   private pageIn(): Promise<void> {
     if (this.paging) return this.paging;
     const run = async (): Promise<void> => {
+      this.reads += 1;
       try {
         // The window bounds what waits in memory; in-flight messages are bounded by the consumers'
         // prefetch. (Counting them here shrank pages to a row or two while consumers held a full
@@ -542,13 +696,83 @@ export class MessageQueue {
         this.host.logger.warn({ queue: this.key, err: (err as Error).message }, 'paging from store failed');
       } finally {
         this.paging = null;
-        for (const id of this.removedDuringPage) this.removing.delete(id);
-        this.removedDuringPage = [];
+        this.readEnded();
       }
       this.scheduleDispatch();
     };
     this.paging = run();
     return this.paging;
+  }
+
+  private anyCanTake(): boolean {
+    for (const c of this.consumers) if (c.canTake()) return true;
+    return false;
+  }
+
+  /**
+   * A selector consumer with credit that found nothing it matches in memory reads the store itself
+   * (issue #21.1): the next matching rows after the queue's cursor, with the selector's SQL where the
+   * store has it (PgStore.pageMessagesWhere), else a page of rows tested here. So non-matching
+   * messages ahead never block matching ones, and are never loaded for it (memory holds the window
+   * plus at most a page per selector consumer). Rows it admits are held like paged ones (memoryIds),
+   * so the queue's own paging skips them.
+   */
+  private pageForSelectors(): void {
+    if (!this.backing || this.closed) return;
+    for (const c of this.consumers) {
+      const selector = c.selector;
+      if (!selector || !c.canTake()) continue;
+      this.selectorPages ??= new Map();
+      let page = this.selectorPages.get(c);
+      if (page === undefined) {
+        page = { cursor: null, reading: false, done: false };
+        this.selectorPages.set(c, page);
+      }
+      if (!page.reading && !page.done) void this.readForSelector(c, selector, page);
+    }
+  }
+
+  private async readForSelector(c: QueueConsumer, selector: QueueSelector, page: SelectorPage): Promise<void> {
+    const backing = this.backing!;
+    const limit = Math.ceil(this.options.memoryWindow / 2);
+    page.reading = true;
+    this.reads += 1;
+    let admitted = 0;
+    try {
+      const from = laterCursor(page.cursor, this.cursor);
+      const sql = selector.sql;
+      const rows =
+        sql !== null && backing.pageWhere ? await backing.pageWhere(from, limit, sql) : await backing.page(from, limit);
+      if (this.selectorPages?.get(c) !== page) return; // the consumer left, or the pages were reset
+      for (const row of rows) {
+        page.cursor = { priority: row.priority, id: row.id };
+        if (this.memoryIds.has(row.id) || this.removing.has(row.id)) continue;
+        const entry = this.host.entryFromStored(row);
+        if (!selector.matches(entry)) continue;
+        this.spilledCount = Math.max(0, this.spilledCount - 1);
+        this.hold(entry);
+        this.pending.push(entry);
+        admitted += 1;
+      }
+      if (rows.length < limit) page.done = true;
+    } catch (err) {
+      this.host.logger.warn({ queue: this.key, err: (err as Error).message }, 'selector page read failed');
+      page.done = true;
+    } finally {
+      page.reading = false;
+      this.readEnded();
+    }
+    // Read on while nothing matched (rows tested here) or deliver what came in.
+    if (admitted > 0 || !page.done) this.scheduleDispatch();
+  }
+
+  /**
+   * More was spilled: selector pages read again. `reset`: rows may lie anywhere (resync), so they
+   * start over, and a read in flight is discarded (readForSelector sees its page replaced).
+   */
+  private selectorPagesStale(reset: boolean): void {
+    if (reset) this.selectorPages!.clear();
+    else for (const page of this.selectorPages!.values()) page.done = false;
   }
 
   /**
@@ -571,6 +795,7 @@ export class MessageQueue {
     } else {
       this.cursor = null; // the unknown rows may lie anywhere in delivery order
     }
+    if (this.selectorPages !== null) this.selectorPagesStale(true);
     this.scheduleDispatch();
   }
 

@@ -191,6 +191,10 @@ const CHECKS: Record<number, Check> = {
     optStr(o, 'durableName', f);
     optBool(o, 'noLocal', f);
     optBool(o, 'browse', f);
+    optBool(o, 'exclusive', f);
+    const p = o.priority;
+    if (p !== undefined && !(Number.isInteger(p) && (p as number) >= -128 && (p as number) <= 127))
+      fail(f, '"priority" must be an integer -128..127');
     optStr(o, 'receiptId', f);
   },
   [FrameType.Unsubscribe]: (o, f) => {

@@ -157,6 +157,10 @@ export interface SubscribeFrame {
    * credit, then a MESSAGE with `browseEnd` (docs/protocol.md section 5.1).
    */
   browse?: boolean;
+  /** ActiveMQ exclusive consumer: while on the queue it gets every message (docs/protocol.md). */
+  exclusive?: boolean;
+  /** ActiveMQ consumer priority, -128..127 (default 0): higher consumers first while they have credit. */
+  priority?: number;
   receiptId?: string;
 }
 

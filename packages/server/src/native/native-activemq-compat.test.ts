@@ -66,7 +66,6 @@ describe('native protocol: ActiveMQ features Keel lacks are refused, not misread
   }
 
   const refusedSends: Array<[string, string, Properties, string]> = [
-    ['a composite destination', 'queue://compA,compB', {}, 'compA,compB'],
     ['destination options', 'queue://opts?consumer.exclusive=true', {}, 'opts?consumer.exclusive=true'],
     [
       'the statistics plugin',
@@ -80,12 +79,6 @@ describe('native protocol: ActiveMQ features Keel lacks are refused, not misread
       {},
       'ActiveMQ.Advisory.Consumer.Queue.orders',
     ],
-    ['JMSXGroupID', 'queue://grouped', { JMSXGroupID: 'g1' }, 'JMSXGroupID'],
-    ['JMSXGroupSeq', 'queue://grouped', { JMSXGroupSeq: 1 }, 'JMSXGroupSeq'],
-    ['AMQ_SCHEDULED_DELAY', 'queue://later', { AMQ_SCHEDULED_DELAY: 60000 }, 'AMQ_SCHEDULED_DELAY'],
-    ['AMQ_SCHEDULED_PERIOD', 'queue://later', { AMQ_SCHEDULED_PERIOD: 1000 }, 'AMQ_SCHEDULED_PERIOD'],
-    ['AMQ_SCHEDULED_REPEAT', 'queue://later', { AMQ_SCHEDULED_REPEAT: 3 }, 'AMQ_SCHEDULED_REPEAT'],
-    ['AMQ_SCHEDULED_CRON', 'queue://later', { AMQ_SCHEDULED_CRON: '0 * * * *' }, 'AMQ_SCHEDULED_CRON'],
   ];
 
   it.each(refusedSends)(

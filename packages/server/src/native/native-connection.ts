@@ -64,6 +64,8 @@ export interface NativeConnectionOptions {
   slowConsumerTimeoutMs: number;
   authenticate: NativeAuthenticate;
   describe: () => NativeBrokerInfo;
+  /** ActiveMQ transport connector option: a newer HELLO with this client id takes it over. */
+  allowLinkStealing?: boolean;
   /** The handshake completed: the broker connection exists. */
   onOpen?: (connection: NativeConnection) => void;
   /** The socket closed. */
@@ -362,6 +364,8 @@ export class NativeConnection {
         clientId: hello.clientId,
         username: hello.username,
         remoteAddress: this.remoteAddress,
+        transport: { alive: () => this.transportAlive(), close: (err) => this.stepDown(err) },
+        allowLinkStealing: this.options.allowLinkStealing,
       });
     } catch (err) {
       this.fail(err);
@@ -415,6 +419,18 @@ export class NativeConnection {
       },
       'native connection opened',
     );
+  }
+
+  /**
+   * For the client id check (ClientIdRegistry): the socket is there and, with heart-beats agreed,
+   * the client was heard from within two intervals (it writes at least every interval and a half
+   * when idle); a half-open connection whose heart-beats stopped is dead before heartbeatTick
+   * gives up on it. A connection whose reading we paused is not judged by silence.
+   */
+  private transportAlive(): boolean {
+    if (this.state !== 'open' || !this.writable()) return false;
+    if (this.heartbeatMs === 0 || this.readPaused) return true;
+    return Date.now() - this.lastReadAt <= 2 * this.heartbeatMs;
   }
 
   private heartbeatTick(): void {
@@ -510,6 +526,8 @@ export class NativeConnection {
           // A browse takes credit per message (CREDIT frames give it back) and ends with a
           // MESSAGE that has `browseEnd` (docs/protocol.md section 5.1).
           browse: frame.browse === true,
+          exclusive: frame.exclusive === true,
+          priority: frame.priority,
         },
         (d) => this.deliver(channel, d),
       );

@@ -64,6 +64,8 @@ export interface StompConnectionOptions {
   closeGraceMs: number;
   /** A socket that stays congested this long is destroyed; 0 = never. */
   slowConsumerTimeoutMs: number;
+  /** ActiveMQ transport connector option: a newer CONNECT with this `client-id` takes it over. */
+  allowLinkStealing?: boolean;
 }
 
 interface StompSubscription {
@@ -123,6 +125,8 @@ export class StompConnection {
   private ackCounter = 0;
   private readonly txNacks = new Map<string, AckTarget[]>();
   private lastReadAt = Date.now();
+  /** The client's promised heart-beat interval (ms); 0 = none. */
+  private receiveIntervalMs = 0;
   private lastWriteAt = Date.now();
   private readonly timers: NodeJS.Timeout[] = [];
   private slowTimer: NodeJS.Timeout | null = null;
@@ -491,6 +495,8 @@ export class StompConnection {
       clientId: h['client-id'],
       username: h.login,
       remoteAddress: this.socket.remoteAddress,
+      transport: { alive: () => this.transportAlive(), close: (err) => this.stepDown(err) },
+      allowLinkStealing: this.options.allowLinkStealing,
     });
     this.conn = conn;
     this.phase = 'connected';
@@ -537,10 +543,11 @@ export class StompConnection {
       h['activemq.prefetchSize'] === undefined
         ? DEFAULT_PREFETCH
         : positiveIntHeader(h, 'activemq.prefetchSize');
+    // ActiveMQ consumer priority: a Java byte (-128..127; clients use 0..127, 127 highest).
     const priority = h['activemq.priority'] === undefined ? undefined : Number(h['activemq.priority']);
-    if (priority !== undefined && !Number.isInteger(priority)) {
+    if (priority !== undefined && !(Number.isInteger(priority) && priority >= -128 && priority <= 127)) {
       throw new InvalidArgumentError(
-        `activemq.priority must be an integer, got ${JSON.stringify(h['activemq.priority'])}`,
+        `activemq.priority must be an integer -128..127, got ${JSON.stringify(h['activemq.priority'])}`,
       );
     }
     const keelDestination = stompToKeelDestination(destination, conn.id);
@@ -570,6 +577,7 @@ export class StompConnection {
           durableName: h['activemq.subscriptionName'] ?? h['durable-subscription-name'],
           noLocal: h['activemq.noLocal'] === 'true',
           priority,
+          exclusive: h['activemq.exclusive']?.trim().toLowerCase() === 'true',
         },
         (d) => this.deliver(d),
       );
@@ -859,8 +867,22 @@ export class StompConnection {
     });
   }
 
+  /**
+   * For the client id check (ClientIdRegistry): the socket is there and, when the client promised
+   * heart-beats, it was heard from within 1.5 intervals (ActiveMQ's STOMP hbGracePeriodMultiplier,
+   * 1.5): a half-open connection whose heart-beats stopped is dead before the receive check drops
+   * it. A connection whose reading we paused is not judged by silence.
+   */
+  private transportAlive(): boolean {
+    if (this.closed || this.ended || this.failed || this.socket.destroyed || !this.socket.writable)
+      return false;
+    if (this.receiveIntervalMs === 0 || this.pausedByUs) return true;
+    return Date.now() - this.lastReadAt <= this.receiveIntervalMs * 1.5;
+  }
+
   /** STOMP 1.2 "Heart-beating": send an EOL when idle; drop a client that stays silent. */
   private startHeartbeats(sendIntervalMs: number, receiveIntervalMs: number): void {
+    this.receiveIntervalMs = receiveIntervalMs;
     if (sendIntervalMs > 0) {
       const half = Math.max(1, Math.floor(sendIntervalMs / 2));
       const t = setInterval(() => {
