@@ -10,7 +10,8 @@
  * (3) SIGSTOP without a lease: no takeover (as in ActiveMQ), and the slave says why it waits.
  * (4) Bad lock directories: the node exits non-zero naming the directory and the reason.
  */
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { type BrokerProcess, CLI_MAIN, startBroker, stopAll, useTestDatabase } from '@keel/testkit';
@@ -249,6 +250,57 @@ test('without a lease, a frozen master keeps its kernel lock: no takeover, and t
     await Promise.all(nodes.map((n) => n.stop()));
   }
 });
+
+test('a master whose lock file is removed stops serving at once and says why; a slave takes over on a new lock file; keel status shows the holder', async () => {
+  const cluster = 'file-removed';
+  const nodes = await startFileCluster(cluster, 2);
+  const [old, slave] = nodes as [BrokerProcess, BrokerProcess];
+  try {
+    const status = await new Promise<string>((resolve, reject) =>
+      execFile(
+        process.execPath,
+        [CLI_MAIN, 'status', '--admin', `http://127.0.0.1:${slave.adminPort}`],
+        (err, out) => (err ? reject(err) : resolve(out)),
+      ),
+    );
+    expect(status).toMatch(
+      new RegExp(
+        `^locker +file ${lockDir} \\(lock file names ${old.name} on host ${os.hostname()}, pid ${old.pid}, epoch 1, since `,
+        'm',
+      ),
+    );
+    const marks = nodes.map((n) => n.mark());
+    unlinkSync(path.join(lockDir, 'lock'));
+    const lost = await old.waitForLog((e) => e.msg === 'master lock lost', 10_000, marks[0]);
+    // Removed, or already replaced: the slave, trying every 200 ms, may create and lock a new one
+    // before this master's next check (every 1000 ms).
+    expect(String(lost.reason)).toMatch(
+      new RegExp(`^lock file ${path.join(lockDir, 'lock')} was (removed|replaced \\(inode \\d+ → \\d+\\))$`),
+    );
+    const stopped = await old.waitForLog(
+      (e) => e.msg === 'role changed' && e.role !== 'master',
+      10_000,
+      marks[0],
+    );
+    expect(logTimeOf(stopped) - logTimeOf(lost)).toBeLessThan(1_000);
+    const taken = await slave.waitForLog(
+      (e) => e.msg === 'role changed' && e.role === 'master',
+      30_000,
+      marks[1],
+    );
+    // The slave that had to create the lock file anew waited for the old master to step down.
+    expect(logTimeOf(taken)).toBeGreaterThan(logTimeOf(stopped));
+    expect(await clusterRow(cluster)).toEqual({ epoch: 2, master: slave.name });
+    expect(lockRecord()).toMatchObject({ name: slave.name, epoch: 2 });
+    expect(await masters(nodes)).toEqual([slave.name]);
+  } finally {
+    await Promise.all(nodes.map((n) => n.stop()));
+  }
+});
+
+function logTimeOf(e: Record<string, unknown>): number {
+  return typeof e.time === 'number' ? e.time : Date.parse(String(e.time));
+}
 
 describe('a bad lock directory: the node exits non-zero and names the directory and the reason', () => {
   async function refused(directory: string, command?: string[]): Promise<string> {

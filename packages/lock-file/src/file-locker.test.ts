@@ -306,6 +306,24 @@ describe('FileLocker', () => {
     expect(l.held).toBe(false);
   });
 
+  it('a waiting node that must create a removed lock file holds it two keep-alives before serving, so the old holder steps down first', async () => {
+    const a = locker({ lockKeepAlivePeriod: 100 });
+    await acquire(a);
+    const log = recorder();
+    const b = locker({ lockKeepAlivePeriod: 100, logger: log.logger });
+    const got = acquire(b);
+    await log.waitFor(/held by another node/);
+    const events: string[] = [];
+    a.onLost(() => events.push('a lost'));
+    void got.then(() => events.push('b holds'));
+    unlinkSync(path.join(dir, LOCK_FILE));
+    const said = await log.waitFor(/lock file was missing: created it/);
+    expect(said.obj).toMatchObject({ holder: 'n1', waitMs: 200 });
+    await got;
+    expect(events).toEqual(['a lost', 'b holds']);
+    expect(await readLockRecord(dir)).toMatchObject({ name: 'n2' });
+  });
+
   it('steps down when it finds its own lease overrun (it was frozen longer than leaseDuration)', async () => {
     const l = locker({ leaseDuration: 200, lockKeepAlivePeriod: 50 });
     await acquire(l);

@@ -301,13 +301,15 @@ export class FileLocker implements Locker {
     await this.check();
     while (!signal.aborted) {
       try {
-        const handle = await this.tryLockFile();
-        if (handle) {
+        const got = await this.tryLockFile();
+        if (got?.created && !(await this.waitOutRemovedLockFile(got.handle, signal))) {
+          await this.closeHandle(got.handle);
+        } else if (got) {
           if (signal.aborted) {
-            await this.closeHandle(handle);
+            await this.closeHandle(got.handle);
             break;
           }
-          await this.becomeHolder(handle, 'acquired the lock');
+          await this.becomeHolder(got.handle, 'acquired the lock');
           return;
         }
         if (await this.considerStaleHolder()) return;
@@ -322,9 +324,25 @@ export class FileLocker implements Locker {
     throw signal.reason ?? new Error('lock acquisition aborted');
   }
 
-  /** Opens `lock` and tries the kernel lock; the handle when granted on the file now at that path. */
-  private async tryLockFile(): Promise<FileHandle | null> {
-    const handle = await open(this.lockPath, RW_CREATE, 0o644);
+  /**
+   * Opens `lock` (creating it if missing: `created`) and tries the kernel lock; the handle when
+   * granted on the file now at that path.
+   */
+  private async tryLockFile(): Promise<{ handle: FileHandle; created: boolean } | null> {
+    let handle: FileHandle;
+    let created = false;
+    try {
+      handle = await open(this.lockPath, fsConstants.O_RDWR);
+    } catch (err) {
+      if (errCode(err) !== 'ENOENT') throw err;
+      try {
+        handle = await open(this.lockPath, RW_CREATE | fsConstants.O_EXCL, 0o644);
+        created = true;
+      } catch (again) {
+        if (errCode(again) !== 'EEXIST') throw again;
+        handle = await open(this.lockPath, fsConstants.O_RDWR);
+      }
+    }
     let granted = false;
     try {
       granted = this.prim.tryLock(handle.fd);
@@ -333,7 +351,25 @@ export class FileLocker implements Locker {
     } finally {
       if (!granted) await this.closeHandle(handle);
     }
-    return granted ? handle : null;
+    return granted ? { handle, created } : null;
+  }
+
+  /**
+   * This node created `lock` while lock.json names an earlier holder: the lock file was removed,
+   * and that holder may still run, holding a lock on the removed file until its next keep-alive
+   * finds it gone. Hold the new lock for two keep-alive periods before serving, so it steps down
+   * first. True when the lock is still ours on the file at `lock` afterwards.
+   */
+  private async waitOutRemovedLockFile(handle: FileHandle, signal: AbortSignal): Promise<boolean> {
+    const previous = await readLockRecord(this.directory);
+    if (!previous) return true; // the first lock in this directory
+    const waitMs = 2 * this.opts.lockKeepAlivePeriod;
+    this.log.warn(
+      { directory: this.directory, ...holderOf(previous), waitMs },
+      'lock file was missing: created it, waiting for a holder that may still run to notice and step down',
+    );
+    await sleep(waitMs, signal);
+    return !signal.aborted && (await this.sameFile(handle)) === true;
   }
 
   /** true: `lock` is the file of `handle`; otherwise why not. */
@@ -643,8 +679,8 @@ export class FileLocker implements Locker {
   private async waitForRelease(): Promise<FileHandle | null> {
     const until = performance.now() + 2_000;
     do {
-      const handle = await this.tryLockFile();
-      if (handle) return handle;
+      const got = await this.tryLockFile();
+      if (got) return got.handle;
       await sleep(25);
     } while (performance.now() < until);
     return null;
