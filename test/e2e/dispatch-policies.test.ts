@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
+import { type Connection, connect, type ReceivedMessage } from '@keel/client';
 import { type BrokerProcess, stopAll, useTestDatabase } from '@keel/testkit';
 import { startNode } from './helpers/cluster';
 
@@ -113,5 +114,81 @@ describe('consumer priority (activemq.priority) with stomp.py', () => {
     expect(errors).toEqual([]);
     expect(by(got, 'high')).toEqual(['m1', 'm2', 'm3', 'm4', 'm5']);
     expect(by(got, 'low')).toEqual(['m6', 'm7', 'm8']);
+  });
+});
+
+describe('exclusive consumers and consumer priority with @keel/client (native)', () => {
+  const conns: Connection[] = [];
+  afterEach(async () => {
+    for (const c of conns.splice(0)) await c.close().catch(() => {});
+  });
+
+  async function consumerOn(
+    queue: string,
+    tag: string,
+    got: [string, ReceivedMessage][],
+    options: { exclusive?: boolean; priority?: number; prefetch?: number },
+    onMessage: () => void,
+  ): Promise<Connection> {
+    const conn = await connect(`tcp://127.0.0.1:${node.port}`);
+    conns.push(conn);
+    const session = await conn.createSession({ ackMode: 'individual' });
+    const consumer = await session.createConsumer(`queue://${queue}`, options);
+    consumer.onMessage((m) => {
+      got.push([tag, m]);
+      onMessage();
+    });
+    return conn;
+  }
+
+  function until(check: () => boolean, what: string): { poke: () => void; done: Promise<void> } {
+    let poke = (): void => {};
+    const done = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), 20_000);
+      poke = () => {
+        if (!check()) return;
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    return { poke: () => poke(), done };
+  }
+
+  async function send(queue: string, bodies: string[]): Promise<void> {
+    const conn = await connect(`tcp://127.0.0.1:${node.port}`);
+    conns.push(conn);
+    const producer = (await conn.createSession()).createProducer(`queue://${queue}`, { persistent: true });
+    for (const b of bodies) await producer.send(b);
+  }
+
+  const names = (got: [string, ReceivedMessage][], tag: string) =>
+    got.filter((g) => g[0] === tag).map((g) => g[1].body.toString());
+
+  it('exclusive: one consumer gets all; when it goes the other gets its unacknowledged ones and the rest', async () => {
+    const got: [string, ReceivedMessage][] = [];
+    let wait = until(() => got.length >= 10, '10 messages');
+    const a = await consumerOn('native.excl', 'a', got, { exclusive: true }, () => wait.poke());
+    await consumerOn('native.excl', 'b', got, { exclusive: true }, () => wait.poke());
+    const all = Array.from({ length: 15 }, (_, i) => `m${i + 1}`);
+    await send('native.excl', all.slice(0, 10));
+    await wait.done;
+    expect(names(got, 'a')).toEqual(all.slice(0, 10));
+    for (const [, m] of got.slice(0, 4)) await m.ack();
+    wait = until(() => names(got, 'b').length >= 11, "b's 11 messages");
+    await a.close();
+    await send('native.excl', all.slice(10));
+    await wait.done;
+    expect(names(got, 'b')).toEqual(all.slice(4));
+  });
+
+  it('priority: the priority 127 consumer gets everything while it has credit', async () => {
+    const got: [string, ReceivedMessage][] = [];
+    const wait = until(() => got.length >= 8, '8 messages');
+    await consumerOn('native.prio', 'low', got, { priority: 0, prefetch: 100 }, () => wait.poke());
+    await consumerOn('native.prio', 'high', got, { priority: 127, prefetch: 5 }, () => wait.poke());
+    await send('native.prio', ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8']);
+    await wait.done;
+    expect(names(got, 'high')).toEqual(['m1', 'm2', 'm3', 'm4', 'm5']);
+    expect(names(got, 'low')).toEqual(['m6', 'm7', 'm8']);
   });
 });
