@@ -155,7 +155,7 @@ describe('keel program', () => {
     const err = await commanderError(program.parseAsync(['broker', '--locker', 'mutex'], { from: 'user' }));
     expect(err.code).toBe('commander.invalidArgument');
     expect(output.stderr()).toContain(
-      "option '--locker <kind>' argument 'mutex' is invalid. Allowed choices are row, lease.",
+      "option '--locker <kind>' argument 'mutex' is invalid. Allowed choices are row, lease, file.",
     );
     const second = setup();
     const unknown = await commanderError(
@@ -267,6 +267,12 @@ describe('keel program', () => {
         'x.svg',
         '--json',
         'x.json',
+        '--locker',
+        'file',
+        '--store',
+        'shared',
+        '--backlog',
+        '100000',
       ],
       {
         from: 'user',
@@ -300,7 +306,17 @@ describe('keel program', () => {
       },
       {
         command: 'drill',
-        options: { kills: '2', mode: 'stop', nodes: '3', rate: '100', chart: 'x.svg', json: 'x.json' },
+        options: {
+          kills: '2',
+          mode: 'stop',
+          nodes: '3',
+          rate: '100',
+          chart: 'x.svg',
+          json: 'x.json',
+          locker: 'file',
+          store: 'shared',
+          backlog: '100000',
+        },
       },
     ]);
   });
@@ -310,7 +326,7 @@ describe('keel program', () => {
     const err = await commanderError(program.parseAsync(['drill', '--mode', 'nuke'], { from: 'user' }));
     expect(err.code).toBe('commander.invalidArgument');
     expect(output.stderr()).toContain(
-      "option '--mode <mode>' argument 'nuke' is invalid. Allowed choices are kill, stop, db-cut.",
+      "option '--mode <mode>' argument 'nuke' is invalid. Allowed choices are kill, stop, db-cut, pg-kill.",
     );
     expect(calls).toEqual([]);
   });

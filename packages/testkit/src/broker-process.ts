@@ -26,7 +26,7 @@ export type BrokerRole = 'master' | 'slave';
 export type LogEntry = Record<string, unknown> & { msg?: unknown };
 
 export interface BrokerProcessOptions {
-  /** The store's database URL (`--db`). */
+  /** The store's database URL (`--db`); empty: none given (`--store-dir` in args). */
   db: string;
   /** The node's name (`--name`). */
   name: string;
@@ -149,8 +149,8 @@ export class BrokerProcess {
     const command = options.command ?? [process.execPath, CLI_MAIN];
     const brokerArgs = [
       'broker',
-      '--db',
-      options.db,
+      // Empty: no --db (shared-storage mode b: --store-dir in args).
+      ...(options.db ? ['--db', options.db] : []),
       '--name',
       options.name,
       '--cluster',

@@ -14,10 +14,14 @@ export interface DrillNodePlan {
   cluster: string;
   port: number;
   adminPort: number;
-  /** Message database URL (KEEL_DB) and lock database URL (KEEL_LOCK_DB). */
+  /** Message database URL (KEEL_DB) and lock database URL (KEEL_LOCK_DB); empty: not set (shared store). */
   db: string;
   lockDb: string;
   logFile: string;
+  /** More `keel broker` flags (the locker's wiring). */
+  args?: string[];
+  /** More environment variables (KEEL_*). */
+  env?: Record<string, string>;
 }
 
 export interface RoleChange {
@@ -45,8 +49,9 @@ export class DrillNode {
     const env: NodeJS.ProcessEnv = {};
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('KEEL_')) env[k] = v;
     // Secrets (the database password) go through the environment, not the command line (ps).
-    env.KEEL_DB = plan.db;
-    env.KEEL_LOCK_DB = plan.lockDb;
+    if (plan.db) env.KEEL_DB = plan.db;
+    if (plan.lockDb) env.KEEL_LOCK_DB = plan.lockDb;
+    Object.assign(env, plan.env ?? {});
     const args = [
       mainJs,
       'broker',
@@ -64,6 +69,7 @@ export class DrillNode {
       String(plan.adminPort),
       '--log-level',
       'info',
+      ...(plan.args ?? []),
     ];
     this.child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.exitPromise = new Promise((resolve) => {

@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '@keel/protocol';
-import { type DrillRound, drillSettings, drillTable } from './drill';
+import { type DrillRound, drillLockerWiring, drillSettings, drillTable } from './drill';
 
 function errorOf(fn: () => unknown): InvalidArgumentError {
   try {
@@ -19,6 +19,9 @@ describe('keel drill options and table', () => {
       nodes: 3,
       ratePerS: 200,
       chartFile: 'keel-drill.svg',
+      locker: 'row',
+      store: 'db',
+      backlog: 0,
     });
     expect(
       drillSettings({
@@ -38,6 +41,9 @@ describe('keel drill options and table', () => {
       chartFile: 'c.svg',
       jsonFile: 'r.json',
       pgUrl: 'postgres://h/db',
+      locker: 'row',
+      store: 'db',
+      backlog: 0,
     });
     expect(errorOf(() => drillSettings({ kills: '0' })).message).toBe(
       '--kills must be an integer 1..1000 (got "0")',
@@ -46,13 +52,56 @@ describe('keel drill options and table', () => {
       '--nodes must be an integer 2..9 (got "1")',
     );
     expect(errorOf(() => drillSettings({ mode: 'nuke' })).message).toBe(
-      '--mode must be one of kill, stop, db-cut (got "nuke")',
+      '--mode must be one of kill, stop, db-cut, pg-kill (got "nuke")',
     );
     expect(errorOf(() => drillSettings({ rate: 'x' })).message).toMatch(/^--rate /);
     expect(errorOf(() => drillSettings({ chart: ' ' })).message).toBe('--chart needs a file name');
     expect(errorOf(() => drillSettings({ pgUrl: 'mysql://x' })).message).toMatch(
       /^--pg-url must be a postgres:\/\/ URL/,
     );
+  });
+
+  it('--locker file, --store shared (mode b), pg-kill and --backlog, and the combinations refused', () => {
+    expect(
+      drillSettings({ locker: 'file', store: 'shared', mode: 'pg-kill', backlog: '100_000' }),
+    ).toMatchObject({
+      locker: 'file',
+      store: 'shared',
+      mode: 'pg-kill',
+      backlog: 100_000,
+    });
+    expect(drillSettings({ locker: 'file', mode: 'stop' })).toMatchObject({ locker: 'file', store: 'db' });
+    expect(errorOf(() => drillSettings({ locker: 'zk' })).message).toBe(
+      '--locker must be one of row, lease, file (got "zk")',
+    );
+    expect(errorOf(() => drillSettings({ store: 'nfs' })).message).toBe(
+      '--store must be one of db, shared (got "nfs")',
+    );
+    expect(errorOf(() => drillSettings({ store: 'shared' })).message).toMatch(
+      /^--store shared needs --locker file/,
+    );
+    expect(
+      errorOf(() => drillSettings({ locker: 'file', store: 'shared', pgUrl: 'postgres://h/db' })).message,
+    ).toMatch(/drop --pg-url/);
+    expect(errorOf(() => drillSettings({ mode: 'pg-kill', locker: 'file' })).message).toMatch(
+      /^--mode pg-kill .* needs --store shared/,
+    );
+    expect(errorOf(() => drillSettings({ mode: 'db-cut', locker: 'file' })).message).toMatch(
+      /^--mode db-cut needs --locker row or lease/,
+    );
+    expect(errorOf(() => drillSettings({ backlog: '-1' })).message).toMatch(/^--backlog must be an integer/);
+  });
+
+  it('wires file-locker nodes to the shared directory; a lease only in stop mode', () => {
+    expect(drillLockerWiring({ locker: 'lease', store: 'db', mode: 'kill' }, null, null)).toEqual({
+      env: { KEEL_LOCKER: 'lease' },
+    });
+    const b = drillLockerWiring({ locker: 'file', store: 'shared', mode: 'kill' }, '/s/lock', '/s/store');
+    expect(b.args).toEqual(['--locker', 'file', '--lock-dir', '/s/lock', '--store-dir', '/s/store']);
+    expect(b.env).not.toHaveProperty('KEEL_LEASE_DURATION');
+    const stop = drillLockerWiring({ locker: 'file', store: 'db', mode: 'stop' }, '/s/lock', null);
+    expect(stop.args).toEqual(['--locker', 'file', '--lock-dir', '/s/lock']);
+    expect(stop.env).toHaveProperty('KEEL_LEASE_DURATION');
   });
 
   it('prints one row per round and a total row', () => {

@@ -19,11 +19,20 @@
  * Ctrl-C (a second Ctrl-C kills everything at once).
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { type Connection, connect } from '@keel/client';
 import { InvalidArgumentError, KeelError } from '@keel/protocol';
+import { recordedPostmasterPid, SHARED_STORE_DATA_DIR } from '@keel/server';
 import { ensureLockDatabase, migrate } from '@keel/store-pg';
 import { Client } from 'pg';
 import { startLocalPostgres } from '../local-postgres';
@@ -38,8 +47,13 @@ import { integerOption, rateOption, sleep, withInterrupt } from './load-options'
 import { sendLoop } from './produce';
 import { parseSequence, SequenceTracker } from './sequence-body';
 
-export const DRILL_MODES = ['kill', 'stop', 'db-cut'] as const;
+export const DRILL_MODES = ['kill', 'stop', 'db-cut', 'pg-kill'] as const;
 export type DrillMode = (typeof DRILL_MODES)[number];
+export const DRILL_LOCKERS = ['row', 'lease', 'file'] as const;
+export type DrillLocker = (typeof DRILL_LOCKERS)[number];
+/** db: one Postgres for all nodes (--db); shared: the master's own Postgres on the shared directory (--store-dir). */
+export const DRILL_STORES = ['db', 'shared'] as const;
+export type DrillStore = (typeof DRILL_STORES)[number];
 
 export const DEFAULT_DRILL_KILLS = 3;
 export const DEFAULT_DRILL_NODES = 3;
@@ -61,6 +75,12 @@ export const DRILL_CUT_HOLD_MAX_MS = 10_000;
 export const DRILL_CLIENT_HEARTBEAT_MS = 1_000;
 export const DRILL_CLIENT_MAX_RECONNECT_DELAY_MS = 500;
 export const DRILL_CLIENT_TIMEOUT_MS = 120_000;
+/** --locker file: a waiting node's retry interval, the master's lock-file check, stop mode's lease. */
+export const DRILL_FILE_LOCK_ACQUIRE_SLEEP_INTERVAL_MS = 200;
+export const DRILL_FILE_LOCK_KEEP_ALIVE_PERIOD_MS = 500;
+export const DRILL_FILE_LEASE_DURATION_MS = 3_000;
+/** --backlog is sent with this many sends in flight. */
+export const DRILL_BACKLOG_WINDOW = 500;
 /** The drain ends when every receipted message came, or nothing came for this long. */
 export const DRILL_DRAIN_IDLE_MS = 10_000;
 const POLL_MS = 50;
@@ -75,6 +95,9 @@ export interface DrillOptions {
   chart?: string;
   json?: string;
   pgUrl?: string;
+  locker?: string;
+  store?: string;
+  backlog?: string;
 }
 
 export interface DrillSettings {
@@ -85,6 +108,10 @@ export interface DrillSettings {
   chartFile: string;
   jsonFile?: string;
   pgUrl?: string;
+  locker: DrillLocker;
+  store: DrillStore;
+  /** Persistent messages stored in a queue of their own before the load (they stay stored). */
+  backlog: number;
 }
 
 export interface DrillRound {
@@ -141,6 +168,37 @@ export function drillSettings(options: DrillOptions): DrillSettings {
       `--mode must be one of ${DRILL_MODES.join(', ')} (got ${JSON.stringify(options.mode)})`,
     );
   }
+  const locker = (options.locker ?? 'row') as DrillLocker;
+  if (!DRILL_LOCKERS.includes(locker)) {
+    throw new InvalidArgumentError(
+      `--locker must be one of ${DRILL_LOCKERS.join(', ')} (got ${JSON.stringify(options.locker)})`,
+    );
+  }
+  const store = (options.store ?? 'db') as DrillStore;
+  if (!DRILL_STORES.includes(store)) {
+    throw new InvalidArgumentError(
+      `--store must be one of ${DRILL_STORES.join(', ')} (got ${JSON.stringify(options.store)})`,
+    );
+  }
+  if (store === 'shared' && locker !== 'file') {
+    throw new InvalidArgumentError(
+      '--store shared needs --locker file (the lock file decides who runs Postgres)',
+    );
+  }
+  if (store === 'shared' && options.pgUrl !== undefined) {
+    throw new InvalidArgumentError(
+      '--store shared runs its own Postgres on the shared directory: drop --pg-url',
+    );
+  }
+  if (mode === 'pg-kill' && store !== 'shared') {
+    throw new InvalidArgumentError("--mode pg-kill kills the master's own Postgres: it needs --store shared");
+  }
+  if (mode === 'db-cut' && (locker === 'file' || store === 'shared')) {
+    throw new InvalidArgumentError(
+      '--mode db-cut needs --locker row or lease (a file-locker master keeps its lock when cut from Postgres)',
+    );
+  }
+  const backlog = integerOption(options.backlog, '--backlog', 0, 10_000_000) ?? 0;
   const nodes = integerOption(options.nodes, '--nodes', 2, MAX_DRILL_NODES) ?? DEFAULT_DRILL_NODES;
   const ratePerS = rateOption(options.rate, '--rate') ?? DEFAULT_DRILL_RATE_PER_S;
   const chartFile = options.chart ?? DEFAULT_DRILL_CHART;
@@ -160,6 +218,9 @@ export function drillSettings(options: DrillOptions): DrillSettings {
     chartFile,
     ...(options.json !== undefined ? { jsonFile: options.json } : {}),
     ...(options.pgUrl !== undefined ? { pgUrl: options.pgUrl } : {}),
+    locker,
+    store,
+    backlog,
   };
 }
 
@@ -304,9 +365,21 @@ export async function runDrill(
   let statusTimer: NodeJS.Timeout | undefined;
   try {
     // ----- Postgres --------------------------------------------------------------------------------
-    let adminUrl: string;
+    // --locker file: the lock directory (and with --store shared the store) in one shared directory.
+    const sharedDir = settings.locker === 'file' ? path.join(tmp, 'shared') : null;
+    const lockDir = sharedDir ? path.join(sharedDir, 'lock') : null;
+    const storeDir = sharedDir && settings.store === 'shared' ? path.join(sharedDir, 'store') : null;
+    if (lockDir) {
+      mkdirSync(lockDir, { recursive: true, mode: 0o755 });
+      chmodSync(sharedDir as string, 0o755);
+    }
+    let adminUrl = '';
+    let db = '';
+    let lockDb = '';
     let dbName = DATABASE;
-    if (settings.pgUrl) {
+    if (storeDir) {
+      log(`shared directory ${sharedDir}: the lock in lock/, the master's Postgres data in store/`);
+    } else if (settings.pgUrl) {
       adminUrl = settings.pgUrl;
       dbName = `keel_drill_${process.pid}_${randomBytes(3).toString('hex')}`;
       log(`using Postgres ${new URL(adminUrl).host}, database ${dbName}`);
@@ -333,11 +406,13 @@ export async function runDrill(
       log(`Postgres ready on 127.0.0.1:${pg.port}`);
     }
     checkAbort();
-    await adminQuery(adminUrl, `CREATE DATABASE ${quote(dbName)}`);
-    const db = withDatabase(adminUrl, dbName);
-    await migrate({ connectionString: db });
-    const lockDb = await ensureLockDatabase(db);
-    log(`database ${dbName} migrated, lock database ${new URL(lockDb).pathname.slice(1)}`);
+    if (!storeDir) {
+      await adminQuery(adminUrl, `CREATE DATABASE ${quote(dbName)}`);
+      db = withDatabase(adminUrl, dbName);
+      await migrate({ connectionString: db });
+      lockDb = await ensureLockDatabase(db);
+      log(`database ${dbName} migrated, lock database ${new URL(lockDb).pathname.slice(1)}`);
+    }
 
     // ----- nodes -----------------------------------------------------------------------------------
     const ports: number[] = [];
@@ -346,9 +421,9 @@ export async function runDrill(
       if (!ports.includes(p)) ports.push(p);
     }
     const proxies: (DrillProxy | null)[] = [];
-    const pgTarget = new URL(adminUrl);
     for (let i = 0; i < settings.nodes; i++) {
       if (settings.mode === 'db-cut') {
+        const pgTarget = new URL(adminUrl);
         const proxy = await DrillProxy.start(pgTarget.hostname, Number(pgTarget.port || 5432));
         proxies.push(proxy);
         cleanups.push({ what: `proxy ${i + 1}`, fn: () => proxy.close() });
@@ -366,6 +441,7 @@ export async function runDrill(
         db: proxy ? withPort(db, proxy.port) : db,
         lockDb: proxy ? withPort(lockDb, proxy.port) : lockDb,
         logFile: path.join(tmp, `n${i + 1}.log`),
+        ...drillLockerWiring(settings, lockDir, storeDir),
       };
     });
     const mainJs = path.resolve(__dirname, '..', 'main.js');
@@ -442,6 +518,7 @@ export async function runDrill(
     const consumerConn = await open('consumer');
     const producerConn = await open('producer');
     log(`clients connected: ${failoverUrl}`);
+    if (settings.backlog > 0) await storeBacklog(producerConn, settings.backlog, log, signal);
 
     const receiptTimes: number[] = [];
     const receiptAt = new Map<number, number>();
@@ -563,10 +640,16 @@ export async function runDrill(
       const oldIndex = masters[0] as number;
       const old = nodes[oldIndex] as DrillNode;
       const faultAt = Date.now();
-      const verb = { kill: 'SIGKILL', stop: 'SIGSTOP', 'db-cut': 'cutting from Postgres' }[settings.mode];
+      const verb = {
+        kill: 'SIGKILL',
+        stop: 'SIGSTOP',
+        'db-cut': 'cutting from Postgres',
+        'pg-kill': 'SIGKILL of the Postgres of',
+      }[settings.mode];
       log(`round ${round}: ${verb} ${old.plan.name} (master, pid ${old.pid})`);
       if (settings.mode === 'kill') old.signal('SIGKILL');
       else if (settings.mode === 'stop') old.signal('SIGSTOP');
+      else if (settings.mode === 'pg-kill') killSharedPostgres(storeDir as string, log);
       else proxies[oldIndex]?.cut();
 
       const took = await waitFor(
@@ -596,12 +679,20 @@ export async function runDrill(
         const change = await waitForRole(again, ['slave'], faultAt);
         return change.atMs;
       };
+      if (settings.mode === 'stop' && settings.locker === 'file') {
+        // The new master fenced the frozen one before it took over: SIGKILL of its pid (same host).
+        await Promise.race([old.exitPromise, sleep(1_000, signal)]);
+      }
       if (settings.mode === 'kill') {
         rejoinedAt = await restart('killed');
+      } else if (settings.mode === 'stop' && old.exited) {
+        rejoinedAt = await restart(`fenced by the new master (${old.exitDescription})`);
       } else {
         if (settings.mode === 'stop') {
           log(`round ${round}: SIGCONT ${old.plan.name}`);
           old.signal('SIGCONT');
+        } else if (settings.mode === 'pg-kill') {
+          log(`round ${round}: ${old.plan.name} lost its Postgres; it must step down and wait as slave`);
         } else {
           // A partition outlasts the takeover: keep the old master cut off until it steps down by
           // itself (self-fencing), so that is measured too, then heal.
@@ -749,7 +840,7 @@ export async function runDrill(
     writeFileSync(
       chartFile,
       renderDrillChart({
-        title: `keel drill: ${settings.kills} × ${settings.mode}, ${settings.nodes} nodes, ${settings.ratePerS} msg/s`,
+        title: `keel drill: ${settings.kills} × ${settings.mode}, ${settings.nodes} nodes, locker ${settings.locker}${settings.store === 'shared' ? ', shared store' : ''}, ${settings.ratePerS} msg/s${settings.backlog ? `, backlog ${settings.backlog}` : ''}`,
         subtitle: `${new Date(loadStart).toISOString()} · receipted ${totals.receipted}, delivered ${totals.delivered}, lost ${totals.lost}, duplicated ${totals.duplicated} · takeover = fault → new master's "role changed"`,
         bucketMs: DRILL_BUCKET_MS,
         receipts: timeline.receipts,
@@ -794,6 +885,68 @@ export async function runDrill(
     }
     process.off('exit', killEverythingNow);
   }
+}
+
+/**
+ * How the drill's nodes are wired to their locker. row/lease: KEEL_LOCKER. file: the lock directory
+ * (and the shared store), a short lockAcquireSleepInterval so a waiting node retries often, and in
+ * stop mode a lease, without which a frozen master keeps its kernel lock for ever (as in ActiveMQ).
+ */
+export function drillLockerWiring(
+  settings: Pick<DrillSettings, 'locker' | 'store' | 'mode'>,
+  lockDir: string | null,
+  storeDir: string | null,
+): Pick<DrillNodePlan, 'args' | 'env'> {
+  if (settings.locker !== 'file' || !lockDir) return { env: { KEEL_LOCKER: settings.locker } };
+  const args = ['--locker', 'file', '--lock-dir', lockDir];
+  if (storeDir) args.push('--store-dir', storeDir);
+  const env: Record<string, string> = {
+    KEEL_LOCK_ACQUIRE_SLEEP_INTERVAL: String(DRILL_FILE_LOCK_ACQUIRE_SLEEP_INTERVAL_MS),
+    KEEL_LOCK_KEEP_ALIVE_PERIOD: String(DRILL_FILE_LOCK_KEEP_ALIVE_PERIOD_MS),
+  };
+  if (settings.mode === 'stop') env.KEEL_LEASE_DURATION = String(DRILL_FILE_LEASE_DURATION_MS);
+  return { args, env };
+}
+
+/** pg-kill: SIGKILL of the postmaster running on the shared store (the master's, by postmaster.pid). */
+function killSharedPostgres(storeDir: string, log: (line: string) => void): void {
+  const dataDir = path.join(storeDir, SHARED_STORE_DATA_DIR);
+  const pid = recordedPostmasterPid(dataDir);
+  if (pid === null) throw new Error(`no postmaster.pid in ${dataDir}: the master's Postgres is not running`);
+  log(`SIGKILL of postmaster pid ${pid} (${dataDir})`);
+  process.kill(pid, 'SIGKILL');
+}
+
+/** --backlog: persistent messages stored (never consumed) in a queue of their own, before the load. */
+async function storeBacklog(
+  conn: Connection,
+  count: number,
+  log: (line: string) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  const queue = `queue://keel-drill-backlog-${randomBytes(3).toString('hex')}`;
+  log(`storing a backlog of ${count} persistent messages in ${queue}...`);
+  const started = Date.now();
+  const session = await conn.createSession();
+  const producer = session.createProducer(queue, { persistent: true });
+  let failed = 0;
+  let lastError: Error | null = null;
+  await sendLoop({
+    producer,
+    sizeBytes: DRILL_BODY_BYTES,
+    window: DRILL_BACKLOG_WINDOW,
+    count,
+    ...(signal ? { signal } : {}),
+    onFailure: (_seq, err) => {
+      failed++;
+      lastError = err;
+    },
+  });
+  await session.close().catch(() => {});
+  if (failed > 0)
+    throw new Error(`backlog: ${failed} of ${count} sends failed: ${(lastError as Error | null)?.message}`);
+  const ms = Date.now() - started;
+  log(`backlog stored: ${count} messages in ${ms} ms (${Math.round((count * 1000) / Math.max(1, ms))}/s)`);
 }
 
 /** The `keel drill` action: Ctrl-C stops it and cleans up; exit status 1 if a message was lost. */

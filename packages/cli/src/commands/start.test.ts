@@ -100,8 +100,12 @@ function killLeftovers(dir: string): void {
   const startFile = path.join(dir, '.keel', 'start.json');
   if (existsSync(startFile))
     pids.push(...((JSON.parse(readFileSync(startFile, 'utf8')).nodePids ?? []) as number[]));
-  const postmaster = path.join(dir, '.keel', 'pgdata', 'postmaster.pid');
-  if (existsSync(postmaster)) pids.push(Number(readFileSync(postmaster, 'utf8').split('\n')[0]));
+  for (const postmaster of [
+    path.join(dir, '.keel', 'pgdata', 'postmaster.pid'),
+    path.join(dir, 'shared', 'store', 'pgdata', 'postmaster.pid'),
+  ]) {
+    if (existsSync(postmaster)) pids.push(Number(readFileSync(postmaster, 'utf8').split('\n')[0]));
+  }
   for (const pid of pids) if (pid > 0 && alive(pid)) process.kill(pid, 'SIGKILL');
 }
 
@@ -143,6 +147,44 @@ async function brokerRole(adminPort: number): Promise<string> {
   const res = await fetch(`http://127.0.0.1:${adminPort}/api/broker`);
   return ((await res.json()) as { role: string }).role;
 }
+
+describe('keel start --shared DIR (shared-storage master/slave, mode b)', () => {
+  it(
+    'runs node-a as master with its Postgres on DIR/store and node-b as slave without one; stops both and that Postgres',
+    async () => {
+      const ports = await nodePorts();
+      const s = keelStart([
+        '--shared',
+        'shared',
+        '--port',
+        String(ports.port),
+        '--stomp-port',
+        String(ports.stompPort),
+        '--admin-port',
+        String(ports.adminPort),
+      ]);
+      await waitForOutput(s, /Press Ctrl-C to stop/, RUNNING_TIMEOUT_MS);
+      const rows = endpointRows(s.output());
+      expect(rows.map((r) => r.role)).toEqual(['master', 'slave']);
+      expect(s.output()).toContain('the nodes lock shared/lock; the master runs Postgres on shared/store');
+      expect(s.output()).not.toContain('Postgres starting');
+      const pidFile = path.join(s.dir, 'shared', 'store', 'pgdata', 'postmaster.pid');
+      const postmaster = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+      expect(alive(postmaster)).toBe(true);
+      const broker = (await (await fetch(`http://127.0.0.1:${rows[1]?.adminPort}/api/broker`)).json()) as {
+        role: string;
+        locker: { kind: string; holder: { name: string } | null };
+      };
+      expect(broker.role).toBe('slave');
+      expect(broker.locker).toMatchObject({ kind: 'file', holder: { name: 'node-a' } });
+
+      s.child.kill('SIGTERM');
+      expect(await withTimeout(s.exit, STOP_TIMEOUT_MS, 'stopping keel start --shared')).toBe(0);
+      expect(alive(postmaster)).toBe(false);
+    },
+    2 * RUNNING_TIMEOUT_MS,
+  );
+});
 
 describe('keel start on a shared host', () => {
   it(

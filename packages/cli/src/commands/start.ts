@@ -21,7 +21,15 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, mkdirSync, readFileSync, rmSync, type WriteStream, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  createWriteStream,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  type WriteStream,
+  writeFileSync,
+} from 'node:fs';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { ConfigError } from '@keel/server';
@@ -65,6 +73,9 @@ export const WIRING_VARIABLES: readonly string[] = [
   'KEEL_ADVERTISED_URLS',
   'KEEL_ADMIN_USER',
   'KEEL_ADMIN_PASSWORD',
+  'KEEL_LOCKER',
+  'KEEL_LOCK_DIR',
+  'KEEL_STORE_DIR',
 ];
 
 export interface StartOptions {
@@ -77,6 +88,11 @@ export interface StartOptions {
   pgPort?: string;
   /** Where KEEL_PORT … are read from and what the nodes inherit; defaults to process.env (tests). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Shared-storage master/slave (issue #19, mode b): no Postgres of keel start's own; the nodes lock
+   * `<shared>/lock` (--locker file) and the master runs Postgres on `<shared>/store` (--store-dir).
+   */
+  shared?: string;
 }
 
 interface NodePlan extends NodePorts {
@@ -104,6 +120,7 @@ class NodeProcess {
     env: NodeJS.ProcessEnv,
     logFile: string,
     logLevel: string | undefined,
+    extraArgs: readonly string[] = [],
   ) {
     this.log = createWriteStream(logFile, { flags: 'a' });
     this.log.on('error', () => {});
@@ -123,6 +140,7 @@ class NodeProcess {
       '--admin-port',
       String(plan.adminPort),
       ...(logLevel ? ['--log-level', logLevel] : []),
+      ...extraArgs,
     ];
     this.child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.exitPromise = new Promise((resolve) => {
@@ -316,11 +334,22 @@ export function nodeEnv(
   for (const [k, v] of Object.entries(parent)) if (!WIRING_VARIABLES.includes(k)) env[k] = v;
   return {
     ...env,
-    KEEL_DB: db,
-    KEEL_LOCK_DB: lockDb,
+    // Empty with --shared: the master derives its database from the shared store.
+    ...(db ? { KEEL_DB: db } : {}),
+    ...(lockDb ? { KEEL_LOCK_DB: lockDb } : {}),
     KEEL_ADMIN_USER: START_ADMIN_USER,
     KEEL_ADMIN_PASSWORD: adminPassword,
   };
+}
+
+/** `keel start --shared DIR`: each node's locker and store flags (the directories made here). */
+export function sharedStorageArgs(shared: string): string[] {
+  const dir = path.resolve(shared);
+  const lockDir = path.join(dir, 'lock');
+  mkdirSync(lockDir, { recursive: true, mode: 0o755 });
+  // Postgres runs as user postgres when we are root: it must be able to enter the directory.
+  chmodSync(dir, 0o755);
+  return ['--locker', 'file', '--lock-dir', lockDir, '--store-dir', path.join(dir, 'store')];
 }
 
 export async function runStart(options: StartOptions, output: Output): Promise<never> {
@@ -420,26 +449,36 @@ export async function runStart(options: StartOptions, output: Output): Promise<n
   process.on('SIGTERM', onSignal);
 
   try {
-    progress(`Postgres starting (data in ${shown}/pgdata)...`);
-    const postgresLog = path.join(logsDir, 'postgres.log');
-    pg = await startLocalPostgres({
-      dir,
-      logFile: postgresLog,
-      progress,
-      port: pgPort,
-      avoidPorts: plans.flatMap((p) => PORT_KINDS.map((k) => p[k])),
-    });
-    if (shuttingDown) return new Promise<never>(() => {});
-    const db = withDatabase(pg.adminUrl, START_DATABASE);
-    progress(`Postgres ready on 127.0.0.1:${pg.port}`);
+    let db = '';
+    let lockDb = '';
+    let nodeArgs: string[] = [];
+    if (options.shared) {
+      nodeArgs = sharedStorageArgs(options.shared);
+      progress(
+        `shared storage in ${options.shared}: the nodes lock ${path.join(options.shared, 'lock')}; the master runs Postgres on ${path.join(options.shared, 'store')}`,
+      );
+    } else {
+      progress(`Postgres starting (data in ${shown}/pgdata)...`);
+      const postgresLog = path.join(logsDir, 'postgres.log');
+      pg = await startLocalPostgres({
+        dir,
+        logFile: postgresLog,
+        progress,
+        port: pgPort,
+        avoidPorts: plans.flatMap((p) => PORT_KINDS.map((k) => p[k])),
+      });
+      if (shuttingDown) return new Promise<never>(() => {});
+      db = withDatabase(pg.adminUrl, START_DATABASE);
+      progress(`Postgres ready on 127.0.0.1:${pg.port}`);
 
-    progress(`migrating database "${START_DATABASE}"...`);
-    await ensureDatabase(db);
-    const migrated = await migrate({ connectionString: db });
-    const lockDb = await ensureLockDatabase(db);
-    progress(
-      `  ${migrated.applied.length > 0 ? `applied ${migrated.applied.join(', ')}` : 'schema up to date'} (version ${migrated.current})`,
-    );
+      progress(`migrating database "${START_DATABASE}"...`);
+      await ensureDatabase(db);
+      const migrated = await migrate({ connectionString: db });
+      lockDb = await ensureLockDatabase(db);
+      progress(
+        `  ${migrated.applied.length > 0 ? `applied ${migrated.applied.join(', ')}` : 'schema up to date'} (version ${migrated.current})`,
+      );
+    }
 
     const adminPassword = randomBytes(12).toString('base64url');
     const mainJs = path.resolve(__dirname, '..', 'main.js');
@@ -456,6 +495,7 @@ export async function runStart(options: StartOptions, output: Output): Promise<n
         env,
         path.join(logsDir, `${plan.name}.log`),
         options.logLevel,
+        nodeArgs,
       );
       nodes.push(node);
       writeStartFile();
@@ -497,9 +537,11 @@ export async function runStart(options: StartOptions, output: Output): Promise<n
         table(rows),
         '',
         `  Failover URL  ${failover}`,
-        `  Postgres      ${db}`,
+        options.shared
+          ? `  Store         ${path.join(options.shared, 'store')} (the master's Postgres; its log there)`
+          : `  Postgres      ${db}`,
         `  Admin login   ${START_ADMIN_USER} / ${adminPassword}`,
-        `  Logs          ${path.join(shown, 'logs')}/ (node-a.log, node-b.log, postgres.log)`,
+        `  Logs          ${path.join(shown, 'logs')}/ (node-a.log, node-b.log${options.shared ? '' : ', postgres.log'})`,
         '',
         'Press Ctrl-C to stop.',
         '',
