@@ -27,6 +27,7 @@ interface DrillJson {
     lost: number;
     duplicated: number;
   };
+  backlog?: { stored: number; afterRounds: number | null };
 }
 
 let out: string;
@@ -89,8 +90,19 @@ function expectNoLoss({ result, output }: { result: DrillJson; output: string },
 }
 
 describe('keel drill --locker file', () => {
-  it('mode b: SIGKILL of the master, 2 rounds: 0 lost, 0 duplicated', async () => {
-    expectNoLoss(await drill('b-kill', ['--locker', 'file', '--store', 'shared', '--mode', 'kill']), 'kill');
+  it('mode b: SIGKILL of the master, 2 rounds, 2,000 messages stored before: 0 lost, 0 duplicated, the backlog intact', async () => {
+    const run = await drill('b-kill', [
+      '--locker',
+      'file',
+      '--store',
+      'shared',
+      '--mode',
+      'kill',
+      '--backlog',
+      '2000',
+    ]);
+    expectNoLoss(run, 'kill');
+    expect(run.result.backlog).toMatchObject({ stored: 2000, afterRounds: 2000 });
   });
 
   it("mode b: SIGKILL of the master's Postgres, 2 rounds: the master steps down, 0 lost, 0 duplicated", async () => {

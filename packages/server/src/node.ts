@@ -394,7 +394,10 @@ export class KeelNode implements RunningNode {
       throw new NotMasterError(`${this.name} lost the master lock while its Postgres started`);
     }
     const migrated = await migrate({ connectionString: shared.url, logger: this.log });
-    if (migrated.applied.length > 0) this.log.info({ applied: migrated.applied }, 'schema migrated');
+    if (migrated.applied.length > 0) {
+      this.log.info({ applied: migrated.applied }, 'schema migrated');
+      await shared.checkpoint(); // the next takeover's crash recovery starts after the migrations
+    }
     await this.store.open();
   }
 

@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parsePgUrl } from '@keel/store-pg';
 import { Client } from 'pg';
+import { loadConfig } from './config';
 import {
   claimSharedStore,
   findPostgresBindir,
@@ -129,5 +130,24 @@ describeIfPg('SharedStorePostgres (real PostgreSQL binaries)', () => {
     const c = make('c', path.join(dir, 'another-lock'));
     await expect(c.start()).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
     expect(c.postmasterPid).toBeNull();
+  });
+});
+
+describe('storeDir in the configuration', () => {
+  const base = { name: 'n', locker: 'file', lockDir: '/shared/lock' };
+  it('needs no db with --store-dir and --locker file', () => {
+    const cfg = loadConfig({ argv: { ...base, storeDir: '/shared/store' }, env: {} });
+    expect(cfg.storeDir).toBe('/shared/store');
+    expect(cfg.db).toBe('');
+  });
+  it('refuses --store-dir with --db, and without the file locker; still needs --db without --store-dir', () => {
+    expect(() => loadConfig({ argv: { ...base, storeDir: '/s', db: 'postgres://h/db' }, env: {} })).toThrow(
+      /storeDir: cannot be combined with db/,
+    );
+    expect(() => loadConfig({ argv: { name: 'n', storeDir: '/s' }, env: {} })).toThrow(
+      /storeDir: needs --locker file and --lock-dir/,
+    );
+    expect(() => loadConfig({ argv: base, env: {} })).toThrow(/db: is required/);
+    expect(loadConfig({ argv: { ...base }, env: { KEEL_STORE_DIR: '/e' } }).storeDir).toBe('/e');
   });
 });

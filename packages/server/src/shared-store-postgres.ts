@@ -448,6 +448,21 @@ export class SharedStorePostgres {
     rmSync(this.socketDir, { recursive: true, force: true });
   }
 
+  /**
+   * CHECKPOINT: the next crash recovery replays WAL from here. After initdb and the first
+   * migrations, so the first takeover does not replay (and checkpoint at its end) all of them.
+   */
+  async checkpoint(): Promise<void> {
+    const client = new Client({ connectionString: this.adminUrl });
+    client.on('error', () => {});
+    await client.connect();
+    try {
+      await client.query('CHECKPOINT');
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+
   /** Resolves when the current postmaster (if any) has exited. */
   exited(): Promise<void> {
     return this.exitedPromise;

@@ -38,7 +38,7 @@ import { Client } from 'pg';
 import { startLocalPostgres } from '../local-postgres';
 import type { Output } from '../output';
 import { freePort } from '../ports';
-import { AdminClient, type BrokerReply } from './admin-client';
+import { AdminClient, type BrokerReply, type QueueListReply } from './admin-client';
 import { renderDrillChart } from './drill-chart';
 import { DrillNode, type DrillNodePlan } from './drill-node';
 import { DrillProxy } from './drill-proxy';
@@ -158,6 +158,8 @@ export interface DrillResult {
   chartFile: string;
   jsonFile?: string;
   timeline: { bucketMs: number; receipts: number[]; deliveries: number[] };
+  /** --backlog: messages stored before the load, and the queue's depth the last master reports. */
+  backlog?: { queue: string; stored: number; afterRounds: number | null };
 }
 
 export function drillSettings(options: DrillOptions): DrillSettings {
@@ -518,7 +520,8 @@ export async function runDrill(
     const consumerConn = await open('consumer');
     const producerConn = await open('producer');
     log(`clients connected: ${failoverUrl}`);
-    if (settings.backlog > 0) await storeBacklog(producerConn, settings.backlog, log, signal);
+    const backlogQueue =
+      settings.backlog > 0 ? await storeBacklog(producerConn, settings.backlog, log, signal) : null;
 
     const receiptTimes: number[] = [];
     const receiptAt = new Map<number, number>();
@@ -761,6 +764,26 @@ export async function runDrill(
       });
     }
 
+    // The backlog survived every takeover: its depth on the last master (it is never consumed).
+    let backlogAfterRounds: number | null = null;
+    if (backlogQueue) {
+      const [m] = await masterNow();
+      const master = m === undefined ? undefined : nodes[m];
+      const reply = master
+        ? await new AdminClient({
+            admin: `http://127.0.0.1:${master.plan.adminPort}`,
+            timeoutMs: 5_000,
+            env: {},
+          })
+            .get<QueueListReply>('/api/queues')
+            .catch(() => null)
+        : null;
+      backlogAfterRounds = reply?.queues.find((q) => q.name === backlogQueue)?.depth ?? null;
+      log(
+        `backlog: ${settings.backlog} stored before the rounds, ${backlogAfterRounds ?? 'unknown'} on the last master`,
+      );
+    }
+
     // ----- drain -----------------------------------------------------------------------------------
     log('stopping the producer, draining the consumer...');
     stopLoad.abort();
@@ -861,6 +884,9 @@ export async function runDrill(
       clientEvents: clientEvents.map((e) => ({ ...e, atMs: e.atMs - loadStart })),
       chartFile,
       timeline,
+      ...(backlogQueue
+        ? { backlog: { queue: backlogQueue, stored: settings.backlog, afterRounds: backlogAfterRounds } }
+        : {}),
     };
     if (settings.jsonFile) {
       result.jsonFile = path.resolve(settings.jsonFile);
@@ -870,6 +896,11 @@ export async function runDrill(
     output.out(
       `sent ${totals.sent}, receipted ${totals.receipted}, failed ${totals.failed}, delivered ${totals.delivered}, lost ${totals.lost}, duplicated ${totals.duplicated}${totals.deliveredWithoutReceipt ? `, delivered without receipt ${totals.deliveredWithoutReceipt}` : ''}\n`,
     );
+    if (result.backlog) {
+      output.out(
+        `backlog: ${result.backlog.stored} stored, ${result.backlog.afterRounds ?? 'unknown'} after the rounds\n`,
+      );
+    }
     output.out(`chart: ${chartFile}\n`);
     if (result.jsonFile) output.out(`json: ${result.jsonFile}\n`);
     return result;
@@ -923,8 +954,9 @@ async function storeBacklog(
   count: number,
   log: (line: string) => void,
   signal?: AbortSignal,
-): Promise<void> {
-  const queue = `queue://keel-drill-backlog-${randomBytes(3).toString('hex')}`;
+): Promise<string> {
+  const name = `keel-drill-backlog-${randomBytes(3).toString('hex')}`;
+  const queue = `queue://${name}`;
   log(`storing a backlog of ${count} persistent messages in ${queue}...`);
   const started = Date.now();
   const session = await conn.createSession();
@@ -947,11 +979,13 @@ async function storeBacklog(
     throw new Error(`backlog: ${failed} of ${count} sends failed: ${(lastError as Error | null)?.message}`);
   const ms = Date.now() - started;
   log(`backlog stored: ${count} messages in ${ms} ms (${Math.round((count * 1000) / Math.max(1, ms))}/s)`);
+  return name;
 }
 
 /** The `keel drill` action: Ctrl-C stops it and cleans up; exit status 1 if a message was lost. */
 export async function drillCommand(options: DrillOptions, output: Output): Promise<DrillResult> {
   const result = await withInterrupt((signal) => runDrill(options, output, { signal }));
   if (result.totals.lost > 0) process.exitCode = 1;
+  if (result.backlog && result.backlog.afterRounds !== result.backlog.stored) process.exitCode = 1;
   return result;
 }
