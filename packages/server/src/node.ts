@@ -18,7 +18,11 @@ import { type NodeConfig, verifyPassword } from './config';
 import { type NodeLogger, setLoggerRole } from './logger';
 import { NativeListener } from './native/native-listener';
 import { NodeRegistry } from './node-registry';
-import { SharedStorePostgres, stopLeftoverPostmaster } from './shared-store-postgres';
+import {
+  SHARED_STORE_EXIT_PREFIX,
+  SharedStorePostgres,
+  stopLeftoverPostmaster,
+} from './shared-store-postgres';
 import { type StepDownCause, stepDownError } from './step-down';
 import { StompListener } from './stomp/stomp-listener';
 
@@ -360,9 +364,11 @@ export class KeelNode implements RunningNode {
         ? { kind: 'not-master', detail: 'planned hand-over' }
         : reason.startsWith(FENCED_PREFIX)
           ? { kind: 'fenced', detail: reason.slice(FENCED_PREFIX.length) }
-          : fileLock
-            ? { kind: 'not-master', detail: `lost the master lock: ${reason}` }
-            : { kind: 'store-unavailable', detail: reason };
+          : reason.startsWith(SHARED_STORE_EXIT_PREFIX)
+            ? { kind: 'store-unavailable', detail: reason }
+            : fileLock
+              ? { kind: 'not-master', detail: `lost the master lock: ${reason}` }
+              : { kind: 'store-unavailable', detail: reason };
       await this.stepDown(reason, { drain: planned, error: stepDownError(this.name, cause) });
       this.setRole('slave');
       const done = this.handoverDone;

@@ -60,6 +60,8 @@ export const POSTMASTER_STOP_GRACE_MS = 5_000;
 const SOCKET_PORT = 5432;
 const POLL_MS = 50;
 const SUPERUSER = 'postgres';
+/** How an unexpected exit of the postmaster is reported (onUnexpectedExit's reason begins so). */
+export const SHARED_STORE_EXIT_PREFIX = 'the shared-store Postgres stopped unexpectedly';
 
 /**
  * Server settings beyond the defaults. `checkpoint_timeout` bounds how much WAL a takeover's crash
@@ -571,7 +573,7 @@ export class SharedStorePostgres {
           { pid: child.pid, code, signal },
           `the shared-store Postgres stopped unexpectedly: ${why}`,
         );
-        this.exitHandler?.(`the shared-store Postgres stopped unexpectedly (${why})`);
+        this.exitHandler?.(`${SHARED_STORE_EXIT_PREFIX} (${why})`);
       }
       settle(why);
     });
