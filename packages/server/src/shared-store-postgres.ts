@@ -355,6 +355,12 @@ export class SharedStorePostgres {
       );
     }
     const ids = postgresIds();
+    if (ids && !hasSetpriv()) {
+      throw new StoreError(
+        'running as root needs setpriv (util-linux) to run initdb and PostgreSQL as user postgres',
+        'STORE_ERROR',
+      );
+    }
     if (ids) chownSync(this.storeDir, ids.uid, ids.gid);
     await this.initdbIfNeeded(bindir, ids);
     await stopLeftoverPostmaster(this.dataDir, this.log);
@@ -490,18 +496,11 @@ export class SharedStorePostgres {
       'initialising the shared-store Postgres data directory (initdb)',
     );
     const args = ['-D', tmp, '-U', SUPERUSER, '-A', 'trust', '-E', 'UTF8', '--locale=C'];
-    const [cmd, cmdArgs] = ids
-      ? [
-          'setpriv',
-          [
-            `--reuid=${ids.uid}`,
-            `--regid=${ids.gid}`,
-            '--init-groups',
-            '--',
-            path.join(bindir, 'initdb'),
-            ...args,
-          ],
-        ]
+    // As the postmaster: as user postgres when we are root, and gone with this node (a node killed
+    // during initdb must not leave an initdb writing beside the next holder's).
+    const privs = ids ? [`--reuid=${ids.uid}`, `--regid=${ids.gid}`, '--init-groups'] : [];
+    const [cmd, cmdArgs] = hasSetpriv()
+      ? ['setpriv', [...privs, '--pdeathsig', 'SIGKILL', '--', path.join(bindir, 'initdb'), ...args]]
       : [path.join(bindir, 'initdb'), args];
     try {
       await execFileAsync(cmd, cmdArgs, {
@@ -538,12 +537,6 @@ export class SharedStorePostgres {
     const [cmd, args] = hasSetpriv()
       ? ['setpriv', [...privs, '--pdeathsig', 'SIGQUIT', '--', postgres, ...pgArgs]]
       : [postgres, pgArgs];
-    if (cmd === postgres && ids) {
-      throw new StoreError(
-        'running as root needs setpriv (util-linux) to start PostgreSQL as user postgres',
-        'STORE_ERROR',
-      );
-    }
     const fd = openSync(this.logFile, 'a', 0o644);
     let child: ChildProcess;
     try {
