@@ -78,8 +78,17 @@ describe('shared-storage master/slave (mode b)', () => {
     const firstPostmaster = postmasterPid() as number;
     expect(firstPostmaster).toBeGreaterThan(0);
     expect(alive(firstPostmaster)).toBe(true);
-    // The slave started no Postgres.
+    // The slave started no Postgres; its admin API answers from the lock file (keel status reads these).
     expect(indexOf(b, (e) => e.msg === 'shared-store Postgres ready (crash recovery done)')).toBe(-1);
+    const cluster = await fetch(`http://127.0.0.1:${b.adminPort}/api/cluster`);
+    expect(cluster.status).toBe(200);
+    const view = (await cluster.json()) as { nodes: { name: string; role: string }[] };
+    expect(view.nodes).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ name: 'a', role: 'master' }),
+        expect.objectContaining({ name: 'b', role: 'slave' }),
+      ]),
+    );
 
     const queue = `queue://shared-${Date.now()}`;
     const producerConn = await connect(`tcp://127.0.0.1:${a.port}`);
@@ -97,7 +106,7 @@ describe('shared-storage master/slave (mode b)', () => {
       30_000,
       mark,
     );
-    expect(String(stopped.reason)).toMatch(/lost the master lock: lock file .*lock was removed/);
+    expect(String(stopped.reason)).toMatch(/lost the master lock: lock file .*lock was (removed|replaced)/);
     const stepDown = await a.waitForLog((e) => e.msg === 'stepped down', 30_000, mark);
     const roleChange = await a.waitForLog(
       (e) => e.msg === 'role changed' && e.role !== 'master',

@@ -80,6 +80,7 @@ export async function startAdmin(node: KeelNode, logger: NodeLogger): Promise<Ad
   holderTimer.unref();
   let detach: (() => void) | null = null;
   let adminUrl = `http://${config.host}:${config.adminPort}`;
+  const withoutSharedStore = () => node.sharedStore !== null && !node.sharedStore.running;
 
   const ctx: AdminContext = {
     node: () => ({
@@ -101,9 +102,21 @@ export async function startAdmin(node: KeelNode, logger: NodeLogger): Promise<Ad
     }),
     broker: () => node.broker,
     readOnly: () => readOnly,
-    takeovers: (limit) => node.pgStore.takeovers(limit),
+    // Mode b: a node whose shared-store Postgres is not running (a slave) answers from lock.json.
+    takeovers: async (limit) => {
+      if (!withoutSharedStore()) return node.pgStore.takeovers(limit);
+      if (!lockRecord || limit < 1) return [];
+      const { name, epoch, acquiredAt } = lockRecord;
+      return [{ node: name, epoch, reason: 'holds the lock file', at: new Date(acquiredAt) }];
+    },
     clusterEpoch: () => node.clusterEpoch(),
     clusterNodes: async (): Promise<ClusterNode[]> => {
+      if (withoutSharedStore()) {
+        const self: ClusterNode = { name: config.name, role: adminRole(node.role), lastSeen: new Date() };
+        return lockRecord && lockRecord.name !== config.name
+          ? [self, { name: lockRecord.name, role: 'master', lastSeen: null }]
+          : [self];
+      }
       const nodes = await node.registry.list(60_000);
       // Nodes announce every 2 s: one silent for longer than 3 announcements is not trusted.
       const stale = Date.now() - 6_000;
