@@ -304,10 +304,8 @@ export class SharedStorePostgres {
   constructor(private readonly options: SharedStorePostgresOptions) {
     this.storeDir = path.resolve(options.storeDir);
     this.dataDir = path.join(this.storeDir, SHARED_STORE_DATA_DIR);
-    const tag = createHash('sha1')
-      .update(`${this.storeDir}\0${options.node}\0${process.pid}`)
-      .digest('hex')
-      .slice(0, 12);
+    // One per node and store, so a restarted node reuses its directory (a killed one cannot clean up).
+    const tag = createHash('sha1').update(`${this.storeDir}\0${options.node}`).digest('hex').slice(0, 12);
     // Unix socket paths are limited to ~107 bytes: a short directory of its own under the temp dir.
     this.socketDir = path.join(os.tmpdir(), `keel-pg-${tag}`);
     // libpq's form for a socket directory: the percent-encoded path as the host.
