@@ -108,6 +108,15 @@ describe('exclusive consumers (activemq.exclusive) with stomp.py', () => {
   });
 });
 
+describe('ActiveMQ destination option consumer.exclusive with stomp.py', () => {
+  it('/queue/x?consumer.exclusive=true makes an exclusive consumer of /queue/x', async () => {
+    const { got, errors } = await runScenario('option', 'excl.option');
+    expect(errors).toEqual([]);
+    expect(by(got, 'a')).toEqual(['m1', 'm2', 'm3', 'm4', 'm5']);
+    expect(by(got, 'b')).toEqual([]);
+  });
+});
+
 describe('consumer priority (activemq.priority) with stomp.py', () => {
   it('the priority 127 consumer gets everything while it has credit; priority 0 the overflow', async () => {
     const { got, errors } = await runScenario('priority', 'prio.work');

@@ -13,6 +13,8 @@ SCENARIO is one of:
             again.
   exclusive a and b subscribe with activemq.exclusive:true; 20 messages; a acknowledges m1..m8 and
             disconnects; 10 more messages.
+  option    a subscribes to /queue/QUEUE?consumer.exclusive=true (ActiveMQ destination option), b
+            plainly; 5 messages.
   priority  low (activemq.priority:0, prefetch 100) and high (activemq.priority:127, prefetch 5);
             8 messages, none acknowledged.
 
@@ -142,7 +144,8 @@ def main():
     consumers = []
 
     def consumer(cname, auto_ack=True, **headers):
-        c = Consumer(cname, host, port, log, dict(destination=dest, **headers), auto_ack)
+        headers.setdefault("destination", dest)
+        c = Consumer(cname, host, port, log, headers, auto_ack)
         consumers.append(c)
         return c
 
@@ -188,6 +191,12 @@ def main():
             for i in range(21, 31):
                 p.send("m%d" % i)
             log.wait_for(42)
+        elif scenario == "option":
+            consumer("a", destination=dest + "?consumer.exclusive=true")
+            consumer("b")
+            for i in range(1, 6):
+                p.send("m%d" % i)
+            log.wait_for(5)
         elif scenario == "priority":
             consumer("low", auto_ack=False, **{"activemq.priority": "0", "activemq.prefetchSize": "100"})
             consumer("high", auto_ack=False, **{"activemq.priority": "127", "activemq.prefetchSize": "5"})

@@ -1,4 +1,5 @@
 import { InvalidArgumentError, type Properties } from '@keel/protocol';
+import { hasOnlyConsumerOptions } from './dispatch/destination-options';
 
 /**
  * What Keel does with each thing ActiveMQ Classic gives a meaning to in a SEND or a SUBSCRIBE
@@ -52,8 +53,8 @@ export const SUBSCRIBE_HEADER_RULES: Readonly<Record<string, HeaderRule>> = {
   'activemq.retroactive': { verdict: 'refused', feature: 'retroactive consumers', refuses: isTrue },
   'activemq.subscriptionName': { verdict: 'supported', feature: 'durable topic subscriptions' },
   'durable-subscription-name': { verdict: 'supported', feature: 'durable topic subscriptions' },
-  // Broker.subscribe refuses a selector too (every entry point); here the STOMP ERROR names the header.
-  selector: { verdict: 'refused', feature: 'message selectors', refuses: (v) => v.trim() !== '' },
+  // JMS message selectors (selector/; Broker.subscribe parses them, INVALID_SELECTOR when invalid).
+  selector: { verdict: 'supported', feature: 'message selectors' },
   transformation: { verdict: 'refused', feature: 'STOMP message transformations' },
 };
 
@@ -119,6 +120,14 @@ export const DESTINATION_RULES: readonly DestinationRule[] = [
     matches: (n) => n.includes(','),
   },
   // ActiveMQ "Destination Options": `orders?consumer.exclusive=true` (ActiveMQDestination parses them).
+  // A consumer's exclusive and priority options are applied (dispatch/destination-options.ts); any
+  // other option, and options on a send, are refused.
+  {
+    verdict: 'refused',
+    subscribe: 'supported',
+    feature: 'destination options',
+    matches: (n) => n.includes('?') && hasOnlyConsumerOptions(n),
+  },
   { verdict: 'refused', feature: 'destination options', matches: (n) => n.includes('?') },
   // StatisticsBrokerPlugin: ActiveMQ.Statistics.Broker, .Destination.<name>, .Subscription.
   {

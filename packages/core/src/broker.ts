@@ -21,6 +21,7 @@ import { ClientIdRegistry } from './client-id-registry';
 import { type ConnectionInfo, ConnectionState, type Transaction } from './connection';
 import { BrokerConsumer, type DeliverySink, type InflightRef } from './consumer';
 import { DestinationCounters } from './destination-counters';
+import { applyConsumerOptions } from './dispatch/destination-options';
 import { ForwardedMessages } from './forwarded-messages';
 import { DEFAULT_CANCELLABLE_HOLD_MS, GroupCommitWriter } from './group-commit';
 import { InDoubtSends } from './in-doubt-sends';
@@ -1159,10 +1160,12 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
 
   async subscribe(
     conn: ConnectionState,
-    options: SubscribeOptions,
+    requested: SubscribeOptions,
     sink: DeliverySink,
   ): Promise<BrokerConsumer> {
     this.assertRunning();
+    // ActiveMQ destination options (`queue://q?consumer.exclusive=true`): dispatch/destination-options.ts.
+    const options = requested.destination.includes('?') ? applyConsumerOptions(requested) : requested;
     if (conn.consumers.has(options.consumerId)) {
       throw new InvalidArgumentError(`consumer id ${options.consumerId} already in use on this connection`);
     }

@@ -51,7 +51,7 @@ describe('dispatch policies', () => {
 
   function subscribe(
     id: string,
-    options: { prefetch?: number; exclusive?: boolean; priority?: number } = {},
+    options: { prefetch?: number; exclusive?: boolean; priority?: number; destination?: string } = {},
   ): Promise<BrokerConsumer> {
     return broker.subscribe(
       conn,
@@ -239,6 +239,24 @@ describe('dispatch policies', () => {
       await send('m16');
       await received(22);
       expect(got[21].consumer).toBe('c');
+    });
+
+    it('takes consumer.exclusive and consumer.priority from the destination (ActiveMQ destination options)', async () => {
+      await start();
+      await subscribe('a');
+      await subscribe('b', { destination: `${Q}?consumer.exclusive=true&consumer.priority=3` });
+      await send('m1');
+      await send('m2');
+      await received(2);
+      expect(got.map((g) => g.consumer)).toEqual(['b', 'b']);
+      expect(broker.listConsumers().map((c) => c.destinations)).toEqual([[Q], [Q]]);
+      await expect(
+        broker.subscribe(
+          conn,
+          { consumerId: 'c', destination: `${Q}?consumer.priority=500`, prefetch: 1 },
+          () => {},
+        ),
+      ).rejects.toThrow(/consumer.priority must be an integer -128..127/);
     });
 
     it('a higher-priority exclusive consumer takes over, as in ActiveMQ', async () => {

@@ -104,7 +104,7 @@ describe('native protocol: ActiveMQ features Keel lacks are refused, not misread
 
   const refusedSubscribes: Array<[string, string, string]> = [
     ['a composite destination', 'queue://compA,compB', 'compA,compB'],
-    ['destination options', 'queue://work?consumer.exclusive=true', 'consumer.exclusive'],
+    ['destination options', 'queue://work?consumer.retroactive=true', 'consumer.retroactive'],
     ['the statistics plugin', 'queue://ActiveMQ.Statistics.Broker', 'ActiveMQ.Statistics.Broker'],
     [
       'an advisory topic Keel does not publish',
