@@ -1,5 +1,6 @@
 import type { Locker } from '@keel/core';
 import { Pool } from 'pg';
+import { type HostSelectionStatus, HostSelector } from './host-selection';
 import { type LockerLogger, lockerOptions } from './row-locker';
 
 export interface LeaseLockerOptions {
@@ -30,6 +31,8 @@ export class LeaseLocker implements Locker {
   private readonly opts: Required<Omit<LeaseLockerOptions, 'logger'>>;
   private readonly log: LockerLogger;
   private readonly pool: Pool;
+  /** The lock database's host list: the lease pool goes to its primary (host-selection.ts). */
+  private readonly hosts: HostSelector;
   private heldFlag = false;
   private timer: NodeJS.Timeout | null = null;
   private lostHandlers: ((reason: string) => void)[] = [];
@@ -38,15 +41,26 @@ export class LeaseLocker implements Locker {
   constructor(options: LeaseLockerOptions) {
     this.opts = { ...options, ...lockerOptions(options) };
     this.log = options.logger ?? SILENT;
-    this.pool = new Pool({
-      connectionString: options.connectionString,
-      max: 2,
-      application_name: `keel-lease:${options.cluster}:${options.node}`.slice(0, 63),
-      keepAlive: true,
-      connectionTimeoutMillis: Math.max(1000, this.opts.leaseMs / 2),
-      query_timeout: Math.max(500, this.opts.leaseMs / 2),
+    this.hosts = new HostSelector(options.connectionString, {
+      name: 'lock',
+      defaultTarget: 'read-write',
+      logger: this.log,
     });
+    this.pool = new Pool(
+      this.hosts.poolOptions({
+        max: 2,
+        application_name: `keel-lease:${options.cluster}:${options.node}`.slice(0, 63),
+        keepAlive: true,
+        connectionTimeoutMillis: Math.max(1000, this.opts.leaseMs / 2),
+        query_timeout: Math.max(500, this.opts.leaseMs / 2),
+      }),
+    );
     this.pool.on('error', (err) => this.log.warn({ err: err.message }, 'lease locker connection error'));
+  }
+
+  /** The host list and the host the lease pool uses now. */
+  hostSelection(): HostSelectionStatus {
+    return this.hosts.status();
   }
 
   get held(): boolean {

@@ -11,8 +11,10 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { StoreError } from '@keel/protocol';
-import { Client, type ClientBase } from 'pg';
+import type { Client, ClientBase } from 'pg';
+import { HostSelector } from './host-selection';
 import { sqlState, toStoreError } from './pg-errors';
+import { databaseOfUrl, userOfUrl, withDatabase } from './pg-url';
 
 /** The advisory lock key all Keel migrators agree on ('keel' + 'migr' as two int32 halves). */
 export const MIGRATION_LOCK_KEY = 0x6b65656c_6d696772n.toString();
@@ -111,15 +113,13 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
   if (options.client) {
     client = options.client;
   } else if (options.connectionString) {
-    own = new Client({ connectionString: options.connectionString, application_name: 'keel-migrate' });
-    own.on('error', (err) => logger.warn({ err: err.message }, 'migration connection error'));
-    client = own;
     try {
-      await own.connect();
+      own = await connectPrimary(options.connectionString, logger);
     } catch (err) {
-      await own.end().catch(() => {});
       throw toStoreError(err, 'migrate: cannot connect');
     }
+    own.on('error', (err) => logger.warn({ err: err.message }, 'migration connection error'));
+    client = own;
   } else {
     throw new StoreError('migrate: connectionString or client is required', 'INVALID_ARGUMENT');
   }
@@ -174,19 +174,36 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
 
 /** `<database>_lock`: the name of the lock database that goes with url's database. */
 export function lockDatabaseUrl(url: string): string {
-  const u = new URL(url);
-  const db = decodeURIComponent(u.pathname.replace(/^\//, ''));
+  const db = databaseName(url);
   if (!db)
     throw new StoreError(
       `database URL has no database name: cannot derive its lock database`,
       'INVALID_ARGUMENT',
     );
-  u.pathname = `/${encodeURIComponent(`${db}_lock`)}`;
-  return u.toString();
+  return withDatabase(url, `${db}_lock`);
 }
 
 function databaseName(url: string): string {
-  return decodeURIComponent(new URL(url).pathname.replace(/^\//, ''));
+  try {
+    return databaseOfUrl(url);
+  } catch (err) {
+    throw new StoreError(`invalid database URL: ${(err as Error).message}`, 'INVALID_ARGUMENT');
+  }
+}
+
+/** Connecting failed because the database does not exist (invalid_catalog_name, 3D000). */
+function missingDatabase(err: unknown): boolean {
+  return sqlState(err) === '3D000' || sqlState((err as { cause?: unknown } | null)?.cause) === '3D000';
+}
+
+/**
+ * A client on url's read-write host: every host of a multi-host URL is tried in order
+ * (host-selection.ts). Its 'error' events are swallowed until the caller adds its own listener.
+ */
+function connectPrimary(url: string, logger: MigrationLogger): Promise<Client> {
+  return new HostSelector(url, { name: 'migrate', defaultTarget: 'read-write', logger }).connect({
+    application_name: 'keel-migrate',
+  });
 }
 
 function quoteIdent(name: string): string {
@@ -195,9 +212,7 @@ function quoteIdent(name: string): string {
 
 /** The same server and credentials as url, on database name. */
 function onDatabase(url: string, name: string): string {
-  const u = new URL(url);
-  u.pathname = `/${encodeURIComponent(name)}`;
-  return u.toString();
+  return withDatabase(url, name);
 }
 
 /**
@@ -212,10 +227,10 @@ async function createDatabaseIfMissing(
   logger: MigrationLogger,
   what: string,
 ): Promise<boolean> {
-  const admin = new Client({ connectionString: adminUrl, application_name: 'keel-migrate' });
-  admin.on('error', (err) => logger.warn({ err: err.message }, `${what} connection error`));
+  let admin: Client | undefined;
   try {
-    await admin.connect();
+    admin = await connectPrimary(adminUrl, logger);
+    admin.on('error', (err) => logger.warn({ err: err.message }, `${what} connection error`));
     const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
     if (exists.rowCount !== 0) return false;
     try {
@@ -226,7 +241,7 @@ async function createDatabaseIfMissing(
       const code = sqlState(err);
       if (code === '42P04' || code === '23505') return false;
       if (code === '42501') {
-        const user = decodeURIComponent(new URL(adminUrl).username) || 'this user';
+        const user = userOfUrl(adminUrl) || 'this user';
         throw new StoreError(
           `${what} "${name}" does not exist and ${user} may not create it (${(err as Error).message}): ` +
             `create it as a superuser (CREATE DATABASE ${quoteIdent(name)} OWNER ${quoteIdent(user)}) or grant ${user} CREATEDB`,
@@ -239,7 +254,7 @@ async function createDatabaseIfMissing(
   } catch (err) {
     throw toStoreError(err, `create ${what} ${name}`);
   } finally {
-    await admin.end().catch(() => {});
+    await admin?.end().catch(() => {});
   }
 }
 
@@ -250,15 +265,12 @@ async function createDatabaseIfMissing(
  */
 export async function ensureDatabase(url: string, logger: MigrationLogger = SILENT): Promise<boolean> {
   const name = databaseName(url);
-  const probe = new Client({ connectionString: url, application_name: 'keel-migrate' });
-  probe.on('error', () => {});
   try {
-    await probe.connect();
+    const probe = await connectPrimary(url, logger);
+    await probe.end().catch(() => {});
     return false;
   } catch (err) {
-    if (sqlState(err) !== '3D000') throw toStoreError(err, `connect to ${name}`);
-  } finally {
-    await probe.end().catch(() => {});
+    if (!missingDatabase(err)) throw toStoreError(err, `connect to ${name}`);
   }
   for (const maintenance of ['postgres', 'template1']) {
     try {

@@ -12,6 +12,8 @@ import type {
   DestinationRecord,
   DurableSubscriptionRecord,
   PageCursor,
+  ScheduleCursor,
+  ScheduleRecord,
   Store,
   StoreBatch,
   StoredDestinationType,
@@ -30,7 +32,9 @@ import {
 } from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { COPY_MESSAGES_SQL, decodeMessagesCopy, encodeMessagesCopy } from './copy-binary';
+import { type HostSelectionStatus, HostSelector } from './host-selection';
 import { sqlState, toStoreError } from './pg-errors';
+import { pageArgs, SCHEDULE_SQL, type ScheduleRow, scheduleStatements, toSchedule } from './pg-schedules';
 
 export interface PgStoreLogger {
   debug(obj: object, msg?: string): void;
@@ -129,6 +133,8 @@ function ignoreClientError(): void {}
 const SILENT: PgStoreLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
 const MESSAGE_COLUMNS = 'id, dest_id, priority, expiration, delivery_count, headers, body';
+/** Where a page read's selector condition goes (pageCopy puts it in after inlineIntegers). */
+const WHERE = '/*selector*/';
 
 /**
  * A commit round's writes all find their rows by key (deletes and updates by message id, upserts on
@@ -196,6 +202,16 @@ const SQL = {
         ORDER BY id + 0 LIMIT $4)
       UNION ALL
       (SELECT ${MESSAGE_COLUMNS} FROM keel_messages WHERE dest_id = $1 AND priority < $2
+        ORDER BY priority DESC, id + 0 LIMIT $4)
+    ) p ORDER BY priority DESC, id LIMIT $4`,
+  // The same with a selector's condition (MessageSelector.sql), put in after the integers (pageCopy).
+  pageFirstWhere: `SELECT ${MESSAGE_COLUMNS} FROM keel_messages WHERE dest_id = $1 AND (${WHERE})
+    ORDER BY priority DESC, id + 0 LIMIT $2`,
+  pageAfterWhere: `SELECT ${MESSAGE_COLUMNS} FROM (
+      (SELECT ${MESSAGE_COLUMNS} FROM keel_messages WHERE dest_id = $1 AND priority = $2 AND id + 0 > $3
+        AND (${WHERE}) ORDER BY id + 0 LIMIT $4)
+      UNION ALL
+      (SELECT ${MESSAGE_COLUMNS} FROM keel_messages WHERE dest_id = $1 AND priority < $2 AND (${WHERE})
         ORDER BY priority DESC, id + 0 LIMIT $4)
     ) p ORDER BY priority DESC, id LIMIT $4`,
   subFirst: `SELECT m.id, m.dest_id, e.priority, m.expiration, e.delivery_count, m.headers, m.body
@@ -351,6 +367,8 @@ export class PgStore implements Store {
   private readonly pool: Pool;
   /** Page reads only: not pipelined (COPY), index scans only (see pageCopy). */
   private readonly readPool: Pool;
+  /** Which host of the URL the pools use (host-selection.ts). */
+  private readonly hosts: HostSelector;
   private readonly queryTimeoutMs: number;
   private readonly logger: PgStoreLogger;
   private readonly takeOverLockTimeoutMs: number;
@@ -394,8 +412,13 @@ export class PgStore implements Store {
     this.logger = options.logger ?? SILENT;
     this.beginFencedSql = `BEGIN; SELECT epoch FROM keel_clusters WHERE cluster = ${escapeLiteral(this.cluster)} FOR SHARE`;
     this.queryTimeoutMs = queryMs;
+    // One host list for both pools (host-selection.ts): a multi-host URL lands them on its primary.
+    this.hosts = new HostSelector(options.connectionString, {
+      name: 'store',
+      defaultTarget: 'read-write',
+      logger: this.logger,
+    });
     const session = {
-      connectionString: options.connectionString,
       // Session settings travel in the startup packet: no extra round trip per connection.
       idle_in_transaction_session_timeout: idleMs,
       ...(statementMs > 0 ? { statement_timeout: statementMs } : {}),
@@ -406,16 +429,18 @@ export class PgStore implements Store {
       connectionTimeoutMillis: options.connectTimeoutMs ?? PG_STORE_DEFAULTS.connectTimeoutMs,
       types: poolTypes,
     };
-    this.pool = new Pool({ ...session, max: poolSize, pipeline: this.pipeline });
-    this.readPool = new Pool({
-      ...session,
-      max: PG_STORE_DEFAULTS.readPoolSize,
-      // pg arms query_timeout for a COPY stream too and never disarms it (the stream does not call
-      // back): pageCopy keeps its own timer instead.
-      query_timeout: undefined,
-      // Only index scans for pages (see pageCopy), and nothing written on these sessions.
-      options: '-c enable_seqscan=off -c enable_bitmapscan=off -c default_transaction_read_only=on',
-    });
+    this.pool = new Pool(this.hosts.poolOptions({ ...session, max: poolSize, pipeline: this.pipeline }));
+    this.readPool = new Pool(
+      this.hosts.poolOptions({
+        ...session,
+        max: PG_STORE_DEFAULTS.readPoolSize,
+        // pg arms query_timeout for a COPY stream too and never disarms it (the stream does not call
+        // back): pageCopy keeps its own timer instead.
+        query_timeout: undefined,
+        // Only index scans for pages (see pageCopy), and nothing written on these sessions.
+        options: '-c enable_seqscan=off -c enable_bitmapscan=off -c default_transaction_read_only=on',
+      }),
+    );
     for (const pool of [this.pool, this.readPool]) {
       // An idle client's connection died (server restart, idle timeout, network): pg removes it
       // from the pool; without a listener the 'error' event would kill the process.
@@ -447,6 +472,11 @@ export class PgStore implements Store {
 
   get epoch(): number {
     return this.currentEpoch;
+  }
+
+  /** The host list and the host the store's pools use now (admin API, `keel status`). */
+  hostSelection(): HostSelectionStatus {
+    return this.hosts.status();
   }
 
   async open(): Promise<void> {
@@ -633,6 +663,22 @@ export class PgStore implements Store {
       : this.pageCopy('pageMessages', SQL.pageAfter, [destId, cursor.priority, cursor.id, limit]);
   }
 
+  async pageMessagesWhere(
+    destId: number,
+    cursor: PageCursor | null,
+    limit: number,
+    where: string,
+  ): Promise<StoredMessage[]> {
+    return cursor === null
+      ? this.pageCopy('pageMessagesWhere', SQL.pageFirstWhere, [destId, limit], where)
+      : this.pageCopy(
+          'pageMessagesWhere',
+          SQL.pageAfterWhere,
+          [destId, cursor.priority, cursor.id, limit],
+          where,
+        );
+  }
+
   async pageSubscription(subId: number, cursor: PageCursor | null, limit: number): Promise<StoredMessage[]> {
     return cursor === null
       ? this.pageCopy('pageSubscription', SQL.subFirst, [subId, limit])
@@ -754,6 +800,41 @@ export class PgStore implements Store {
     } catch (err) {
       throw toStoreError(err, 'cleanupTopicMessages');
     }
+  }
+
+  // ---- scheduled delivery (pg-schedules.ts) -------------------------------------------------------
+
+  async dueSchedules(now: number, limit: number): Promise<ScheduleRecord[]> {
+    const rows = await this.query<ScheduleRow>('dueSchedules', SCHEDULE_SQL.due, [this.cluster, now, limit]);
+    return rows.map(toSchedule);
+  }
+
+  async nextScheduleDue(): Promise<number | null> {
+    const rows = await this.query<{ next_due: string | number }>('nextScheduleDue', SCHEDULE_SQL.nextDue, [
+      this.cluster,
+    ]);
+    return rows.length === 0 ? null : Number(rows[0]!.next_due);
+  }
+
+  async pageSchedules(
+    cursor: ScheduleCursor | null,
+    limit: number,
+    range?: { from: number; to: number },
+  ): Promise<ScheduleRecord[]> {
+    const args = [this.cluster, ...pageArgs(cursor, limit, range)];
+    return (await this.query<ScheduleRow>('pageSchedules', SCHEDULE_SQL.page, args)).map(toSchedule);
+  }
+
+  async getSchedule(jobId: string): Promise<ScheduleRecord | null> {
+    const rows = await this.query<ScheduleRow>('getSchedule', SCHEDULE_SQL.get, [this.cluster, jobId]);
+    return rows.length === 0 ? null : toSchedule(rows[0]!);
+  }
+
+  async countSchedules(): Promise<number> {
+    const rows = await this.query<{ n: string | number }>('countSchedules', SCHEDULE_SQL.count, [
+      this.cluster,
+    ]);
+    return Number(rows[0]?.n ?? 0);
   }
 
   // ---- the write path -----------------------------------------------------------------------------
@@ -930,6 +1011,7 @@ export class PgStore implements Store {
         values: [this.cluster, [...new Set(b.txOutcomes)]],
       });
     }
+    out.push(...scheduleStatements(this.cluster, b.schedules));
     return out;
   }
 
@@ -967,8 +1049,15 @@ export class PgStore implements Store {
    * pool's sessions run with bitmap and sequential scans off. COPY takes no parameters: the
    * values, integers only, are written into the statement.
    */
-  private async pageCopy(context: string, text: string, values: number[]): Promise<StoredMessage[]> {
-    const sql = `COPY (${inlineIntegers(text, values)}) TO STDOUT (FORMAT binary)`;
+  private async pageCopy(
+    context: string,
+    text: string,
+    values: number[],
+    where = 'true',
+  ): Promise<StoredMessage[]> {
+    // The condition goes in after the integers, so a `$1` in one of its string literals stays text.
+    const query = inlineIntegers(text, values).replaceAll(WHERE, () => where);
+    const sql = `COPY (${query}) TO STDOUT (FORMAT binary)`;
     const { client, guard } = await this.checkOut(this.readPool, context);
     let broken: Error | undefined;
     let timer: NodeJS.Timeout | undefined;

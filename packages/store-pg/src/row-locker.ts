@@ -1,6 +1,7 @@
 import type { Locker } from '@keel/core';
 import { InvalidArgumentError } from '@keel/protocol';
-import { Client } from 'pg';
+import type { Client } from 'pg';
+import { type HostSelectionStatus, HostSelector } from './host-selection';
 import { sqlState } from './pg-errors';
 
 export interface LockerLogger {
@@ -75,10 +76,22 @@ export class RowLocker implements Locker {
   private keepAliveTimer: NodeJS.Timeout | null = null;
   private lostHandlers: ((reason: string) => void)[] = [];
   private lastKeepAliveOk = 0;
+  /** The lock database's host list: the lock session goes to its primary (host-selection.ts). */
+  private readonly hosts: HostSelector;
 
   constructor(options: RowLockerOptions) {
     this.opts = { ...options, ...lockerOptions(options) };
     this.log = options.logger ?? SILENT;
+    this.hosts = new HostSelector(options.connectionString, {
+      name: 'lock',
+      defaultTarget: 'read-write',
+      logger: this.log,
+    });
+  }
+
+  /** The host list and the host the lock session uses now. */
+  hostSelection(): HostSelectionStatus {
+    return this.hosts.status();
   }
 
   get held(): boolean {
@@ -90,8 +103,7 @@ export class RowLocker implements Locker {
   }
 
   private async connect(): Promise<Client> {
-    const client = new Client({
-      connectionString: this.opts.connectionString,
+    const client = await this.hosts.connect({
       application_name: `keel-lock:${this.opts.cluster}:${this.opts.node}`.slice(0, 63),
       keepAlive: true,
       keepAliveInitialDelayMillis: Math.max(1000, this.opts.leaseMs),
@@ -104,7 +116,6 @@ export class RowLocker implements Locker {
     client.on('end', () => {
       if (this.heldFlag) this.lose('lock session ended');
     });
-    await client.connect();
     // lock_timeout for every statement of this session: a waiting node stays responsive, and no
     // statement blocks behind the master's open transaction for longer than one poll.
     await client.query(
