@@ -216,9 +216,13 @@ const queueProperties = {
   deadLettered: nullableInt,
   consumers: nullableInt,
   inflight: nullableInt,
+  inMemory: {
+    ...nullableInt,
+    description: 'Messages held in memory (waiting, in flight, delayed); the rest stays in the store. Master only.',
+  },
   oldestMessageAgeMs: nullableNumber,
 } as const;
-const queueRequired = Object.keys(queueProperties);
+const queueRequired = Object.keys(queueProperties).filter((k) => k !== 'inMemory');
 
 export const queueReply = {
   type: 'object',

@@ -602,6 +602,8 @@ describe('admin API on a master and a slave sharing one store', () => {
       '/api/connections': ['get'],
       '/api/consumers': ['get'],
       '/api/bridges': ['get'],
+      '/api/scheduled': ['get'],
+      '/api/scheduled/{id}': ['get', 'delete'],
       '/healthz': ['get'],
       '/readyz': ['get'],
       '/metrics': ['get'],

@@ -72,6 +72,10 @@ export class KeelMetrics {
   private readonly storeTableBytes: Gauge<'table'>;
   private readonly storeOldestTx: Gauge;
   private readonly storeHealthUp: Gauge;
+  /** Scheduled delivery (AMQ_SCHEDULED_*): jobs pending, firings, firing lag (due → committed). */
+  private readonly scheduledPending: Gauge;
+  readonly scheduledFired: Counter;
+  readonly scheduledLag: Histogram;
 
   constructor(options: KeelMetricsOptions = {}) {
     const cacheMs = options.storeHealthCacheMs ?? DEFAULT_STORE_HEALTH_CACHE_MS;
@@ -128,6 +132,22 @@ export class KeelMetrics {
       name: 'keel_store_commit_duration_seconds',
       help: 'Duration of a group-commit round (one store transaction).',
       buckets: COMMIT_DURATION_BUCKETS,
+      registers,
+    });
+    this.scheduledPending = new Gauge({
+      name: 'keel_scheduled_jobs_pending',
+      help: 'Scheduled-delivery jobs (AMQ_SCHEDULED_*) waiting in the store (the master counts them).',
+      registers,
+    });
+    this.scheduledFired = new Counter({
+      name: 'keel_scheduled_fired_total',
+      help: 'Scheduled-delivery firings (each one a message sent to its destination).',
+      registers,
+    });
+    this.scheduledLag = new Histogram({
+      name: 'keel_scheduled_firing_lag_seconds',
+      help: 'Time from a firing being due to its message and the job advance being committed.',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30],
       registers,
     });
     this.takeovers = new Counter({
@@ -242,6 +262,12 @@ export class KeelMetrics {
     this.commitDuration.observe(stats.durationMs / 1000);
   }
 
+  /** One scheduled firing (pass as the broker's `scheduler.onFired`). */
+  observeScheduledFiring(lagMs: number): void {
+    this.scheduledFired.inc();
+    this.scheduledLag.observe(lagMs / 1000);
+  }
+
   observeTakeover(): void {
     this.takeovers.inc();
   }
@@ -275,6 +301,7 @@ export class KeelMetrics {
         byProtocol.set(c.protocol, (byProtocol.get(c.protocol) ?? 0) + 1);
       }
       for (const [protocol, n] of byProtocol) this.connections.set({ protocol }, n);
+      this.scheduledPending.set(broker.scheduler.stats().pending);
     }
 
     let queues: QueueView[] = [];

@@ -21,13 +21,13 @@ import {
   type AdminCommandActions,
   registerAdminCommands,
 } from './commands/admin-commands';
-import { registerScheduledCommand } from './commands/scheduled-command';
 import { benchCommand } from './commands/bench';
 import { type BrokerOptions, runBroker } from './commands/broker';
 import { type ConsumeOptions, consumeCommand } from './commands/consume';
 import { type DrillOptions, drillCommand } from './commands/drill';
 import { type MigrateOptions, runMigrate } from './commands/migrate';
 import { type ProduceOptions, produceCommand } from './commands/produce';
+import { registerScheduledCommand } from './commands/scheduled-command';
 import { DEFAULT_START_DIR, runStart, type StartOptions } from './commands/start';
 import { type Output, processOutput } from './output';
 

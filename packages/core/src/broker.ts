@@ -25,7 +25,6 @@ import { applyConsumerOptions } from './dispatch/destination-options';
 import { ForwardedMessages } from './forwarded-messages';
 import { DEFAULT_CANCELLABLE_HOLD_MS, GroupCommitWriter } from './group-commit';
 import { InDoubtSends } from './in-doubt-sends';
-import { MessageSelector } from './selector';
 import { MessageIdAllocator, parseMessageId } from './message-ids';
 import { MessageQueue, type QueueBacking, type QueueHost } from './message-queue';
 import { validateMessageFields } from './message-validation';
@@ -41,6 +40,7 @@ import {
   type MessageSchedulerOptions,
   type SchedulerHost,
 } from './scheduler/message-scheduler';
+import { MessageSelector } from './selector';
 import type { DurableSubscriptionRecord, Store, StoreBatch, StoredMessage } from './store/store';
 
 export interface DeadLetterOptions {
@@ -790,8 +790,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
       if (isTopicType(d.type)) {
         const rec = this.topics.get(formatDestination(d)) ?? (await this.ensureTopic(d));
         rec.enqueued += 1;
-        const subs = this.matchingSubscriptions(d.name).filter(
-          (s) => this.subscriptionWants(s, conn, tid, message),
+        const subs = this.matchingSubscriptions(d.name).filter((s) =>
+          this.subscriptionWants(s, conn, tid, message),
         );
         targets.push({ origin, message, id: tid, destId: rec.destId, kind: 'topic', subs, rec: null });
       } else {
@@ -1111,11 +1111,22 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
    * its selector matches — topic selectors filter at publish, as ActiveMQ's TopicSubscription, so a
    * durable subscription never stores what it would not deliver.
    */
-  private subscriptionWants(s: Subscription, conn: ConnectionState | null, id: number, message: Message): boolean {
+  private subscriptionWants(
+    s: Subscription,
+    conn: ConnectionState | null,
+    id: number,
+    message: Message,
+  ): boolean {
     if (s.noLocal && conn !== null && s.connectionId === conn.id) return false;
     const selector = s.selector;
     if (selector == null) return true;
-    return selector.matches({ id, message, priority: message.priority, deliveryCount: 0, redelivered: false });
+    return selector.matches({
+      id,
+      message,
+      priority: message.priority,
+      deliveryCount: 0,
+      redelivered: false,
+    });
   }
 
   private matchingSubscriptions(topicName: string): Subscription[] {
@@ -1172,7 +1183,10 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
     // JMS message selector (selector/): an invalid one is refused with INVALID_SELECTOR, where and why.
     const selector = MessageSelector.of(options.selector);
     if (selector !== null && options.browse === true) {
-      throw new InvalidArgumentError('a selector on a queue browser is not supported by Keel yet', 'NOT_SUPPORTED');
+      throw new InvalidArgumentError(
+        'a selector on a queue browser is not supported by Keel yet',
+        'NOT_SUPPORTED',
+      );
     }
     if (!Number.isInteger(options.prefetch) || options.prefetch < 0) {
       throw new InvalidArgumentError(`prefetch must be a non-negative integer (got ${options.prefetch})`);

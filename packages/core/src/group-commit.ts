@@ -55,6 +55,7 @@ const BATCH_KEYS = [
   'producers',
   'forwards',
   'txOutcomes',
+  'schedules',
 ] as const;
 
 interface Waiter {
@@ -150,7 +151,8 @@ function countOps(b: StoreBatch): number {
     b.subEntryDeletes.length +
     b.producers.length +
     b.forwards.length +
-    b.txOutcomes.length
+    b.txOutcomes.length +
+    b.schedules.length
   );
 }
 

@@ -1,5 +1,6 @@
 export * from './activemq-compat';
 export * from './broker';
+export * from './client-id-registry';
 export * from './connection';
 export * from './consumer';
 export * from './destination-counters';
@@ -13,6 +14,9 @@ export * from './ports';
 export * from './queue-browser';
 export * from './queue-entry';
 export * from './redelivery-policy';
+export * from './routing/destination-router';
 export * from './store/fence-refusal';
 export * from './store/memory-store';
 export * from './store/store';
+export * from './selector';
+export * from './scheduler/index';

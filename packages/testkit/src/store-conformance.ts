@@ -13,7 +13,7 @@
  * cluster, as a second broker node would (the suite closes peers itself). Message ids must be
  * unique per database: the suite allocates them from one counter per test file.
  */
-import type { Store, StoreBatch, StoredMessage } from '@keel/core';
+import type { ScheduleRecord, Store, StoreBatch, StoredMessage } from '@keel/core';
 import { emptyBatch } from '@keel/core';
 import { FencedError, KeelError, type MessageHeaders } from '@keel/protocol';
 
@@ -66,6 +66,32 @@ export function makeMessage(
       expiration: options.expiration ?? 0,
     },
     body: options.body ?? Buffer.from(`body of ${id}`),
+  };
+}
+
+let jobCounter = 0;
+/** A scheduled-delivery job due at `nextDue` (ms). */
+export function makeSchedule(nextDue: number, extra: Partial<ScheduleRecord> = {}): ScheduleRecord {
+  jobCounter += 1;
+  const jobId = extra.jobId ?? `job-${jobCounter}`;
+  return {
+    jobId,
+    destination: 'queue://later',
+    headers: {
+      ...headersFor(jobCounter, 'queue://later', 4),
+      properties: { AMQ_SCHEDULED_DELAY: 10, s: 'x' },
+    },
+    body: Buffer.from([0, 1, 2, 255]),
+    nextDue,
+    delayMs: 10,
+    periodMs: 5,
+    repeat: 2,
+    repeatsLeft: 2,
+    cron: null,
+    cronTime: 0,
+    fired: 0,
+    createdAt: 1_700_000_000_000,
+    ...extra,
   };
 }
 
@@ -534,6 +560,119 @@ export function storeConformanceSuite(name: string, makeStore: StoreFactory): vo
         expect(KeelError.isInstance(err)).toBe(true);
         expect(await store.countMessages(q)).toBe(0);
         expect(await store.txCommitted('nul-tx')).toBe(false);
+      });
+    });
+
+    describe('scheduled jobs', () => {
+      it('stores jobs as given and pages them by due time, due ones first, per cluster', async () => {
+        const t = 1_800_000_000_000;
+        const [a, b, c] = [
+          makeSchedule(t + 20),
+          makeSchedule(t + 10),
+          makeSchedule(t + 30, { cron: '*/5 * * * *', cronTime: t }),
+        ];
+        await store.commit(
+          batch({ schedules: [a, b, c].map((schedule) => ({ op: 'insert' as const, schedule })) }),
+        );
+        expect(await store.getSchedule(a.jobId)).toEqual(a);
+        expect(await store.getSchedule(c.jobId)).toEqual(c);
+        expect(await store.getSchedule('none')).toBeNull();
+        expect(await store.countSchedules()).toBe(3);
+        expect(await store.nextScheduleDue()).toBe(t + 10);
+        expect((await store.dueSchedules(t + 20, 10)).map((j) => j.jobId)).toEqual([b.jobId, a.jobId]);
+        expect((await store.dueSchedules(t + 100, 1)).map((j) => j.jobId)).toEqual([b.jobId]);
+        expect(await store.dueSchedules(t, 10)).toEqual([]);
+        const first = await store.pageSchedules(null, 2);
+        expect(first.map((j) => j.jobId)).toEqual([b.jobId, a.jobId]);
+        const rest = await store.pageSchedules({ nextDue: a.nextDue, jobId: a.jobId }, 2);
+        expect(rest.map((j) => j.jobId)).toEqual([c.jobId]);
+        expect(
+          (await store.pageSchedules(null, 10, { from: t + 15, to: t + 30 })).map((j) => j.jobId),
+        ).toEqual([a.jobId, c.jobId]);
+        const other = await sut.other();
+        await other.open();
+        try {
+          expect(await other.countSchedules()).toBe(0);
+          expect(await other.dueSchedules(t + 100, 10)).toEqual([]);
+          expect(await other.nextScheduleDue()).toBeNull();
+        } finally {
+          await other.close();
+        }
+      });
+
+      it('a firing stores its message and advances its job in one commit; delete and range delete remove jobs', async () => {
+        const q = await store.ensureDestination('queue', 'later');
+        const t = 1_800_000_000_000;
+        const job = makeSchedule(t);
+        const gone = makeSchedule(t + 1000);
+        const kept = makeSchedule(t + 5000);
+        await store.commit(
+          batch({ schedules: [job, gone, kept].map((schedule) => ({ op: 'insert' as const, schedule })) }),
+        );
+        const fired = makeMessage(q);
+        await store.commit(
+          batch({
+            inserts: [fired],
+            schedules: [
+              { op: 'advance', jobId: job.jobId, nextDue: t + 5, repeatsLeft: 1, cronTime: 0, fired: 1 },
+            ],
+          }),
+        );
+        expect(await store.getMessage(fired.id)).not.toBeNull();
+        expect(await store.getSchedule(job.jobId)).toEqual({
+          ...job,
+          nextDue: t + 5,
+          repeatsLeft: 1,
+          fired: 1,
+        });
+        // an advance written twice is harmless; one for a removed job changes nothing
+        await store.commit(
+          batch({
+            schedules: [
+              { op: 'advance', jobId: job.jobId, nextDue: t + 5, repeatsLeft: 1, cronTime: 0, fired: 1 },
+              { op: 'advance', jobId: 'removed', nextDue: t, repeatsLeft: 0, cronTime: 0, fired: 9 },
+              { op: 'delete', jobId: job.jobId },
+            ],
+          }),
+        );
+        expect(await store.getSchedule(job.jobId)).toBeNull();
+        expect(await store.getSchedule('removed')).toBeNull();
+        await store.commit(batch({ schedules: [{ op: 'deleteRange', from: t + 500, to: t + 1500 }] }));
+        expect((await store.pageSchedules(null, 10)).map((j) => j.jobId)).toEqual([kept.jobId]);
+      });
+
+      it('a job id stored twice fails its whole batch', async () => {
+        const q = await store.ensureDestination('queue', 'later');
+        const job = makeSchedule(1_800_000_000_000);
+        await store.commit(batch({ schedules: [{ op: 'insert', schedule: job }] }));
+        const m = makeMessage(q);
+        const err = await rejection(
+          store.commit(batch({ inserts: [m], schedules: [{ op: 'insert', schedule: job }] })),
+        );
+        expect(KeelError.isInstance(err)).toBe(true);
+        expect(await store.getMessage(m.id)).toBeNull();
+        expect(await store.countSchedules()).toBe(1);
+      });
+
+      it('schedule writes are fenced like every write', async () => {
+        await store.takeOver('node-a', 'startup');
+        const job = makeSchedule(1_800_000_000_000);
+        await store.commit(batch({ schedules: [{ op: 'insert', schedule: job }] }));
+        const other = await peer();
+        await other.takeOver('node-b', 'takeover');
+        const advance = {
+          op: 'advance' as const,
+          jobId: job.jobId,
+          nextDue: 1,
+          repeatsLeft: 0,
+          cronTime: 0,
+          fired: 1,
+        };
+        expect(await rejection(store.commit(batch({ schedules: [advance] })))).toBeInstanceOf(FencedError);
+        expect(
+          await rejection(store.commit(batch({ schedules: [{ op: 'delete', jobId: job.jobId }] }))),
+        ).toBeInstanceOf(FencedError);
+        expect(await other.getSchedule(job.jobId)).toEqual(job);
       });
     });
 

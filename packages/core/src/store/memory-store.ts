@@ -4,6 +4,8 @@ import type {
   DestinationRecord,
   DurableSubscriptionRecord,
   PageCursor,
+  ScheduleCursor,
+  ScheduleRecord,
   Store,
   StoreBatch,
   StoredDestinationType,
@@ -58,6 +60,8 @@ export class MemoryDatabase {
   readonly forwards = new Map<string, Map<number, number>>();
   /** `${cluster}\u0000${txId}`. */
   readonly txOutcomes = new Set<string>();
+  /** cluster → job id → scheduled-delivery job (migrations/005_schedules.sql). */
+  readonly schedules = new Map<string, Map<string, ScheduleRecord>>();
   nextDestinationId = 1;
   nextSubscriptionId = 1;
 }
@@ -70,6 +74,10 @@ export interface MemoryStoreOptions {
 }
 
 export const DEFAULT_MEMORY_CLUSTER = 'default';
+
+function copySchedule(j: ScheduleRecord): ScheduleRecord {
+  return { ...j, headers: structuredClone(j.headers) as MessageHeaders, body: Buffer.from(j.body) };
+}
 
 function copyMessage(m: StoredMessage): StoredMessage {
   return {
@@ -404,6 +412,7 @@ export class MemoryStore implements Store {
         );
       }
     }
+    this.checkSchedules(batch);
     const newEntries = new Set<string>();
     for (const e of batch.subEntries) {
       const key = `${e.subId}:${e.msgId}`;
@@ -456,6 +465,102 @@ export class MemoryStore implements Store {
       ids.set(f.id, Date.now());
     }
     for (const tx of batch.txOutcomes) db.txOutcomes.add(`${this.cluster}\u0000${tx}`);
+    this.applySchedules(batch);
+  }
+
+  /** Checks a batch's schedule writes the way Postgres would (before anything changes). */
+  private checkSchedules(batch: StoreBatch): void {
+    const jobs = this.database.schedules.get(this.cluster);
+    const added = new Set<string>();
+    for (const w of batch.schedules) {
+      if (w.op !== 'insert') continue;
+      const id = w.schedule.jobId;
+      if (jobs?.has(id) || added.has(id))
+        throw new StoreError(`duplicate scheduled job ${id}`, 'STORE_ERROR');
+      added.add(id);
+      if (JSON.stringify(w.schedule.headers).includes('\\u0000')) {
+        throw new StoreError(
+          `scheduled job ${id}: headers contain U+0000, which jsonb cannot store`,
+          'STORE_ERROR',
+        );
+      }
+    }
+  }
+
+  /** In StoreBatch order: inserts, advances, deletes, range deletes. */
+  private applySchedules(batch: StoreBatch): void {
+    if (batch.schedules.length === 0) return;
+    let jobs = this.database.schedules.get(this.cluster);
+    if (jobs === undefined) {
+      jobs = new Map();
+      this.database.schedules.set(this.cluster, jobs);
+    }
+    for (const w of batch.schedules)
+      if (w.op === 'insert') jobs.set(w.schedule.jobId, copySchedule(w.schedule));
+    for (const w of batch.schedules) {
+      if (w.op !== 'advance') continue;
+      const job = jobs.get(w.jobId);
+      if (job === undefined) continue;
+      job.nextDue = w.nextDue;
+      job.repeatsLeft = w.repeatsLeft;
+      job.cronTime = w.cronTime;
+      job.fired = w.fired;
+    }
+    for (const w of batch.schedules) if (w.op === 'delete') jobs.delete(w.jobId);
+    for (const w of batch.schedules) {
+      if (w.op !== 'deleteRange') continue;
+      for (const [id, job] of jobs) if (job.nextDue >= w.from && job.nextDue <= w.to) jobs.delete(id);
+    }
+  }
+
+  /** This cluster's jobs in due order (next due, then job id). */
+  private sortedSchedules(): ScheduleRecord[] {
+    const jobs = [...(this.database.schedules.get(this.cluster)?.values() ?? [])];
+    return jobs.sort((a, b) => a.nextDue - b.nextDue || (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0));
+  }
+
+  async dueSchedules(now: number, limit: number): Promise<ScheduleRecord[]> {
+    this.assertOpen();
+    const out: ScheduleRecord[] = [];
+    for (const job of this.sortedSchedules()) {
+      if (job.nextDue > now || out.length >= limit) break;
+      out.push(copySchedule(job));
+    }
+    return out;
+  }
+
+  async nextScheduleDue(): Promise<number | null> {
+    this.assertOpen();
+    return this.sortedSchedules()[0]?.nextDue ?? null;
+  }
+
+  async pageSchedules(
+    cursor: ScheduleCursor | null,
+    limit: number,
+    range?: { from: number; to: number },
+  ): Promise<ScheduleRecord[]> {
+    this.assertOpen();
+    const after = (j: ScheduleRecord): boolean =>
+      cursor === null ||
+      j.nextDue > cursor.nextDue ||
+      (j.nextDue === cursor.nextDue && j.jobId > cursor.jobId);
+    const inRange = (j: ScheduleRecord): boolean =>
+      range === undefined || (j.nextDue >= range.from && j.nextDue <= range.to);
+    return this.sortedSchedules()
+      .filter((j) => after(j) && inRange(j))
+      .slice(0, limit)
+      .map(copySchedule);
+  }
+
+  async getSchedule(jobId: string): Promise<ScheduleRecord | null> {
+    this.assertOpen();
+    const job = this.database.schedules.get(this.cluster)?.get(jobId);
+    return job === undefined ? null : copySchedule(job);
+  }
+
+  async countSchedules(): Promise<number> {
+    this.assertOpen();
+    return this.database.schedules.get(this.cluster)?.size ?? 0;
   }
 
   private ownsDestination(destId: number): boolean {

@@ -55,7 +55,7 @@ export interface SubEntry {
 /**
  * Everything one group-commit round writes, in one transaction. Applied in this order: inserts,
  * subEntries, moves, deliveryCounts, subDeliveryCounts, deletes, subEntryDeletes, producers,
- * forwards, txOutcomes. The transaction first checks that the cluster's epoch is still `epoch` and aborts
+ * forwards, txOutcomes, schedules (inserts, advances, deletes, range deletes). The transaction first checks that the cluster's epoch is still `epoch` and aborts
  * with FencedError otherwise.
  *
  * All or nothing: an insert whose id (or a sub entry whose (subId, msgId)) already exists fails the
@@ -90,6 +90,63 @@ export interface StoreBatch {
   forwards: { origin: string; id: number }[];
   /** Client transaction ids whose commit this batch makes durable. */
   txOutcomes: string[];
+  /** Scheduled-delivery jobs created, advanced after a firing, or removed (see ScheduleWrite). */
+  schedules: ScheduleWrite[];
+}
+
+/**
+ * A scheduled-delivery job (ActiveMQ "Delay and Schedule Message Delivery"): the message to send,
+ * when it is next due, and what follows a firing. See scheduler/schedule-plan.ts for the semantics.
+ */
+export interface ScheduleRecord {
+  /** The id of the message that asked for the schedule (ActiveMQ's `scheduledJobId`). */
+  jobId: string;
+  /** Canonical destination (`queue://NAME`, `topic://NAME`). */
+  destination: string;
+  headers: MessageHeaders;
+  body: Buffer;
+  /** The next firing, ms since the epoch. */
+  nextDue: number;
+  delayMs: number;
+  periodMs: number;
+  /** AMQ_SCHEDULED_REPEAT: firings after the first of each series. */
+  repeat: number;
+  /** Firings of the current series still to come after the one due at `nextDue`. */
+  repeatsLeft: number;
+  /** AMQ_SCHEDULED_CRON (5 fields), or null. */
+  cron: string | null;
+  /** The cron match the current series started from (ms since the epoch; 0 without cron). */
+  cronTime: number;
+  /** Firings so far. */
+  fired: number;
+  /** ms since the epoch. */
+  createdAt: number;
+}
+
+/** What a firing changes in its job's row. */
+export interface ScheduleAdvance {
+  jobId: string;
+  nextDue: number;
+  repeatsLeft: number;
+  cronTime: number;
+  fired: number;
+}
+
+/**
+ * A change to the schedules: `insert` a new job, `advance` one after a firing (absolute values, so
+ * writing it twice is harmless; a row removed meanwhile stays removed), `delete` one, or
+ * `deleteRange`: every job of the cluster due in [from, to] (ms, inclusive).
+ */
+export type ScheduleWrite =
+  | { op: 'insert'; schedule: ScheduleRecord }
+  | ({ op: 'advance' } & ScheduleAdvance)
+  | { op: 'delete'; jobId: string }
+  | { op: 'deleteRange'; from: number; to: number };
+
+/** Position in due order: page after this job (next due ascending, then job id). */
+export interface ScheduleCursor {
+  nextDue: number;
+  jobId: string;
 }
 
 export function emptyBatch(): StoreBatch {
@@ -104,6 +161,7 @@ export function emptyBatch(): StoreBatch {
     producers: [],
     forwards: [],
     txOutcomes: [],
+    schedules: [],
   };
 }
 
@@ -118,7 +176,8 @@ export function isEmptyBatch(b: StoreBatch): boolean {
     b.subEntryDeletes.length === 0 &&
     b.producers.length === 0 &&
     b.forwards.length === 0 &&
-    b.txOutcomes.length === 0
+    b.txOutcomes.length === 0 &&
+    b.schedules.length === 0
   );
 }
 
@@ -176,6 +235,17 @@ export interface Store {
   /** Messages of a destination in delivery order, after `cursor` (exclusive), at most `limit`. */
   pageMessages(destId: number, cursor: PageCursor | null, limit: number): Promise<StoredMessage[]>;
   /**
+   * Like pageMessages, only the rows for which `where` holds: a SQL condition over a keel_messages
+   * row built by MessageSelector (selector/sql.ts), never from client text. Optional: without it a
+   * selector consumer's queue pages every row and tests each (MessageQueue, selector pages).
+   */
+  pageMessagesWhere?(
+    destId: number,
+    cursor: PageCursor | null,
+    limit: number,
+    where: string,
+  ): Promise<StoredMessage[]>;
+  /**
    * The messages a durable subscription still has to receive, in delivery order of its entries.
    * `priority` and `deliveryCount` of each result are the entry's (the cursor is over those).
    */
@@ -209,4 +279,20 @@ export interface Store {
    * safe: nothing that old is resent).
    */
   pruneProducers(olderThanMs: number): Promise<number>;
+
+  /** Scheduled jobs of this cluster due at `now` (ms) or before, earliest first, at most `limit`. */
+  dueSchedules(now: number, limit: number): Promise<ScheduleRecord[]>;
+  /** The earliest next due time (ms) of this cluster's jobs, or null when there is none. */
+  nextScheduleDue(): Promise<number | null>;
+  /**
+   * This cluster's jobs in due order after `cursor` (exclusive), at most `limit`; `range` keeps
+   * those due in [from, to] (ms, inclusive).
+   */
+  pageSchedules(
+    cursor: ScheduleCursor | null,
+    limit: number,
+    range?: { from: number; to: number },
+  ): Promise<ScheduleRecord[]>;
+  getSchedule(jobId: string): Promise<ScheduleRecord | null>;
+  countSchedules(): Promise<number>;
 }

@@ -132,7 +132,6 @@ describe('STOMP: ActiveMQ features Keel lacks are refused, not misread', () => {
       { destination: '/topic/news', 'activemq.maximumPendingMessageLimit': '100' },
       'activemq.maximumPendingMessageLimit',
     ],
-    ['a selector', { destination: '/queue/work', selector: "colour = 'red'" }, 'selector'],
     ['a composite destination', { destination: '/queue/compA,/queue/compB' }, 'compA,/queue/compB'],
     ['destination options', { destination: '/queue/work?consumer.prefetchSize=1' }, 'consumer.prefetchSize'],
     [

@@ -1,0 +1,3 @@
+export * from './message-scheduler';
+export * from './schedule-headers';
+export * from './schedule-plan';
