@@ -97,6 +97,17 @@ export class InDoubtError extends KeelError {
   }
 }
 
+/**
+ * A connection asked for a client id another live connection holds (ActiveMQ's
+ * InvalidClientIDException, "Broker: <name> - Client: <id> already connected from <address>"); also
+ * what a connection gets when a newer one takes its client id over (ActiveMQ `allowLinkStealing`).
+ */
+export class InvalidClientIdError extends KeelError {
+  constructor(message: string, code = 'INVALID_CLIENT_ID', options?: KeelErrorOptions) {
+    super(code, message, options);
+  }
+}
+
 /** A transaction could not commit and was rolled back (for instance across a failover). */
 export class TransactionRolledBackError extends KeelError {
   constructor(message: string, options: KeelErrorOptions = {}) {
@@ -129,7 +140,9 @@ export const ERROR_CODES = {
   UNKNOWN_MESSAGE: InvalidArgumentError,
   DESTINATION_IN_USE: InvalidArgumentError,
   NOT_SUPPORTED: InvalidArgumentError,
+  INVALID_SELECTOR: InvalidArgumentError,
   CONFIG_INVALID: InvalidArgumentError,
+  INVALID_CLIENT_ID: InvalidClientIdError,
   TX_ROLLED_BACK: TransactionRolledBackError,
   IN_DOUBT: InDoubtError,
   RESOURCE_LIMIT: KeelError,
@@ -144,7 +157,7 @@ export function errorFromCode(code: string, message: string, retryable?: boolean
   let err: KeelError;
   if (Cls === ProtocolError || Cls === ConnectionError || Cls === TimeoutError || Cls === AuthError) {
     err = new (Cls as typeof ProtocolError)(message, code);
-  } else if (Cls === StoreError || Cls === InvalidArgumentError) {
+  } else if (Cls === StoreError || Cls === InvalidArgumentError || Cls === InvalidClientIdError) {
     err = new (Cls as typeof StoreError)(message, code);
   } else if (
     Cls === NotMasterError ||

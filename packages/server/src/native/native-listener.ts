@@ -26,6 +26,8 @@ export interface NativeListenerOptions {
   authenticate?: NativeAuthenticate;
   /** This node and its cluster's client URLs, sent in WELCOME. */
   describe: () => NativeBrokerInfo;
+  /** ActiveMQ transport connector option: a newer connection with a live connection's client id takes it over (default false). */
+  allowLinkStealing?: boolean;
 }
 
 export const NATIVE_LISTENER_DEFAULTS = Object.freeze({
@@ -69,6 +71,7 @@ export class NativeListener extends EventEmitter<NativeListenerEvents> {
   private readonly slowConsumerTimeoutMs: number;
   private readonly authenticate: NativeAuthenticate;
   private readonly describe: () => NativeBrokerInfo;
+  private readonly allowLinkStealing: boolean;
 
   private server: Server | null = null;
   private readonly sockets = new Map<Socket, NativeConnection>();
@@ -99,6 +102,7 @@ export class NativeListener extends EventEmitter<NativeListenerEvents> {
     this.slowConsumerTimeoutMs = options.slowConsumerTimeoutMs ?? d.slowConsumerTimeoutMs;
     this.authenticate = options.authenticate ?? (() => true);
     this.describe = options.describe;
+    this.allowLinkStealing = options.allowLinkStealing === true;
     if (typeof this.host !== 'string' || this.host === '')
       throw new InvalidArgumentError('NativeListener: option host must be a non-empty string');
     checkInt('port', this.port, 0, 65535);
@@ -182,6 +186,7 @@ export class NativeListener extends EventEmitter<NativeListenerEvents> {
         slowConsumerTimeoutMs: this.slowConsumerTimeoutMs,
         authenticate: this.authenticate,
         describe: this.describe,
+        allowLinkStealing: this.allowLinkStealing,
         onOpen: (c) => {
           const id = c.connectionId;
           if (id !== null) this.byConnectionId.set(id, c);

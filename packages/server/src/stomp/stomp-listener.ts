@@ -52,6 +52,8 @@ export interface StompListenerOptions {
   closeGraceMs?: number;
   /** A client whose socket stays congested this long is cut (aedes, ActiveMQ slow consumers); 0 = never. */
   slowConsumerTimeoutMs?: number;
+  /** ActiveMQ transport connector option: a newer connection with a live connection's client id takes it over (default false). */
+  allowLinkStealing?: boolean;
 }
 
 function checkInt(name: string, value: number, min: number): number {
@@ -107,6 +109,7 @@ export class StompListener {
         options.slowConsumerTimeoutMs ?? d.slowConsumerTimeoutMs,
         0,
       ),
+      allowLinkStealing: options.allowLinkStealing === true,
     };
   }
 
