@@ -238,6 +238,13 @@ describe('scheduled delivery over STOMP (master + slave on Postgres)', () => {
     expect(Number(rows[0]!.next_due) % 60_000).toBe(0);
     expect(Number(rows[0]!.next_due)).toBeGreaterThan(firedAt);
     expect(messages(cronConsumer)).toHaveLength(1);
+    // The metrics count every firing so far (1 delay + 5 repeat + 1 cron) and their lag.
+    const metrics = await (await fetch(`http://127.0.0.1:${master.adminPort}/metrics`)).text();
+    const value = (name: string): number =>
+      Number(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'm').exec(metrics)?.[1]);
+    expect(value('keel_scheduled_fired_total')).toBe(7);
+    expect(value('keel_scheduled_firing_lag_seconds_count')).toBe(7);
+    expect(value('keel_scheduled_jobs_pending')).toBe(1); // the cron job
     // Done with it: REMOVEALL (no range) empties the scheduler.
     const p = await open();
     await send(p, { destination: '/topic/ActiveMQ.Scheduler.Management', AMQ_SCHEDULER_ACTION: 'REMOVEALL' });

@@ -67,6 +67,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   NOT_FOUND: 404,
   UNKNOWN_DESTINATION: 404,
   UNKNOWN_MESSAGE: 404,
+  UNKNOWN_SCHEDULED_JOB: 404,
   UNKNOWN_CONSUMER: 404,
   NOT_MASTER: 409,
   FENCED: 409,
@@ -604,7 +605,7 @@ function adminRoutes(ctx: AdminContext, auth: AdminAuth, metrics: KeelMetrics): 
       },
       async (request) => {
         const job = await master().scheduler.get(request.params.id);
-        if (!job) throw new KeelError('NOT_FOUND', `unknown scheduled job ${request.params.id}`);
+        if (!job) throw new KeelError('UNKNOWN_SCHEDULED_JOB', `unknown scheduled job ${request.params.id}`);
         return scheduledJobInfo(job);
       },
     );
@@ -624,7 +625,7 @@ function adminRoutes(ctx: AdminContext, auth: AdminAuth, metrics: KeelMetrics): 
       async (request) => {
         const { id } = request.params;
         if (!(await master().scheduler.cancel(id)))
-          throw new KeelError('NOT_FOUND', `unknown scheduled job ${id}`);
+          throw new KeelError('UNKNOWN_SCHEDULED_JOB', `unknown scheduled job ${id}`);
         request.log.info({ jobId: id }, 'scheduled job cancelled');
         return { cancelled: id };
       },
