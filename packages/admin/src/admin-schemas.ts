@@ -218,7 +218,8 @@ const queueProperties = {
   inflight: nullableInt,
   inMemory: {
     ...nullableInt,
-    description: 'Messages held in memory (waiting, in flight, delayed); the rest stays in the store. Master only.',
+    description:
+      'Messages held in memory (waiting, in flight, delayed); the rest stays in the store. Master only.',
   },
   oldestMessageAgeMs: nullableNumber,
 } as const;

@@ -24,7 +24,7 @@ export interface ConsumerOptions {
   durableName?: string;
   /** Do not receive messages this connection sent (topics). */
   noLocal?: boolean;
-  /** Message selector (passed to the broker; Keel's broker does not support them yet). */
+  /** JMS message selector (docs/protocol.md section 5.3); an invalid one fails with INVALID_SELECTOR. */
   selector?: string;
   /** ActiveMQ exclusive consumer: while on the queue it gets every message; the next takes over when it leaves. */
   exclusive?: boolean;

@@ -732,7 +732,11 @@ export class MessageQueue {
     }
   }
 
-  private async readForSelector(c: QueueConsumer, selector: QueueSelector, page: SelectorPage): Promise<void> {
+  private async readForSelector(
+    c: QueueConsumer,
+    selector: QueueSelector,
+    page: SelectorPage,
+  ): Promise<void> {
     const backing = this.backing!;
     const limit = Math.ceil(this.options.memoryWindow / 2);
     page.reading = true;
@@ -742,7 +746,9 @@ export class MessageQueue {
       const from = laterCursor(page.cursor, this.cursor);
       const sql = selector.sql;
       const rows =
-        sql !== null && backing.pageWhere ? await backing.pageWhere(from, limit, sql) : await backing.page(from, limit);
+        sql !== null && backing.pageWhere
+          ? await backing.pageWhere(from, limit, sql)
+          : await backing.page(from, limit);
       if (this.selectorPages?.get(c) !== page) return; // the consumer left, or the pages were reset
       for (const row of rows) {
         page.cursor = { priority: row.priority, id: row.id };
