@@ -137,6 +137,18 @@ export async function startPostgresPair(options: { synchronous?: boolean } = {})
     },
     async promoteStandby() {
       await asPostgres(bindir, 'pg_ctl', ['promote', '-D', standby.dataDir, '-w', '-t', '60']);
+      // The clone copied synchronous_standby_names: the new primary, with no standby of its own
+      // yet, would make every commit wait forever. Relax it, as Patroni does with no sync standby
+      // left (docs/operations.md, "Postgres high availability").
+      const { Client } = await import('pg');
+      const c = new Client({ connectionString: standby.adminUrl });
+      await c.connect();
+      try {
+        await c.query(`ALTER SYSTEM SET synchronous_standby_names = ''`);
+        await c.query('SELECT pg_reload_conf()');
+      } finally {
+        await c.end();
+      }
     },
     async stop() {
       for (const n of [primary, standby]) {
