@@ -54,6 +54,7 @@ describe('keel program', () => {
       'browse',
       'purge',
       'handover',
+      'scheduled',
       'produce',
       'consume',
       'drill',

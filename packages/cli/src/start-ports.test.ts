@@ -100,7 +100,7 @@ describe('keel start ports', () => {
 });
 
 describe('keel start node environment', () => {
-  it('keeps the tuning KEEL_* variables and replaces the wiring ones', () => {
+  it('keeps the tuning KEEL_* variables and replaces the wiring ones (the locker too: keel start picks it, --shared or not)', () => {
     const env = nodeEnv(
       {
         PATH: '/bin',
@@ -120,7 +120,6 @@ describe('keel start node environment', () => {
     expect(env).toEqual({
       PATH: '/bin',
       KEEL_USERS: 'alice:one',
-      KEEL_LOCKER: 'lease',
       KEEL_LOG_LEVEL: 'debug',
       KEEL_DB: 'postgres://127.0.0.1:1/keel',
       KEEL_LOCK_DB: 'postgres://127.0.0.1:1/keel_lock',

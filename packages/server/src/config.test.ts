@@ -97,7 +97,7 @@ describe('loadConfig defaults', () => {
   it('requires db and says how to set it', () => {
     const err = configError(() => loadConfig({ env: {} }));
     expect(err.message).toBe(
-      'invalid configuration: db: is required: set --db, KEEL_DB or db in the configuration file',
+      'invalid configuration: db: is required: set --db, KEEL_DB or db in the configuration file (or --store-dir with --locker file)',
     );
     expect(err.code).toBe('CONFIG_INVALID');
     expect(err).toBeInstanceOf(InvalidArgumentError);

@@ -254,14 +254,16 @@ export class HostSelector {
       constructor(config: ClientConfig) {
         super(config);
         this.selectionConfig = config;
-        // A session that breaks (its server died, or was demoted and restarted) makes the next
+        // A listener for the client's whole life: between its connect and the pool's own listener
+        // (pg-pool adds it only in its connect callback, after our host check) a terminated session
+        // emitted 'error' to nobody and killed the process (native/in-doubt-send.test.ts, under
+        // pg_terminate_backend every 15 ms). Its queries fail all the same. And with several hosts,
+        // a session that breaks (its server died, or was demoted and restarted) makes the next
         // connection look for a host again, instead of failing once on the dead one first.
-        if (selector.url.hosts.length > 1) {
-          this.on('error', (err: Error) => {
-            if (this.selected && selector.current === this.selected)
-              selector.reject(this.selected, `session failed: ${err.message}`);
-          });
-        }
+        this.on('error', (err: Error) => {
+          if (selector.url.hosts.length > 1 && this.selected && selector.current === this.selected)
+            selector.reject(this.selected, `session failed: ${err.message}`);
+        });
       }
       override connect(): Promise<Client>;
       override connect(callback: ((err: Error) => void) | ((err: null, c: Client) => void)): void;
