@@ -3,6 +3,7 @@
  * admin API: `keel scheduled` (or `keel scheduled list`) lists them earliest due first, a page at a
  * time (`--limit`, `--after`); `keel scheduled cancel ID` cancels one (needs the admin user).
  */
+import type { ScheduledJobInfo } from '@keel/core';
 import { type Command, InvalidArgumentError as CommanderInvalidArgumentError } from 'commander';
 import type { Output } from '../output';
 import {
@@ -15,19 +16,8 @@ import {
 } from './admin-client';
 import { formatTable } from './admin-format';
 
-export interface ScheduledJobReply {
-  jobId: string;
-  destination: string;
-  nextDue: string;
-  delayMs: number;
-  periodMs: number;
-  repeat: number;
-  repeatsLeft: number;
-  cron: string | null;
-  fired: number;
-  createdAt: string;
-  bodySize: number;
-}
+/** A job as the admin API answers it (core's ScheduledJobInfo over JSON). */
+export type ScheduledJobReply = ScheduledJobInfo;
 
 export interface ScheduledListReply {
   jobs: ScheduledJobReply[];
