@@ -117,13 +117,25 @@ describe('shared-storage master/slave (mode b)', () => {
     expect(a.logs.indexOf(stopped)).toBeLessThan(a.logs.indexOf(stepDown));
     expect(a.logs.indexOf(stopped)).toBeLessThan(a.logs.indexOf(roleChange));
 
-    await b.waitForRole('master', 90_000);
+    // The next master is whoever takes the new lock file first: usually b, but on a busy machine a
+    // (a slave again, retrying every 200 ms) can win it. Either way it runs crash recovery.
+    const next = await Promise.race([
+      b.waitForRole('master', 90_000).then(() => b),
+      a
+        .waitForLog(
+          (e) => e.msg === 'role changed' && e.role === 'master',
+          90_000,
+          a.logs.indexOf(roleChange),
+        )
+        .then(() => a),
+    ]);
+    const other = next === a ? b : a;
     expect(alive(firstPostmaster)).toBe(false);
     const second = postmasterPid() as number;
     expect(second).not.toBe(firstPostmaster);
     expect(alive(second)).toBe(true);
 
-    const consumerConn = await connect(`tcp://127.0.0.1:${b.port}`);
+    const consumerConn = await connect(`tcp://127.0.0.1:${next.port}`);
     const cs = await consumerConn.createSession({ ackMode: 'individual' });
     const consumer = await cs.createConsumer(queue, { prefetch: 100 });
     const bodies = new Set<string>();
@@ -148,8 +160,8 @@ describe('shared-storage master/slave (mode b)', () => {
       duplicates: 0,
     });
 
-    // a waits as slave again, without a Postgres of its own.
-    await a.waitForRole('slave', 30_000);
+    // The other node waits as slave, without a Postgres of its own.
+    await other.waitForRole('slave', 30_000);
     await a.stop();
     await b.stop();
     expect(alive(second)).toBe(false);
