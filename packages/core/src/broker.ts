@@ -25,6 +25,8 @@ import { applyConsumerOptions } from './dispatch/destination-options';
 import { ForwardedMessages } from './forwarded-messages';
 import { DEFAULT_CANCELLABLE_HOLD_MS, GroupCommitWriter } from './group-commit';
 import { InDoubtSends } from './in-doubt-sends';
+import { type AbortSlowConsumerOptions, AbortSlowConsumerStrategy } from './limits/abort-slow-consumer';
+import { messageBytes, SystemUsage, type SystemUsageOptions } from './limits/system-usage';
 import { MessageIdAllocator, parseMessageId } from './message-ids';
 import { MessageQueue, type QueueBacking, type QueueHost } from './message-queue';
 import { validateMessageFields } from './message-validation';
@@ -40,6 +42,7 @@ import {
   type MessageSchedulerOptions,
   type SchedulerHost,
 } from './scheduler/message-scheduler';
+import type { AuthorizationMap, AuthorizationRight } from './security/authorization-map';
 import { MessageSelector } from './selector';
 import type { DurableSubscriptionRecord, Store, StoreBatch, StoredMessage } from './store/store';
 
@@ -62,6 +65,8 @@ export const DEFAULT_DEAD_LETTER: Readonly<DeadLetterOptions> = Object.freeze({
 });
 
 export const DEFAULT_MEMORY_WINDOW = 2000;
+/** 64 MiB per queue: ActiveMQ's default per-destination memory limit is a share of a 64 MB memoryUsage. */
+export const DEFAULT_MEMORY_WINDOW_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024;
 export const DEFAULT_PREFETCH = 1000;
 export const DEFAULT_RECOVERY_HOLD_MS = 1000;
@@ -75,6 +80,12 @@ export interface BrokerOptions {
   deadLetter?: Partial<DeadLetterOptions>;
   /** Messages per queue held in memory; the rest is paged from the store. */
   memoryWindow?: number;
+  /** Bytes per queue held in memory (waiting and in flight); the rest is paged from the store (issue #23.3). */
+  memoryWindowBytes?: number;
+  /** memoryUsage / storeUsage limits and producer flow control (limits/system-usage.ts). */
+  systemUsage?: SystemUsageOptions;
+  /** ActiveMQ's AbortSlowConsumerStrategy (limits/abort-slow-consumer.ts); off unless maxSlowDurationMs > 0. */
+  slowConsumer?: AbortSlowConsumerOptions;
   maxBatchMessages?: number;
   maxMessageSize?: number;
   /**
@@ -100,6 +111,11 @@ export interface BrokerOptions {
   scheduler?: MessageSchedulerOptions;
   /** Virtual topics and composite destinations (routing/destination-router.ts). */
   routing?: RoutingOptions;
+  /**
+   * ActiveMQ's authorizationPlugin: who may read, write and create which destinations
+   * (security/authorization-map.ts). Absent: every connection may do everything.
+   */
+  authorization?: AuthorizationMap | null;
 }
 
 /** One physical destination a send is delivered to (several for a routed or a transacted send). */
@@ -308,6 +324,10 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
   readonly redelivery: RedeliveryPolicy;
   readonly deadLetterOptions: DeadLetterOptions;
   private readonly memoryWindow: number;
+  private readonly queueOptions: { memoryWindow: number; memoryWindowBytes: number };
+  /** memoryUsage / storeUsage and producer flow control (issue #23.3). */
+  readonly usage: SystemUsage;
+  readonly slowConsumers: AbortSlowConsumerStrategy;
   private readonly concurrentStoreAndDispatchQueues: boolean;
   /** QueueHost: concurrent store and dispatch's hold (ms). */
   readonly dispatchHoldMs: number;
@@ -360,6 +380,24 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
     this.dispatchHoldMs = options.concurrentStoreAndDispatchHoldMs ?? DEFAULT_CANCELLABLE_HOLD_MS;
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     if (!(this.memoryWindow >= 10)) throw new InvalidArgumentError('memoryWindow must be at least 10');
+    const memoryWindowBytes = options.memoryWindowBytes ?? DEFAULT_MEMORY_WINDOW_BYTES;
+    if (!(memoryWindowBytes >= 1024))
+      throw new InvalidArgumentError('memoryWindowBytes must be at least 1024');
+    this.queueOptions = { memoryWindow: this.memoryWindow, memoryWindowBytes };
+    this.usage = new SystemUsage(options.systemUsage ?? {}, () => this.heldInMemory());
+    this.slowConsumers = new AbortSlowConsumerStrategy(options.slowConsumer ?? {}, {
+      connections: () => this.connections.values(),
+      now: () => this.clock.now(),
+      abortConsumer: (conn, consumer, err) => {
+        this.logger.warn({ conn: conn.id, consumer: consumer.id, err: err.message }, 'slow consumer aborted');
+        this.closeConsumer(conn, consumer, true);
+      },
+      abortConnection: (conn, err) => {
+        this.logger.warn({ conn: conn.id, err: err.message }, 'slow consumer: connection aborted');
+        this.closeConnection(conn);
+        conn.info.transport?.close(err);
+      },
+    });
     this.scheduler = new MessageScheduler(this, options.scheduler);
     this.router = new DestinationRouter(options.routing ?? {}, () => this.queueNames());
     this.clientIds = new ClientIdRegistry(this.nodeName, (c) => this.closeConnection(c), this.logger);
@@ -505,6 +543,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
       ...[...this.durables.values()].map((s) => s.queue.recover()),
     ]);
     this.running = true;
+    this.slowConsumers.start();
     this.logger.info(
       {
         epoch: this.epoch,
@@ -522,6 +561,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
     if (!this.running && !this.writer) return;
     const schedulerStopped = this.scheduler.stop();
     this.running = false;
+    this.usage.close();
+    this.slowConsumers.stop();
     this.suspension?.reject(
       new NotMasterError(`broker ${this.nodeName} stopped serving (${this.suspendReason})`),
     );
@@ -577,7 +618,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
   /**
    * Accept a message. Resolves once it is safe: for a persistent message on a durable destination
    * after the store commit that holds it. A resend of a (producerId, producerSeq) already accepted
-   * resolves without storing it again.
+   * resolves without storing it again. Producer flow control first (issue #23.3): while memoryUsage
+   * or storeUsage is at its limit the send waits, or fails with RESOURCE_LIMIT (sendFailIfNoSpace).
    */
   async send(
     conn: ConnectionState,
@@ -590,9 +632,28 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
      */
     options: { resent?: boolean } = {},
   ): Promise<SendResult> {
+    const bytes = Buffer.isBuffer(message?.body) ? messageBytes(message.body) : 0;
+    const wait = this.usage.acquire(bytes, message?.persistent === true);
+    if (wait !== null) await wait;
+    try {
+      return await this.sendAdmitted(conn, message, txId, options);
+    } finally {
+      this.usage.release(bytes);
+    }
+  }
+
+  private async sendAdmitted(
+    conn: ConnectionState,
+    message: Message,
+    txId: string | undefined,
+    options: { resent?: boolean },
+  ): Promise<SendResult> {
     this.assertRunning();
     if (this.suspended) await this.whileSuspended();
     const dest = this.checkMessage(message);
+    // Authorization before anything is stored or queued in a transaction (security/).
+    this.authorize(conn, 'write', dest);
+    if (!isSchedulerManagement(dest)) this.authorizeCreate(conn, dest);
     // ActiveMQ's scheduler: its management destination, and sends that ask for a schedule.
     if (isSchedulerManagement(dest)) {
       await this.scheduler.manage(message);
@@ -684,6 +745,32 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
     }
     await done;
     return { messageId: message.messageId, duplicate: false };
+  }
+
+  /**
+   * Throws NOT_AUTHORIZED unless the connection's user has `right` on `dest`. The broker's own
+   * connections (internal, admin API — which checks its own roles) and a network bridge's local
+   * connection without a user are not checked; a bridge is checked as its user on the peer.
+   */
+  private authorize(conn: ConnectionState, right: AuthorizationRight, dest: Destination): void {
+    const map = this.opts.authorization;
+    if (!map) return;
+    const { protocol, username } = conn.info;
+    if (protocol === 'internal' || protocol === 'admin' || (protocol === 'network' && username === undefined))
+      return;
+    map.check(username, right, dest);
+  }
+
+  /**
+   * Creating a destination on first use needs the admin right, as in ActiveMQ
+   * (AuthorizationBroker.addDestination): a destination that exists needs none. Wildcards create
+   * nothing.
+   */
+  private authorizeCreate(conn: ConnectionState, dest: Destination): void {
+    if (!this.opts.authorization || isWildcard(dest.name)) return;
+    const key = formatDestination(dest);
+    if (this.queues.has(key) || this.topics.has(key)) return;
+    this.authorize(conn, 'admin', dest);
   }
 
   private checkMessage(message: Message): Destination {
@@ -1021,7 +1108,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
       name,
       type,
       destId,
-      queue: new MessageQueue(key, this, backing, { memoryWindow: this.memoryWindow }),
+      queue: new MessageQueue(key, this, backing, this.queueOptions),
       ownerConnection: owner,
       createdAt: Date.now(),
     };
@@ -1154,7 +1241,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
     const sub: Subscription = {
       key,
       pattern: topicName,
-      queue: new MessageQueue(`durable://${key}`, this, backing, { memoryWindow: this.memoryWindow }),
+      queue: new MessageQueue(`durable://${key}`, this, backing, this.queueOptions),
       durable: rec,
       consumer: null,
       connectionId: null,
@@ -1192,6 +1279,9 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
       throw new InvalidArgumentError(`prefetch must be a non-negative integer (got ${options.prefetch})`);
     }
     const dest = parseDestination(options.destination);
+    // Consuming, browsing and durable subscriptions need the read right (ActiveMQ AuthorizationBroker.addConsumer).
+    this.authorize(conn, 'read', dest);
+    this.authorizeCreate(conn, dest);
     if (options.browse === true) return this.browse(conn, dest, options, sink);
     const args: ConstructorParameters<typeof BrokerConsumer> = [
       options.consumerId,
@@ -1917,6 +2007,15 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
     if (!this.internal || this.internal.closed)
       this.internal = this.openConnection({ protocol: 'internal', clientId: `${this.nodeName}-internal` });
     return this.send(this.internal, message);
+  }
+
+  /** memoryUsage of the destinations: bytes of the messages their queues hold in memory. */
+  private heldInMemory(): number {
+    let n = 0;
+    for (const rec of this.queues.values()) n += rec.queue.memoryBytes;
+    for (const s of this.subscriptions) n += s.queue.memoryBytes;
+    for (const s of this.durables.values()) if (!this.subscriptions.has(s)) n += s.queue.memoryBytes;
+    return n;
   }
 
   private assertRunning(): void {
