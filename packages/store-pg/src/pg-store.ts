@@ -886,6 +886,9 @@ export class PgStore implements Store {
    * cluster row to tell them apart and to name the epoch and the node that holds it.
    */
   private async fenceFailure(writeEpoch: number, client?: PoolClient): Promise<KeelError> {
+    // Whether a takeover of this node's own runs, taken before and after the read: one that ends
+    // while the row is read has bumped the epoch past what the read may show.
+    const takingOverAtRefusal = this.takeOversRunning > 0 || this.takeOverInDoubt;
     const sql = 'SELECT epoch, master FROM keel_clusters WHERE cluster = $1';
     const clusterRow = await (client ?? this.pool)
       .query<{ epoch: number; master: string | null }>(sql, [this.cluster])
@@ -898,7 +901,7 @@ export class PgStore implements Store {
       writeEpoch,
       currentEpoch: this.currentEpoch,
       node: this.node,
-      takingOver: this.takeOversRunning > 0 || this.takeOverInDoubt,
+      takingOver: takingOverAtRefusal || this.takeOversRunning > 0 || this.takeOverInDoubt,
       clusterRow,
     });
   }

@@ -29,6 +29,12 @@ describe("fenceRefusal: a rival's takeover or this node's own older epoch", () =
     expect(err.code).toBe('STORE_UNAVAILABLE');
   });
 
+  it('is its own when the row shows an epoch between the write and its takeover just answered', () => {
+    // The row was read while its own takeover (epoch 11) committed: it shows the epoch before.
+    const err = fenceRefusal({ ...base, currentEpoch: 11, clusterRow: { epoch: 10, master: 'node-a' } });
+    expect(err.code).toBe('STORE_UNAVAILABLE');
+  });
+
   it('is FENCED when the row names another master, with both epochs and the holder', () => {
     const err = fenceRefusal({ ...base, writeEpoch: 10, clusterRow: { epoch: 11, master: 'node-b' } });
     expect(err).toBeInstanceOf(FencedError);
@@ -51,5 +57,10 @@ describe("fenceRefusal: a rival's takeover or this node's own older epoch", () =
   it('without the cluster row, an older write epoch is still known to be its own', () => {
     expect(fenceRefusal({ ...base, clusterRow: null }).code).toBe('STORE_UNAVAILABLE');
     expect(fenceRefusal({ ...base, writeEpoch: 10, clusterRow: null }).code).toBe('FENCED');
+  });
+
+  it('without the cluster row, a write refused during its own takeover is its own', () => {
+    const during = { ...base, writeEpoch: 10, currentEpoch: 10, clusterRow: null, takingOver: true };
+    expect(fenceRefusal(during).code).toBe('STORE_UNAVAILABLE');
   });
 });

@@ -25,17 +25,19 @@ export interface FenceCheckFailure {
  * refused — nothing of it was stored — and is answered as a retryable STORE_UNAVAILABLE, while the
  * node goes on serving at its new epoch. Only a cluster row that names another master, or an epoch
  * this node never took, is a FencedError. When the row cannot be read, a write of an epoch older
- * than this store's current one is still known to be its own.
+ * than this store's current one is still known to be its own, and so is one refused while this
+ * node's own takeover runs: a takeover starts only once the node holds the master lock, so no rival
+ * can have bumped the epoch since, and the refused write stored nothing either way.
  */
 export function fenceRefusal(f: FenceCheckFailure): KeelError {
   const row = f.clusterRow;
   const ownNewer =
     row === null
-      ? f.writeEpoch !== f.currentEpoch
+      ? f.writeEpoch !== f.currentEpoch || f.takingOver
       : f.node !== null &&
         row.master === f.node &&
         row.epoch > f.writeEpoch &&
-        (row.epoch === f.currentEpoch || f.takingOver);
+        (row.epoch <= f.currentEpoch || f.takingOver);
   if (ownNewer) {
     const now = row?.epoch ?? f.currentEpoch;
     return new StoreError(
