@@ -103,7 +103,16 @@ export interface QueueStats {
 export interface QueueOptions {
   /** Messages held in memory before the rest stays in Postgres only. */
   memoryWindow: number;
+  /**
+   * Bytes (QueueEntry.size) of waiting and in-flight messages held in memory before the rest stays
+   * in Postgres only, whatever their count (issue #23.3; ActiveMQ's per-destination memoryLimit,
+   * whose cursor pages to the store when it is reached). Default: no byte bound.
+   */
+  memoryWindowBytes?: number;
 }
+
+/** Rows in the first page read of a queue whose message sizes are not known yet (after recovery). */
+const FIRST_PAGE_ROWS = 64;
 
 /**
  * A FIFO-within-priority queue of messages with competing consumers: used for queues, durable
@@ -120,6 +129,11 @@ export class MessageQueue {
   private consumers: QueueConsumer[] = [];
   private rr = 0;
   inflight = 0;
+  /** Bytes (QueueEntry.size) of the entries in flight. */
+  private inflightBytes = 0;
+  /** Moving average of entry sizes seen (bytes); 0 before the first: sizes the byte-bounded page reads. */
+  private entrySizeEstimate = 0;
+  private readonly windowBytes: number;
   private delayed = new Set<QueueEntry>();
   private delayTimer: NodeJS.Timeout | null = null;
   private dispatchScheduled = false;
@@ -161,6 +175,7 @@ export class MessageQueue {
     private readonly options: QueueOptions,
   ) {
     this.groupable = key.startsWith('queue://') || key.startsWith('temp-queue://');
+    this.windowBytes = options.memoryWindowBytes ?? Number.POSITIVE_INFINITY;
   }
 
   /** Start from the store (recovery): everything stored is on disk until paged in. */
@@ -190,6 +205,21 @@ export class MessageQueue {
 
   get inMemory(): number {
     return this.pending.size + this.inflight + this.delayed.size;
+  }
+
+  /** Bytes of the messages waiting in memory and in flight (the memoryUsage of this queue). */
+  get memoryBytes(): number {
+    return this.pending.byteSize + this.inflightBytes;
+  }
+
+  /** The count or the byte window is full: a new stored message stays in the store only. */
+  private windowFull(): boolean {
+    return this.inMemory >= this.options.memoryWindow || this.memoryBytes >= this.windowBytes;
+  }
+
+  private noteSize(size: number): void {
+    const e = this.entrySizeEstimate;
+    this.entrySizeEstimate = e === 0 ? size : e * 0.9 + size * 0.1;
   }
 
   get isSpilled(): boolean {
@@ -228,6 +258,7 @@ export class MessageQueue {
   /** A new message (committed when stored, unless `entry.storing`: see acceptsBeforeStored). */
   enqueue(entry: QueueEntry): void {
     this.stats.enqueued += 1;
+    this.noteSize(entry.size);
     if (entry.stored && !entry.storing && this.backing && this.shouldSpill(entry)) {
       if (!this.spilled) {
         this.spilled = true;
@@ -261,7 +292,7 @@ export class MessageQueue {
       if (c === null) return true;
       return entry.priority < c.priority || (entry.priority === c.priority && entry.id > c.id);
     }
-    return this.inMemory >= this.options.memoryWindow;
+    return this.windowFull();
   }
 
   private hold(entry: QueueEntry): void {
@@ -316,6 +347,7 @@ export class MessageQueue {
 
   private handOver(entry: QueueEntry, consumer: QueueConsumer, groupFirst: boolean): void {
     this.inflight += 1;
+    this.inflightBytes += entry.size;
     entry.dispatchedAt = performance.now();
     this.noteDelivery(entry, consumer);
     consumer.take(this, entry, groupFirst);
@@ -379,6 +411,7 @@ export class MessageQueue {
   /** The entry is no longer in flight (acknowledged, returned or redelivered). */
   private landed(entry: QueueEntry): void {
     this.inflight -= 1;
+    this.inflightBytes -= entry.size;
     if (this.groups?.settled(entry)) this.scheduleDispatch();
   }
 
@@ -530,9 +563,7 @@ export class MessageQueue {
    * store and dispatch): only while it has consumers and would be held in memory, not spilled.
    */
   acceptsBeforeStored(): boolean {
-    return (
-      !this.closed && !this.spilled && this.consumers.length > 0 && this.inMemory < this.options.memoryWindow
-    );
+    return !this.closed && !this.spilled && this.consumers.length > 0 && !this.windowFull();
   }
 
   /**
@@ -659,6 +690,7 @@ export class MessageQueue {
   private maybePageIn(): void {
     if (!this.spilled || this.paging || this.closed) return;
     if (this.pending.size + this.delayed.size >= this.options.memoryWindow / 2) return;
+    if (this.pending.byteSize >= this.windowBytes / 2) return;
     void this.pageIn();
   }
 
@@ -670,18 +702,24 @@ export class MessageQueue {
         // The window bounds what waits in memory; in-flight messages are bounded by the consumers'
         // prefetch. (Counting them here shrank pages to a row or two while consumers held a full
         // prefetch, and the drain waited on one query per row.)
-        const waiting = this.pending.size + this.delayed.size;
-        const limit = Math.max(Math.ceil(this.options.memoryWindow / 2), this.options.memoryWindow - waiting);
+        const limit = this.pageLimit();
         const rows = await this.backing!.page(this.cursor, limit);
-        for (const row of rows) {
+        // The byte window (issue #23.3): rows past it stay in the store, the cursor before them.
+        let truncated = false;
+        for (const [i, row] of rows.entries()) {
+          if (i > 0 && this.pending.byteSize >= this.windowBytes) {
+            truncated = true;
+            break;
+          }
           this.cursor = { priority: row.priority, id: row.id };
           if (this.memoryIds.has(row.id) || this.removing.has(row.id)) continue;
           this.spilledCount -= 1;
           const entry = this.host.entryFromStored(row);
+          this.noteSize(entry.size);
           this.hold(entry);
           this.pending.push(entry);
         }
-        if (rows.length < limit) {
+        if (!truncated && rows.length < limit) {
           // Everything after the cursor is in memory now (or the count drifted: recount).
           if (this.spilledCount > 0) {
             this.spilledCount = Math.max(0, (await this.backing!.count()) - this.memoryIds.size);
@@ -702,6 +740,24 @@ export class MessageQueue {
     };
     this.paging = run();
     return this.paging;
+  }
+
+  /**
+   * Rows to read in one page: what fills the count window, and, with a byte window, what fits in the
+   * bytes left at the sizes seen so far (FIRST_PAGE_ROWS while none were seen), at least one.
+   */
+  private pageLimit(): number {
+    const waiting = this.pending.size + this.delayed.size;
+    const byCount = Math.max(Math.ceil(this.options.memoryWindow / 2), this.options.memoryWindow - waiting);
+    return this.boundedByBytes(byCount, this.windowBytes - this.pending.byteSize);
+  }
+
+  /** `rows`, or fewer: what fits in `bytes` at the sizes seen so far (at least one row). */
+  private boundedByBytes(rows: number, bytes: number): number {
+    if (this.windowBytes === Number.POSITIVE_INFINITY) return rows;
+    const est = this.entrySizeEstimate;
+    if (est === 0) return Math.min(rows, FIRST_PAGE_ROWS);
+    return Math.max(1, Math.min(rows, Math.floor(Math.max(0, bytes) / est)));
   }
 
   private anyCanTake(): boolean {
@@ -738,7 +794,7 @@ export class MessageQueue {
     page: SelectorPage,
   ): Promise<void> {
     const backing = this.backing!;
-    const limit = Math.ceil(this.options.memoryWindow / 2);
+    const limit = this.boundedByBytes(Math.ceil(this.options.memoryWindow / 2), this.windowBytes / 2);
     page.reading = true;
     this.reads += 1;
     let admitted = 0;
