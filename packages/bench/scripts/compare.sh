@@ -13,7 +13,11 @@
 # database (the ActiveMQ one too with DROP_ACTIVEMQ_DB=1).
 #
 # Targets: keel (Keel over STOMP), keel-native (the same Keel node over its native protocol,
-# @keel/client), activemq, rabbitmq. With KEEL_EXTRA=1 (default) each round also runs Keel's
+# @keel/client), activemq, rabbitmq (its STOMP plugin), rabbitmq-amqp and rabbitmq-quorum (the same
+# RabbitMQ node over AMQP 0-9-1 with amqplib: confirm channels, manual acks, a durable classic /
+# quorum queue). Every throughput/fanout run also reports its cost per message: CPU of the
+# broker process (RabbitMQ: beam.smp), of the Postgres server's processes and of the load
+# generator, WAL bytes and fsyncs (pg_stat_wal) -- see src/cost-meter.ts. With KEEL_EXTRA=1 (default) each round also runs Keel's
 # `failover` scenario on a fresh master/slave pair (keel-pair.js, native failover client) and the
 # last round Keel's `connections` scenario (5,000 idle connections).
 #
@@ -21,7 +25,10 @@
 # COUNT_W1 (30000), COUNT_W64 (200000), FANOUT_COUNT (20000), BACKLOG_COUNT (100000),
 # DURATION_MS (60000), BACKLOG_DURATION_MS (120000), PG (postgres://postgres@127.0.0.1:55432),
 # SKIP_BUILD (unset), PG_LIMIT (1: run pg-limit.js), NOTES_MD (a hand-written markdown file
-# appended to the report, e.g. packages/bench/docs-notes.md).
+# appended to the report, e.g. packages/bench/docs-notes.md), SECTION (unset: the report is the whole
+# docs/benchmarks.md; set: it replaces only the section of that title in it), PRIVATE_PG (unset; 1:
+# run the whole comparison on a Postgres cluster of its own, initdb'd in RESULTS_DIR/pgdata on port
+# PRIVATE_PG_PORT (55499), so that Postgres CPU and WAL counters are this bench's alone).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -47,15 +54,36 @@ mkdir -p "$RESULTS"
 cd "$ROOT"
 [ -n "${SKIP_BUILD:-}" ] || npx tsc -b tsconfig.json
 
+# The peer process a target runs on (peers.sh start/stop NAME).
+peer_of() { case $1 in keel | keel-native) ;; rabbitmq | rabbitmq-amqp | rabbitmq-quorum) echo rabbitmq ;; *) echo "$1" ;; esac; }
+PEERS=$(for t in $TARGETS; do peer_of "$t"; done | sort -u)
+
+private_pg_dir=
+if [ -n "${PRIVATE_PG:-}" ]; then
+  PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  private_pg_dir="$RESULTS/pgdata"
+  PRIVATE_PG_PORT=${PRIVATE_PG_PORT:-55499}
+  chown_pg() { if [ "$(id -u)" = 0 ]; then chown -R postgres "$@"; fi; }
+  as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+  mkdir -p "$private_pg_dir" && chown_pg "$private_pg_dir"
+  as_pg "$PGBIN/initdb" -D "$private_pg_dir" -U postgres --auth=trust -E UTF8 >"$RESULTS/initdb.log"
+  # Default settings (synchronous_commit on, fsync on); the socket in the data directory.
+  as_pg "$PGBIN/pg_ctl" -D "$private_pg_dir" -l "$RESULTS/private-pg.log" -w \
+    -o "-p $PRIVATE_PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$private_pg_dir -c max_connections=200" start >/dev/null
+  PG=postgres://postgres@127.0.0.1:$PRIVATE_PG_PORT
+  export PGPORT=$PRIVATE_PG_PORT
+fi
+
 keel_pid=
 cleanup() {
   [ -n "$keel_pid" ] && kill -TERM "$keel_pid" 2>/dev/null && wait "$keel_pid" 2>/dev/null || true
-  for t in $TARGETS; do case $t in keel | keel-native) ;; *) "$HERE/peers.sh" stop "$t" || true ;; esac; done
+  for p in $PEERS; do "$HERE/peers.sh" stop "$p" || true; done
   psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $KEEL_DB WITH (FORCE)" 2>/dev/null || true
   psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS ${KEEL_DB}_lock WITH (FORCE)" 2>/dev/null || true
   if [ -n "${DROP_ACTIVEMQ_DB:-}" ]; then
     psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS ${ACTIVEMQ_DB:-activemq_bench} WITH (FORCE)" 2>/dev/null || true
   fi
+  if [ -n "$private_pg_dir" ]; then as_pg "$PGBIN/pg_ctl" -D "$private_pg_dir" -m fast -w stop >/dev/null || true; rm -rf "$private_pg_dir"; fi
 }
 trap cleanup EXIT
 
@@ -77,6 +105,8 @@ for t in $TARGETS; do
   case $t in
     activemq) PID[$t]=$("$HERE/peers.sh" start activemq | tail -1); URL[$t]=stomp://127.0.0.1:${ACTIVEMQ_STOMP_PORT:-61714}; LOGIN[$t]= ;;
     rabbitmq) PID[$t]=$("$HERE/peers.sh" start rabbitmq | tail -1); URL[$t]=stomp://127.0.0.1:${RABBIT_STOMP_PORT:-61715}; LOGIN[$t]="--login guest --passcode guest" ;;
+    rabbitmq-amqp | rabbitmq-quorum)
+      PID[$t]=$("$HERE/peers.sh" start rabbitmq | tail -1); URL[$t]=amqp://127.0.0.1:${RABBIT_AMQP_PORT:-5673}; LOGIN[$t]="--login guest --passcode guest" ;;
     keel | keel-native) ;;
     *) echo "unknown target $t" >&2; exit 2 ;;
   esac
@@ -92,7 +122,9 @@ case_args() {
   esac
 }
 
-echo "ROUNDS=$ROUNDS TARGETS='$TARGETS' CASES='$CASES' COUNT_W1=$COUNT_W1 COUNT_W64=$COUNT_W64 BACKLOG_COUNT=$BACKLOG_COUNT DURATION_MS=$DURATION_MS BACKLOG_DURATION_MS=$BACKLOG_DURATION_MS packages/bench/scripts/compare.sh" >"$RESULTS/command.txt"
+echo "ROUNDS=$ROUNDS TARGETS='$TARGETS' CASES='$CASES' COUNT_W1=$COUNT_W1 COUNT_W64=$COUNT_W64 BACKLOG_COUNT=$BACKLOG_COUNT DURATION_MS=$DURATION_MS BACKLOG_DURATION_MS=$BACKLOG_DURATION_MS KEEL_EXTRA=$KEEL_EXTRA PG_LIMIT=${PG_LIMIT:-1}${PRIVATE_PG:+ PRIVATE_PG=1}${SECTION:+ SECTION='$SECTION'} packages/bench/scripts/compare.sh" >"$RESULTS/command.txt"
+pg_kind="the dev server ($PG), shared with whatever else runs on it"
+[ -n "$private_pg_dir" ] && pg_kind="a private cluster for this run only ($PG, initdb defaults: synchronous_commit on, fsync on)"
 pgstat() { # label
   psql "$PG/postgres" -Atc "SELECT '$1', now(), datname, xact_commit, xact_rollback, blks_read, blks_hit, tup_inserted, tup_deleted, tup_updated FROM pg_stat_database WHERE datname IN ('$KEEL_DB', '${ACTIVEMQ_DB:-activemq_bench}')" >>"$RESULTS/pg-stat-database.txt"
 }
@@ -101,7 +133,9 @@ pgstat() { # label
   echo "  \"Postgres\": \"$(psql "$PG/postgres" -Atc 'SHOW server_version') (the dev server; Keel and ActiveMQ's JDBC store share it)\","
   echo "  \"Keel\": \"$(node -p "require('$ROOT/packages/server/package.json').version") at git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')\","
   echo "  \"ActiveMQ\": \"$(dpkg-query -W -f '${Version}' activemq 2>/dev/null || echo 'not installed'), JDBC persistence (commons-dbcp2, Postgres JDBC)\","
-  echo "  \"RabbitMQ\": \"$(dpkg-query -W -f '${Version}' rabbitmq-server 2>/dev/null || echo 'not installed'), STOMP plugin, durable queues\","
+  echo "  \"RabbitMQ\": \"$(dpkg-query -W -f '${Version}' rabbitmq-server 2>/dev/null || echo 'not installed'), STOMP plugin and AMQP 0-9-1 (amqplib $(node -p "require('$ROOT/node_modules/amqplib/package.json').version" 2>/dev/null || echo '?'): confirm channel per producer, prefetch and manual acks), durable queues\","
+  echo "  \"Postgres server\": \"$pg_kind\","
+  echo "  \"Load during the run\": \"load average at the start $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs\","
   echo "  \"Packages\": \"$(dpkg-query -W -f '${Package} ${Version}, ' activemq rabbitmq-server postgresql-15 2>/dev/null | sed 's/, $//'); Java $(java -version 2>&1 | head -1 | sed 's/"//g'); Node $(node -v)\","
   echo "  \"Rounds\": \"$ROUNDS, targets alternating within each round\""
   echo "}"
@@ -114,8 +148,10 @@ for round in $(seq 1 "$ROUNDS"); do
       echo "== round $round: $c on $t" >&2
       # shellcheck disable=SC2046,SC2086
       target=${t%-native}
+      cost=
+      case $c in throughput-* | fanout-*) cost="--pg-url $PG/postgres" ;; esac
       timeout 1800 node packages/bench/dist/main.js $(case_args "$c") --target "$target" ${PROTO[$t]:-} --url "${URL[$t]}" ${LOGIN[$t]} \
-        --broker-pid "${PID[$t]}" --out "$RESULTS/r$round-$c-$t.json" || echo "($c on $t ended with status $?)" >&2
+        --broker-pid "${PID[$t]}" $cost --quiet --out "$RESULTS/r$round-$c-$t.json" || echo "($c on $t ended with status $?)" >&2
     done
   done
   if [ "$KEEL_EXTRA" = 1 ]; then
@@ -136,4 +172,5 @@ if [ "${PG_LIMIT:-1}" = 1 ]; then
   echo "== physical limit of Postgres (pg-limit.js)" >&2
   node "$HERE/pg-limit.js" --db "$PG/postgres" --out "$RESULTS/pg-limit.json"
 fi
-node packages/bench/dist/render-report-main.js "$RESULTS" --md docs/benchmarks.md --svg-dir docs/benchmarks ${NOTES_MD:+--notes "$NOTES_MD"}
+cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/loadavg-end.txt"
+node packages/bench/dist/render-report-main.js "$RESULTS" --md docs/benchmarks.md --svg-dir docs/benchmarks ${NOTES_MD:+--notes "$NOTES_MD"} ${SECTION:+--section "$SECTION"}

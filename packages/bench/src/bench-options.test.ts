@@ -1,5 +1,7 @@
 import { InvalidArgumentError } from '@keel/protocol';
 import {
+  DEFAULT_AMQP_BENCH_URL,
+  DEFAULT_COST_SETTLE_MS,
   DEFAULT_IDLE_CONNECTIONS,
   DEFAULT_PREFETCH,
   parseBenchArgs,
@@ -236,5 +238,44 @@ describe('parseBenchArgs', () => {
     expect(parseBenchArgs(['throughput']).ratePerS).toBe(0);
     expect(parseBenchArgs(['throughput', '--rate', '500']).ratePerS).toBe(500);
     expect(SCENARIO_DEFAULTS.connections.ratePerS).toBe(200);
+  });
+});
+
+describe('AMQP 0-9-1 targets (issue #25)', () => {
+  test('rabbitmq-amqp and rabbitmq-quorum take the amqp protocol, its default URL and the cost options', () => {
+    const o = parseBenchArgs(['throughput', '--target', 'rabbitmq-quorum', '--pg-url', 'postgres://u@h/db']);
+    expect(o.protocol).toBe('amqp');
+    expect(o.url).toBe(DEFAULT_AMQP_BENCH_URL);
+    expect(o.port).toBe(5672);
+    expect(o.pgUrl).toBe('postgres://u@h/db');
+    expect(o.costSettleMs).toBe(DEFAULT_COST_SETTLE_MS);
+    const a = parseBenchArgs([
+      'throughput',
+      '--target',
+      'rabbitmq-amqp',
+      '--url',
+      'amqp://127.0.0.1:5673',
+      '--cost-settle-ms',
+      '0',
+    ]);
+    expect([a.host, a.port, a.costSettleMs]).toEqual(['127.0.0.1', 5673, 0]);
+  });
+
+  test.each([
+    [['throughput', '--target', 'rabbitmq-amqp', '--protocol', 'stomp'], /--protocol amqp only/],
+    [
+      ['throughput', '--target', 'keel', '--protocol', 'amqp'],
+      /drives --target rabbitmq-amqp or rabbitmq-quorum only/,
+    ],
+    [['throughput', '--target', 'rabbitmq-amqp', '--url', 'stomp://h:1'], /not an amqp:\/\/host:port URL/],
+    [
+      ['throughput', '--target', 'rabbitmq-amqp', '--url', 'amqp://guest:guest@h:1'],
+      /--login and --passcode/,
+    ],
+    [['connections', '--target', 'rabbitmq-amqp'], /not connections/],
+    [['throughput', '--pg-url', 'mysql://x'], /not a postgres:\/\/ URL/],
+    [['backlog', '--pg-url', 'postgres://x/y'], /--pg-url is an option of the throughput, fanout scenario/],
+  ])('refuses %j', (argv, message) => {
+    expect(() => parseBenchArgs(argv)).toThrow(message);
   });
 });

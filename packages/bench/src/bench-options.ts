@@ -5,12 +5,22 @@ import { InvalidArgumentError, parseBrokerUri } from '@keel/protocol';
 export const SCENARIOS = ['throughput', 'fanout', 'backlog', 'failover', 'connections'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
-/** Brokers the STOMP driver knows the conventions of (see target-profile.ts). */
-export const TARGETS = ['keel', 'activemq', 'rabbitmq'] as const;
+/**
+ * Brokers the bench drives: over STOMP the ones whose conventions the STOMP driver knows (see
+ * target-profile.ts); `rabbitmq-amqp` and `rabbitmq-quorum` are RabbitMQ over AMQP 0-9-1
+ * (amqp-driver.ts) on a durable classic queue and on a quorum queue.
+ */
+export const TARGETS = ['keel', 'activemq', 'rabbitmq', 'rabbitmq-amqp', 'rabbitmq-quorum'] as const;
 export type Target = (typeof TARGETS)[number];
 
-/** `stomp` drives any of the targets; `native` is Keel's own protocol (@keel/client), Keel only. */
-export const PROTOCOLS = ['stomp', 'native'] as const;
+/** The targets driven over AMQP 0-9-1, and only over it. */
+export const AMQP_TARGETS: readonly Target[] = ['rabbitmq-amqp', 'rabbitmq-quorum'];
+
+/**
+ * `stomp` drives keel, activemq and rabbitmq; `native` is Keel's own protocol (@keel/client),
+ * Keel only; `amqp` is AMQP 0-9-1 (amqplib), the rabbitmq-amqp and rabbitmq-quorum targets only.
+ */
+export const PROTOCOLS = ['stomp', 'native', 'amqp'] as const;
 export type BenchProtocol = (typeof PROTOCOLS)[number];
 
 export interface BenchOptions {
@@ -50,8 +60,18 @@ export interface BenchOptions {
   queue?: string;
   runs: number;
   out?: string;
-  /** Broker process whose VmRSS is sampled every second (backlog, connections). */
+  /**
+   * Broker process whose VmRSS is sampled every second (backlog, connections) and whose CPU time
+   * per message is reported (throughput, fanout).
+   */
   brokerPid?: number;
+  /**
+   * The Postgres under the broker (any database of the server): its processes' CPU time and its
+   * WAL bytes and fsyncs (`pg_stat_wal`) per message are reported (throughput, fanout).
+   */
+  pgUrl?: string;
+  /** Wait after a run before the closing Postgres reading, so backends' pending WAL stats reach `pg_stat_wal`. */
+  costSettleMs: number;
   /** failover: the master's PID, SIGKILLed --kill-after-ms after the load started. */
   masterPid?: number;
   /** failover: when to kill the master, ms after the load started. */
@@ -87,6 +107,13 @@ export const SCENARIO_DEFAULTS: Readonly<Record<Scenario, Readonly<ScenarioDefau
 
 export const DEFAULT_BENCH_URL = 'stomp://127.0.0.1:61613';
 export const DEFAULT_NATIVE_BENCH_URL = 'tcp://127.0.0.1:61616';
+export const DEFAULT_AMQP_BENCH_URL = 'amqp://127.0.0.1:5672';
+/**
+ * Postgres 15 backends flush their statistics (pg_stat_wal among them) at most once a second and,
+ * once idle with some pending, 10 s later (pgstat.c PGSTAT_MIN_INTERVAL / PGSTAT_IDLE_INTERVAL):
+ * the closing reading waits that long.
+ */
+export const DEFAULT_COST_SETTLE_MS = 11_000;
 export const DEFAULT_SIZE_BYTES = 1024;
 export const DEFAULT_IN_FLIGHT = 1;
 /** ActiveMQ's default queue prefetch. */
@@ -112,12 +139,17 @@ Scenarios:
                again: connect times, broker RSS (--broker-pid), latency before and with them
 
 Options:
-  --target keel|activemq|rabbitmq   broker conventions (default keel)
-  --protocol stomp|native           wire protocol (default stomp; native is Keel's, --target keel only)
+  --target keel|activemq|rabbitmq|rabbitmq-amqp|rabbitmq-quorum
+                                    broker (default keel); rabbitmq-amqp and rabbitmq-quorum are
+                                    RabbitMQ over AMQP 0-9-1 (amqplib: confirm channel per producer,
+                                    manual acks) on a durable classic / quorum queue
+  --protocol stomp|native|amqp      wire protocol (default stomp, amqp for the AMQP targets; native
+                                    is Keel's, --target keel only)
   --url URL                         stomp://host:port (default ${DEFAULT_BENCH_URL}); failover over
                                     STOMP: stomp://a:61613,stomp://b:61613 (reconnects down the list,
                                     resends what had no receipt); native: tcp://host:port (default
-                                    ${DEFAULT_NATIVE_BENCH_URL}) or failover:(tcp://a:61616,tcp://b:61616)
+                                    ${DEFAULT_NATIVE_BENCH_URL}) or failover:(tcp://a:61616,tcp://b:61616);
+                                    amqp: amqp://host:port[/vhost] (default ${DEFAULT_AMQP_BENCH_URL})
   --login NAME --passcode SECRET    credentials (STOMP login/passcode, native username/password)
   --producers N --consumers N       connections of each kind
   --in-flight N                     sends awaiting a receipt per producer (default ${DEFAULT_IN_FLIGHT})
@@ -131,7 +163,12 @@ Options:
   --queue NAME                      destination name (default: a fresh name per run)
   --runs N                          repeat the scenario N times (default 1); the table shows the median
   --out FILE.json                   write the results as JSON
-  --broker-pid PID                  sample the broker's VmRSS every second
+  --broker-pid PID                  sample the broker's VmRSS every second; throughput and fanout:
+                                    its CPU time per message (/proc/PID/stat utime+stime)
+  --pg-url URL                      throughput and fanout: CPU time per message of that Postgres
+                                    server's processes and its WAL bytes and fsyncs per message
+                                    (pg_stat_wal); the server must run on this machine
+  --cost-settle-ms MS               wait before the closing pg_stat_wal reading (default ${DEFAULT_COST_SETTLE_MS})
   --quiet                           no progress line on stderr
 
 failover:
@@ -173,6 +210,8 @@ const OPTIONS: Record<string, OptionSpec> = {
   runs: { key: 'runs', kind: 'int', min: 1 },
   out: { key: 'out', kind: 'string' },
   'broker-pid': { key: 'brokerPid', kind: 'int', min: 1 },
+  'pg-url': { key: 'pgUrl', kind: 'string', scenarios: ['throughput', 'fanout'] },
+  'cost-settle-ms': { key: 'costSettleMs', kind: 'int', min: 0, scenarios: ['throughput', 'fanout'] },
   'master-pid': { key: 'masterPid', kind: 'int', min: 1, scenarios: ['failover'] },
   'kill-after-ms': { key: 'killAfterMs', kind: 'int', min: 0, scenarios: ['failover'] },
   'admin-url': { key: 'adminUrls', kind: 'string', scenarios: ['failover'] },
@@ -237,6 +276,18 @@ function parseNativeUrl(url: string): ParsedUrl {
   }
 }
 
+function parseAmqpUrl(url: string): ParsedUrl {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    bad(`--url ${JSON.stringify(url)} is not an amqp://host:port URL`);
+  }
+  if (u.protocol !== 'amqp:') bad(`--url ${JSON.stringify(url)} is not an amqp://host:port URL`);
+  if (u.username || u.password) bad('--url: give the credentials with --login and --passcode');
+  return { urls: [url], host: u.hostname, port: Number(u.port || 5672), failover: false };
+}
+
 /**
  * Parse `SCENARIO [--option value | --option=value]...`. Every error is an InvalidArgumentError
  * whose message names the offending option.
@@ -292,9 +343,20 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   if (!(TARGETS as readonly string[]).includes(target)) {
     bad(`--target must be one of ${TARGETS.join(', ')}, got ${JSON.stringify(target)}`);
   }
-  const protocol = (given.protocol as string | undefined) ?? 'stomp';
+  const amqpTarget = AMQP_TARGETS.includes(target as Target);
+  const protocol = (given.protocol as string | undefined) ?? (amqpTarget ? 'amqp' : 'stomp');
   if (!(PROTOCOLS as readonly string[]).includes(protocol)) {
     bad(`--protocol must be one of ${PROTOCOLS.join(', ')}, got ${JSON.stringify(protocol)}`);
+  }
+  if (amqpTarget !== (protocol === 'amqp')) {
+    bad(
+      amqpTarget
+        ? `--target ${target} is RabbitMQ over AMQP 0-9-1: --protocol amqp only (got --protocol ${protocol}); --target rabbitmq is its STOMP plugin`
+        : `--protocol amqp drives --target ${AMQP_TARGETS.join(' or ')} only (got --target ${target})`,
+    );
+  }
+  if (amqpTarget && (scenario === 'failover' || scenario === 'connections')) {
+    bad(`--target ${target} runs the throughput, fanout and backlog scenarios, not ${scenario}`);
   }
   if (protocol === 'native' && target !== 'keel') {
     bad(
@@ -304,8 +366,21 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
 
   const url =
     (given.url as string | undefined) ??
-    (protocol === 'native' ? DEFAULT_NATIVE_BENCH_URL : DEFAULT_BENCH_URL);
-  const parsed = protocol === 'native' ? parseNativeUrl(url) : parseStompUrls(url);
+    (protocol === 'native'
+      ? DEFAULT_NATIVE_BENCH_URL
+      : protocol === 'amqp'
+        ? DEFAULT_AMQP_BENCH_URL
+        : DEFAULT_BENCH_URL);
+  const parsed =
+    protocol === 'native'
+      ? parseNativeUrl(url)
+      : protocol === 'amqp'
+        ? parseAmqpUrl(url)
+        : parseStompUrls(url);
+  const pgUrl = given.pgUrl as string | undefined;
+  if (pgUrl !== undefined && !/^postgres(ql)?:\/\//.test(pgUrl)) {
+    bad(`--pg-url ${JSON.stringify(pgUrl)} is not a postgres:// URL`);
+  }
   if (protocol === 'stomp' && parsed.failover && scenario !== 'failover') {
     bad(`--url lists ${parsed.urls.length} STOMP URLs: only the failover scenario takes more than one`);
   }
@@ -342,6 +417,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     runs: (given.runs as number | undefined) ?? 1,
     out: given.out as string | undefined,
     brokerPid: given.brokerPid as number | undefined,
+    pgUrl,
+    costSettleMs: (given.costSettleMs as number | undefined) ?? DEFAULT_COST_SETTLE_MS,
     masterPid: given.masterPid as number | undefined,
     killAfterMs: (given.killAfterMs as number | undefined) ?? Math.floor(durationMs / 3),
     adminUrls,

@@ -1,4 +1,5 @@
 import type { BenchOptions, Scenario, Target } from './bench-options';
+import type { MessageCost } from './cost-meter';
 import type { MachineInfo } from './machine-info';
 import type { RssSample } from './rss-sampler';
 import type { LatencySummary } from './stats';
@@ -25,6 +26,8 @@ export interface FlowRunResult {
   receiveRate: number;
   latencyMs: LatencySummary;
   receiptLatencyMs: LatencySummary;
+  /** CPU, WAL bytes and fsyncs per message sent (cost-meter.ts); absent in older reports. */
+  cost?: MessageCost;
   errors: string[];
 }
 
@@ -183,7 +186,22 @@ export interface BenchReport {
 /** The numbers of a run, flat, for medians and tables. */
 export function runMetrics(r: RunResult): Record<string, number> {
   if (r.kind === 'flow') {
+    const c = r.cost;
+    const costs: Record<string, number> = {};
+    if (c !== undefined) {
+      for (const k of [
+        'brokerCpuUsPerMsg',
+        'pgCpuUsPerMsg',
+        'loadCpuUsPerMsg',
+        'walBytesPerMsg',
+        'walSyncsPerMsg',
+      ] as const) {
+        const v = c[k];
+        if (v !== undefined && Number.isFinite(v)) costs[k] = v;
+      }
+    }
     return {
+      ...costs,
       sent: r.sent,
       received: r.received,
       missing: r.missing,

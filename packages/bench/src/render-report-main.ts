@@ -1,14 +1,15 @@
 #!/usr/bin/env node
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import type { BenchReport } from './bench-result';
-import { type PgLimitReport, renderBenchmarksMarkdown } from './render-report';
+import { type PgLimitReport, renderBenchmarksMarkdown, spliceSection } from './render-report';
 
 /**
  * `node packages/bench/dist/render-report-main.js RESULTS_DIR [--md docs/benchmarks.md] [--svg-dir docs/benchmarks] [--notes NOTES.md]`
  * Reads every `*.json` bench result in RESULTS_DIR (and `setup.json`, a flat object of setup facts,
  * `command.txt`, and `pg-limit.json` from scripts/pg-limit.js when present) and writes the markdown
- * and its SVG charts; NOTES.md (hand-written findings) is appended.
+ * and its SVG charts; NOTES.md (hand-written findings) is appended. With `--section TITLE` the
+ * report replaces only the section TITLE of the markdown file (spliceSection), the rest is kept.
  */
 function main(argv: string[]): number {
   const dir = argv[0];
@@ -19,10 +20,12 @@ function main(argv: string[]): number {
   let md = 'docs/benchmarks.md';
   let svgDir = 'docs/benchmarks';
   let notes: string | undefined;
+  let section: string | undefined;
   for (let i = 1; i < argv.length; i += 2) {
     if (argv[i] === '--md' && argv[i + 1]) md = argv[i + 1]!;
     else if (argv[i] === '--svg-dir' && argv[i + 1]) svgDir = argv[i + 1]!;
     else if (argv[i] === '--notes' && argv[i + 1]) notes = readFileSync(argv[i + 1]!, 'utf8');
+    else if (argv[i] === '--section' && argv[i + 1]) section = argv[i + 1]!;
     else {
       process.stderr.write(`unknown option ${argv[i]}\n`);
       return 2;
@@ -51,7 +54,9 @@ function main(argv: string[]): number {
   });
   mkdirSync(svgDir, { recursive: true });
   for (const [name, svg] of Object.entries(out.svgs)) writeFileSync(join(svgDir, name), svg);
-  writeFileSync(md, out.markdown);
+  if (section === undefined) writeFileSync(md, out.markdown);
+  else
+    writeFileSync(md, spliceSection(existsSync(md) ? readFileSync(md, 'utf8') : '', section, out.markdown));
   process.stdout.write(
     `wrote ${md} and ${Object.keys(out.svgs).length} charts in ${svgDir} from ${reports.length} results\n`,
   );

@@ -5,6 +5,7 @@ import {
   type PgLimitReport,
   renderBenchmarksMarkdown,
   renderTargetsSection,
+  spliceSection,
 } from './render-report';
 
 const lat = (p50: number, p99: number) => ({ count: 10, p50, p99, max: p99 * 2, mean: p50 });
@@ -34,7 +35,7 @@ function report(
   target: BenchReport['target'],
   inFlight: number,
   runs: Array<FlowRunResult | FailoverRunResult>,
-  protocol: 'stomp' | 'native' = 'stomp',
+  protocol: 'stomp' | 'native' | 'amqp' = 'stomp',
   scenario: BenchReport['scenario'] = 'throughput',
 ): BenchReport {
   return {
@@ -67,6 +68,7 @@ function report(
       connectBatch: 200,
       idleSubscribe: false,
       runs: runs.length,
+      costSettleMs: 0,
     },
     machine: { nproc: 2, cpuModel: 'Test CPU', memoryBytes: 24 * 1024 ** 3, kernel: '6.1', node: 'v20.0.0' },
     runs,
@@ -271,5 +273,77 @@ describe('physical-limit section', () => {
     expect(markdown).toContain('| 100 | 4 | 20,000 | 200 | 2.00 | 80,000 | 800 | 16,000 |');
     expect(markdown).toContain('Keel window 64 reaches 4,000 msg/s, 25 % of it');
     expect(markdown.trimEnd().endsWith('by hand')).toBe(true);
+  });
+});
+
+describe('Keel vs RabbitMQ AMQP 0-9-1 (issue #25)', () => {
+  const costed = (run: number, rate: number, p99: number, brokerUs: number): FlowRunResult => ({
+    ...flowRun(run, rate, p99),
+    cost: {
+      messages: 1000,
+      wallMs: 1000,
+      brokerCpuUsPerMsg: brokerUs,
+      pgCpuUsPerMsg: 40,
+      loadCpuUsPerMsg: 30,
+      walBytesPerMsg: 1500,
+      walSyncsPerMsg: 0.05,
+      totals: { loadCpuS: 0.03 },
+    },
+  });
+  const reports = [
+    report('keel', 64, [costed(1, 20_000, 30, 90)], 'native'),
+    report('keel', 64, [costed(1, 18_500, 35, 100)]),
+    report('rabbitmq-amqp', 64, [costed(1, 10_000, 40, 120)], 'amqp'),
+    report('rabbitmq-quorum', 64, [costed(1, 9_000, 45, 150)], 'amqp'),
+    report('keel', 1, [costed(1, 5_000, 2, 200)], 'native'),
+    report('rabbitmq-amqp', 1, [costed(1, 2_500, 3, 300)], 'amqp'),
+  ];
+
+  it('puts the AMQP rows in the same tables, with a cost-per-message table', () => {
+    const { markdown } = renderBenchmarksMarkdown(reports, { svgHref: '.' });
+    expect(markdown).toContain('| RabbitMQ AMQP (classic) | 1 | 10,000 | 10,000 |');
+    expect(markdown).toContain('| RabbitMQ AMQP (quorum) | 1 | 9,000 |');
+    expect(markdown).toContain('| broker | broker CPU µs/msg | Postgres CPU µs/msg |');
+    expect(markdown).toContain('| Keel (native) | 90.0 | 40.0 | 30.0 | 1,500 | 0.050 |');
+    expect(markdown).toContain('| RabbitMQ AMQP (quorum) | 150.0 |');
+  });
+
+  it("checks issue #25's targets: 2× at window 64 with p99 no worse, 2.5× at window 1, STOMP within 10 %", () => {
+    const { markdown } = renderBenchmarksMarkdown(reports, { svgHref: '.' });
+    expect(markdown).toContain('## Against the targets of issue #25');
+    expect(markdown).toContain(
+      '| window 64: Keel native ≥ 2× RabbitMQ AMQP (classic) | Keel 20,000 msg/s, RabbitMQ 10,000 msg/s: 2.00× | **met** |',
+    );
+    expect(markdown).toContain(
+      "| window 64: Keel native p99 latency no worse than RabbitMQ AMQP's | Keel 30.00 ms, RabbitMQ 40.00 ms | **met** |",
+    );
+    expect(markdown).toContain(
+      '| window 1: Keel native ≥ 2.5× RabbitMQ AMQP (classic) | Keel 5,000 msg/s, RabbitMQ 2,500 msg/s: 2.00× | **not met** |',
+    );
+    expect(markdown).toContain(
+      '| window 64: Keel over STOMP within 10 % of native | STOMP 18,500 msg/s, native 20,000 msg/s: 93 % | **met** |',
+    );
+    expect(markdown).toContain('| window 1: Keel over STOMP within 10 % of native | - | not measured |');
+    expect(markdown).not.toContain('## Against the targets of the issue\n');
+  });
+});
+
+describe('spliceSection', () => {
+  const generated = '# Benchmarks\n\nintro\n\n## Setup\n\n- x\n';
+
+  it('appends the report as a level-2 section, its headings one level down, between markers', () => {
+    const out = spliceSection('# Doc\n\nkept\n', 'Keel vs X', generated);
+    expect(out).toBe(
+      '# Doc\n\nkept\n\n<!-- bench-section: Keel vs X -->\n## Keel vs X\n\nintro\n\n### Setup\n\n- x\n<!-- /bench-section: Keel vs X -->\n',
+    );
+  });
+
+  it('replaces the section it wrote before and keeps everything around it', () => {
+    const once = `${spliceSection('# Doc\n', 'S', generated)}\n## After\n`;
+    const twice = spliceSection(once, 'S', '# Benchmarks\n\nnew\n');
+    expect(twice).toContain('## S\n\nnew\n<!-- /bench-section: S -->');
+    expect(twice).not.toContain('intro');
+    expect(twice.startsWith('# Doc\n')).toBe(true);
+    expect(twice.endsWith('## After\n')).toBe(true);
   });
 });

@@ -75,18 +75,22 @@ interface CaseGroup {
  * Rows of a case: a broker over STOMP (`keel`, `activemq`, `rabbitmq`), or Keel over its native
  * protocol (`keel-native`), so the two Keel rows sit in one table.
  */
-const TARGET_ORDER = ['keel-native', 'keel', 'activemq', 'rabbitmq'];
+const TARGET_ORDER = ['keel-native', 'keel', 'activemq', 'rabbitmq', 'rabbitmq-amqp', 'rabbitmq-quorum'];
 const TARGET_NAMES: Record<string, string> = {
   'keel-native': 'Keel (native)',
   keel: 'Keel',
   activemq: 'ActiveMQ',
   rabbitmq: 'RabbitMQ',
+  'rabbitmq-amqp': 'RabbitMQ AMQP (classic)',
+  'rabbitmq-quorum': 'RabbitMQ AMQP (quorum)',
 };
 const TARGET_COLORS: Record<string, string> = {
   'keel-native': '#1a365d',
   keel: '#2b6cb0',
   activemq: '#c05621',
   rabbitmq: '#2f855a',
+  'rabbitmq-amqp': '#38a169',
+  'rabbitmq-quorum': '#276749',
 };
 
 /** The row a report goes in: its target, or `<target>-native` over the native protocol. */
@@ -261,6 +265,15 @@ const CONNECTIONS_METRICS: MetricColumn[] = [
   ['idleP99Ms', 'p99 with idle ms', 2],
 ];
 
+/** Cost per message (cost-meter.ts), a table of its own under a throughput or fanout case. */
+const COST_METRICS: MetricColumn[] = [
+  ['brokerCpuUsPerMsg', 'broker CPU µs/msg', 1],
+  ['pgCpuUsPerMsg', 'Postgres CPU µs/msg', 1],
+  ['loadCpuUsPerMsg', 'load generator CPU µs/msg', 1],
+  ['walBytesPerMsg', 'WAL bytes/msg', 0],
+  ['walSyncsPerMsg', 'WAL fsyncs/msg', 3],
+];
+
 const METRICS: Record<BenchReport['scenario'], MetricColumn[]> = {
   throughput: FLOW_METRICS,
   fanout: FLOW_METRICS,
@@ -332,6 +345,21 @@ export function renderBenchmarksMarkdown(
       const cells = metrics.map(([k, , d, f]) => formatNumber(medianMetric(runs, k) * (f ?? 1), d));
       lines.push(`| ${TARGET_NAMES[t] ?? t} | ${runs.length} | ${cells.join(' | ')} |`);
     }
+    const costed = ts.filter((t) => g.byTarget.get(t)!.some((r) => r.brokerCpuUsPerMsg !== undefined));
+    if (costed.length > 0) {
+      lines.push(
+        '',
+        'Cost per message sent (medians): CPU time (utime + stime from `/proc/PID/stat`) of the broker process, of every Postgres process (the postmaster, its children and the children it reaped during the run) and of the load generator, read before and after each run; WAL bytes and fsyncs from `pg_stat_wal`. The RabbitMQ rows have no Postgres of their own: their Postgres columns show what else the server did meanwhile.',
+        '',
+        `| broker | ${COST_METRICS.map(([, h]) => h).join(' | ')} |`,
+        `| --- | ${COST_METRICS.map(() => '---:').join(' | ')} |`,
+      );
+      for (const t of costed) {
+        const runs = g.byTarget.get(t)!;
+        const cells = COST_METRICS.map(([k, , d]) => formatNumber(medianMetric(runs, k), d));
+        lines.push(`| ${TARGET_NAMES[t] ?? t} | ${cells.join(' | ')} |`);
+      }
+    }
     const incomplete = ts.filter((t) =>
       g.byTarget.get(t)!.some((r) => (r.missing ?? 0) > 0 || (r.lost ?? 0) > 0),
     );
@@ -370,7 +398,8 @@ export function renderBenchmarksMarkdown(
     lines.push('', images, '');
   }
   const groups = groupReports(reports);
-  lines.push(...renderTargetsSection(groups));
+  const amqp = groups.some((g) => g.byTarget.has('rabbitmq-amqp'));
+  lines.push(...(amqp ? renderAmqpTargetsSection(groups) : renderTargetsSection(groups)));
   if (options.pgLimit) lines.push(...renderPgLimitSection(options.pgLimit, groups));
   if (options.notes) lines.push(options.notes.trimEnd(), '');
   return { markdown: `${lines.join('\n')}\n`, svgs };
@@ -477,6 +506,94 @@ export function renderTargetsSection(groups: readonly CaseGroup[]): string[] {
     ...rows,
     '',
   ];
+}
+
+/**
+ * The targets of issue #25 ("Twice RabbitMQ on its own protocol"), against the medians: Keel
+ * native at window 64 ≥ 2× RabbitMQ AMQP on a classic queue with p99 latency no worse; window 1
+ * ≥ 2.5×; Keel over STOMP within 10 % of native.
+ */
+export function renderAmqpTargetsSection(groups: readonly CaseGroup[]): string[] {
+  const med = (g: CaseGroup | undefined, t: string, k: string) => {
+    const runs = g?.byTarget.get(t);
+    return runs ? medianMetric(runs, k) : Number.NaN;
+  };
+  const rows: string[] = [];
+  const row = (target: string, measured: string, ok: boolean | null) =>
+    rows.push(`| ${target} | ${measured} | ${verdict(ok)} |`);
+  const w64 = findCase(groups, 'throughput', 64);
+  const w1 = findCase(groups, 'throughput', 1);
+  const lead = (g: CaseGroup | undefined, factor: number, label: string) => {
+    const k = med(g, 'keel-native', 'receiveRate');
+    const p = med(g, 'rabbitmq-amqp', 'receiveRate');
+    const r = ratio(k, p);
+    row(
+      `${label}: Keel native ≥ ${factor}× RabbitMQ AMQP (classic)`,
+      Number.isNaN(r)
+        ? '-'
+        : `Keel ${formatNumber(k)} msg/s, RabbitMQ ${formatNumber(p)} msg/s: ${formatNumber(r, 2)}×`,
+      Number.isNaN(r) ? null : r >= factor,
+    );
+  };
+  lead(w64, 2, 'window 64');
+  const kp99 = med(w64, 'keel-native', 'latencyP99Ms');
+  const rp99 = med(w64, 'rabbitmq-amqp', 'latencyP99Ms');
+  row(
+    "window 64: Keel native p99 latency no worse than RabbitMQ AMQP's",
+    Number.isNaN(kp99) || Number.isNaN(rp99)
+      ? '-'
+      : `Keel ${formatNumber(kp99, 2)} ms, RabbitMQ ${formatNumber(rp99, 2)} ms`,
+    Number.isNaN(kp99) || Number.isNaN(rp99) ? null : kp99 <= rp99,
+  );
+  lead(w1, 2.5, 'window 1');
+  for (const [g, label] of [
+    [w64, 'window 64'],
+    [w1, 'window 1'],
+  ] as const) {
+    const n = med(g, 'keel-native', 'receiveRate');
+    const st = med(g, 'keel', 'receiveRate');
+    const r = ratio(st, n);
+    row(
+      `${label}: Keel over STOMP within 10 % of native`,
+      Number.isNaN(r)
+        ? '-'
+        : `STOMP ${formatNumber(st)} msg/s, native ${formatNumber(n)} msg/s: ${formatNumber(100 * r)} %`,
+      Number.isNaN(r) ? null : r >= 0.9,
+    );
+  }
+  return [
+    '## Against the targets of issue #25',
+    '',
+    'Received msg/s and end-to-end latency p99, medians of the tables above.',
+    '',
+    '| target | measured (medians) | verdict |',
+    '| --- | --- | --- |',
+    ...rows,
+    '',
+  ];
+}
+
+/**
+ * Put a generated report into an existing markdown file as one section: its title becomes a
+ * level-2 heading `title`, every other heading goes one level down, and the whole sits between
+ * `<!-- bench-section: title -->` markers, replacing what was between them before (or appended
+ * at the end the first time).
+ */
+export function spliceSection(existing: string, title: string, generated: string): string {
+  const body = generated
+    .split('\n')
+    .map((line, i) =>
+      i === 0 && line.startsWith('# ') ? `## ${title}` : line.startsWith('#') ? `#${line}` : line,
+    )
+    .join('\n')
+    .trimEnd();
+  const open = `<!-- bench-section: ${title} -->`;
+  const close = `<!-- /bench-section: ${title} -->`;
+  const block = `${open}\n${body}\n${close}`;
+  const a = existing.indexOf(open);
+  const b = existing.indexOf(close);
+  if (a !== -1 && b > a) return existing.slice(0, a) + block + existing.slice(b + close.length);
+  return `${existing.trimEnd()}\n\n${block}\n`;
 }
 
 /** The physical-limit section: what this Postgres does durably, and how close Keel gets. */

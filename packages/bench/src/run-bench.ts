@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { parseBrokerUri } from '@keel/protocol';
+import { AmqpDriver } from './amqp-driver';
 import type { BenchDriver } from './bench-driver';
 import { BENCH_USAGE, type BenchOptions, parseBenchArgs, type Scenario } from './bench-options';
 import { type BenchReport, type RunResult, runMetrics } from './bench-result';
+import { CostMeter } from './cost-meter';
 import { machineInfo } from './machine-info';
 import { NativeDriver } from './native-driver';
 import { runBacklogScenario } from './scenarios/backlog-scenario';
@@ -29,6 +31,14 @@ export const FAILOVER_HEARTBEAT_MS = 1_000;
  * broker, or STOMP down a list of brokers (failover over STOMP).
  */
 export function createDriver(o: BenchOptions): BenchDriver {
+  if (o.protocol === 'amqp') {
+    return new AmqpDriver({
+      url: o.url,
+      username: o.login,
+      password: o.passcode,
+      queueType: o.target === 'rabbitmq-quorum' ? 'quorum' : 'classic',
+    });
+  }
   if (o.protocol === 'native') {
     return new NativeDriver({
       url: o.url,
@@ -66,6 +76,11 @@ const FLOW_COLUMNS: TableColumn<Row>[] = [
   { header: 'p99 ms', value: (r) => r.m.latencyP99Ms, decimals: 2 },
   { header: 'max ms', value: (r) => r.m.latencyMaxMs, decimals: 1 },
   { header: 'receipt p99 ms', value: (r) => r.m.receiptP99Ms, decimals: 2 },
+  { header: 'broker µs/msg', value: (r) => r.m.brokerCpuUsPerMsg, decimals: 1 },
+  { header: 'pg µs/msg', value: (r) => r.m.pgCpuUsPerMsg, decimals: 1 },
+  { header: 'load µs/msg', value: (r) => r.m.loadCpuUsPerMsg, decimals: 1 },
+  { header: 'WAL B/msg', value: (r) => r.m.walBytesPerMsg, decimals: 0 },
+  { header: 'fsync/msg', value: (r) => r.m.walSyncsPerMsg, decimals: 3 },
 ];
 
 const BACKLOG_COLUMNS: TableColumn<Row>[] = [
@@ -187,6 +202,27 @@ function runScenario(ctx: ScenarioRunContext): Promise<RunResult> {
 }
 
 /**
+ * throughput and fanout: the run between two CostMeter readings (CPU of --broker-pid, of the
+ * --pg-url server and of this process; pg_stat_wal), divided by the messages sent.
+ */
+async function runMeasured(ctx: ScenarioRunContext): Promise<RunResult> {
+  const o = ctx.options;
+  if (o.scenario !== 'throughput' && o.scenario !== 'fanout') return runScenario(ctx);
+  const meter = new CostMeter({ brokerPid: o.brokerPid, pgUrl: o.pgUrl, settleMs: o.costSettleMs });
+  await meter.start();
+  let result: RunResult;
+  try {
+    result = await runScenario(ctx);
+  } catch (err) {
+    await meter.close();
+    throw err;
+  }
+  if (result.kind === 'flow') result.cost = await meter.finish(result.sent);
+  else await meter.close();
+  return result;
+}
+
+/**
  * Run `keel bench SCENARIO [options]`: parse argv (throws InvalidArgumentError naming the bad
  * option), run the scenario --runs times, print the configuration and a table on stdout, write
  * JSON to --out. Returns the report, or null for --help.
@@ -216,7 +252,7 @@ export async function runBench(
       destinationName: o.queue ?? `bench-${o.scenario}-${tag}-${run}`,
       progressStream: io.stderr,
     };
-    const result = await runScenario(ctx);
+    const result = await runMeasured(ctx);
     runs.push(result);
     for (const e of result.errors) io.stderr.write(`run ${run}: ${e}\n`);
   }
