@@ -1,3 +1,4 @@
+import type { SecureContextOptions } from 'node:tls';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { type Broker, type ConnectionSummary, checkActiveMqSend, scheduledJobInfo } from '@keel/core';
@@ -43,6 +44,8 @@ export interface AdminServerOptions extends AdminAuthOptions {
   /** The server's metrics (it feeds them from the broker); a fresh KeelMetrics when absent. */
   metrics?: KeelMetrics;
   bodyLimitBytes?: number;
+  /** Serve https with these (the node's certificate and key); plain http when absent. */
+  https?: SecureContextOptions;
 }
 
 export interface ListenOptions {
@@ -108,6 +111,7 @@ export function buildAdminServer(ctx: AdminContext, options: AdminServerOptions 
   }
 
   const app = Fastify({
+    ...(options.https ? ({ https: options.https } as object) : {}),
     ...(options.logger ? { loggerInstance: fastifyLogger(options.logger) } : { logger: false }),
     bodyLimit,
     // Percent-encoded destination names may be up to 3 bytes per character.
@@ -159,7 +163,7 @@ export async function startAdminServer(
   const addr = app.server.address();
   const url =
     addr && typeof addr === 'object'
-      ? `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
+      ? `${options.https ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
       : String(addr);
   return { app, url };
 }

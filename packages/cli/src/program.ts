@@ -13,7 +13,9 @@ import {
   DEFAULT_LOCKER,
   DEFAULT_LOG_LEVEL,
   DEFAULT_PORT,
+  DEFAULT_SSL_PORT,
   DEFAULT_STOMP_PORT,
+  DEFAULT_STOMP_SSL_PORT,
 } from '@keel/server';
 import { Command, Option } from 'commander';
 import {
@@ -149,6 +151,28 @@ export function buildProgram(options: BuildProgramOptions = {}): Command {
     .option(
       '--admin-port <port>',
       `HTTP admin API port, 0 for any (KEEL_ADMIN_PORT; default: ${DEFAULT_ADMIN_PORT})`,
+    )
+    .option(
+      '--ssl-port <port>',
+      `native protocol over TLS (ssl://), 0 or false to disable (KEEL_SSL_PORT; default with --tls-cert: ${DEFAULT_SSL_PORT})`,
+    )
+    .option(
+      '--stomp-ssl-port <port>',
+      `STOMP over TLS (stomp+ssl://), 0 or false to disable (KEEL_STOMP_SSL_PORT; default with --tls-cert: ${DEFAULT_STOMP_SSL_PORT})`,
+    )
+    .option('--tls-cert <file>', "the node's certificate, PEM; turns TLS on with --tls-key (KEEL_TLS_CERT)")
+    .option('--tls-key <file>', 'its private key, PEM (KEEL_TLS_KEY)')
+    .option(
+      '--tls-ca <file>',
+      'CA certificate(s), PEM: signs client certificates (--need-client-auth) and ssl:// network peers (KEEL_TLS_CA)',
+    )
+    .option(
+      '--need-client-auth',
+      "ssl:// and stomp+ssl:// refuse clients without a certificate signed by --tls-ca (ActiveMQ's needClientAuth; KEEL_NEED_CLIENT_AUTH)",
+    )
+    .option(
+      '--admin-https <bool>',
+      'with --tls-cert: the admin API answers https with the same certificate (KEEL_ADMIN_HTTPS; default: true)',
     )
     .option(
       '--advertised-url <url>',

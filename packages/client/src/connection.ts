@@ -14,6 +14,7 @@ import {
   TimeoutError,
 } from '@keel/protocol';
 import { reconnectDelayMs } from './backoff';
+import { type ClientTlsOptions, type ResolvedClientTls, resolveClientTls, tlsConnectOptions } from './client-tls';
 import type { Consumer } from './consumer';
 import { Deferred } from './deferred';
 import {
@@ -55,6 +56,8 @@ export interface ConnectOptions extends FailoverOptionOverrides {
   sendAcksAsync?: boolean;
   /** Uniform [0,1) source for randomize and jitter (tests inject a fixed one). */
   random?: () => number;
+  /** `ssl://` brokers: CA, client certificate, verification (client-tls.ts). The broker is verified by default. */
+  tls?: ClientTlsOptions;
 }
 
 export interface SendResult {
@@ -198,6 +201,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   private readonly sendOps = new Map<string, SendOp>();
   private readonly waiters = new Set<{ deferred: Deferred<void>; timer?: NodeJS.Timeout }>();
   private readonly sessions = new Map<number, Session>();
+  /** TLS of ssl:// servers (files read once, here). */
+  private readonly tls: ResolvedClientTls;
   private receiptCounter = 0;
   private consumerCounter = 0;
   private dial: DialToken | null = null;
@@ -215,6 +220,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     const overrides: Record<string, unknown> = {};
     for (const k of FAILOVER_KEYS) if (options[k] !== undefined) overrides[k] = options[k];
     this.target = parseConnectUrl(url, overrides as FailoverOptionOverrides);
+    this.tls = resolveClientTls(options.tls);
     this._failover = this.target.options;
     for (const [name, v] of [
       ['heartbeatMs', options.heartbeatMs],
@@ -324,6 +330,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       maxFrameSize: ep.options.maxFrameSize ?? this.options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
       connectTimeoutMs:
         ep.options.connectTimeoutMs ?? this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      tls: ep.tls ? tlsConnectOptions(this.tls, ep.host, ep.options.verifyHostName) : null,
     };
   }
 
@@ -419,15 +426,21 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this._logger.info({ url: this.url, connectionId: this.connectionId, broker: w.broker.name }, 'connected');
   }
 
+  private get usesTls(): boolean {
+    return this.target.servers.some((s) => s.tls);
+  }
+
   /** updateURIsSupported: add the brokers a broker announced (WELCOME, BROKER_INFO). */
   private mergeBrokers(urls: string[]): void {
     if (!this.target.failover || !this._failover.updateURIsSupported) return;
     for (const u of urls) {
       const ep = endpointFromAnnounced(u);
       if (ep === null) {
-        this._logger.warn({ url: u }, 'failover: ignoring an announced broker URL that is not tcp://');
+        this._logger.warn({ url: u }, 'failover: ignoring an announced broker URL that is not tcp:// or ssl://');
         continue;
       }
+      // A TLS client takes only ssl:// brokers (never falls back to plain text), a TCP one only tcp://.
+      if (ep.tls !== this.usesTls) continue;
       if (this.servers.some((s) => s.endpoint.url === ep.url)) continue;
       this.servers.push({
         endpoint: ep,

@@ -6,7 +6,7 @@ describe('parseConnectUrl', () => {
     const t = parseConnectUrl('tcp://127.0.0.1:61616');
     expect(t.failover).toBe(false);
     expect(t.servers).toEqual([
-      { url: 'tcp://127.0.0.1:61616', host: '127.0.0.1', port: 61616, options: {} },
+      { url: 'tcp://127.0.0.1:61616', host: '127.0.0.1', port: 61616, tls: false, options: {} },
     ]);
     expect(t.options).toEqual(DEFAULT_FAILOVER_OPTIONS);
   });
@@ -17,6 +17,7 @@ describe('parseConnectUrl', () => {
       url: 'tcp://broker:61616',
       host: 'broker',
       port: 61616,
+      tls: false,
       options: { heartbeatMs: 2000, maxFrameSize: 65536, connectTimeoutMs: 500 },
     });
   });
@@ -143,5 +144,24 @@ describe('endpointFromAnnounced', () => {
     expect(endpointFromAnnounced('tcp://b2:61617')?.url).toBe('tcp://b2:61617');
     expect(endpointFromAnnounced('stomp://b2:61613')).toBeNull();
     expect(endpointFromAnnounced('garbage')).toBeNull();
+  });
+
+  it('reads ssl:// (default port 61617) with verifyHostName, also as socket.verifyHostName', () => {
+    expect(parseConnectUrl('ssl://broker').servers[0]).toEqual({
+      url: 'ssl://broker:61617',
+      host: 'broker',
+      port: 61617,
+      tls: true,
+      options: {},
+    });
+    const t = parseConnectUrl('failover:(ssl://a:1?socket.verifyHostName=false,ssl://b:2)');
+    expect(t.servers.map((s) => [s.url, s.tls, s.options.verifyHostName])).toEqual([
+      ['ssl://a:1', true, false],
+      ['ssl://b:2', true, undefined],
+    ]);
+    expect(() => parseConnectUrl('tcp://a:1?verifyHostName=false')).toThrow(/for ssl:\/\/ URIs only/);
+    expect(() => parseConnectUrl('stomp+ssl://a:1')).toThrow(
+      /expected tcp:\/\/HOST:PORT or ssl:\/\/HOST:PORT/,
+    );
   });
 });

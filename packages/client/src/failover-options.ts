@@ -62,13 +62,21 @@ export interface EndpointOptions {
   heartbeatMs?: number;
   maxFrameSize?: number;
   connectTimeoutMs?: number;
+  /**
+   * `ssl://` only: check that the broker's certificate names the host dialled (ActiveMQ's
+   * `socket.verifyHostName`, also accepted under that name). Default true; the chain is verified
+   * either way unless ConnectOptions.tls.verifyServer is false.
+   */
+  verifyHostName?: boolean;
 }
 
 export interface ServerEndpoint {
-  /** Canonical `tcp://host:port` (without options): the key of the server in the list. */
+  /** Canonical `tcp://host:port` or `ssl://host:port` (without options): the key of the server in the list. */
   url: string;
   host: string;
   port: number;
+  /** `ssl://`: the native protocol over TLS. */
+  tls: boolean;
   options: EndpointOptions;
 }
 
@@ -110,6 +118,12 @@ const ENDPOINT_SPECS: Record<keyof EndpointOptions, Spec> = {
   heartbeatMs: { kind: 'int', min: 0 },
   maxFrameSize: { kind: 'int', min: 64 },
   connectTimeoutMs: { kind: 'int', min: 1 },
+  verifyHostName: { kind: 'boolean' },
+};
+
+/** ActiveMQ's spelling of endpoint options (`ssl://host:61617?socket.verifyHostName=false`). */
+const ENDPOINT_ALIASES: Record<string, keyof EndpointOptions> = {
+  'socket.verifyHostName': 'verifyHostName',
 };
 
 function invalid(name: string, value: unknown, why: string): never {
@@ -159,14 +173,21 @@ function convert(name: string, spec: Spec, raw: unknown): number | boolean | str
 }
 
 function endpointFrom(uri: BrokerUri, nested: Record<string, string>): ServerEndpoint {
-  if (uri.scheme !== 'tcp') {
+  if (uri.scheme !== 'tcp' && uri.scheme !== 'ssl') {
     throw new InvalidArgumentError(
-      `unsupported scheme "${uri.scheme}://" for the Keel client (expected tcp://HOST:PORT)`,
+      `unsupported scheme "${uri.scheme}://" for the Keel client (expected tcp://HOST:PORT or ssl://HOST:PORT)`,
     );
   }
+  const tls = uri.scheme === 'ssl';
   const options: EndpointOptions = {};
   const all = { ...nested, ...uri.options };
-  for (const [name, value] of Object.entries(all)) {
+  for (const [given, value] of Object.entries(all)) {
+    const name = ENDPOINT_ALIASES[given] ?? given;
+    if (name === 'verifyHostName' && !tls) {
+      throw new InvalidArgumentError(
+        `option "${given}" is for ssl:// URIs only (got it on tcp://${uri.host}:${uri.port})`,
+      );
+    }
     const spec = (ENDPOINT_SPECS as Record<string, Spec | undefined>)[name];
     if (spec === undefined) {
       throw new InvalidArgumentError(
@@ -176,7 +197,7 @@ function endpointFrom(uri: BrokerUri, nested: Record<string, string>): ServerEnd
     (options as Record<string, unknown>)[name] = convert(name, spec, value);
   }
   const host = uri.host.includes(':') ? `[${uri.host}]` : uri.host;
-  return { url: `tcp://${host}:${uri.port}`, host: uri.host, port: uri.port, options };
+  return { url: `${uri.scheme}://${host}:${uri.port}`, host: uri.host, port: uri.port, tls, options };
 }
 
 /** Validate failover option overrides given in code (names and values). */
@@ -211,7 +232,7 @@ export function parseConnectUrl(url: string, overrides: FailoverOptionOverrides 
   }
   if (parsed.scheme !== 'failover') {
     throw new InvalidArgumentError(
-      `unsupported URL scheme "${parsed.scheme}:" for the Keel client (expected tcp:// or failover:)`,
+      `unsupported URL scheme "${parsed.scheme}:" for the Keel client (expected tcp://, ssl:// or failover:)`,
     );
   }
   const fromUrl: Record<string, unknown> = {};

@@ -1,5 +1,6 @@
 export type { BackoffOptions, RandomSource } from './backoff';
 export { reconnectDelayMs } from './backoff';
+export type { ClientTlsOptions } from './client-tls';
 export type {
   ConnectionEvents,
   ConnectionStatus,

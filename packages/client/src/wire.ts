@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import {
   COMPACT_PROTOCOL_VERSION,
   ConnectionError,
@@ -37,6 +38,8 @@ export interface WireOptions {
   heartbeatMs: number;
   maxFrameSize: number;
   connectTimeoutMs: number;
+  /** `ssl://`: connect over TLS with these options (client-tls.ts); absent: plain TCP. */
+  tls?: tls.ConnectionOptions | null;
 }
 
 export interface WireEvents {
@@ -82,7 +85,9 @@ export class Wire extends EventEmitter<WireEvents> {
       const decoder = new FrameDecoder({
         maxFrameSize: Math.max(options.maxFrameSize, DEFAULT_MAX_FRAME_SIZE),
       });
-      const socket = net.connect({ host: options.host, port: options.port });
+      const socket = options.tls
+        ? tls.connect({ host: options.host, port: options.port, ...options.tls })
+        : net.connect({ host: options.host, port: options.port });
       socket.setNoDelay(true);
       const where = `${options.host}:${options.port}`;
       let done = false;
@@ -100,7 +105,7 @@ export class Wire extends EventEmitter<WireEvents> {
       );
       socket.on('error', (err) =>
         fail(
-          new ConnectionError(`cannot connect to ${where}: ${err.message}`, 'CONNECTION_LOST', {
+          new ConnectionError(`cannot connect to ${where}: ${describeSocketError(err)}`, 'CONNECTION_LOST', {
             cause: err,
           }),
         ),
@@ -108,7 +113,8 @@ export class Wire extends EventEmitter<WireEvents> {
       socket.on('close', () =>
         fail(new ConnectionError(`${where} closed the connection during the handshake`)),
       );
-      socket.on('connect', () => {
+      // Over TLS the protocol starts once the handshake is done (and the broker verified).
+      socket.on(options.tls ? 'secureConnect' : 'connect', () => {
         socket.write(PROTOCOL_HEADER);
         socket.write(
           encodeFrame({
@@ -240,4 +246,11 @@ export class Wire extends EventEmitter<WireEvents> {
     this.socket.destroy();
     this.emit('close', err);
   }
+}
+
+/** A socket error with its code (TLS verification failures name what failed, e.g. SELF_SIGNED_CERT_IN_CHAIN). */
+function describeSocketError(err: Error): string {
+  const code = (err as { code?: string }).code;
+  const tlsFailure = code !== undefined && /CERT|SELF_SIGNED|UNABLE_TO|TLS|SSL/.test(code);
+  return tlsFailure ? `TLS: ${err.message} (${code})` : err.message;
 }

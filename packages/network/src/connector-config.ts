@@ -190,7 +190,9 @@ function parseDestinationList(uri: string, name: string, v: string): string[] {
 
 function peerUrl(member: ParsedUri, uri: string): string {
   if (member.kind === 'broker') {
-    if (member.scheme !== 'tcp') bad(uri, `peer ${formatUri(member)}: only tcp:// peers are supported`);
+    // ssl:// peers: the bridge trusts the node's tls.ca and shows its certificate (node.ts).
+    if (member.scheme !== 'tcp' && member.scheme !== 'ssl')
+      bad(uri, `peer ${formatUri(member)}: only tcp:// and ssl:// peers are supported`);
     return formatUri(member);
   }
   if (member.scheme === 'failover') return formatUri(member);
@@ -201,7 +203,8 @@ function peerUrl(member: ParsedUri, uri: string): string {
 /** masterslave:(a1,a2) is one peer (a master/slave pair) reached through the failover transport. */
 function failoverOf(ms: CompositeUri, uri: string): string {
   for (const m of ms.uris) {
-    if (m.kind !== 'broker' || m.scheme !== 'tcp') bad(uri, 'masterslave: members must be tcp:// URIs');
+    if (m.kind !== 'broker' || (m.scheme !== 'tcp' && m.scheme !== 'ssl'))
+      bad(uri, 'masterslave: members must be tcp:// or ssl:// URIs');
   }
   return formatUri({ kind: 'composite', scheme: 'failover', uris: ms.uris, options: { randomize: 'false' } });
 }

@@ -27,7 +27,7 @@ export interface NetworkServiceOptions {
 
 export type DemandForwardingBridgeConnectOptions = Pick<
   ConnectOptions,
-  'username' | 'password' | 'heartbeatMs' | 'connectTimeoutMs'
+  'username' | 'password' | 'heartbeatMs' | 'connectTimeoutMs' | 'tls'
 >;
 
 const running = new Set<NetworkService>();

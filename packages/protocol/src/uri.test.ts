@@ -53,7 +53,7 @@ describe('parseBrokerUri', () => {
     ['localhost', /missing scheme/],
     [
       'http://host:80',
-      /unknown scheme "http" \(expected one of tcp, stomp, multicast, failover, static, masterslave\)/,
+      /unknown scheme "http" \(expected one of tcp, stomp, ssl, stomp\+ssl, multicast, failover, static, masterslave\)/,
     ],
     ['tcp:host:1', /expected "tcp:\/\/HOST:PORT"/],
     ['tcp://', /missing host/],

@@ -44,6 +44,9 @@ export type CompositeScheme = (typeof COMPOSITE_SCHEMES)[number];
 export const DEFAULT_PORTS: Readonly<Record<string, number>> = Object.freeze({
   tcp: 61616,
   stomp: 61613,
+  /** TLS transports, ActiveMQ's ports: `ssl://` (native over TLS) and `stomp+ssl://`. */
+  ssl: 61617,
+  'stomp+ssl': 61612,
   multicast: 6155,
 });
 

@@ -7,6 +7,7 @@ import {
   startAdminServer,
   storeReadOnlyView,
 } from '@keel/admin';
+import type { Server as TlsServer } from 'node:tls';
 import type { Broker, LockHolder } from '@keel/core';
 import { type NodeConfig, verifyPassword } from './config';
 import type { NodeLogger } from './logger';
@@ -137,7 +138,10 @@ export async function startAdmin(node: KeelNode, logger: NodeLogger): Promise<Ad
     metrics,
     authenticate: adminAuthenticator(config),
     readAuth: config.adminReadAuth,
+    // https with the node's certificate (tls.adminHttps); reloaded with the listeners' on SIGHUP.
+    https: config.tls?.adminHttps ? node.tlsContext?.httpsOptions() : undefined,
   });
+  if (config.tls?.adminHttps) node.tlsContext?.track(started.app.server as unknown as TlsServer);
   adminUrl = started.url;
   const handle: AdminHandle = {
     url: started.url,

@@ -38,6 +38,10 @@ export const DEFAULT_PORT = 61616;
 export const DEFAULT_STOMP_PORT = 61613;
 /** HTTP admin API, as ActiveMQ's web console. */
 export const DEFAULT_ADMIN_PORT = 8161;
+/** Native protocol over TLS (`ssl://`), as ActiveMQ's ssl transport connector; opened when tls is set. */
+export const DEFAULT_SSL_PORT = 61617;
+/** STOMP over TLS (`stomp+ssl://`), as ActiveMQ's; opened when tls is set. */
+export const DEFAULT_STOMP_SSL_PORT = 61612;
 export const DEFAULT_CLUSTER = 'default';
 /**
  * Keel listens on loopback unless told otherwise: a broker reachable from the network should be a
@@ -160,6 +164,17 @@ export type DeadLetterConfig =
   | { strategy: 'shared'; deadLetterQueue: string; processExpired: boolean }
   | { strategy: 'individual'; queuePrefix: string; processExpired: boolean };
 
+/** TLS of the node's listeners (tls/tls-context.ts): PEM files, ActiveMQ's needClientAuth, https admin. */
+export interface TlsConfig {
+  certFile: string;
+  keyFile: string;
+  /** CA of client certificates (needClientAuth) and of ssl:// network peers; null: Node's root CAs. */
+  caFile: string | null;
+  needClientAuth: boolean;
+  /** The admin API answers https with the same certificate (default true). */
+  adminHttps: boolean;
+}
+
 export interface NodeConfig {
   /** Node name (logs, lock holder, cluster view). Default `<hostname>-<port>`. */
   name: string;
@@ -183,6 +198,12 @@ export interface NodeConfig {
   stompPort: number | false;
   /** 0: any free port. */
   adminPort: number;
+  /** `ssl://` (native over TLS); false: none. Default DEFAULT_SSL_PORT when tls is set. */
+  sslPort: number | false;
+  /** `stomp+ssl://`; false: none. Default DEFAULT_STOMP_SSL_PORT when tls is set. */
+  stompSslPort: number | false;
+  /** null: no TLS (no ssl:// listeners, http admin API). */
+  tls: TlsConfig | null;
   /** Client URLs this node announces; empty: the server derives them from its bound listeners. */
   advertisedUrls: string[];
   users: UserConfig[];
@@ -539,6 +560,26 @@ const SETTINGS: Setting[] = [
     'an integer between 0 and 65535, or false (0 or false disables STOMP)',
   ),
   s('adminPort', 'KEEL_ADMIN_PORT', 'adminPort', int(0, 65535), 'an integer between 0 and 65535'),
+  // TLS (issue #23.1); in a file, `tls: {cert, key, ca, needClientAuth, adminHttps}`.
+  s(
+    'sslPort',
+    'KEEL_SSL_PORT',
+    'sslPort',
+    optionalPort,
+    'an integer between 0 and 65535, or false (0 or false: no ssl:// listener)',
+  ),
+  s(
+    'stompSslPort',
+    'KEEL_STOMP_SSL_PORT',
+    'stompSslPort',
+    optionalPort,
+    'an integer between 0 and 65535, or false (0 or false: no stomp+ssl:// listener)',
+  ),
+  s('tls.cert', 'KEEL_TLS_CERT', 'tlsCert', z.string().trim().min(1).max(4096), 'a PEM certificate file'),
+  s('tls.key', 'KEEL_TLS_KEY', 'tlsKey', z.string().trim().min(1).max(4096), 'a PEM private key file'),
+  s('tls.ca', 'KEEL_TLS_CA', 'tlsCa', z.string().trim().min(1).max(4096), 'a PEM CA certificate file'),
+  s('tls.needClientAuth', 'KEEL_NEED_CLIENT_AUTH', 'needClientAuth', bool, 'true or false'),
+  s('tls.adminHttps', 'KEEL_ADMIN_HTTPS', 'adminHttps', bool, 'true or false'),
   s(
     'advertisedUrls',
     'KEEL_ADVERTISED_URLS',
@@ -766,7 +807,7 @@ function s(key: string, env: string, argv: string, schema: z.ZodType<unknown>, e
 
 const BY_KEY = new Map(SETTINGS.map((x) => [x.key, x]));
 /** Top-level keys of the file that hold a group of settings. */
-const GROUPS = ['lock', 'store', 'redelivery', 'deadLetter', 'scheduler'];
+const GROUPS = ['lock', 'store', 'redelivery', 'deadLetter', 'scheduler', 'tls'];
 
 /** Every setting: its dotted key, environment variable and flag (for help texts and docs). */
 export const CONFIG_SETTINGS: ReadonlyArray<{ key: string; env: string; flag: string }> = SETTINGS.map(
@@ -841,6 +882,15 @@ function assemble(
   const port = get('port', DEFAULT_PORT);
   const stompPort = get<number | false>('stompPort', DEFAULT_STOMP_PORT);
   const adminPort = get('adminPort', DEFAULT_ADMIN_PORT);
+  const tls = buildTls(get, problem, values);
+  const sslPort = get<number | false>('sslPort', tls ? DEFAULT_SSL_PORT : false);
+  const stompSslPort = get<number | false>('stompSslPort', tls ? DEFAULT_STOMP_SSL_PORT : false);
+  if (!tls) {
+    for (const key of ['sslPort', 'stompSslPort'] as const) {
+      if (values.get(key) !== undefined && values.get(key) !== false)
+        problem(key, 'needs tls.cert and tls.key (--tls-cert, --tls-key)');
+    }
+  }
 
   const db = get<string | undefined>('db', undefined);
   const storeDir = get<string | null>('storeDir', null);
@@ -878,6 +928,8 @@ function assemble(
     ['port', port],
     ['stompPort', stompPort],
     ['adminPort', adminPort],
+    ['sslPort', sslPort],
+    ['stompSslPort', stompSslPort],
   ];
   for (let i = 0; i < ports.length; i++) {
     for (let j = i + 1; j < ports.length; j++) {
@@ -970,6 +1022,9 @@ function assemble(
     port,
     stompPort,
     adminPort,
+    sslPort,
+    stompSslPort,
+    tls,
     advertisedUrls: get<string[]>('advertisedUrls', []),
     users,
     adminUser,
@@ -1013,6 +1068,35 @@ function assemble(
     virtualTopics,
     compositeDestinations,
   };
+}
+
+/** The tls.* settings: cert and key together, or none of them (then no TLS). */
+function buildTls(
+  get: <T>(key: string, fallback: T) => T,
+  problem: (setting: string, message: string) => void,
+  values: Map<string, unknown>,
+): TlsConfig | null {
+  const certFile = get<string | null>('tls.cert', null);
+  const keyFile = get<string | null>('tls.key', null);
+  if (certFile === null && keyFile === null) {
+    for (const key of ['tls.ca', 'tls.needClientAuth', 'tls.adminHttps']) {
+      if (values.has(key)) problem(key, 'needs tls.cert and tls.key (--tls-cert, --tls-key)');
+    }
+    return null;
+  }
+  if (certFile === null || keyFile === null) {
+    problem(
+      certFile === null ? 'tls.cert' : 'tls.key',
+      'is required with the other: set both --tls-cert and --tls-key',
+    );
+    return null;
+  }
+  const caFile = get<string | null>('tls.ca', null);
+  const needClientAuth = get('tls.needClientAuth', false);
+  if (needClientAuth && caFile === null) {
+    problem('tls.needClientAuth', 'needs tls.ca (--tls-ca): the CA that signs the client certificates');
+  }
+  return { certFile, keyFile, caFile, needClientAuth, adminHttps: get('tls.adminHttps', true) };
 }
 
 const USER_NAME = /^[^\s:]{1,128}$/;
@@ -1175,6 +1259,7 @@ export function redactConfig(cfg: NodeConfig): NodeConfig {
     adminPasswordHash: cfg.adminPasswordHash === null ? null : REDACTED,
     lock: { ...cfg.lock },
     fileLocker: { ...cfg.fileLocker },
+    tls: cfg.tls && { ...cfg.tls },
     store: { ...cfg.store },
     redelivery: { ...cfg.redelivery },
     deadLetter: { ...cfg.deadLetter },

@@ -6,3 +6,5 @@ export * from './node-registry';
 export * from './shared-store-postgres';
 export * from './stomp/stomp-listener';
 export * from './stray-pg-errors';
+export * from './tls/throwaway-certs';
+export * from './tls/tls-context';

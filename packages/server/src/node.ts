@@ -25,6 +25,7 @@ import {
 } from './shared-store-postgres';
 import { type StepDownCause, stepDownError } from './step-down';
 import { StompListener } from './stomp/stomp-listener';
+import { TlsContext } from './tls/tls-context';
 
 export type NodeRole = 'starting' | 'slave' | 'recovering' | 'master' | 'fenced' | 'stopping' | 'stopped';
 
@@ -37,10 +38,22 @@ export interface RunningNode {
   readonly role: NodeRole;
   readonly epoch: number;
   readonly broker: Broker | null;
-  endpoints(): { native: string | null; stomp: string | null; admin: string };
+  endpoints(): NodeEndpoints;
+  /** Re-read the TLS PEM files (SIGHUP); open connections keep theirs. Throws CONFIG_INVALID on a bad file. */
+  reloadTls(): { servers: number } | null;
   /** Planned hand-over: stop taking work, finish in-flight commits, pass the lock on. */
   handover(): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** The node's listeners as URLs; null: not listening (a slave) or not configured. */
+export interface NodeEndpoints {
+  native: string | null;
+  stomp: string | null;
+  /** `ssl://` (native over TLS). */
+  ssl: string | null;
+  stompSsl: string | null;
+  admin: string;
 }
 
 interface ClientListener {
@@ -74,6 +87,10 @@ export class KeelNode implements RunningNode {
   private listeners: ClientListener[] = [];
   private nativePort: number | null = null;
   private stompPort: number | null = null;
+  private sslPort: number | null = null;
+  private stompSslPort: number | null = null;
+  /** The listeners' TLS (tls/tls-context.ts); null without tls settings. */
+  readonly tlsContext: TlsContext | null;
   private admin: AdminHandle | null = null;
   /** Network connectors and the consumer advisory publisher; run while this node is master. */
   private network: NetworkService | null = null;
@@ -99,6 +116,8 @@ export class KeelNode implements RunningNode {
   ) {
     this.name = config.name;
     this.log = logger;
+    // Bad PEM files fail the start here (CONFIG_INVALID), before anything listens.
+    this.tlsContext = config.tls ? new TlsContext(config.tls, logger.child({ component: 'tls' })) : null;
     this.sharedStore = config.storeDir
       ? new SharedStorePostgres({
           storeDir: config.storeDir,
@@ -187,20 +206,32 @@ export class KeelNode implements RunningNode {
     void this.announce();
   }
 
-  endpoints(): { native: string | null; stomp: string | null; admin: string } {
+  endpoints(): NodeEndpoints {
     const h = urlHost(this.config.host);
+    const url = (scheme: string, port: number | null) => (port !== null ? `${scheme}://${h}:${port}` : null);
     return {
-      native: this.nativePort !== null ? `tcp://${h}:${this.nativePort}` : null,
-      stomp: this.stompPort !== null ? `stomp://${h}:${this.stompPort}` : null,
-      admin: `http://${h}:${this.config.adminPort}`,
+      native: url('tcp', this.nativePort),
+      stomp: url('stomp', this.stompPort),
+      ssl: url('ssl', this.sslPort),
+      stompSsl: url('stomp+ssl', this.stompSslPort),
+      admin: `${this.config.tls?.adminHttps ? 'https' : 'http'}://${h}:${this.config.adminPort}`,
     };
   }
 
-  /** Client URLs this node announces (configured, or derived from its configured ports). */
+  /**
+   * Client URLs this node announces (configured, or derived from its configured ports): `tcp://`,
+   * and `ssl://` when that listener is configured (a TLS client takes only the ssl:// ones).
+   */
   clientUrls(): string[] {
     if (this.config.advertisedUrls.length > 0) return this.config.advertisedUrls;
     const h = urlHost(this.config.host);
-    return [`tcp://${h}:${this.nativePort ?? this.config.port}`];
+    const ssl =
+      this.tlsContext && this.config.sslPort !== false ? (this.sslPort ?? this.config.sslPort) : null;
+    return [`tcp://${h}:${this.nativePort ?? this.config.port}`, ...(ssl ? [`ssl://${h}:${ssl}`] : [])];
+  }
+
+  reloadTls(): { servers: number } | null {
+    return this.tlsContext?.reload() ?? null;
   }
 
   async start(): Promise<void> {
@@ -470,6 +501,8 @@ export class KeelNode implements RunningNode {
       advertiseUrls: this.clientUrls(),
       connectors: this.config.networkConnectors,
       logger: this.log.child({ component: 'network' }),
+      // ssl:// peers: trust tls.ca and show this node's certificate (ActiveMQ's broker sslContext).
+      ...(this.tlsContext ? { connectOptions: { tls: this.tlsContext.clientOptions() } } : {}),
     });
     this.setRole('master', { epoch, takeoverMs: Date.now() - started, reason });
     // Scheduled delivery fires on the master only; a due time passed during the takeover fires now.
@@ -548,7 +581,47 @@ export class KeelNode implements RunningNode {
       this.stompPort = s.port;
       this.listeners.push(stomp);
     }
+    await this.openTlsListeners(broker);
     this.log.info({ ...this.endpoints() }, 'listening for clients');
+  }
+
+  /** `ssl://` and `stomp+ssl://`: the same listeners over a TLS server (tls/tls-context.ts). */
+  private async openTlsListeners(broker: Broker): Promise<void> {
+    const { config, tlsContext } = this;
+    if (!tlsContext) return;
+    const createServer = tlsContext.createServer.bind(tlsContext);
+    if (config.sslPort !== false) {
+      const ssl = new NativeListener({
+        broker,
+        host: config.host,
+        port: config.sslPort,
+        logger: this.log.child({ component: 'native-ssl' }),
+        maxFrameSize: config.maxFrameSize,
+        heartbeatMs: config.heartbeatMs,
+        authenticate: this.authenticate,
+        describe: () => this.describe(),
+        allowLinkStealing: config.allowLinkStealing,
+        createServer,
+      });
+      this.sslPort = (await ssl.start()).port;
+      this.listeners.push(ssl);
+    }
+    if (config.stompSslPort !== false) {
+      const stompSsl = new StompListener({
+        broker,
+        host: config.host,
+        port: config.stompSslPort,
+        logger: this.log.child({ component: 'stomp-ssl' }),
+        maxFrameSize: config.maxFrameSize,
+        heartbeatMs: config.heartbeatMs,
+        authenticate: this.authenticate,
+        serverName: `Keel/${KEEL_VERSION}`,
+        allowLinkStealing: config.allowLinkStealing,
+        createServer,
+      });
+      this.stompSslPort = (await stompSsl.start()).port;
+      this.listeners.push(stompSsl);
+    }
   }
 
   private scheduleJobs(broker: Broker): void {
@@ -598,6 +671,8 @@ export class KeelNode implements RunningNode {
     await Promise.all(listeners.map((l) => l.stop(options.error).catch(() => {})));
     this.nativePort = null;
     this.stompPort = null;
+    this.sslPort = null;
+    this.stompSslPort = null;
     const broker = this.brokerValue;
     await broker?.scheduler.stop().catch(() => {});
     this.brokerValue = null;

@@ -2,7 +2,7 @@
  * `keel broker`: runs one broker node. Loads the configuration (flags > KEEL_* > file > defaults),
  * logs it once with secrets redacted, and starts the node. The first SIGINT/SIGTERM stops it
  * gracefully (exit 0 once stopped); a second one exits at once with 130 (graphile-worker
- * `src/main.ts` does the same).
+ * `src/main.ts` does the same). With TLS configured, SIGHUP reloads the certificate files.
  */
 import { createLogger, guardStrayPostgresErrors, loadConfig, redactConfig, startNode } from '@keel/server';
 import type { Output } from '../output';
@@ -17,6 +17,13 @@ export interface BrokerOptions {
   port?: string;
   stompPort?: string;
   adminPort?: string;
+  sslPort?: string;
+  stompSslPort?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  needClientAuth?: boolean;
+  adminHttps?: string;
   advertisedUrl?: string[];
   user?: string[];
   adminUser?: string;
@@ -69,6 +76,16 @@ export async function runBroker(options: BrokerOptions, _output: Output): Promis
     process.exit(1);
   }
   logger.info({ endpoints: node.endpoints() }, 'node started');
+  if (config.tls) {
+    // SIGHUP re-reads the TLS PEM files; open connections keep their session (tls/tls-context.ts).
+    process.on('SIGHUP', () => {
+      try {
+        node.reloadTls();
+      } catch (err) {
+        logger.error({ err: (err as Error).message }, 'TLS reload failed: the previous certificates stay in use');
+      }
+    });
+  }
 
   await stopSignal;
   try {

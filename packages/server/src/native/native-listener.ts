@@ -28,7 +28,15 @@ export interface NativeListenerOptions {
   describe: () => NativeBrokerInfo;
   /** ActiveMQ transport connector option: a newer connection with a live connection's client id takes it over (default false). */
   allowLinkStealing?: boolean;
+  /** Makes the server instead of a plain TCP one: TlsContext.createServer gives `ssl://` (same connections). */
+  createServer?: ListenerServerFactory;
 }
+
+/** A server whose established connections go to `onSocket` (a TLS server hands over TLS sockets). */
+export type ListenerServerFactory = (
+  onSocket: (socket: Socket) => void,
+  options: { noDelay?: boolean; keepAlive?: boolean },
+) => Server;
 
 export const NATIVE_LISTENER_DEFAULTS = Object.freeze({
   host: '0.0.0.0',
@@ -72,6 +80,7 @@ export class NativeListener extends EventEmitter<NativeListenerEvents> {
   private readonly authenticate: NativeAuthenticate;
   private readonly describe: () => NativeBrokerInfo;
   private readonly allowLinkStealing: boolean;
+  private readonly makeServer: ListenerServerFactory | undefined;
 
   private server: Server | null = null;
   private readonly sockets = new Map<Socket, NativeConnection>();
@@ -103,6 +112,7 @@ export class NativeListener extends EventEmitter<NativeListenerEvents> {
     this.authenticate = options.authenticate ?? (() => true);
     this.describe = options.describe;
     this.allowLinkStealing = options.allowLinkStealing === true;
+    this.makeServer = options.createServer;
     if (typeof this.host !== 'string' || this.host === '')
       throw new InvalidArgumentError('NativeListener: option host must be a non-empty string');
     checkInt('port', this.port, 0, 65535);
@@ -124,7 +134,10 @@ export class NativeListener extends EventEmitter<NativeListenerEvents> {
   /** Listen on host:port; resolves with the bound port (useful with port 0). */
   async start(): Promise<{ port: number }> {
     if (this.server) throw new InvalidArgumentError('NativeListener is already started');
-    const server = createServer({ noDelay: true, keepAlive: true }, (socket) => this.onSocket(socket));
+    const onSocket = (socket: Socket): void => this.onSocket(socket);
+    const server =
+      this.makeServer?.(onSocket, { noDelay: true, keepAlive: true }) ??
+      createServer({ noDelay: true, keepAlive: true }, onSocket);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => {

@@ -8,6 +8,7 @@ import {
   type KeelError,
 } from '@keel/protocol';
 import { STEP_DOWN_CLOSE_MS, settleWithin } from '../step-down';
+import type { ListenerServerFactory } from '../native/native-listener';
 import { type StompAuthenticator, StompConnection } from './stomp-connection';
 
 export type { StompAckMode, StompAuthenticator } from './stomp-connection';
@@ -54,6 +55,8 @@ export interface StompListenerOptions {
   slowConsumerTimeoutMs?: number;
   /** ActiveMQ transport connector option: a newer connection with a live connection's client id takes it over (default false). */
   allowLinkStealing?: boolean;
+  /** Makes the server instead of a plain TCP one: TlsContext.createServer gives `stomp+ssl://`. */
+  createServer?: ListenerServerFactory;
 }
 
 function checkInt(name: string, value: number, min: number): number {
@@ -77,6 +80,7 @@ export class StompListener {
   private server: Server | null = null;
   private readonly connections = new Set<StompConnection>();
   private stopping = false;
+  private readonly makeServer: ListenerServerFactory | undefined;
 
   constructor(options: StompListenerOptions) {
     if (!options || typeof options.broker !== 'object' || options.broker === null) {
@@ -84,6 +88,7 @@ export class StompListener {
     }
     this.broker = options.broker;
     this.logger = options.logger ?? silentLogger;
+    this.makeServer = options.createServer;
     const d = STOMP_LISTENER_DEFAULTS;
     this.host = options.host ?? d.host;
     this.port = checkInt('port', options.port ?? d.port, 0);
@@ -120,7 +125,8 @@ export class StompListener {
   async start(): Promise<{ port: number }> {
     if (this.server) throw new InvalidArgumentError('StompListener already started');
     this.stopping = false;
-    const server = createServer((socket) => this.accept(socket));
+    const accept = (socket: Socket): void => this.accept(socket);
+    const server = this.makeServer?.(accept, {}) ?? createServer(accept);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => {
