@@ -44,10 +44,11 @@ describe('keel program', () => {
     expect(err.code).toBe('commander.helpDisplayed');
     const help = output.stdout();
     expect(help).toContain('Usage: keel [options] [command]');
-    const commands = [...help.matchAll(/^ {2}([a-z]+)\b/gm)].map((m) => m[1]);
+    const commands = [...help.matchAll(/^ {2}([a-z][a-z-]*)\b/gm)].map((m) => m[1]);
     expect(commands).toEqual([
       'start',
       'migrate',
+      'hash-password',
       'broker',
       'status',
       'queues',

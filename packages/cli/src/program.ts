@@ -27,14 +27,17 @@ import { benchCommand } from './commands/bench';
 import { type BrokerOptions, runBroker } from './commands/broker';
 import { type ConsumeOptions, consumeCommand } from './commands/consume';
 import { type DrillOptions, drillCommand } from './commands/drill';
+import { type HashPasswordOptions, hashPasswordCommand } from './commands/hash-password';
 import { type MigrateOptions, runMigrate } from './commands/migrate';
 import { type ProduceOptions, produceCommand } from './commands/produce';
 import { registerScheduledCommand } from './commands/scheduled-command';
 import { DEFAULT_START_DIR, runStart, type StartOptions } from './commands/start';
+import { addLimitOptions } from './limit-options';
 import { type Output, processOutput } from './output';
 
 export interface CommandActions extends AdminCommandActions {
   migrate(options: MigrateOptions, output: Output): Promise<unknown>;
+  hashPassword(options: HashPasswordOptions, output: Output): Promise<unknown>;
   broker(options: BrokerOptions, output: Output): Promise<unknown>;
   start(options: StartOptions, output: Output): Promise<unknown>;
   produce(options: ProduceOptions, output: Output): Promise<unknown>;
@@ -63,6 +66,7 @@ export function buildProgram(options: BuildProgramOptions = {}): Command {
   const output = options.output ?? processOutput();
   const actions: CommandActions = {
     migrate: runMigrate,
+    hashPassword: hashPasswordCommand,
     broker: runBroker,
     start: runStart,
     produce: produceCommand,
@@ -127,7 +131,16 @@ export function buildProgram(options: BuildProgramOptions = {}): Command {
     });
 
   program
-    .command('broker')
+    .command('hash-password')
+    .description(
+      "read a password from standard input and print its scrypt hash for a user's passwordHash in the configuration file",
+    )
+    .action(async () => {
+      await actions.hashPassword({}, output);
+    });
+
+  // The limits.* settings as flags (limit-options.ts, issue #23.3).
+  addLimitOptions(program.command('broker'))
     .description(
       "run a broker node: it serves clients while it holds its cluster's lock, and waits as a slave otherwise",
     )

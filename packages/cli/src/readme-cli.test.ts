@@ -15,7 +15,7 @@ function synopsis(): string {
 function entries(): Map<string, string> {
   const byCommand = new Map<string, string>();
   for (const entry of synopsis().split(/\n(?=keel )/)) {
-    const names = /^keel ([a-z]+(?: \| [a-z]+(?: [A-Z])?)*)/.exec(entry)?.[1] ?? '';
+    const names = /^keel ([a-z][a-z-]*(?: \| [a-z]+(?: [A-Z])?)*)/.exec(entry)?.[1] ?? '';
     for (const name of names.split(' | ')) byCommand.set(name.split(' ')[0] as string, entry);
   }
   return byCommand;

@@ -326,6 +326,8 @@ export class DuplexAcceptor {
     this.own = o.broker.openConnection({
       protocol: 'network',
       clientId: `network:${o.localName}:duplex-acceptor:${this.linkId}`,
+      // The peer's bridge is authorized here as the user it logged in as (issue #23.2).
+      username: o.peer.info.username,
     });
   }
 
@@ -394,6 +396,7 @@ export class DuplexAcceptor {
       localName: this.o.localName,
       remoteName,
       options,
+      username: this.o.peer.info.username,
       logger: this.o.logger,
       localConsumers: this.o.localConsumers,
       send: (out, localId, resent) => this.relay(out, localId, resent),

@@ -32,6 +32,11 @@ export interface ForwardingLinkOptions {
   /** The peer's cluster name. */
   remoteName: string;
   options: NetworkConnectorOptions;
+  /**
+   * The user the local connection acts as (a duplex acceptor: its peer's bridge user), authorized
+   * like a client; absent: the broker's own bridge, not checked here (the peer checks it).
+   */
+  username?: string;
   logger: Logger;
   /** Local (non-network) consumers of a destination here: replay only while 0. */
   localConsumers?: (destination: string) => number;
@@ -85,6 +90,7 @@ export class ForwardingLink {
       protocol: 'network',
       // Stable per (local, peer, connector): the durable subscriptions kept for the peer belong to it.
       clientId: networkClientId(opts.localName, opts.remoteName, this.o.name),
+      username: opts.username,
     });
   }
 

@@ -126,6 +126,7 @@ export const ERROR_CODES = {
   TIMEOUT: TimeoutError,
   AUTH_FAILED: AuthError,
   NOT_AUTHORIZED: AuthError,
+  LOGIN_THROTTLED: AuthError,
   NOT_MASTER: NotMasterError,
   FENCED: FencedError,
   STORE_UNAVAILABLE: StoreError,

@@ -19,15 +19,20 @@ import { readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
+  type AuthorizationEntryOptions,
+  AuthorizationMap,
   type CompositeDestinationOptions,
   DEFAULT_CANCELLABLE_HOLD_MS,
   DestinationRouter,
+  groupList,
+  type TempDestinationAuthorizationOptions,
   type VirtualTopicOptions,
 } from '@keel/core';
 import { InvalidArgumentError } from '@keel/protocol';
 import { databaseOfUrl, parsePgUrl, withDatabase } from '@keel/store-pg';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { assembleLimits, type LimitsConfig, limitSettings } from './limits/limits-config';
 
 // ---------------------------------------------------------------------------------------------
 // Defaults
@@ -107,6 +112,11 @@ export interface UserConfig {
   /** `scrypt$N$r$p$salt$hash` (base64 salt and hash); check a password with verifyPassword. */
   passwordHash: string;
   roles: string[];
+  /**
+   * Groups for the `authorization` map (ActiveMQ's user groups): `groups` of the file, or the
+   * user's roles when it has none (`--user NAME:PASSWORD`: producer, consumer).
+   */
+  groups: string[];
 }
 
 export interface LockConfig {
@@ -235,6 +245,15 @@ export interface NodeConfig {
   virtualTopics: VirtualTopicOptions[] | null;
   /** ActiveMQ compositeQueue/compositeTopic with `forwardTo` and `forwardOnly`. */
   compositeDestinations: CompositeDestinationOptions[];
+  /** Resource limits and flow control (issue #23.3; limits/limits-config.ts), `limits:` in a file. */
+  limits: LimitsConfig;
+  /**
+   * ActiveMQ's authorizationEntries (`{queue | topic, read, write, admin}`, groups comma-separated);
+   * null: no authorization, every authenticated client may do everything.
+   */
+  authorization: AuthorizationEntryOptions[] | null;
+  /** ActiveMQ's tempDestinationAuthorizationEntry; null: temporary destinations refused (with authorization). */
+  tempDestinationAuthorization: TempDestinationAuthorizationOptions | null;
 }
 
 export interface LoadConfigOptions {
@@ -311,6 +330,16 @@ function parseHash(stored: string): ParsedHash | null {
 
 function scryptMaxmem(N: number, r: number): number {
   return 128 * N * r * 2 + 1024 * 1024;
+}
+
+/**
+ * A hash of a random password with the cost parameters of `like` (DEFAULT_SCRYPT when it is not a
+ * hash): checking an unknown user's password against it takes as long as a known user's.
+ */
+export function dummyPasswordHash(like?: string): string {
+  const parsed = like === undefined ? null : parseHash(like);
+  const params = parsed ? { N: parsed.N, r: parsed.r, p: parsed.p, keyLength: parsed.hash.length } : {};
+  return hashPassword(randomBytes(18).toString('base64'), params);
 }
 
 /** True when stored is a well-formed `scrypt$N$r$p$salt$hash` string. */
@@ -435,6 +464,25 @@ const postgresUrl: z.ZodType<unknown> = z
   });
 
 /** A list of objects: an array (configuration file) or a JSON array in a string (environment). */
+const groupsSchema = z.union([z.string(), z.array(z.string())]);
+
+/** An object: as is (file) or a JSON string (environment). */
+function jsonObject(item: z.ZodType<unknown>): z.ZodType<unknown> {
+  return z
+    .union([
+      z.record(z.string(), z.unknown()),
+      z.string().transform((s, ctx) => {
+        try {
+          return JSON.parse(s) as unknown;
+        } catch {
+          ctx.addIssue({ code: 'custom', message: 'not JSON' });
+          return z.NEVER;
+        }
+      }),
+    ])
+    .pipe(item);
+}
+
 function jsonList(item: z.ZodType<unknown>): z.ZodType<unknown> {
   return z
     .union([
@@ -498,6 +546,7 @@ const userItem = z.union([
     password: z.string().optional(),
     passwordHash: z.string().optional(),
     roles: z.array(z.string().trim().min(1)).optional(),
+    groups: z.union([z.string(), z.array(z.string().trim().min(1))]).optional(),
   }),
 ]);
 const usersSchema: z.ZodType<unknown> = z
@@ -592,7 +641,7 @@ const SETTINGS: Setting[] = [
     'KEEL_USERS',
     'user',
     usersSchema,
-    'a list of NAME:PASSWORD or {name, password | passwordHash, roles}',
+    'a list of NAME:PASSWORD or {name, password | passwordHash, roles, groups}',
   ),
   s('adminUser', 'KEEL_ADMIN_USER', 'adminUser', nonEmpty(128), 'a non-empty user name without spaces'),
   s('adminPassword', 'KEEL_ADMIN_PASSWORD', 'adminPassword', z.string().min(1), 'a non-empty password'),
@@ -778,6 +827,39 @@ const SETTINGS: Setting[] = [
     ),
     'a list of {queue | topic, forwardTo: [/queue/x | /topic/y ...], forwardOnly?} (a JSON array in KEEL_COMPOSITE_DESTINATIONS)',
   ),
+  // ActiveMQ's authorizationPlugin (issue #23.2): security/authorization-map.ts in core.
+  s(
+    'authorization',
+    'KEEL_AUTHORIZATION',
+    'authorization',
+    jsonList(
+      z
+        .object({
+          queue: z.string().min(1).optional(),
+          topic: z.string().min(1).optional(),
+          read: groupsSchema.optional(),
+          write: groupsSchema.optional(),
+          admin: groupsSchema.optional(),
+        })
+        .strict(),
+    ),
+    'a list of {queue | topic, read?, write?, admin?} with comma-separated groups (a JSON array in KEEL_AUTHORIZATION)',
+  ),
+  s(
+    'tempDestinationAuthorization',
+    'KEEL_TEMP_DESTINATION_AUTHORIZATION',
+    'tempDestinationAuthorization',
+    jsonObject(
+      z
+        .object({
+          read: groupsSchema.optional(),
+          write: groupsSchema.optional(),
+          admin: groupsSchema.optional(),
+        })
+        .strict(),
+    ),
+    'an object {read?, write?, admin?} with comma-separated groups (JSON in KEEL_TEMP_DESTINATION_AUTHORIZATION)',
+  ),
   s(
     'networkConnectors',
     'KEEL_NETWORK_CONNECTORS',
@@ -805,9 +887,12 @@ function s(key: string, env: string, argv: string, schema: z.ZodType<unknown>, e
   };
 }
 
+// Resource limits (issue #23.3); in a file, `limits: {maximumConnections, memoryUsage, ...}`.
+for (const l of limitSettings(bool)) SETTINGS.push(s(l.key, l.env, l.argv, l.schema, l.expect));
+
 const BY_KEY = new Map(SETTINGS.map((x) => [x.key, x]));
 /** Top-level keys of the file that hold a group of settings. */
-const GROUPS = ['lock', 'store', 'redelivery', 'deadLetter', 'scheduler', 'tls'];
+const GROUPS = ['lock', 'store', 'redelivery', 'deadLetter', 'scheduler', 'tls', 'limits'];
 
 /** Every setting: its dotted key, environment variable and flag (for help texts and docs). */
 export const CONFIG_SETTINGS: ReadonlyArray<{ key: string; env: string; flag: string }> = SETTINGS.map(
@@ -1010,6 +1095,27 @@ function assemble(
     problem(message.startsWith('virtualTopics') ? 'virtualTopics' : 'compositeDestinations', message);
   }
 
+  const authorization = get<AuthorizationEntryOptions[] | null>('authorization', null);
+  const tempDestinationAuthorization = get<TempDestinationAuthorizationOptions | null>(
+    'tempDestinationAuthorization',
+    null,
+  );
+  if (authorization !== null) {
+    try {
+      new AuthorizationMap({ entries: authorization, tempDestinations: tempDestinationAuthorization });
+    } catch (err) {
+      problem('authorization', (err as Error).message.replace(/^authorization\[\d+\]:? ?/, ''));
+    }
+    if (users.length === 0) {
+      problem(
+        'authorization',
+        'needs users (with groups): without users every client is anonymous and has no rights',
+      );
+    }
+  } else if (tempDestinationAuthorization !== null) {
+    problem('tempDestinationAuthorization', 'is only used with authorization');
+  }
+
   return {
     name: get('name', `${os.hostname()}-${port}`),
     cluster: get('cluster', DEFAULT_CLUSTER),
@@ -1031,6 +1137,7 @@ function assemble(
     adminPasswordHash: adminPassword === null ? null : hashPassword(adminPassword),
     adminReadAuth: get('adminReadAuth', false),
     maxFrameSize: get('maxFrameSize', DEFAULT_MAX_FRAME_SIZE),
+    limits: assembleLimits(get, get('maxFrameSize', DEFAULT_MAX_FRAME_SIZE), problem),
     heartbeatMs: get('heartbeatMs', DEFAULT_HEARTBEAT_MS),
     lock,
     store: {
@@ -1067,6 +1174,8 @@ function assemble(
     allowLinkStealing: get('allowLinkStealing', false),
     virtualTopics,
     compositeDestinations,
+    authorization,
+    tempDestinationAuthorization,
   };
 }
 
@@ -1111,6 +1220,7 @@ function buildUsers(items: unknown[], source: string | undefined, issues: Config
     let password: string | undefined;
     let passwordHash: string | undefined;
     let roles: string[] = [...DEFAULT_USER_ROLES];
+    let groups: string[] | undefined;
     if (typeof item === 'string') {
       // NAME:PASSWORD, split at the first colon so a password may contain colons.
       const colon = item.indexOf(':');
@@ -1121,11 +1231,18 @@ function buildUsers(items: unknown[], source: string | undefined, issues: Config
       name = item.slice(0, colon);
       password = item.slice(colon + 1);
     } else {
-      const o = item as { name: string; password?: string; passwordHash?: string; roles?: string[] };
+      const o = item as {
+        name: string;
+        password?: string;
+        passwordHash?: string;
+        roles?: string[];
+        groups?: string | string[];
+      };
       name = o.name;
       password = o.password;
       passwordHash = o.passwordHash;
       if (o.roles) roles = o.roles;
+      if (o.groups !== undefined) groups = groupList(o.groups);
       if ((password === undefined) === (passwordHash === undefined)) {
         bad(`must have exactly one of password and passwordHash (user ${show(name)})`);
         return;
@@ -1148,7 +1265,12 @@ function buildUsers(items: unknown[], source: string | undefined, issues: Config
       return;
     }
     seen.add(name);
-    users.push({ name, passwordHash: passwordHash ?? hashPassword(password as string), roles });
+    users.push({
+      name,
+      passwordHash: passwordHash ?? hashPassword(password as string),
+      roles,
+      groups: groups ?? [...roles],
+    });
   });
   return users;
 }

@@ -14,7 +14,11 @@ import {
 import cron, { type ScheduledTask } from 'node-cron';
 import { Pool } from 'pg';
 import { type AdminHandle, startAdmin } from './admin-wiring';
-import { type NodeConfig, verifyPassword } from './config';
+import { ClientLogin } from './client-login';
+import type { NodeConfig } from './config';
+import { ConnectionLimiter } from './limits/connection-limiter';
+import { nativeListenerLimits, stompListenerLimits } from './limits/limits-config';
+import { startStoreUsageSampler } from './limits/store-usage-sampler';
 import { type NodeLogger, setLoggerRole } from './logger';
 import { NativeListener } from './native/native-listener';
 import { NodeRegistry } from './node-registry';
@@ -81,6 +85,8 @@ export class KeelNode implements RunningNode {
   readonly name: string;
   private roleValue: NodeRole = 'starting';
   private readonly log: NodeLogger;
+  /** Client logins (throttled, constant-time for unknown users) and the authorization map (#23.2). */
+  private readonly login: ClientLogin;
   private readonly store: PgStore;
   private locker: Locker | null = null;
   private brokerValue: Broker | null = null;
@@ -116,6 +122,7 @@ export class KeelNode implements RunningNode {
   ) {
     this.name = config.name;
     this.log = logger;
+    this.login = new ClientLogin({ users: config.users, logger: logger.child({ component: 'login' }) });
     // Bad PEM files fail the start here (CONFIG_INVALID), before anything listens.
     this.tlsContext = config.tls ? new TlsContext(config.tls, logger.child({ component: 'tls' })) : null;
     this.sharedStore = config.storeDir
@@ -474,7 +481,19 @@ export class KeelNode implements RunningNode {
       maxBatchMessages: this.config.store.maxBatchSize,
       concurrentStoreAndDispatchQueues: this.config.store.concurrentStoreAndDispatchQueues,
       concurrentStoreAndDispatchHoldMs: this.config.store.concurrentStoreAndDispatchHoldMs,
-      maxMessageSize: this.config.maxFrameSize,
+      // Resource limits (issue #23.3; limits/limits-config.ts).
+      maxMessageSize: this.config.limits.maxMessageSize,
+      memoryWindowBytes: this.config.limits.memoryWindowBytes,
+      systemUsage: {
+        memoryLimitBytes: this.config.limits.memoryUsage,
+        storeLimitBytes: this.config.limits.storeUsage,
+        sendFailIfNoSpace: this.config.limits.sendFailIfNoSpace,
+        sendFailIfNoSpaceAfterTimeoutMs: this.config.limits.sendFailIfNoSpaceAfterTimeout,
+      },
+      slowConsumer: {
+        maxSlowDurationMs: this.config.limits.maxSlowDuration,
+        abortConnection: this.config.limits.abortSlowConsumerConnection,
+      },
       onCommit: (s) => this.admin?.metrics?.observeCommit(s),
       scheduler: {
         timeZone: this.config.scheduler.timeZone,
@@ -484,11 +503,19 @@ export class KeelNode implements RunningNode {
         virtualTopics: this.config.virtualTopics ?? undefined,
         compositeDestinations: this.config.compositeDestinations,
       },
+      authorization: this.login.authorizationMap(this.config),
     });
     broker.on('store:error', (err) =>
       this.log.warn({ code: err.code, err: err.message }, 'store unavailable'),
     );
     await broker.start();
+    startStoreUsageSampler({
+      broker,
+      pool: this.pool,
+      cluster: this.config.cluster,
+      intervalMs: this.config.limits.storeUsageCheckIntervalMs,
+      logger: this.log.child({ component: 'store-usage' }),
+    });
     this.brokerValue = broker;
     this.admin?.attachBroker(broker);
     await this.openListeners(broker);
@@ -513,13 +540,8 @@ export class KeelNode implements RunningNode {
     });
   }
 
-  private authenticate = async (username?: string, password?: string): Promise<boolean> => {
-    const users = this.config.users;
-    if (users.length === 0) return true;
-    const user = users.find((u) => u.name === username);
-    if (!user || typeof password !== 'string') return false;
-    return verifyPassword(password, user.passwordHash);
-  };
+  private authenticate = (username?: string, password?: string, remoteAddress?: string): Promise<boolean> =>
+    this.login.check(username, password, remoteAddress);
 
   describe(): { broker: BrokerDescription; brokers: string[] } {
     return {
@@ -542,6 +564,8 @@ export class KeelNode implements RunningNode {
   }
 
   private knownBrokers: string[] = [];
+  /** The node's client sockets against maximumConnections (new each time it serves). */
+  private connectionLimiter = new ConnectionLimiter();
 
   private async openListeners(broker: Broker): Promise<void> {
     const { config } = this;
@@ -551,7 +575,13 @@ export class KeelNode implements RunningNode {
     } catch {
       this.knownBrokers = this.clientUrls();
     }
+    // maximumConnections counts every client socket of this node, whichever listener took it.
+    this.connectionLimiter = new ConnectionLimiter({
+      maximumConnections: config.limits.maximumConnections,
+      maximumConnectionsPerAddress: config.limits.maximumConnectionsPerAddress,
+    });
     const native = new NativeListener({
+      ...nativeListenerLimits(config.limits, this.connectionLimiter),
       broker,
       host: config.host,
       port: config.port,
@@ -567,6 +597,7 @@ export class KeelNode implements RunningNode {
     this.listeners.push(native);
     if (config.stompPort !== false) {
       const stomp = new StompListener({
+        ...stompListenerLimits(config.limits, this.connectionLimiter),
         broker,
         host: config.host,
         port: config.stompPort,
@@ -592,6 +623,7 @@ export class KeelNode implements RunningNode {
     const createServer = tlsContext.createServer.bind(tlsContext);
     if (config.sslPort !== false) {
       const ssl = new NativeListener({
+        ...nativeListenerLimits(config.limits, this.connectionLimiter),
         broker,
         host: config.host,
         port: config.sslPort,
@@ -608,6 +640,7 @@ export class KeelNode implements RunningNode {
     }
     if (config.stompSslPort !== false) {
       const stompSsl = new StompListener({
+        ...stompListenerLimits(config.limits, this.connectionLimiter),
         broker,
         host: config.host,
         port: config.stompSslPort,

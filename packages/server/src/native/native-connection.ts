@@ -44,8 +44,16 @@ import {
   type UnsubscribeFrame,
 } from '@keel/protocol';
 
-/** Checks a client's credentials; returns true when no users are configured. Never log the password. */
-export type NativeAuthenticate = (username?: string, password?: string) => boolean | Promise<boolean>;
+/**
+ * Checks a client's credentials; returns true when no users are configured. Never log the password.
+ * `remoteAddress` (the client's IP) is for login throttling; an AuthError thrown (LOGIN_THROTTLED)
+ * goes to the client as is.
+ */
+export type NativeAuthenticate = (
+  username?: string,
+  password?: string,
+  remoteAddress?: string,
+) => boolean | Promise<boolean>;
 
 /** What WELCOME tells a client about this node and its cluster (for the failover transport). */
 export interface NativeBrokerInfo {
@@ -66,6 +74,10 @@ export interface NativeConnectionOptions {
   describe: () => NativeBrokerInfo;
   /** ActiveMQ transport connector option: a newer HELLO with this client id takes it over. */
   allowLinkStealing?: boolean;
+  /** Largest frame before the handshake completed (issue #23.3); default maxFrameSize. */
+  preHandshakeMaxFrameSize?: number;
+  /** Body bytes of SENDs awaiting the broker before the socket stops reading; default no bound. */
+  maxPendingBytes?: number;
   /** The handshake completed: the broker connection exists. */
   onOpen?: (connection: NativeConnection) => void;
   /** The socket closed. */
@@ -119,6 +131,10 @@ export class NativeConnection {
   private blocked = false;
   private readPaused = false;
   private pendingRequests = 0;
+  /** Body bytes of SENDs awaiting the broker (input flow control, issue #23.3). */
+  private pendingBytes = 0;
+  /** Reading stops from HELLO until WELCOME: nothing large is buffered before authentication. */
+  private handshakePaused = false;
   private idleWaiters: (() => void)[] = [];
 
   private congested = false;
@@ -150,7 +166,10 @@ export class NativeConnection {
     this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     this.logger = options.logger.child({ remote: this.remoteAddress });
     this.maxFrameSizeOut = options.maxFrameSize;
-    this.decoder = new FrameDecoder({ maxFrameSize: options.maxFrameSize, expectProtocolHeader: true });
+    this.decoder = new FrameDecoder({
+      maxFrameSize: Math.min(options.maxFrameSize, options.preHandshakeMaxFrameSize ?? options.maxFrameSize),
+      expectProtocolHeader: true,
+    });
 
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
@@ -268,17 +287,24 @@ export class NativeConnection {
 
   private updateReadFlow(): void {
     const queued = this.inbox.length - this.inboxHead;
-    if (!this.readPaused && (queued >= MAX_QUEUED_FRAMES || this.pendingRequests >= MAX_PENDING_REQUESTS)) {
+    const maxBytes = this.options.maxPendingBytes ?? Number.POSITIVE_INFINITY;
+    if (
+      !this.readPaused &&
+      (queued >= MAX_QUEUED_FRAMES ||
+        this.pendingRequests >= MAX_PENDING_REQUESTS ||
+        this.pendingBytes >= maxBytes)
+    ) {
       this.readPaused = true;
       this.socket.pause();
     } else if (
       this.readPaused &&
       queued < MAX_QUEUED_FRAMES / 2 &&
-      this.pendingRequests < MAX_PENDING_REQUESTS / 2
+      this.pendingRequests < MAX_PENDING_REQUESTS / 2 &&
+      this.pendingBytes <= maxBytes / 2
     ) {
       this.readPaused = false;
       this.lastReadAt = Date.now();
-      if (this.state !== 'closed') this.socket.resume();
+      if (this.state !== 'closed' && !this.handshakePaused) this.socket.resume();
     }
   }
 
@@ -289,6 +315,8 @@ export class NativeConnection {
         this.fail(new ProtocolError(`expected HELLO as the first frame, got ${FrameType[frame.type]}`));
         return;
       }
+      this.handshakePaused = true;
+      this.socket.pause();
       return this.onHello(frame);
     }
     if (this.state !== 'open') return;
@@ -343,8 +371,14 @@ export class NativeConnection {
     }
     let accepted: boolean;
     try {
-      accepted = (await this.options.authenticate(hello.username, hello.password)) === true;
+      accepted =
+        (await this.options.authenticate(hello.username, hello.password, this.socket.remoteAddress)) === true;
     } catch (err) {
+      if (err instanceof AuthError) {
+        this.logger.warn({ username: hello.username ?? null, code: err.code }, 'native client login refused');
+        this.fail(err);
+        return;
+      }
       this.logger.warn({ err: errorText(err), username: hello.username }, 'authentication check failed');
       this.fail(new KeelError('INTERNAL', 'authentication could not be checked', { retryable: true }));
       return;
@@ -390,6 +424,10 @@ export class NativeConnection {
 
     this.compact = version >= COMPACT_PROTOCOL_VERSION;
     this.state = 'open';
+    // Authenticated: the full frame size applies from now on, and reading goes on.
+    this.decoder.maxFrameSize = this.options.maxFrameSize;
+    this.handshakePaused = false;
+    if (!this.readPaused) this.socket.resume();
     this.options.onOpen?.(this);
     if (this.congested) this.broker.setWritable(conn, false);
     this.send({
@@ -596,7 +634,9 @@ export class NativeConnection {
     if (!this.session(frame)) return;
     const conn = this.conn!;
     const receiptId = frame.receiptId;
-    this.run(
+    const bytes = frame.message.body.length;
+    this.pendingBytes += bytes;
+    void this.run(
       frame.channel,
       receiptId,
       () => {
@@ -609,7 +649,10 @@ export class NativeConnection {
             this.receiptDue(frame.channel, receiptId, r.messageId);
             return null;
           },
-    );
+    ).finally(() => {
+      this.pendingBytes -= bytes;
+      if (this.readPaused) this.updateReadFlow();
+    });
     return;
   }
 

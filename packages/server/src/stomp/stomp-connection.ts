@@ -31,10 +31,14 @@ import { stompToKeelDestination } from './stomp-destinations';
 import { messageFrameHead, messageFrameHeaders, messageFromSend } from './stomp-message';
 import { negotiateHeartbeat, negotiateStompVersion, parseHeartbeatHeader } from './stomp-negotiate';
 
-/** Checks a CONNECT frame's `login` and `passcode`. */
+/**
+ * Checks a CONNECT frame's `login` and `passcode` (`remoteAddress`: the client's IP, for login
+ * throttling). May throw an AuthError of its own (LOGIN_THROTTLED), which the client gets as is.
+ */
 export type StompAuthenticator = (
   login: string | undefined,
   passcode: string | undefined,
+  remoteAddress?: string,
 ) => boolean | Promise<boolean>;
 
 export type StompAckMode = 'auto' | 'client' | 'client-individual';
@@ -66,6 +70,10 @@ export interface StompConnectionOptions {
   slowConsumerTimeoutMs: number;
   /** ActiveMQ transport connector option: a newer CONNECT with this `client-id` takes it over. */
   allowLinkStealing?: boolean;
+  /** Largest frame before CONNECTED (issue #23.3); default maxFrameSize. */
+  preConnectMaxFrameSize?: number;
+  /** Bytes of frames taken whose reply has not gone out before reading pauses; default no bound. */
+  maxPendingBytes?: number;
 }
 
 interface StompSubscription {
@@ -112,7 +120,11 @@ export class StompConnection {
   private replyHead = 0;
   /** Frames taken whose reply has not gone out yet (input flow control). */
   private pending = 0;
+  /** Body bytes of those frames (input flow control, issue #23.3). */
+  private pendingBytes = 0;
   private pausedByUs = false;
+  /** Reading stops from a CONNECT until CONNECTED: no large frame is buffered before authentication. */
+  private connectPaused = false;
   /** No more frames are taken (after DISCONNECT, an error, or a decoding failure). */
   private inputClosed = false;
   private failed = false;
@@ -139,9 +151,10 @@ export class StompConnection {
     this.broker = options.broker;
     this.logger = options.logger;
     this.cork = new TickCork(socket);
+    const preConnect = Math.min(options.maxFrameSize, options.preConnectMaxFrameSize ?? options.maxFrameSize);
     this.decoder = new StompDecoder({
-      maxFrameSize: options.maxFrameSize,
-      maxBodySize: options.maxFrameSize,
+      maxFrameSize: preConnect,
+      maxBodySize: preConnect,
       maxHeaders: options.maxHeaders,
       maxHeaderLineLength: options.maxHeaderLength,
     });
@@ -228,6 +241,8 @@ export class StompConnection {
         return;
       }
       this.phase = 'connecting';
+      this.connectPaused = true;
+      this.socket.pause();
       // Decide the version now, so the frames right behind CONNECT decode with its escaping rules.
       const version = negotiateStompVersion(stompHeaderRecord(frame)['accept-version']);
       if (version !== null) {
@@ -259,12 +274,13 @@ export class StompConnection {
       if (frame.command === 'SEND' && this.sendFast(frame)) return;
     }
     this.pending += 1;
+    this.pendingBytes += frame.body.length;
     this.queued += 1;
     this.updatePause();
     this.work = this.work.then(async () => {
       if (this.failed || this.closed) {
         this.queued -= 1;
-        this.done();
+        this.done(frame);
         return;
       }
       let op: { settled: Promise<Error | null> } | undefined;
@@ -272,13 +288,13 @@ export class StompConnection {
         op = await this.process(frame);
       } catch (err) {
         this.queued -= 1;
-        this.done();
+        this.done(frame);
         this.fail(err, frame);
         return;
       }
       if (op) this.replyWhenSettled(op.settled, frame);
       else {
-        this.done();
+        this.done(frame);
         this.reply(() => this.receipt(frame));
       }
       this.queued -= 1;
@@ -290,7 +306,7 @@ export class StompConnection {
     const slot = this.openReply();
     void settled.then((err) =>
       this.fillReply(slot, () => {
-        this.done();
+        this.done(frame);
         if (err) this.fail(err, frame);
         else this.receipt(frame);
       }),
@@ -315,6 +331,7 @@ export class StompConnection {
       return true;
     }
     this.pending += 1;
+    this.pendingBytes += frame.body.length;
     this.updatePause();
     this.replyWhenSettled(settled, frame);
     return true;
@@ -340,21 +357,26 @@ export class StompConnection {
     return true;
   }
 
-  private done(): void {
+  private done(frame: StompFrame): void {
     this.pending -= 1;
+    this.pendingBytes -= frame.body.length;
     this.updatePause();
   }
 
-  /** Input flow control: stop reading while too many frames wait for the broker. */
+  /**
+   * Input flow control: stop reading while too many frames, or too many bytes of them, wait for the
+   * broker (a producer blocked by memoryUsage stops being read: backpressure, not buffering).
+   */
   private updatePause(): void {
     const max = this.options.maxPendingFrames;
-    if (!this.pausedByUs && this.pending >= max) {
+    const maxBytes = this.options.maxPendingBytes ?? Number.POSITIVE_INFINITY;
+    if (!this.pausedByUs && (this.pending >= max || this.pendingBytes >= maxBytes)) {
       this.pausedByUs = true;
       this.socket.pause();
-    } else if (this.pausedByUs && this.pending <= max / 2) {
+    } else if (this.pausedByUs && this.pending <= max / 2 && this.pendingBytes <= maxBytes / 2) {
       this.pausedByUs = false;
       this.lastReadAt = Date.now();
-      this.socket.resume();
+      if (!this.connectPaused) this.socket.resume();
     }
   }
 
@@ -481,8 +503,9 @@ export class StompConnection {
     const clientBeat = parseHeartbeatHeader(h['heart-beat']);
     let ok: boolean;
     try {
-      ok = (await this.options.authenticate(h.login, h.passcode)) === true;
+      ok = (await this.options.authenticate(h.login, h.passcode, this.socket.remoteAddress)) === true;
     } catch (err) {
+      if (err instanceof AuthError) throw err;
       throw new AuthError('Authentication failed: the authenticator threw', 'AUTH_FAILED', { cause: err });
     }
     if (!ok)
@@ -500,6 +523,11 @@ export class StompConnection {
     });
     this.conn = conn;
     this.phase = 'connected';
+    // Authenticated: the full frame size applies from now on, and reading goes on.
+    this.decoder.maxFrameSize = this.options.maxFrameSize;
+    this.decoder.maxBodySize = this.options.maxFrameSize;
+    this.connectPaused = false;
+    if (!this.pausedByUs) this.socket.resume();
     const beat = this.options.heartbeatMs;
     const negotiated = negotiateHeartbeat(clientBeat, [beat, beat]);
     this.write({
