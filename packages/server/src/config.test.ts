@@ -477,7 +477,14 @@ describe('redaction', () => {
     const red = redactConfig(cfg);
     expect(red.db).toBe('postgres://keel:***@127.0.0.1:5432/keel');
     expect(red.lockDb).toBe('postgres://keel:***@127.0.0.1:5432/keel_lock');
-    expect(red.users).toEqual([{ name: 'alice', passwordHash: '***', roles: ['producer', 'consumer'], groups: ['producer', 'consumer'] }]);
+    expect(red.users).toEqual([
+      {
+        name: 'alice',
+        passwordHash: '***',
+        roles: ['producer', 'consumer'],
+        groups: ['producer', 'consumer'],
+      },
+    ]);
     expect(red.adminUser).toBe('admin');
     expect(red.adminPasswordHash).toBe('***');
     expect(red.networkConnectors).toEqual(['static:(tcp://u:***@other:61616)?password=***']);
