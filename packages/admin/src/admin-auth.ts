@@ -1,3 +1,4 @@
+import { LoginThrottle, type LoginThrottleOptions } from '@keel/core';
 import { InvalidArgumentError } from '@keel/protocol';
 
 /** `admin` may change state; `read-only` may only look. */
@@ -27,6 +28,11 @@ export interface AdminAuthOptions {
   authenticate?: (user: string, password: string) => Promise<AdminRole | null>;
   /** Read routes need credentials too (any role). Default false: reads are open. */
   readAuth?: boolean;
+  /**
+   * Failed logins per client address (issue #23.4): after a few, the address is refused (429,
+   * LOGIN_THROTTLED) for an exponentially growing time without any password being checked.
+   */
+  loginThrottle?: LoginThrottleOptions;
 }
 
 export const ADMIN_AUTH_REALM = 'keel';
@@ -38,7 +44,14 @@ export const ADMIN_NOT_CONFIGURED_MESSAGE =
 
 export type AuthDecision =
   | { ok: true; user: string | null; role: AdminRole | null }
-  | { ok: false; status: 401 | 403; code: 'AUTH_FAILED' | 'NOT_AUTHORIZED'; message: string };
+  | {
+      ok: false;
+      status: 401 | 403 | 429;
+      code: 'AUTH_FAILED' | 'NOT_AUTHORIZED' | 'LOGIN_THROTTLED';
+      message: string;
+      /** 429: when the address may try again. */
+      retryAfterMs?: number;
+    };
 
 /** HTTP Basic (RFC 7617) for the admin API: who may read and who may change. */
 export class AdminAuth {
@@ -47,9 +60,11 @@ export class AdminAuth {
   /** An admin role exists (else state changes answer 401 with ADMIN_NOT_CONFIGURED_MESSAGE). */
   readonly adminConfigured: boolean;
   private readonly anyUser: boolean;
+  readonly throttle: LoginThrottle;
 
   constructor(options: AdminAuthOptions = {}) {
     this.opts = options;
+    this.throttle = new LoginThrottle(options.loginThrottle);
     this.readAuth = options.readAuth === true;
     if (options.adminUser && !options.adminPasswordHash && !options.authenticate) {
       throw new InvalidArgumentError('adminPasswordHash is required when adminUser is set');
@@ -71,8 +86,15 @@ export class AdminAuth {
     this.anyUser = this.adminConfigured || (options.readOnlyUsers?.length ?? 0) > 0;
   }
 
-  /** Decide a request needing `access`, given its Authorization header. */
-  async check(access: RouteAccess, authorization: string | undefined): Promise<AuthDecision> {
+  /**
+   * Decide a request needing `access`, given its Authorization header and the client's address
+   * (failed logins from one address are throttled).
+   */
+  async check(
+    access: RouteAccess,
+    authorization: string | undefined,
+    address = 'unknown',
+  ): Promise<AuthDecision> {
     if (access === 'open' || (access === 'read' && !this.readAuth))
       return { ok: true, user: null, role: null };
     if (access === 'admin' && !this.adminConfigured) {
@@ -95,9 +117,22 @@ export class AdminAuth {
         message: 'credentials required (HTTP Basic authentication)',
       };
     }
+    const wait = this.throttle.retryAfterMs(address);
+    if (wait > 0) {
+      return {
+        ok: false,
+        status: 429,
+        code: 'LOGIN_THROTTLED',
+        message: `too many failed logins from ${address}: retry in ${Math.ceil(wait / 1000)} s`,
+        retryAfterMs: wait,
+      };
+    }
     const role = await this.roleOf(creds.user, creds.password);
-    if (role === null)
+    if (role === null) {
+      this.throttle.failed(address);
       return { ok: false, status: 401, code: 'AUTH_FAILED', message: 'invalid user name or password' };
+    }
+    this.throttle.succeeded(address);
     if (access === 'admin' && role !== 'admin') {
       return {
         ok: false,

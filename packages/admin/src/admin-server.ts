@@ -16,9 +16,13 @@ import Fastify, {
   type FastifyPluginAsync,
   type FastifyReply,
 } from 'fastify';
+import { registerAdminAudit, setAuditUser } from './admin-audit';
 import { ADMIN_AUTH_REALM, AdminAuth, type AdminAuthOptions, type RouteAccess } from './admin-auth';
 import type { AdminContext, QueueView } from './admin-context';
 import * as S from './admin-schemas';
+import { registerBrowserGuards } from './browser-guards';
+import { consoleRoutes } from './console-routes';
+import type { ConsoleStreamOptions } from './console-stream';
 import { type AdminLogger, fastifyLogger } from './fastify-logger';
 import { KeelMetrics } from './keel-metrics';
 import { messageView } from './message-view';
@@ -44,6 +48,8 @@ export interface AdminServerOptions extends AdminAuthOptions {
   /** The server's metrics (it feeds them from the broker); a fresh KeelMetrics when absent. */
   metrics?: KeelMetrics;
   bodyLimitBytes?: number;
+  /** The web console's live stream (tick interval). */
+  consoleStream?: ConsoleStreamOptions;
   /** Serve https with these (the node's certificate and key); plain http when absent. */
   https?: SecureContextOptions;
 }
@@ -88,6 +94,7 @@ const REASONS: Record<number, string> = {
   404: 'Not Found',
   409: 'Conflict',
   413: 'Payload Too Large',
+  429: 'Too Many Requests',
   415: 'Unsupported Media Type',
   500: 'Internal Server Error',
   501: 'Not Implemented',
@@ -144,7 +151,9 @@ export function buildAdminServer(ctx: AdminContext, options: AdminServerOptions 
     },
   });
   app.register(swaggerUi, { routePrefix: '/docs' });
-  app.register(adminRoutes(ctx, auth, metrics));
+  registerAdminAudit(app); // who changed what, when (issue #23.4): admin-audit.ts
+  registerBrowserGuards(app); // CSRF: cross-site state changes refused (browser-guards.ts)
+  app.register(adminRoutes(ctx, auth, metrics, options.consoleStream));
   return app;
 }
 
@@ -180,7 +189,7 @@ interface BrowseQuery {
   offset: number;
   previewBytes: number;
 }
-interface SendBody {
+export interface SendBody {
   body: string;
   encoding: 'utf8' | 'base64';
   persistent: boolean;
@@ -192,7 +201,12 @@ interface SendBody {
   properties?: Properties;
 }
 
-function adminRoutes(ctx: AdminContext, auth: AdminAuth, metrics: KeelMetrics): FastifyPluginAsync {
+function adminRoutes(
+  ctx: AdminContext,
+  auth: AdminAuth,
+  metrics: KeelMetrics,
+  consoleStream?: ConsoleStreamOptions,
+): FastifyPluginAsync {
   return async (app) => {
     const errors = { '4xx': S.errorReply, '5xx': S.errorReply };
     const readSecurity = auth.readAuth ? [{ basicAuth: [] }] : undefined;
@@ -223,10 +237,15 @@ function adminRoutes(ctx: AdminContext, auth: AdminAuth, metrics: KeelMetrics): 
 
     app.addHook('onRequest', async (request, reply) => {
       const access = request.routeOptions.config?.access ?? 'open';
-      const decision = await auth.check(access, request.headers.authorization);
-      if (decision.ok) return;
+      const decision = await auth.check(access, request.headers.authorization, request.ip);
+      if (decision.ok) {
+        setAuditUser(request, decision.user);
+        return;
+      }
       if (decision.status === 401)
         reply.header('www-authenticate', `Basic realm="${ADMIN_AUTH_REALM}", charset="UTF-8"`);
+      if (decision.retryAfterMs !== undefined)
+        reply.header('retry-after', String(Math.ceil(decision.retryAfterMs / 1000)));
       request.log.info({ access, status: decision.status }, 'admin request refused');
       return reply.code(decision.status).send({
         statusCode: decision.status,
@@ -772,6 +791,9 @@ function adminRoutes(ctx: AdminContext, auth: AdminAuth, metrics: KeelMetrics): 
       },
       async () => ({ readOnly: serving() === null, bridges: ctx.bridges ? ctx.bridges() : [] }),
     );
+
+    // ----- the web console (console-routes.ts) --------------------------------------------------
+    app.register(consoleRoutes({ ctx, auth, master, toMessage, stream: consoleStream }));
   };
 }
 
@@ -781,7 +803,7 @@ export function clientConnections(b: Broker): ConnectionSummary[] {
   return b.listConnections().filter((c) => !(c.protocol === 'internal' && c.clientId === own));
 }
 
-function toMessage(destination: string, body: SendBody): Message {
+export function toMessage(destination: string, body: SendBody): Message {
   if (body.encoding === 'base64' && !BASE64.test(body.body)) {
     throw new InvalidArgumentError('body/body is not valid base64 (encoding is base64)');
   }
