@@ -1,3 +1,4 @@
+import type { Server as TlsServer } from 'node:tls';
 import {
   type AdminContext,
   type NodeRole as AdminRole,
@@ -7,9 +8,8 @@ import {
   startAdminServer,
   storeReadOnlyView,
 } from '@keel/admin';
-import type { Server as TlsServer } from 'node:tls';
 import type { Broker, LockHolder } from '@keel/core';
-import { type NodeConfig, verifyPassword } from './config';
+import { dummyPasswordHash, type NodeConfig, verifyPassword } from './config';
 import type { NodeLogger } from './logger';
 import type { KeelNode } from './node';
 
@@ -29,12 +29,15 @@ export function adminAuthenticator(
 ): ((user: string, password: string) => Promise<'admin' | 'read-only' | null>) | undefined {
   const fileAdmins = config.users.filter((u) => u.roles.includes('admin') || u.roles.includes('admin-read'));
   if (config.adminUser === null && fileAdmins.length === 0) return undefined;
+  // An unknown user's password is checked against this, so that timing does not tell names apart.
+  const dummy = dummyPasswordHash(config.adminPasswordHash ?? fileAdmins[0]?.passwordHash);
   return async (user, password) => {
     if (user === config.adminUser && config.adminPasswordHash !== null) {
       return (await verifyPassword(password, config.adminPasswordHash)) ? 'admin' : null;
     }
     const u = fileAdmins.find((x) => x.name === user);
-    if (!u || !(await verifyPassword(password, u.passwordHash))) return null;
+    const ok = await verifyPassword(password, u?.passwordHash ?? dummy);
+    if (!u || !ok) return null;
     return u.roles.includes('admin') ? 'admin' : 'read-only';
   };
 }
@@ -125,6 +128,8 @@ export async function startAdmin(node: KeelNode, logger: NodeLogger): Promise<Ad
         name: n.name,
         role: n.role === 'stopped' || n.lastSeen.getTime() < stale ? 'unknown' : adminRole(n.role),
         lastSeen: n.lastSeen,
+        adminUrl: n.adminUrl,
+        startedAt: n.startedAt,
       }));
     },
     storeHealth: () => node.registry.storeHealth(),
