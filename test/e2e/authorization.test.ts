@@ -264,5 +264,9 @@ describe('login hardening', () => {
     expect(honest).toEqual(['CONNECTED', 'CONNECTED', 'CONNECTED', 'CONNECTED', 'CONNECTED']);
     expect(seen.CONNECTED ?? 0).toBe(0);
     expect(seen.LOGIN_THROTTLED).toBeGreaterThan(0);
+    // The native listener shares the throttle: 127.0.0.1 is blocked there too (a fatal ERROR on HELLO).
+    const native = await refusal(client('bob'));
+    expect(native.code).toBe('LOGIN_THROTTLED');
+    expect(native.message).toMatch(/too many failed logins from 127\.0\.0\.1/);
   });
 });
