@@ -1,4 +1,6 @@
 export * from './config';
+export * from './limits/connection-limiter';
+export * from './limits/limits-config';
 export * from './logger';
 export * from './native/native-listener';
 export * from './node';

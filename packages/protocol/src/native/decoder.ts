@@ -59,7 +59,8 @@ export interface FrameDecoderOptions {
  * throws the same error on every later push, since the stream cannot be resynchronised.
  */
 export class FrameDecoder {
-  readonly maxFrameSize: number;
+  /** Writable: a server keeps it small until the handshake is done (issue #23.3), then raises it. */
+  maxFrameSize: number;
   /** The version announced by the protocol header, once received (with `expectProtocolHeader`). */
   protocolHeader: ProtocolHeaderVersion | null = null;
 

@@ -99,8 +99,9 @@ function positiveInt(name: string, value: number | undefined, fallback: number):
  * the size limits) with a message fit for an ERROR frame; the decoder then stays failed.
  */
 export class StompDecoder {
-  readonly maxFrameSize: number;
-  readonly maxBodySize: number;
+  /** Writable: a server keeps it small until CONNECTED (issue #23.3), then raises it. */
+  maxFrameSize: number;
+  maxBodySize: number;
   readonly maxHeaders: number;
   readonly maxHeaderLineLength: number;
   private _version: StompVersion;

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { type Broker, type ConnectionState, type Logger, silentLogger } from '@keel/core';
 import { DEFAULT_MAX_FRAME_SIZE, InvalidArgumentError, type KeelError } from '@keel/protocol';
+import { ConnectionLimiter, closeRefused } from '../limits/connection-limiter';
 import { STEP_DOWN_CLOSE_MS, settleWithin } from '../step-down';
 import { type NativeAuthenticate, type NativeBrokerInfo, NativeConnection } from './native-connection';
 
@@ -30,6 +31,12 @@ export interface NativeListenerOptions {
   allowLinkStealing?: boolean;
   /** Makes the server instead of a plain TCP one: TlsContext.createServer gives `ssl://` (same connections). */
   createServer?: ListenerServerFactory;
+  /** maximumConnections (shared with the STOMP listener); none = no limit. */
+  connectionLimiter?: ConnectionLimiter;
+  /** Largest frame before the handshake completed, bytes (default 64 KiB; issue #23.3). */
+  preHandshakeMaxFrameSize?: number;
+  /** Body bytes of SENDs awaiting the broker before a socket stops reading (default 16 MiB). */
+  maxPendingBytes?: number;
 }
 
 /** A server whose established connections go to `onSocket` (a TLS server hands over TLS sockets). */
@@ -45,6 +52,8 @@ export const NATIVE_LISTENER_DEFAULTS = Object.freeze({
   heartbeatMs: 10_000,
   handshakeTimeoutMs: 10_000,
   slowConsumerTimeoutMs: 30_000,
+  preHandshakeMaxFrameSize: 64 * 1024,
+  maxPendingBytes: 16 * 1024 * 1024,
 });
 
 export interface NativeClientEvent {
@@ -81,6 +90,9 @@ export class NativeListener extends EventEmitter<NativeListenerEvents> {
   private readonly describe: () => NativeBrokerInfo;
   private readonly allowLinkStealing: boolean;
   private readonly makeServer: ListenerServerFactory | undefined;
+  private readonly limiter: ConnectionLimiter | null;
+  private readonly preHandshakeMaxFrameSize: number;
+  private readonly maxPendingBytes: number;
 
   private server: Server | null = null;
   private readonly sockets = new Map<Socket, NativeConnection>();
@@ -113,6 +125,11 @@ export class NativeListener extends EventEmitter<NativeListenerEvents> {
     this.describe = options.describe;
     this.allowLinkStealing = options.allowLinkStealing === true;
     this.makeServer = options.createServer;
+    this.limiter = options.connectionLimiter ?? null;
+    this.preHandshakeMaxFrameSize = options.preHandshakeMaxFrameSize ?? d.preHandshakeMaxFrameSize;
+    this.maxPendingBytes = options.maxPendingBytes ?? d.maxPendingBytes;
+    checkInt('preHandshakeMaxFrameSize', this.preHandshakeMaxFrameSize, MIN_MAX_FRAME_SIZE, 0xffffffff);
+    checkInt('maxPendingBytes', this.maxPendingBytes, 1024, Number.MAX_SAFE_INTEGER);
     if (typeof this.host !== 'string' || this.host === '')
       throw new InvalidArgumentError('NativeListener: option host must be a non-empty string');
     checkInt('port', this.port, 0, 65535);
@@ -189,6 +206,20 @@ export class NativeListener extends EventEmitter<NativeListenerEvents> {
       socket.destroy();
       return;
     }
+    const refusal = this.limiter?.admit(socket) ?? null;
+    if (refusal !== null) {
+      // ActiveMQ closes such a socket too; the client's failover transport tries the next broker.
+      this.logger.warn(
+        {
+          remote: socket.remoteAddress,
+          limit: refusal,
+          text: ConnectionLimiter.message(refusal, this.limiter!.limits),
+        },
+        'native connection refused',
+      );
+      closeRefused(socket);
+      return;
+    }
     try {
       const connection = new NativeConnection(socket, {
         broker: this.broker,
@@ -200,6 +231,8 @@ export class NativeListener extends EventEmitter<NativeListenerEvents> {
         authenticate: this.authenticate,
         describe: this.describe,
         allowLinkStealing: this.allowLinkStealing,
+        preHandshakeMaxFrameSize: this.preHandshakeMaxFrameSize,
+        maxPendingBytes: this.maxPendingBytes,
         onOpen: (c) => {
           const id = c.connectionId;
           if (id !== null) this.byConnectionId.set(id, c);

@@ -4,11 +4,13 @@ import {
   DEFAULT_STOMP_MAX_FRAME_SIZE,
   DEFAULT_STOMP_MAX_HEADER_LINE_LENGTH,
   DEFAULT_STOMP_MAX_HEADERS,
+  encodeStompFrame,
   InvalidArgumentError,
   type KeelError,
 } from '@keel/protocol';
-import { STEP_DOWN_CLOSE_MS, settleWithin } from '../step-down';
+import { ConnectionLimiter, closeRefused } from '../limits/connection-limiter';
 import type { ListenerServerFactory } from '../native/native-listener';
+import { STEP_DOWN_CLOSE_MS, settleWithin } from '../step-down';
 import { type StompAuthenticator, StompConnection } from './stomp-connection';
 
 export type { StompAckMode, StompAuthenticator } from './stomp-connection';
@@ -28,6 +30,10 @@ export const STOMP_LISTENER_DEFAULTS = Object.freeze({
   maxPendingFrames: 1000,
   closeGraceMs: 5_000,
   slowConsumerTimeoutMs: 30_000,
+  /** Largest frame before CONNECTED (issue #23.3): a CONNECT needs kilobytes, not megabytes. */
+  preConnectMaxFrameSize: 64 * 1024,
+  /** Bytes of received frames not finished (sends awaiting the store) before reading pauses. */
+  maxPendingBytes: 16 * 1024 * 1024,
 });
 
 export interface StompListenerOptions {
@@ -57,6 +63,12 @@ export interface StompListenerOptions {
   allowLinkStealing?: boolean;
   /** Makes the server instead of a plain TCP one: TlsContext.createServer gives `stomp+ssl://`. */
   createServer?: ListenerServerFactory;
+  /** maximumConnections (shared with the native listener); none = no limit. */
+  connectionLimiter?: ConnectionLimiter;
+  /** Largest frame (and header block) accepted before CONNECTED, bytes. */
+  preConnectMaxFrameSize?: number;
+  /** Bytes of received frames still in progress before reading pauses (backpressure). */
+  maxPendingBytes?: number;
 }
 
 function checkInt(name: string, value: number, min: number): number {
@@ -80,6 +92,7 @@ export class StompListener {
   private server: Server | null = null;
   private readonly connections = new Set<StompConnection>();
   private stopping = false;
+  private readonly limiter: ConnectionLimiter | null;
   private readonly makeServer: ListenerServerFactory | undefined;
 
   constructor(options: StompListenerOptions) {
@@ -89,6 +102,7 @@ export class StompListener {
     this.broker = options.broker;
     this.logger = options.logger ?? silentLogger;
     this.makeServer = options.createServer;
+    this.limiter = options.connectionLimiter ?? null;
     const d = STOMP_LISTENER_DEFAULTS;
     this.host = options.host ?? d.host;
     this.port = checkInt('port', options.port ?? d.port, 0);
@@ -115,6 +129,12 @@ export class StompListener {
         0,
       ),
       allowLinkStealing: options.allowLinkStealing === true,
+      preConnectMaxFrameSize: checkInt(
+        'preConnectMaxFrameSize',
+        options.preConnectMaxFrameSize ?? d.preConnectMaxFrameSize,
+        64,
+      ),
+      maxPendingBytes: checkInt('maxPendingBytes', options.maxPendingBytes ?? d.maxPendingBytes, 1024),
     };
   }
 
@@ -170,6 +190,24 @@ export class StompListener {
     if (this.stopping) {
       socket.on('error', () => {});
       socket.destroy();
+      return;
+    }
+    const refusal = this.limiter?.admit(socket) ?? null;
+    if (refusal !== null) {
+      const text = ConnectionLimiter.message(refusal, this.limiter!.limits);
+      this.logger.warn({ remote: socket.remoteAddress, limit: refusal }, 'STOMP connection refused');
+      const error = encodeStompFrame(
+        {
+          command: 'ERROR',
+          headers: [
+            ['message', text],
+            ['code', 'RESOURCE_LIMIT'],
+          ],
+          body: Buffer.from(text),
+        },
+        { version: '1.0', contentLength: false },
+      );
+      closeRefused(socket, error);
       return;
     }
     const connection = new StompConnection(socket, this.connectionOptions);
