@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { freePorts } from '@keel/testkit';
 import {
   consume,
+  isLog,
   networkTestResources,
   produce,
   queueDepth,
@@ -87,4 +88,59 @@ test('a bridge is authorized as its user on the peer: allowed queues forwarded, 
   const onBStill = (await queueDepth(b, 'net.no.q')) + (await queueDepth(b, 'ActiveMQ.DLQ'));
   expect(onBStill).toBeGreaterThan(0);
   expect(sentNo).toHaveLength(20);
+});
+
+const CONFIG_DUPLEX = `
+users:
+  - {name: app, password: app-pw, groups: [apps]}
+  - {name: bridge, password: bridge-pw, groups: [bridges]}
+authorization:
+  - {queue: "dx.ok.>", read: "apps,bridges", write: "apps,bridges", admin: "apps,bridges"}
+  - {queue: "dx.no.>", read: apps, write: apps, admin: apps}
+  - {topic: "ActiveMQ.Advisory.>", read: "apps,bridges", write: "apps,bridges", admin: "apps,bridges"}
+tempDestinationAuthorization: {read: "apps,bridges", write: "apps,bridges", admin: "apps,bridges"}
+`;
+
+test('duplex: the accepting side forwards to its peer only what the bridge user may read', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'keel-dx-authz-')), 'b.yaml');
+  writeFileSync(file, CONFIG_DUPLEX);
+  const [pb] = (await freePorts(1)) as [number];
+  const b = await startNetNode({
+    db: (await database()).url,
+    cluster: 'dxAuthzB',
+    port: pb,
+    env: { KEEL_CONFIG: file },
+  });
+  const a = await startNetNode({
+    db: (await database()).url,
+    cluster: 'dxAuthzA',
+    connectors: [
+      `static:(tcp://127.0.0.1:${pb})?duplex=true&initialReconnectDelay=100&maxReconnectDelay=500&userName=bridge&password=bridge-pw`,
+    ],
+  });
+  await waitForLogs(a, isLog('duplex bridge: the peer forwards over this link'));
+  await waitForLogs(b, isLog('duplex bridge accepted', { remote: 'dxAuthzA' }));
+
+  // The queues exist on B (app may create them), then consumers on A make demand that B learns.
+  const appOnB = await clients.open(`tcp://127.0.0.1:${pb}`, { username: 'app', password: 'app-pw' });
+  const okTally = new Tally();
+  const noTally = new Tally();
+  const onA = await clients.open(`tcp://127.0.0.1:${a.port}`);
+  await consume(onA, 'A', 'queue://dx.ok.q', okTally);
+  await consume(onA, 'A', 'queue://dx.no.q', noTally);
+  await waitForLogs(b, isLog('network bridge: forwarding on demand', { destination: 'queue://dx.ok.q' }));
+  const refused = await waitForLogs(
+    b,
+    isLog('network bridge: cannot consume locally', { destination: 'queue://dx.no.q' }),
+  );
+  expect(String(refused.err)).toBe(
+    'user bridge is not authorized to read from queue://dx.no.q: the read right is missing',
+  );
+
+  const sentOk = await produce(appOnB, 'queue://dx.ok.q', 'ok', 30);
+  const sentNo = await produce(appOnB, 'queue://dx.no.q', 'no', 10);
+  await okTally.until(sentOk.length);
+  expect(okTally.counts(sentOk)).toEqual({ sent: 30, received: 30, lost: 0, duplicated: 0 });
+  expect(noTally.total).toBe(0);
+  expect(await queueDepth(b, 'dx.no.q')).toBe(sentNo.length);
 });
