@@ -79,9 +79,8 @@ export class AbortSlowConsumerStrategy {
   check(): void {
     const now = this.host.now();
     const seen = new Set<BrokerConsumer>();
-    for (const conn of this.host.connections()) {
+    for (const conn of [...this.host.connections()]) {
       if (conn.closed) continue;
-      let abortConn = false;
       for (const consumer of [...conn.consumers.values()]) {
         if (!isSlow(consumer)) continue;
         seen.add(consumer);
@@ -99,14 +98,13 @@ export class AbortSlowConsumerStrategy {
           'RESOURCE_LIMIT',
           `slow consumer ${consumer.id} aborted: its prefetch of ${consumer.inflight.size} unacknowledged messages stayed full for ${now - w.since} ms while messages waited (maxSlowDuration ${this.maxSlowDurationMs} ms)`,
         );
-        if (this.abortConnection) {
-          abortConn = true;
-          this.host.abortConnection(conn, err);
-          break;
+        if (!this.abortConnection) {
+          this.host.abortConsumer(conn, consumer, err);
+          continue;
         }
-        this.host.abortConsumer(conn, consumer, err);
+        this.host.abortConnection(conn, err);
+        break;
       }
-      if (abortConn) continue;
     }
     for (const c of this.watched.keys()) if (!seen.has(c)) this.watched.delete(c);
   }

@@ -200,6 +200,29 @@ describe('limits in the broker core (issue #23.3)', () => {
   });
 });
 
+describe('AbortSlowConsumerStrategy with abortConnection false', () => {
+  let broker: Broker;
+  afterEach(async () => broker?.stop());
+
+  it('closes only the consumer; the connection stays and its messages go to another consumer', async () => {
+    broker = await startBroker({
+      slowConsumer: { maxSlowDurationMs: 40, checkPeriodMs: 10, abortConnection: false },
+    });
+    const conn = broker.openConnection({ protocol: 'internal' });
+    const removed = new Promise<void>((resolve) => broker.once('consumer:remove', () => resolve()));
+    const slow = inbox();
+    await broker.subscribe(conn, { consumerId: 's', destination: 'queue://q', prefetch: 1 }, slow.sink);
+    for (let i = 0; i < 3; i++) await broker.send(conn, msg('queue://q', 10, true, `m${i};`));
+    await removed;
+    expect(conn.closed).toBe(false);
+    expect(conn.consumers.has('s')).toBe(false);
+    const other = inbox();
+    await broker.subscribe(conn, { consumerId: 'o', destination: 'queue://q', prefetch: 10 }, other.sink);
+    await other.wait(3);
+    expect(other.items.map((m) => m.body.toString('utf8', 0, 3)).sort()).toEqual(['m0;', 'm1;', 'm2;']);
+  });
+});
+
 describe('SystemUsage', () => {
   it('lets one message through an empty broker whatever its size', () => {
     const usage = new SystemUsage({ memoryLimitBytes: 10 }, () => 0);

@@ -156,8 +156,11 @@ export class SystemUsage {
 
   private fits(bytes: number, persistent: boolean): boolean {
     const mem = this.memoryLimitBytes;
-    // One message is always let through an empty broker, whatever its size (ActiveMQ does too).
-    if (mem > 0 && this.memoryBytes() > 0 && this.memoryBytes() + bytes > mem) return false;
+    if (mem > 0) {
+      // One message is always let through an empty broker, whatever its size (ActiveMQ does too).
+      const used = this.memoryBytes();
+      if (used > 0 && used + bytes > mem) return false;
+    }
     const store = this.storeLimitBytes;
     return !(persistent && store > 0 && this.storeBytes >= store);
   }
