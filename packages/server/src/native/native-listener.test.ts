@@ -796,6 +796,23 @@ describe('NativeListener failures', () => {
     expect(h.broker.getQueue('big')).toBeNull();
   });
 
+  it('limits frames to preHandshakeMaxFrameSize until WELCOME, to maxFrameSize after (issue #23.3)', async () => {
+    const h = await harness({ preHandshakeMaxFrameSize: 16 * 1024 });
+    const hostile = await RawClient.connect(h.port);
+    h.clients.push(hostile);
+    const refused = await hostile.handshake({ username: 'u', password: 'p'.repeat(100 * 1024) });
+    expect(refused).toMatchObject({ code: 'FRAME_TOO_LARGE', fatal: true });
+    await hostile.closedPromise;
+    const good = await h.open();
+    await good.openSession(1);
+    await good.expectReceipt({
+      type: FrameType.Send,
+      channel: 1,
+      message: msg('queue://after', 'x'.repeat(100 * 1024)),
+    });
+    expect(h.broker.getQueue('after')?.depth).toBe(1);
+  });
+
   it('stops dispatching to a congested socket and cuts it after slowConsumerTimeoutMs', async () => {
     const h = await harness({ slowConsumerTimeoutMs: 300 });
     const setWritable = jest.spyOn(h.broker, 'setWritable');
