@@ -54,6 +54,28 @@ describe('TickCork', () => {
     expect(p.received()).toEqual(expected);
   });
 
+  it('gathers the writes of every callback of one event-loop turn (two sockets read in one poll phase) into one write', async () => {
+    const writes: number[] = [];
+    const original = p.out.write.bind(p.out);
+    p.out.write = ((chunk: Buffer) => {
+      writes.push(chunk.length);
+      return original(chunk);
+    }) as typeof p.out.write;
+    const cork = new TickCork(p.out);
+    // Two macrotask callbacks of the same phase, as two sockets' 'data' events of one poll phase:
+    // a flush on process.nextTick would run between them (two writes).
+    await new Promise<void>((resolve) => {
+      setImmediate(() => cork.write(Buffer.from('first|')));
+      setImmediate(() => {
+        cork.write(Buffer.from('second'));
+        resolve();
+      });
+    });
+    await until(() => p.received().length >= 12, 'the gathered bytes');
+    expect(p.received().toString()).toBe('first|second');
+    expect(writes).toEqual([12]);
+  });
+
   it('says false past the high-water mark, and a drain follows even when the socket took it all', async () => {
     const cork = new TickCork(p.out);
     const frame = Buffer.alloc(1024, 0x61);

@@ -10,9 +10,15 @@ export interface CorkableStream {
 
 /**
  * Coalesces a connection's writes (broker listeners and the client's wire): the frames written in
- * one tick (the MESSAGEs of a dispatch round, RECEIPTs) are gathered and leave in one
- * `socket.write` on the next tick — one pass through the stream machinery and one syscall instead
- * of one each. Returns false once the socket's buffer plus what is gathered reaches the socket's
+ * one turn of the event loop (the MESSAGEs of the dispatch rounds that every socket read of that
+ * turn started, the RECEIPTs of a commit) are gathered and leave in one `socket.write` in the
+ * turn's check phase (`setImmediate`) — one pass through the stream machinery and one syscall
+ * instead of one each. A flush on `process.nextTick` (before issue #25) ran after each I/O callback:
+ * with 4 producers and 4 consumers at a window of 64, the reads of the producers' sockets in one
+ * poll phase each started a write to the same consumers; gathered over the whole turn, the broker's
+ * write syscalls per message fell from 0.22-0.23 to 0.13 (/proc/PID/io syscw, 30,000 messages,
+ * two alternating pairs of runs). The delay is bounded by the rest of the turn: the check phase
+ * follows the poll phase that produced the frames, timers' frames leave in the same turn too. Returns false once the socket's buffer plus what is gathered reaches the socket's
  * high-water mark: the caller waits for `drain`, which the socket emits after the flush — or, when
  * the socket took the flushed bytes at once (a synchronous write returns true and emits no `drain`),
  * TickCork emits it. Call `flush()` before `socket.end()` or `destroy()`: they do not know about the
@@ -46,7 +52,7 @@ export class TickCork {
   }
 
   private gather(item: Buffer | string | number, bound: number): boolean {
-    if (this.items.length === 0) process.nextTick(this.flushBound);
+    if (this.items.length === 0) setImmediate(this.flushBound);
     this.items.push(item);
     this.bytes += bound;
     if (this.socket.writableLength + this.bytes < this.socket.writableHighWaterMark) return true;
