@@ -384,7 +384,16 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
     if (!(memoryWindowBytes >= 1024))
       throw new InvalidArgumentError('memoryWindowBytes must be at least 1024');
     this.queueOptions = { memoryWindow: this.memoryWindow, memoryWindowBytes };
-    this.usage = new SystemUsage(options.systemUsage ?? {}, () => this.heldInMemory());
+    this.usage = new SystemUsage(
+      {
+        onChange: (event, detail) =>
+          event === 'released'
+            ? this.logger.info({ detail }, 'producer flow control: blocked sends released')
+            : this.logger.warn({ detail }, `producer flow control: sends ${event}`),
+        ...options.systemUsage,
+      },
+      () => this.heldInMemory(),
+    );
     this.slowConsumers = new AbortSlowConsumerStrategy(options.slowConsumer ?? {}, {
       connections: () => this.connections.values(),
       now: () => this.clock.now(),

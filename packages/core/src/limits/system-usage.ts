@@ -19,6 +19,11 @@ export interface SystemUsageOptions {
   sendFailIfNoSpaceAfterTimeoutMs?: number;
   /** How often blocked sends re-check the usage (ms). */
   checkIntervalMs?: number;
+  /**
+   * State changes, for the log: producers start waiting (`blocked`), all waiting ones got through
+   * (`released`), sends start being refused (`refusing`; again only after one was admitted).
+   */
+  onChange?: (event: 'blocked' | 'released' | 'refusing', detail: string) => void;
 }
 
 export const SYSTEM_USAGE_DEFAULTS = Object.freeze({
@@ -63,6 +68,8 @@ export class SystemUsage {
   /** Sends refused or blocked so far (metrics, logs). */
   blockedSends = 0;
   refusedSends = 0;
+  private refusing = false;
+  private readonly onChange: NonNullable<SystemUsageOptions['onChange']>;
 
   constructor(
     options: SystemUsageOptions,
@@ -78,6 +85,7 @@ export class SystemUsage {
       options.sendFailIfNoSpaceAfterTimeoutMs ?? d.sendFailIfNoSpaceAfterTimeoutMs,
     );
     this.checkIntervalMs = Math.max(1, options.checkIntervalMs ?? d.checkIntervalMs);
+    this.onChange = options.onChange ?? (() => {});
   }
 
   /** memoryUsage now: held by destinations plus sends in progress (bytes). */
@@ -108,13 +116,19 @@ export class SystemUsage {
   acquire(bytes: number, persistent: boolean): Promise<void> | null {
     if (this.waiters.length === 0 && this.fits(bytes, persistent)) {
       this.sendingBytes += bytes;
+      this.refusing = false;
       return null;
     }
     if (this.sendFailIfNoSpace) {
       this.refusedSends += 1;
-      throw this.noSpace(persistent, 'sendFailIfNoSpace');
+      const err = this.noSpace(persistent, 'sendFailIfNoSpace');
+      if (!this.refusing) this.onChange('refusing', err.message);
+      this.refusing = true;
+      throw err;
     }
     this.blockedSends += 1;
+    if (this.waiters.length === 0)
+      this.onChange('blocked', this.noSpace(persistent, 'producers wait').message);
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = { bytes, persistent, resolve, reject, timer: null };
       const timeoutMs = this.sendFailIfNoSpaceAfterTimeoutMs;
@@ -179,6 +193,10 @@ export class SystemUsage {
     if (this.waiters.length === 0 && this.timer) {
       clearInterval(this.timer);
       this.timer = null;
+      this.onChange(
+        'released',
+        `memoryUsage ${this.memoryBytes()} bytes, storeUsage ${this.storeBytes} bytes`,
+      );
     }
   }
 
