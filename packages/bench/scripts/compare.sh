@@ -28,7 +28,8 @@
 # appended to the report, e.g. packages/bench/docs-notes.md), SECTION (unset: the report is the whole
 # docs/benchmarks.md; set: it replaces only the section of that title in it), PRIVATE_PG (unset; 1:
 # run the whole comparison on a Postgres cluster of its own, initdb'd in RESULTS_DIR/pgdata on port
-# PRIVATE_PG_PORT (55499), so that Postgres CPU and WAL counters are this bench's alone).
+# PRIVATE_PG_PORT (55499), so that Postgres CPU and WAL counters are this bench's alone), SVG_DIR
+# (docs/benchmarks; give a folder of its own with SECTION, the chart names repeat per case).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -68,7 +69,7 @@ if [ -n "${PRIVATE_PG:-}" ]; then
   mkdir -p "$private_pg_dir" && chown_pg "$private_pg_dir"
   as_pg "$PGBIN/initdb" -D "$private_pg_dir" -U postgres --auth=trust -E UTF8 >"$RESULTS/initdb.log"
   # Default settings (synchronous_commit on, fsync on); the socket in the data directory.
-  as_pg "$PGBIN/pg_ctl" -D "$private_pg_dir" -l "$RESULTS/private-pg.log" -w \
+  as_pg "$PGBIN/pg_ctl" -D "$private_pg_dir" -l "$private_pg_dir/server.log" -w \
     -o "-p $PRIVATE_PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$private_pg_dir -c max_connections=200" start >/dev/null
   PG=postgres://postgres@127.0.0.1:$PRIVATE_PG_PORT
   export PGPORT=$PRIVATE_PG_PORT
@@ -83,7 +84,9 @@ cleanup() {
   if [ -n "${DROP_ACTIVEMQ_DB:-}" ]; then
     psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS ${ACTIVEMQ_DB:-activemq_bench} WITH (FORCE)" 2>/dev/null || true
   fi
-  if [ -n "$private_pg_dir" ]; then as_pg "$PGBIN/pg_ctl" -D "$private_pg_dir" -m fast -w stop >/dev/null || true; rm -rf "$private_pg_dir"; fi
+  if [ -n "$private_pg_dir" ]; then
+    cp "$private_pg_dir/server.log" "$RESULTS/private-pg.log" 2>/dev/null || true
+    as_pg "$PGBIN/pg_ctl" -D "$private_pg_dir" -m fast -w stop >/dev/null || true; rm -rf "$private_pg_dir"; fi
 }
 trap cleanup EXIT
 
@@ -173,4 +176,4 @@ if [ "${PG_LIMIT:-1}" = 1 ]; then
   node "$HERE/pg-limit.js" --db "$PG/postgres" --out "$RESULTS/pg-limit.json"
 fi
 cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/loadavg-end.txt"
-node packages/bench/dist/render-report-main.js "$RESULTS" --md docs/benchmarks.md --svg-dir docs/benchmarks ${NOTES_MD:+--notes "$NOTES_MD"} ${SECTION:+--section "$SECTION"}
+node packages/bench/dist/render-report-main.js "$RESULTS" --md docs/benchmarks.md --svg-dir "${SVG_DIR:-docs/benchmarks}" ${NOTES_MD:+--notes "$NOTES_MD"} ${SECTION:+--section "$SECTION"}

@@ -191,6 +191,8 @@ export function runMetrics(r: RunResult): Record<string, number> {
     if (c !== undefined) {
       for (const k of [
         'brokerCpuUsPerMsg',
+        'brokerReadsPerMsg',
+        'brokerWritesPerMsg',
         'pgCpuUsPerMsg',
         'loadCpuUsPerMsg',
         'walBytesPerMsg',

@@ -4,6 +4,7 @@ import {
   CostMeter,
   type CostReading,
   costPerMessage,
+  parseProcIo,
   parseProcStat,
   processCpuSeconds,
   processTreeCpuSeconds,
@@ -19,6 +20,14 @@ describe('parseProcStat', () => {
 
   test('refuses text that is not a stat line', () => {
     expect(() => parseProcStat('garbage')).toThrow(RangeError);
+  });
+});
+
+describe('parseProcIo', () => {
+  test('reads syscr and syscw', () => {
+    const io = 'rchar: 6976\nwchar: 0\nsyscr: 10\nsyscw: 3\nread_bytes: 0\nwrite_bytes: 0\n';
+    expect(parseProcIo(io)).toEqual({ reads: 10, writes: 3 });
+    expect(parseProcIo('rchar: 1\n')).toBeNull();
   });
 });
 
@@ -42,6 +51,7 @@ describe('costPerMessage', () => {
   const reading = (over: Partial<CostReading>): CostReading => ({
     atMs: 0,
     brokerCpuS: null,
+    brokerSyscalls: null,
     pgCpuS: null,
     loadCpuS: 0,
     wal: null,
@@ -53,6 +63,7 @@ describe('costPerMessage', () => {
       reading({
         atMs: 1000,
         brokerCpuS: 10,
+        brokerSyscalls: { reads: 100, writes: 50 },
         pgCpuS: 4,
         loadCpuS: 1,
         wal: { walBytes: 1e6, walSync: 10, walWrite: 20, walRecords: 5 },
@@ -60,6 +71,7 @@ describe('costPerMessage', () => {
       reading({
         atMs: 3000,
         brokerCpuS: 11,
+        brokerSyscalls: { reads: 2100, writes: 1050 },
         pgCpuS: 4.5,
         loadCpuS: 1.2,
         wal: { walBytes: 1e6 + 2e6, walSync: 510, walWrite: 600, walRecords: 9 },
@@ -72,6 +84,7 @@ describe('costPerMessage', () => {
     expect(c.loadCpuUsPerMsg).toBeCloseTo(200);
     expect(c.walBytesPerMsg).toBe(2000);
     expect(c.walSyncsPerMsg).toBe(0.5);
+    expect([c.brokerReadsPerMsg, c.brokerWritesPerMsg]).toEqual([2, 1]);
     const bare = costPerMessage(reading({ loadCpuS: 1 }), reading({ loadCpuS: 2 }), 100);
     expect(bare.brokerCpuUsPerMsg).toBeUndefined();
     expect(bare.pgCpuUsPerMsg).toBeUndefined();
@@ -104,6 +117,8 @@ describe('CostMeter on a real Postgres', () => {
       expect(cost.totals.walSyncs).toBeGreaterThanOrEqual(1);
       expect(cost.pgCpuUsPerMsg).toBeGreaterThan(0);
       expect(cost.brokerCpuUsPerMsg).toBeGreaterThanOrEqual(0);
+      // This process wrote to its Postgres socket for every insert.
+      expect(cost.brokerWritesPerMsg).toBeGreaterThanOrEqual(1);
       expect(cost.loadCpuUsPerMsg).toBeGreaterThan(0);
     } finally {
       await work.end();

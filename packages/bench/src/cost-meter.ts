@@ -92,6 +92,27 @@ export function processTreeCpuSeconds(rootPid: number): number | null {
   return ticks / clockTicksPerSecond();
 }
 
+/** Read and write syscalls of a process so far (/proc/PID/io `syscr`, `syscw`; every thread). */
+export interface SyscallCounts {
+  reads: number;
+  writes: number;
+}
+
+/** Parse /proc/PID/io (proc(5)): `syscr` and `syscw`; null when absent. */
+export function parseProcIo(text: string): SyscallCounts | null {
+  const r = /^syscr:\s+(\d+)$/m.exec(text);
+  const w = /^syscw:\s+(\d+)$/m.exec(text);
+  return r && w ? { reads: Number(r[1]), writes: Number(w[1]) } : null;
+}
+
+function readSyscalls(pid: number): SyscallCounts | null {
+  try {
+    return parseProcIo(readFileSync(`/proc/${pid}/io`, 'utf8'));
+  } catch {
+    return null; // gone, or not ours to read
+  }
+}
+
 /** One reading of `pg_stat_wal` (Postgres 14+). */
 export interface WalReading {
   walBytes: number;
@@ -104,6 +125,7 @@ export interface WalReading {
 export interface CostReading {
   atMs: number;
   brokerCpuS: number | null;
+  brokerSyscalls: SyscallCounts | null;
   pgCpuS: number | null;
   loadCpuS: number;
   wal: WalReading | null;
@@ -115,6 +137,9 @@ export interface MessageCost {
   /** Wall time between the two readings, ms. */
   wallMs: number;
   brokerCpuUsPerMsg?: number;
+  /** The broker's read / write syscalls (sockets to clients and to Postgres, files) per message. */
+  brokerReadsPerMsg?: number;
+  brokerWritesPerMsg?: number;
   pgCpuUsPerMsg?: number;
   loadCpuUsPerMsg?: number;
   walBytesPerMsg?: number;
@@ -122,6 +147,8 @@ export interface MessageCost {
   /** The raw differences, for the JSON. */
   totals: {
     brokerCpuS?: number;
+    brokerReads?: number;
+    brokerWrites?: number;
     pgCpuS?: number;
     loadCpuS: number;
     walBytes?: number;
@@ -212,6 +239,7 @@ export class CostMeter {
     return {
       atMs: performance.now(),
       brokerCpuS: this.options.brokerPid !== undefined ? processCpuSeconds(this.options.brokerPid) : null,
+      brokerSyscalls: this.options.brokerPid !== undefined ? readSyscalls(this.options.brokerPid) : null,
       pgCpuS: this.postmasterPid !== null ? processTreeCpuSeconds(this.postmasterPid) : null,
       loadCpuS: (cpu.user + cpu.system) / 1e6,
       wal: null,
@@ -231,6 +259,12 @@ export function costPerMessage(before: CostReading, after: CostReading, messages
   if (before.brokerCpuS !== null && after.brokerCpuS !== null) {
     cost.totals.brokerCpuS = after.brokerCpuS - before.brokerCpuS;
     cost.brokerCpuUsPerMsg = per(cost.totals.brokerCpuS, 1e6);
+  }
+  if (before.brokerSyscalls && after.brokerSyscalls) {
+    cost.totals.brokerReads = after.brokerSyscalls.reads - before.brokerSyscalls.reads;
+    cost.totals.brokerWrites = after.brokerSyscalls.writes - before.brokerSyscalls.writes;
+    cost.brokerReadsPerMsg = per(cost.totals.brokerReads, 1);
+    cost.brokerWritesPerMsg = per(cost.totals.brokerWrites, 1);
   }
   if (before.pgCpuS !== null && after.pgCpuS !== null) {
     cost.totals.pgCpuS = after.pgCpuS - before.pgCpuS;

@@ -283,6 +283,8 @@ describe('Keel vs RabbitMQ AMQP 0-9-1 (issue #25)', () => {
       messages: 1000,
       wallMs: 1000,
       brokerCpuUsPerMsg: brokerUs,
+      brokerWritesPerMsg: 0.25,
+      brokerReadsPerMsg: 0.5,
       pgCpuUsPerMsg: 40,
       loadCpuUsPerMsg: 30,
       walBytesPerMsg: 1500,
@@ -303,8 +305,10 @@ describe('Keel vs RabbitMQ AMQP 0-9-1 (issue #25)', () => {
     const { markdown } = renderBenchmarksMarkdown(reports, { svgHref: '.' });
     expect(markdown).toContain('| RabbitMQ AMQP (classic) | 1 | 10,000 | 10,000 |');
     expect(markdown).toContain('| RabbitMQ AMQP (quorum) | 1 | 9,000 |');
-    expect(markdown).toContain('| broker | broker CPU µs/msg | Postgres CPU µs/msg |');
-    expect(markdown).toContain('| Keel (native) | 90.0 | 40.0 | 30.0 | 1,500 | 0.050 |');
+    expect(markdown).toContain(
+      '| broker | broker CPU µs/msg | broker write syscalls/msg | broker read syscalls/msg | Postgres CPU µs/msg |',
+    );
+    expect(markdown).toContain('| Keel (native) | 90.0 | 0.25 | 0.50 | 40.0 | 30.0 | 1,500 | 0.050 |');
     expect(markdown).toContain('| RabbitMQ AMQP (quorum) | 150.0 |');
   });
 

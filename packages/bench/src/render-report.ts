@@ -268,6 +268,8 @@ const CONNECTIONS_METRICS: MetricColumn[] = [
 /** Cost per message (cost-meter.ts), a table of its own under a throughput or fanout case. */
 const COST_METRICS: MetricColumn[] = [
   ['brokerCpuUsPerMsg', 'broker CPU µs/msg', 1],
+  ['brokerWritesPerMsg', 'broker write syscalls/msg', 2],
+  ['brokerReadsPerMsg', 'broker read syscalls/msg', 2],
   ['pgCpuUsPerMsg', 'Postgres CPU µs/msg', 1],
   ['loadCpuUsPerMsg', 'load generator CPU µs/msg', 1],
   ['walBytesPerMsg', 'WAL bytes/msg', 0],
@@ -349,7 +351,7 @@ export function renderBenchmarksMarkdown(
     if (costed.length > 0) {
       lines.push(
         '',
-        'Cost per message sent (medians): CPU time (utime + stime from `/proc/PID/stat`) of the broker process, of every Postgres process (the postmaster, its children and the children it reaped during the run) and of the load generator, read before and after each run; WAL bytes and fsyncs from `pg_stat_wal`. The RabbitMQ rows have no Postgres of their own: their Postgres columns show what else the server did meanwhile.',
+        'Cost per message sent (medians): CPU time (utime + stime from `/proc/PID/stat`) of the broker process and its read and write syscalls (`syscr`, `syscw` from `/proc/PID/io`), of every Postgres process (the postmaster, its children and the children it reaped during the run) and of the load generator, read before and after each run; WAL bytes and fsyncs from `pg_stat_wal`. The RabbitMQ rows have no Postgres of their own: their Postgres columns show what else the server did meanwhile.',
         '',
         `| broker | ${COST_METRICS.map(([, h]) => h).join(' | ')} |`,
         `| --- | ${COST_METRICS.map(() => '---:').join(' | ')} |`,

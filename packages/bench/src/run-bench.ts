@@ -77,6 +77,7 @@ const FLOW_COLUMNS: TableColumn<Row>[] = [
   { header: 'max ms', value: (r) => r.m.latencyMaxMs, decimals: 1 },
   { header: 'receipt p99 ms', value: (r) => r.m.receiptP99Ms, decimals: 2 },
   { header: 'broker µs/msg', value: (r) => r.m.brokerCpuUsPerMsg, decimals: 1 },
+  { header: 'wr/msg', value: (r) => r.m.brokerWritesPerMsg, decimals: 2 },
   { header: 'pg µs/msg', value: (r) => r.m.pgCpuUsPerMsg, decimals: 1 },
   { header: 'load µs/msg', value: (r) => r.m.loadCpuUsPerMsg, decimals: 1 },
   { header: 'WAL B/msg', value: (r) => r.m.walBytesPerMsg, decimals: 0 },
