@@ -34,6 +34,7 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { COPY_MESSAGES_SQL, decodeMessagesCopy, encodeMessagesCopy } from './copy-binary';
 import { type HostSelectionStatus, HostSelector } from './host-selection';
 import { sqlState, toStoreError } from './pg-errors';
+import { pgIntArray } from './pg-int-array';
 import { pageArgs, SCHEDULE_SQL, type ScheduleRow, scheduleStatements, toSchedule } from './pg-schedules';
 
 export interface PgStoreLogger {
@@ -346,17 +347,17 @@ function insertStatement(messages: readonly StoredMessage[]): QueryConfig {
     name: 'keel_insert_messages',
     text: SQL.insertMessages,
     values: [
-      ids,
-      dests,
-      prios,
-      exps,
-      dcs,
+      pgIntArray(ids),
+      pgIntArray(dests),
+      pgIntArray(prios),
+      pgIntArray(exps),
+      pgIntArray(dcs),
       Buffer.concat(headerBufs, h - 1),
       Buffer.concat(bodies, b - 1),
-      hOff,
-      hLen,
-      bOff,
-      bLen,
+      pgIntArray(hOff),
+      pgIntArray(hLen),
+      pgIntArray(bOff),
+      pgIntArray(bLen),
     ],
   };
 }
@@ -981,7 +982,7 @@ export class PgStore implements Store {
       });
     }
     if (b.deletes.length > 0) {
-      out.push({ name: 'keel_delete_messages', text: SQL.deleteMessages, values: [b.deletes] });
+      out.push({ name: 'keel_delete_messages', text: SQL.deleteMessages, values: [pgIntArray(b.deletes)] });
     }
     if (b.subEntryDeletes.length > 0) {
       out.push({
