@@ -76,7 +76,9 @@ if [ -n "${PRIVATE_PG:-}" ]; then
 fi
 
 keel_pid=
+loadavg_pid=
 cleanup() {
+  [ -n "$loadavg_pid" ] && kill "$loadavg_pid" 2>/dev/null || true
   [ -n "$keel_pid" ] && kill -TERM "$keel_pid" 2>/dev/null && wait "$keel_pid" 2>/dev/null || true
   for p in $PEERS; do "$HERE/peers.sh" stop "$p" || true; done
   psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $KEEL_DB WITH (FORCE)" 2>/dev/null || true
@@ -133,11 +135,10 @@ pgstat() { # label
 }
 {
   echo "{"
-  echo "  \"Postgres\": \"$(psql "$PG/postgres" -Atc 'SHOW server_version') (the dev server; Keel and ActiveMQ's JDBC store share it)\","
+  echo "  \"Postgres\": \"$(psql "$PG/postgres" -Atc 'SHOW server_version'), $pg_kind; Keel (and ActiveMQ's JDBC store) use it\","
   echo "  \"Keel\": \"$(node -p "require('$ROOT/packages/server/package.json').version") at git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')\","
-  echo "  \"ActiveMQ\": \"$(dpkg-query -W -f '${Version}' activemq 2>/dev/null || echo 'not installed'), JDBC persistence (commons-dbcp2, Postgres JDBC)\","
+  case " $TARGETS " in *" activemq "*) echo "  \"ActiveMQ\": \"$(dpkg-query -W -f '${Version}' activemq 2>/dev/null || echo 'not installed'), JDBC persistence (commons-dbcp2, Postgres JDBC)\"," ;; esac
   echo "  \"RabbitMQ\": \"$(dpkg-query -W -f '${Version}' rabbitmq-server 2>/dev/null || echo 'not installed'), STOMP plugin and AMQP 0-9-1 (amqplib $(node -p "require('$ROOT/node_modules/amqplib/package.json').version" 2>/dev/null || echo '?'): confirm channel per producer, prefetch and manual acks), durable queues\","
-  echo "  \"Postgres server\": \"$pg_kind\","
   echo "  \"Load during the run\": \"load average at the start $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs\","
   echo "  \"Packages\": \"$(dpkg-query -W -f '${Package} ${Version}, ' activemq rabbitmq-server postgresql-15 2>/dev/null | sed 's/, $//'); Java $(java -version 2>&1 | head -1 | sed 's/"//g'); Node $(node -v)\","
   echo "  \"Rounds\": \"$ROUNDS, targets alternating within each round\""
@@ -145,6 +146,9 @@ pgstat() { # label
 } >"$RESULTS/setup.json"
 
 pgstat start
+# The machine's load through the run, every 10 s (other work on a shared machine shows here).
+(while :; do echo "$(date -u +%H:%M:%S) $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RESULTS/loadavg.txt"; sleep 10; done) &
+loadavg_pid=$!
 for round in $(seq 1 "$ROUNDS"); do
   for c in $CASES; do
     for t in $TARGETS; do

@@ -303,6 +303,10 @@ describe('Keel vs RabbitMQ AMQP 0-9-1 (issue #25)', () => {
 
   it('puts the AMQP rows in the same tables, with a cost-per-message table', () => {
     const { markdown } = renderBenchmarksMarkdown(reports, { svgHref: '.' });
+    expect(markdown).toContain(
+      'each driven over STOMP, Keel over its native protocol (rows `Keel (native)`, @keel/client), RabbitMQ over AMQP 0-9-1 (rows `RabbitMQ AMQP`, amqplib) by the same load generator',
+    );
+    expect(markdown).toContain('- AMQP 0-9-1 rows: a confirm channel per producer');
     expect(markdown).toContain('| RabbitMQ AMQP (classic) | 1 | 10,000 | 10,000 |');
     expect(markdown).toContain('| RabbitMQ AMQP (quorum) | 1 | 9,000 |');
     expect(markdown).toContain(

@@ -310,9 +310,19 @@ export function renderBenchmarksMarkdown(
     (a, b) => TARGET_ORDER.indexOf(a) - TARGET_ORDER.indexOf(b),
   );
   const native = reports.some((r) => r.protocol === 'native');
-  const over = native
-    ? 'over STOMP, and Keel also over its native protocol (rows `Keel (native)`, @keel/client)'
-    : 'over STOMP';
+  const amqp = reports.some((r) => r.protocol === 'amqp');
+  const stomp = reports.some((r) => r.protocol === 'stomp');
+  const over = amqp
+    ? [
+        stomp ? 'over STOMP' : '',
+        native ? 'Keel over its native protocol (rows `Keel (native)`, @keel/client)' : '',
+        'RabbitMQ over AMQP 0-9-1 (rows `RabbitMQ AMQP`, amqplib)',
+      ]
+        .filter((s) => s !== '')
+        .join(', ')
+    : native
+      ? 'over STOMP, and Keel also over its native protocol (rows `Keel (native)`, @keel/client)'
+      : 'over STOMP';
   const lines: string[] = [
     '# Benchmarks',
     '',
@@ -331,6 +341,14 @@ export function renderBenchmarksMarkdown(
     '  SEND to consumer reads MESSAGE, timestamp in the body); rates run from the first send to the',
     '  last receipt (sent) or the last message (received).',
   ];
+  if (amqp) {
+    lines.push(
+      '- AMQP 0-9-1 rows: a confirm channel per producer (`confirm.select`; the window is the',
+      '  publishes awaiting their `basic.ack`), `deliveryMode` 2, a durable queue declared with',
+      '  `x-queue-type` classic or quorum; consumers on a channel each with `basic.qos` prefetch-count',
+      '  and manual `basic.ack` of every delivery.',
+    );
+  }
   if (options.command) lines.push(`- Command: \`${options.command}\``);
   for (const [k, v] of Object.entries(options.setup ?? {})) lines.push(`- ${k}: ${v}`);
   lines.push('');
@@ -400,8 +418,8 @@ export function renderBenchmarksMarkdown(
     lines.push('', images, '');
   }
   const groups = groupReports(reports);
-  const amqp = groups.some((g) => g.byTarget.has('rabbitmq-amqp'));
-  lines.push(...(amqp ? renderAmqpTargetsSection(groups) : renderTargetsSection(groups)));
+  const amqpClassic = groups.some((g) => g.byTarget.has('rabbitmq-amqp'));
+  lines.push(...(amqpClassic ? renderAmqpTargetsSection(groups) : renderTargetsSection(groups)));
   if (options.pgLimit) lines.push(...renderPgLimitSection(options.pgLimit, groups));
   if (options.notes) lines.push(options.notes.trimEnd(), '');
   return { markdown: `${lines.join('\n')}\n`, svgs };
