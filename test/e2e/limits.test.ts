@@ -290,8 +290,17 @@ describe('producer flow control: blocking', () => {
     let received = 0;
     for (const r of receipts) void r.then(() => received++);
     const drained = new Promise<void>((resolve) => p.socket.once('drain', resolve));
-    await new Promise((r) => setTimeout(r, 1500));
+    // Wait until the broker stops taking bytes: this side's unsent bytes stay the same for 3 s.
+    let unsent = p.socket.writableLength;
+    for (let still = 0; still < 15 && unsent > 0; ) {
+      await new Promise((r) => setTimeout(r, 200));
+      still = p.socket.writableLength === unsent ? still + 1 : 0;
+      unsent = p.socket.writableLength;
+    }
     expect(received).toBeLessThan(60);
+    // Most of the 200 MiB is still on this side (without maxPendingBytes the broker read all of it:
+    // its 1,000-frame bound is never reached by 200 frames).
+    expect(unsent).toBeGreaterThan(100 * MiB);
     const blockedRss = rssMiB(b.node.pid);
     expect(blockedRss - before).toBeLessThan(200);
     const c = await RawStomp.connect(b.node.stompPort);
