@@ -798,6 +798,9 @@ export class StompConnection {
     this.inputClosed = true;
     this.cork.flush();
     this.socket.end();
+    // Read again (and drop: input is closed) so the client's close is seen, even from a socket
+    // paused for flow control or between CONNECT and CONNECTED.
+    this.socket.resume();
     const t = setTimeout(() => this.socket.destroy(), this.options.closeGraceMs);
     t.unref();
     this.timers.push(t);
