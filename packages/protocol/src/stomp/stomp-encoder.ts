@@ -39,6 +39,17 @@ export function escapeStompHeader(s: string, version: StompVersion): string {
   return version === '1.2' ? escape12(s) : version === '1.1' ? escape11(s) : s;
 }
 
+/**
+ * A header value escaped as `version` requires, to be followed by LF. STOMP 1.1 has no escape for
+ * CR and its EOL is `[CR] LF` ("Augmented BNF"), so a value that ends in CR would lose that CR to
+ * the EOL: it gets one more CR, and the line ends in CR LF with the value's own CR kept (found by
+ * the fuzzer's round trip, docs/security.md "Fuzzing").
+ */
+export function escapeStompValue(s: string, version: StompVersion): string {
+  const escaped = escapeStompHeader(s, version);
+  return version === '1.1' && escaped.endsWith('\r') ? `${escaped}\r` : escaped;
+}
+
 /** The NUL that ends every STOMP frame. */
 export const STOMP_FRAME_END = 0;
 
@@ -76,7 +87,7 @@ export function encodeStompFrame(frame: StompFrame, options: StompEncodeOptions 
   let head = command + '\n';
   for (const [name, value] of headers) {
     if (escapes) {
-      head += esc(name) + ':' + esc(value) + '\n';
+      head += esc(name) + ':' + escapeStompValue(value, version) + '\n';
     } else {
       if (name.length === 0 || /[\r\n:]/.test(name) || /[\r\n]/.test(value)) {
         throw new ProtocolError(

@@ -10,7 +10,7 @@ import {
 import {
   AuthError,
   encodeStompFrame,
-  escapeStompHeader,
+  escapeStompValue,
   getStompHeader,
   InvalidArgumentError,
   KeelError,
@@ -752,7 +752,7 @@ export class StompConnection {
     const version = this.version;
     if (version === '1.0') {
       this.write({ command: 'RECEIPT', headers: [['receipt-id', receipt]], body: EMPTY_BODY });
-    } else this.writeHead(`RECEIPT\nreceipt-id:${escapeStompHeader(receipt, version)}\n\n`, EMPTY_BODY);
+    } else this.writeHead(`RECEIPT\nreceipt-id:${escapeStompValue(receipt, version)}\n\n`, EMPTY_BODY);
   }
 
   // ----- errors and closing --------------------------------------------------------------------

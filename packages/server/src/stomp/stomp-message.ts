@@ -3,6 +3,7 @@ import {
   DEFAULT_PRIORITY,
   type DeliveredMessage,
   escapeStompHeader,
+  escapeStompValue,
   InvalidArgumentError,
   MAX_PRIORITY,
   type Message,
@@ -163,7 +164,7 @@ export function messageFrameHead(
   eachMessageHeader(message, ctx, (name, value, plain) => {
     head += plain
       ? `${name}:${value}\n`
-      : `${escapeStompHeader(name, version)}:${escapeStompHeader(value, version)}\n`;
+      : `${escapeStompHeader(name, version)}:${escapeStompValue(value, version)}\n`;
   });
   return `${head}\n`;
 }
