@@ -69,6 +69,10 @@ export interface ClusterNode {
   role: NodeRole | 'unknown';
   /** When this node last heard of it; null when never (e.g. only named as lock holder). */
   lastSeen: Date | null;
+  /** Its admin API (`http://host:port`) as it announced it; the console links to it. */
+  adminUrl?: string | null;
+  /** When it started, as it announced it. */
+  startedAt?: Date | null;
 }
 
 /**
