@@ -9,11 +9,10 @@
  *
  * Kept CI-sized: 2 rounds, 2 nodes, 100 msg/s. Every drill must lose and duplicate nothing.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CLI_MAIN } from '@keel/testkit';
+import { runDrillCli } from './helpers/drill-cli';
 
 jest.setTimeout(240_000);
 
@@ -36,42 +35,9 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
-/** Runs `keel drill` to its end (by PID on a timeout); resolves with its JSON result. */
-async function drill(name: string, args: string[]): Promise<{ result: DrillJson; output: string }> {
-  const json = path.join(out, `${name}.json`);
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('KEEL_')) env[k] = v;
-  const child = spawn(
-    process.execPath,
-    [
-      CLI_MAIN,
-      'drill',
-      '--kills',
-      '2',
-      '--nodes',
-      '2',
-      '--rate',
-      '100',
-      '--json',
-      json,
-      '--chart',
-      path.join(out, `${name}.svg`),
-      ...args,
-    ],
-    { cwd: out, env, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let output = '';
-  child.stdout?.on('data', (b: Buffer) => {
-    output += b.toString();
-  });
-  child.stderr?.on('data', (b: Buffer) => {
-    output += b.toString();
-  });
-  const timer = setTimeout(() => child.kill('SIGINT'), 200_000);
-  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
-  clearTimeout(timer);
-  if (code !== 0) throw new Error(`keel drill ${args.join(' ')} exited ${code}:\n${output}`);
-  return { result: JSON.parse(readFileSync(json, 'utf8')) as DrillJson, output };
+/** Runs `keel drill` (2 rounds, 2 nodes, 100 msg/s) to its end; resolves with its JSON result. */
+function drill(name: string, args: string[]): Promise<{ result: DrillJson; output: string }> {
+  return runDrillCli<DrillJson>(out, name, ['--kills', '2', '--nodes', '2', '--rate', '100', ...args]);
 }
 
 function expectNoLoss({ result, output }: { result: DrillJson; output: string }, mode: string): void {

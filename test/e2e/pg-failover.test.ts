@@ -83,7 +83,7 @@ test('primary SIGKILLed, synchronous standby promoted: nodes follow the host lis
   );
   await promoted;
   expect(killedAt).toBeGreaterThan(0);
-  const newPrimary = `postgres://postgres@127.0.0.1:${pair.standby.port}/keel`;
+  const newPrimary = `postgres://postgres@127.0.0.1:${pair.primary.port}/keel`;
   const depth = await drain(ledger, () => queueDepth(newPrimary, CLUSTER, QUEUE), 60_000);
   for (const c of consumers) await c.close();
   for (const c of [consumerClient, ...producerClients]) await c.conn.close();

@@ -26,7 +26,8 @@ import {
 import { benchCommand } from './commands/bench';
 import { type BrokerOptions, runBroker } from './commands/broker';
 import { type ConsumeOptions, consumeCommand } from './commands/consume';
-import { type DrillOptions, drillCommand } from './commands/drill';
+import { drillCommand } from './commands/drill';
+import { type PgFailoverDrillOptions, pgFailoverDrillCommand } from './commands/drill-pg-failover';
 import { type HashPasswordOptions, hashPasswordCommand } from './commands/hash-password';
 import { type MigrateOptions, runMigrate } from './commands/migrate';
 import { type ProduceOptions, produceCommand } from './commands/produce';
@@ -42,7 +43,7 @@ export interface CommandActions extends AdminCommandActions {
   start(options: StartOptions, output: Output): Promise<unknown>;
   produce(options: ProduceOptions, output: Output): Promise<unknown>;
   consume(options: ConsumeOptions, output: Output): Promise<unknown>;
-  drill(options: DrillOptions, output: Output): Promise<unknown>;
+  drill(options: PgFailoverDrillOptions, output: Output): Promise<unknown>;
   bench(args: string[], output: Output): Promise<unknown>;
 }
 
@@ -71,7 +72,8 @@ export function buildProgram(options: BuildProgramOptions = {}): Command {
     start: runStart,
     produce: produceCommand,
     consume: consumeCommand,
-    drill: drillCommand,
+    drill: (opts, out) =>
+      opts.mode === 'pg-failover' ? pgFailoverDrillCommand(opts, out) : drillCommand(opts, out),
     bench: benchCommand,
     ...ADMIN_COMMAND_ACTIONS,
     ...options.actions,
@@ -303,8 +305,27 @@ function registerLoadCommands(program: Command, actions: CommandActions, output:
     .addOption(
       new Option(
         '--mode <mode>',
-        "kill (SIGKILL), stop (SIGSTOP, SIGCONT after the takeover), db-cut, or pg-kill (SIGKILL of the master's own Postgres, --store shared) (default: kill)",
-      ).choices(['kill', 'stop', 'db-cut', 'pg-kill']),
+        "kill (SIGKILL), stop (SIGSTOP, SIGCONT after the takeover), db-cut, pg-kill (SIGKILL of the master's own Postgres, --store shared), or pg-failover (SIGKILL of the Postgres primary, standby promoted) (default: kill)",
+      ).choices(['kill', 'stop', 'db-cut', 'pg-kill', 'pg-failover']),
+    )
+    .option('--rounds <n>', 'pg-failover: promotions, each the other way round (default: 3)')
+    .addOption(
+      new Option(
+        '--standby <kind>',
+        'pg-failover: the local standby, sync (synchronous_standby_names) or async (default: sync)',
+      ).choices(['sync', 'async']),
+    )
+    .option(
+      '--kill-primary-cmd <cmd>',
+      'pg-failover with --pg-url h1,h2,…: shell command that kills the primary (env KEEL_DRILL_PRIMARY, KEEL_DRILL_HOSTS)',
+    )
+    .option(
+      '--promote-cmd <cmd>',
+      'pg-failover with --pg-url: shell command that promotes a standby (default: wait for one, as Patroni promotes)',
+    )
+    .option(
+      '--rejoin-cmd <cmd>',
+      'pg-failover with --pg-url: shell command that re-joins the old primary as a standby (default: wait for it)',
     )
     .addOption(
       new Option('--locker <kind>', "the nodes' master lock: row, lease or file (default: row)").choices([
@@ -327,8 +348,11 @@ function registerLoadCommands(program: Command, actions: CommandActions, output:
     .option('--rate <perS>', 'persistent messages per second of the load (default: 200)')
     .option('--chart <file.svg>', 'where to write the timeline chart (default: keel-drill.svg)')
     .option('--json <file>', 'also write every measurement as JSON')
-    .option('--pg-url <url>', 'use this Postgres server (superuser URL) instead of a private one')
-    .action(async (opts: DrillOptions) => {
+    .option(
+      '--pg-url <url>',
+      'use this Postgres server (superuser URL) instead of a private one; pg-failover: every server, h1:p1,h2:p2',
+    )
+    .action(async (opts: PgFailoverDrillOptions) => {
       await actions.drill(opts, output);
     });
 

@@ -5,6 +5,7 @@ export * from './logger';
 export * from './native/native-listener';
 export * from './node';
 export * from './node-registry';
+export * from './postgres-pair';
 export * from './shared-store-postgres';
 export * from './stomp/stomp-listener';
 export * from './stray-pg-errors';

@@ -24,17 +24,19 @@ async function scalar(c: Client, text: string): Promise<unknown> {
 }
 
 it('a standby list refuses, then follows a promotion; committed rows and the lock survive it', async () => {
+  // The roles as they are now (pair.primary/standby name the current ones, they swap at promotion).
+  const { primary, standby } = pair;
   const url = `postgres://postgres@${pair.hostList}/keel?target_session_attrs=read-write&connect_timeout=2`;
   // The standby alone: "no read-write host among …".
   const standbyOnly = new HostSelector(
-    `postgres://postgres@127.0.0.1:${pair.standby.port}/postgres?target_session_attrs=read-write`,
+    `postgres://postgres@127.0.0.1:${standby.port}/postgres?target_session_attrs=read-write`,
     { name: 'store' },
   );
   await expect(standbyOnly.connect()).rejects.toThrow(
-    `no read-write host among 127.0.0.1:${pair.standby.port} (127.0.0.1:${pair.standby.port}: a standby (in recovery))`,
+    `no read-write host among 127.0.0.1:${standby.port} (127.0.0.1:${standby.port}: a standby (in recovery))`,
   );
 
-  const admin = new Client({ connectionString: pair.primary.adminUrl });
+  const admin = new Client({ connectionString: primary.adminUrl });
   await admin.connect();
   await admin.query('CREATE DATABASE keel');
   await admin.end();
@@ -46,7 +48,7 @@ it('a standby list refuses, then follows a promotion; committed rows and the loc
 
   const selector = new HostSelector(url, { name: 'store' });
   const c1 = await selector.connect();
-  expect(await scalar(c1, 'SELECT inet_server_port()')).toBe(pair.primary.port);
+  expect(await scalar(c1, 'SELECT inet_server_port()')).toBe(primary.port);
   await c1.query('CREATE TABLE receipts (n int)');
   await c1.query('INSERT INTO receipts SELECT generate_series(1, 1000)'); // synchronous commit: on the standby too
   c1.on('error', () => {});
@@ -66,10 +68,10 @@ it('a standby list refuses, then follows a promotion; committed rows and the loc
   expect(await lost).toMatch(/lock session|keep-alive/);
 
   const c2 = await selector.connect();
-  expect(await scalar(c2, 'SELECT inet_server_port()')).toBe(pair.standby.port);
+  expect(await scalar(c2, 'SELECT inet_server_port()')).toBe(standby.port);
   expect(selector.status()).toMatchObject({
-    current: `127.0.0.1:${pair.standby.port}`,
-    rejected: { [`127.0.0.1:${pair.primary.port}`]: expect.any(String) },
+    current: `127.0.0.1:${standby.port}`,
+    rejected: { [`127.0.0.1:${primary.port}`]: expect.any(String) },
   });
   expect(Number(await scalar(c2, 'SELECT count(*) FROM receipts'))).toBe(1000);
   await c2.end();
@@ -78,6 +80,6 @@ it('a standby list refuses, then follows a promotion; committed rows and the loc
   await locker.close();
   const again = new RowLocker({ connectionString: lockUrl, cluster: 'c', node: 'n2' });
   await again.acquire(new AbortController().signal);
-  expect(again.hostSelection().current).toBe(`127.0.0.1:${pair.standby.port}`);
+  expect(again.hostSelection().current).toBe(`127.0.0.1:${standby.port}`);
   await again.close();
 });
