@@ -328,7 +328,7 @@ describe('keel program', () => {
     const err = await commanderError(program.parseAsync(['drill', '--mode', 'nuke'], { from: 'user' }));
     expect(err.code).toBe('commander.invalidArgument');
     expect(output.stderr()).toContain(
-      "option '--mode <mode>' argument 'nuke' is invalid. Allowed choices are kill, stop, db-cut, pg-kill, pg-failover.",
+      "option '--mode <mode>' argument 'nuke' is invalid. Allowed choices are kill, stop, db-cut, pg-kill, pg-failover, pg-soak.",
     );
     expect(calls).toEqual([]);
   });

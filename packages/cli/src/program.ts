@@ -28,6 +28,7 @@ import { type BrokerOptions, runBroker } from './commands/broker';
 import { type ConsumeOptions, consumeCommand } from './commands/consume';
 import { drillCommand } from './commands/drill';
 import { type PgFailoverDrillOptions, pgFailoverDrillCommand } from './commands/drill-pg-failover';
+import { type PgSoakOptions, pgSoakCommand } from './commands/drill-pg-soak';
 import { type HashPasswordOptions, hashPasswordCommand } from './commands/hash-password';
 import { type MigrateOptions, runMigrate } from './commands/migrate';
 import { type ProduceOptions, produceCommand } from './commands/produce';
@@ -43,7 +44,7 @@ export interface CommandActions extends AdminCommandActions {
   start(options: StartOptions, output: Output): Promise<unknown>;
   produce(options: ProduceOptions, output: Output): Promise<unknown>;
   consume(options: ConsumeOptions, output: Output): Promise<unknown>;
-  drill(options: PgFailoverDrillOptions, output: Output): Promise<unknown>;
+  drill(options: PgFailoverDrillOptions & PgSoakOptions, output: Output): Promise<unknown>;
   bench(args: string[], output: Output): Promise<unknown>;
 }
 
@@ -73,7 +74,11 @@ export function buildProgram(options: BuildProgramOptions = {}): Command {
     produce: produceCommand,
     consume: consumeCommand,
     drill: (opts, out) =>
-      opts.mode === 'pg-failover' ? pgFailoverDrillCommand(opts, out) : drillCommand(opts, out),
+      opts.mode === 'pg-failover'
+        ? pgFailoverDrillCommand(opts, out)
+        : opts.mode === 'pg-soak'
+          ? pgSoakCommand(opts, out)
+          : drillCommand(opts, out),
     bench: benchCommand,
     ...ADMIN_COMMAND_ACTIONS,
     ...options.actions,
@@ -113,6 +118,10 @@ export function buildProgram(options: BuildProgramOptions = {}): Command {
     .option(
       '--shared <dir>',
       'shared-storage master/slave instead of the embedded PostgreSQL: the nodes lock <dir>/lock (--locker file) and the master runs PostgreSQL on <dir>/store (--store-dir)',
+    )
+    .option(
+      '--tls',
+      'also TLS: a throwaway CA and certificates in <dir>/tls, ssl:// and stomp+ssl:// listeners (from 61617 and 61612), https admin API; prints where the CA is',
     )
     .addOption(logLevelOption('KEEL_LOG_LEVEL; '))
     .action(async (opts: StartOptions) => {
@@ -305,9 +314,13 @@ function registerLoadCommands(program: Command, actions: CommandActions, output:
     .addOption(
       new Option(
         '--mode <mode>',
-        "kill (SIGKILL), stop (SIGSTOP, SIGCONT after the takeover), db-cut, pg-kill (SIGKILL of the master's own Postgres, --store shared), or pg-failover (SIGKILL of the Postgres primary, standby promoted) (default: kill)",
-      ).choices(['kill', 'stop', 'db-cut', 'pg-kill', 'pg-failover']),
+        "kill (SIGKILL), stop (SIGSTOP, SIGCONT after the takeover), db-cut, pg-kill (SIGKILL of the master's own Postgres, --store shared), pg-failover (SIGKILL of the Postgres primary, standby promoted), or pg-soak (pg-failover's setup for --minutes, master kills and promotions at intervals; not for CI) (default: kill)",
+      ).choices(['kill', 'stop', 'db-cut', 'pg-kill', 'pg-failover', 'pg-soak']),
     )
+    .option('--minutes <n>', 'pg-soak: how long (default: 30)')
+    .option('--master-kill-every <s>', 'pg-soak: SIGKILL of the Keel master every s seconds (default: 120)')
+    .option('--promote-every <s>', 'pg-soak: a Postgres promotion every s seconds (default: 600)')
+    .option('--sample-every <s>', 'pg-soak: RSS and message-table samples every s seconds (default: 10)')
     .option('--rounds <n>', 'pg-failover: promotions, each the other way round (default: 3)')
     .addOption(
       new Option(
@@ -352,7 +365,7 @@ function registerLoadCommands(program: Command, actions: CommandActions, output:
       '--pg-url <url>',
       'use this Postgres server (superuser URL) instead of a private one; pg-failover: every server, h1:p1,h2:p2',
     )
-    .action(async (opts: PgFailoverDrillOptions) => {
+    .action(async (opts: PgFailoverDrillOptions & PgSoakOptions) => {
       await actions.drill(opts, output);
     });
 

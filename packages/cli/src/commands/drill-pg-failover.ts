@@ -28,6 +28,7 @@ import {
   migrate,
   parsePgUrl,
   singleHostUrl,
+  withDatabase,
 } from '@keel/store-pg';
 import type { Output } from '../output';
 import {
@@ -212,6 +213,194 @@ export function pgFailoverTable(rounds: readonly PgFailoverRound[], totals: Dril
   return formatTable([header, ...rows]);
 }
 
+/** The stage of a Postgres failover drill: the servers, the nodes on them, the running load. */
+export interface PgDrillStage {
+  topology: PgTopology;
+  cluster: DrillCluster;
+  load: DrillLoad;
+  /** The nodes' multi-host URL. */
+  db: string;
+  /** A single-host superuser URL of the drill's database on the primary now. */
+  primaryDb(): Promise<string>;
+}
+
+/** Postgres (a local pair or the given servers), the nodes on the multi-host URL, the load running. */
+export async function startPgDrillStage(
+  run: DrillRun,
+  settings: Pick<PgFailoverDrillSettings, 'standby' | 'nodes' | 'ratePerS' | 'pgUrl' | 'hooks'>,
+): Promise<PgDrillStage> {
+  const { log } = run;
+  // ----- Postgres --------------------------------------------------------------------------------
+  let topology: PgTopology;
+  if (settings.pgUrl && settings.hooks) {
+    topology = new HookTopology(settings.pgUrl, settings.hooks);
+  } else {
+    log(`starting a Postgres primary and an ${settings.standby} streaming standby in ${run.tmp}...`);
+    const pair = await LocalPairTopology.start(settings.standby === 'sync', path.join(run.tmp, 'pg'));
+    run.onKillNow(() => {
+      for (const dir of pair.dataDirs) {
+        try {
+          const pid = Number(readFileSync(path.join(dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+          if (pid > 0) process.kill(pid, 'SIGQUIT'); // immediate shutdown
+        } catch {
+          // not running
+        }
+      }
+    });
+    run.cleanup('Postgres pair', () => pair.stop());
+    topology = pair;
+  }
+  log(`Postgres: ${topology.description}`);
+  const primary = await topology.primary();
+  if (!primary) throw new Error(`no primary among ${topology.hosts.join(', ')}`);
+  const dbName = `keel_drill_${process.pid}_${randomBytes(3).toString('hex')}`;
+  const servers = parsePgUrl(topology.hostsUrl);
+  /** A single-host superuser URL of the primary now. */
+  const primaryAdmin = async () => {
+    const now = (await topology.primary()) ?? primary;
+    return singleHostUrl(servers, servers.hosts.find((h) => formatHost(h) === now) ?? servers.hosts[0]!);
+  };
+  await adminQuery(await primaryAdmin(), `CREATE DATABASE ${quote(dbName)}`);
+  if (settings.pgUrl) {
+    run.cleanup(`databases ${dbName}, ${dbName}_lock`, async () => {
+      const url = await primaryAdmin();
+      await adminQuery(url, `DROP DATABASE IF EXISTS ${quote(dbName)} WITH (FORCE)`);
+      await adminQuery(url, `DROP DATABASE IF EXISTS ${quote(`${dbName}_lock`)} WITH (FORCE)`);
+    });
+  }
+  // Every node on every host: libpq's multi-host form, the first read-write host wins (issue #20.1).
+  const db = formatPgUrl({
+    ...servers,
+    database: dbName,
+    targetSessionAttrs: 'read-write',
+    connectTimeoutMs: 2_000,
+  });
+  await migrate({ connectionString: db });
+  const lockDb = await ensureLockDatabase(db);
+  log(`database ${dbName} migrated on ${primary}; the nodes use ${db.replace(/:[^:@/]*@/, ':***@')}`);
+
+  // ----- nodes and load --------------------------------------------------------------------------
+  const cluster = await DrillCluster.plan(run, CLUSTER, settings.nodes, () => ({
+    db,
+    lockDb,
+    env: { KEEL_LOCKER: 'row' },
+  }));
+  await cluster.startAll();
+  const load = new DrillLoad(run, cluster.failoverUrl);
+  const consumerConn = await load.open('consumer');
+  const producerConn = await load.open('producer');
+  log(`clients connected: ${cluster.failoverUrl}`);
+  await load.start(consumerConn, producerConn, settings.ratePerS, DRILL_SETTLE_MS);
+
+  return {
+    topology,
+    cluster,
+    load,
+    db,
+    primaryDb: async () => withDatabase(await primaryAdmin(), dbName),
+  };
+}
+
+/** One promotion round as it happened (ms since the epoch). */
+export interface PgPromotion {
+  round: number;
+  oldPrimary: string;
+  newPrimary: string;
+  faultAt: number;
+  promotedAt: number;
+  newMasterAt: number | null;
+  newMaster: string | null;
+  recoveredAt: number;
+  rejoin: PgRejoin;
+  endAt: number;
+}
+
+/**
+ * SIGKILL of the primary's postmaster, promotion, a master on the new primary, the load resumed,
+ * the old primary re-joined as a standby (and checked: one primary), then settleMs of load.
+ */
+export async function pgPromotionRound(
+  run: DrillRun,
+  stage: PgDrillStage,
+  round: number,
+  settleMs = DRILL_SETTLE_MS,
+): Promise<PgPromotion> {
+  const { log } = run;
+  const { topology, cluster, load } = stage;
+  const nodes = cluster.nodes;
+  await cluster.oneMaster(DRILL_TAKEOVER_TIMEOUT_MS, `round ${round}`);
+  const faultAt = Date.now();
+  const oldPrimary = await topology.killPrimary();
+  log(`round ${round}: SIGKILL of the primary's postmaster (${oldPrimary})`);
+  const { host: newPrimary, atMs: promotedAt } = await topology.promote(oldPrimary, run.signal);
+  log(`round ${round}: ${newPrimary} promoted ${promotedAt - faultAt} ms after the kill`);
+
+  // The nodes follow the host list: a master takes the replicated lock on the new primary.
+  const took = await run
+    .waitFor(
+      () => {
+        for (const n of nodes) {
+          const change = n.roleSince('master', faultAt);
+          if (change) return { node: n.plan.name, atMs: change.atMs };
+        }
+        return undefined;
+      },
+      DRILL_TAKEOVER_TIMEOUT_MS,
+      () => '',
+    )
+    .catch((err: unknown) => {
+      if (err instanceof DrillInterruptedError) throw err;
+      return null;
+    });
+  if (took) log(`round ${round}: ${took.node} is master ${took.atMs - faultAt} ms after the kill`);
+  else log(`round ${round}: no node changed to master within ${DRILL_TAKEOVER_TIMEOUT_MS} ms`);
+  const recoveredAt =
+    (await run
+      .waitFor(
+        () => load.resumedAfter(promotedAt),
+        DRILL_TAKEOVER_TIMEOUT_MS,
+        () => `round ${round}: the load did not resume within ${DRILL_TAKEOVER_TIMEOUT_MS} ms`,
+      )
+      .catch((err: unknown) => {
+        if (err instanceof DrillInterruptedError) throw err;
+        log((err as Error).message);
+        return null;
+      })) ?? Date.now();
+  log(`round ${round}: the load resumed ${recoveredAt - faultAt} ms after the kill`);
+
+  // A node that crashed on the way (it must not) comes back, and is reported.
+  for (const [i, n] of nodes.entries()) {
+    if (n.exited) {
+      log(`round ${round}: ${n.plan.name} exited (${n.exitDescription}); restarting it`);
+      await cluster.waitForRole(cluster.launch(i), ['slave', 'master'], faultAt);
+    }
+  }
+
+  // The old primary must never come back as a second primary: re-join it as a standby.
+  log(`round ${round}: re-joining ${oldPrimary} as a standby of ${newPrimary}...`);
+  const rejoin = await topology.rejoin(oldPrimary, run.signal);
+  const primaries = await topology.primaries();
+  if (primaries.length !== 1 || primaries[0] !== newPrimary)
+    throw new Error(
+      `round ${round}: expected ${newPrimary} as the one primary after the re-join, found ${primaries.join(', ') || 'none'}`,
+    );
+  log(`round ${round}: ${oldPrimary} streams from ${newPrimary} (${rejoin.method}, ${rejoin.ms} ms)`);
+  await run.sleep(settleMs);
+  run.checkAbort();
+  return {
+    round,
+    oldPrimary,
+    newPrimary,
+    faultAt,
+    promotedAt,
+    newMasterAt: took?.atMs ?? null,
+    newMaster: took?.node ?? null,
+    recoveredAt,
+    rejoin,
+    endAt: Date.now(),
+  };
+}
+
 export async function runPgFailoverDrill(
   options: PgFailoverDrillOptions,
   output: Output,
@@ -219,158 +408,12 @@ export async function runPgFailoverDrill(
 ): Promise<PgFailoverDrillResult> {
   const settings = pgFailoverDrillSettings(options);
   const run = new DrillRun(output, runOptions.signal);
-  const { log } = run;
   try {
-    // ----- Postgres --------------------------------------------------------------------------------
-    let topology: PgTopology;
-    if (settings.pgUrl && settings.hooks) {
-      topology = new HookTopology(settings.pgUrl, settings.hooks);
-    } else {
-      log(`starting a Postgres primary and an ${settings.standby} streaming standby in ${run.tmp}...`);
-      const pair = await LocalPairTopology.start(settings.standby === 'sync', path.join(run.tmp, 'pg'));
-      run.onKillNow(() => {
-        for (const dir of pair.dataDirs) {
-          try {
-            const pid = Number(readFileSync(path.join(dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-            if (pid > 0) process.kill(pid, 'SIGQUIT'); // immediate shutdown
-          } catch {
-            // not running
-          }
-        }
-      });
-      run.cleanup('Postgres pair', () => pair.stop());
-      topology = pair;
-    }
-    log(`Postgres: ${topology.description}`);
-    const primary = await topology.primary();
-    if (!primary) throw new Error(`no primary among ${topology.hosts.join(', ')}`);
-    const dbName = `keel_drill_${process.pid}_${randomBytes(3).toString('hex')}`;
-    const servers = parsePgUrl(topology.hostsUrl);
-    /** A single-host superuser URL of the primary now. */
-    const primaryAdmin = async () => {
-      const now = (await topology.primary()) ?? primary;
-      return singleHostUrl(servers, servers.hosts.find((h) => formatHost(h) === now) ?? servers.hosts[0]!);
-    };
-    await adminQuery(await primaryAdmin(), `CREATE DATABASE ${quote(dbName)}`);
-    if (settings.pgUrl) {
-      run.cleanup(`databases ${dbName}, ${dbName}_lock`, async () => {
-        const url = await primaryAdmin();
-        await adminQuery(url, `DROP DATABASE IF EXISTS ${quote(dbName)} WITH (FORCE)`);
-        await adminQuery(url, `DROP DATABASE IF EXISTS ${quote(`${dbName}_lock`)} WITH (FORCE)`);
-      });
-    }
-    // Every node on every host: libpq's multi-host form, the first read-write host wins (issue #20.1).
-    const db = formatPgUrl({
-      ...servers,
-      database: dbName,
-      targetSessionAttrs: 'read-write',
-      connectTimeoutMs: 2_000,
-    });
-    await migrate({ connectionString: db });
-    const lockDb = await ensureLockDatabase(db);
-    log(`database ${dbName} migrated on ${primary}; the nodes use ${db.replace(/:[^:@/]*@/, ':***@')}`);
-
-    // ----- nodes and load --------------------------------------------------------------------------
-    const cluster = await DrillCluster.plan(run, CLUSTER, settings.nodes, () => ({
-      db,
-      lockDb,
-      env: { KEEL_LOCKER: 'row' },
-    }));
-    await cluster.startAll();
-    const nodes = cluster.nodes;
-    const load = new DrillLoad(run, cluster.failoverUrl);
-    const consumerConn = await load.open('consumer');
-    const producerConn = await load.open('producer');
-    log(`clients connected: ${cluster.failoverUrl}`);
-    await load.start(consumerConn, producerConn, settings.ratePerS, DRILL_SETTLE_MS);
-
-    // ----- rounds ----------------------------------------------------------------------------------
-    interface RawRound {
-      round: number;
-      oldPrimary: string;
-      newPrimary: string;
-      faultAt: number;
-      promotedAt: number;
-      newMasterAt: number | null;
-      newMaster: string | null;
-      recoveredAt: number;
-      rejoin: PgRejoin;
-      endAt: number;
-    }
-    const raw: RawRound[] = [];
-    for (let round = 1; round <= settings.rounds; round++) {
-      await cluster.oneMaster(DRILL_TAKEOVER_TIMEOUT_MS, `round ${round}`);
-      const faultAt = Date.now();
-      const oldPrimary = await topology.killPrimary();
-      log(`round ${round}: SIGKILL of the primary's postmaster (${oldPrimary})`);
-      const { host: newPrimary, atMs: promotedAt } = await topology.promote(oldPrimary, run.signal);
-      log(`round ${round}: ${newPrimary} promoted ${promotedAt - faultAt} ms after the kill`);
-
-      // The nodes follow the host list: a master takes the replicated lock on the new primary.
-      const took = await run
-        .waitFor(
-          () => {
-            for (const n of nodes) {
-              const change = n.roleSince('master', faultAt);
-              if (change) return { node: n.plan.name, atMs: change.atMs };
-            }
-            return undefined;
-          },
-          DRILL_TAKEOVER_TIMEOUT_MS,
-          () => '',
-        )
-        .catch((err: unknown) => {
-          if (err instanceof DrillInterruptedError) throw err;
-          return null;
-        });
-      if (took) log(`round ${round}: ${took.node} is master ${took.atMs - faultAt} ms after the kill`);
-      else log(`round ${round}: no node changed to master within ${DRILL_TAKEOVER_TIMEOUT_MS} ms`);
-      const recoveredAt =
-        (await run
-          .waitFor(
-            () => load.resumedAfter(promotedAt),
-            DRILL_TAKEOVER_TIMEOUT_MS,
-            () => `round ${round}: the load did not resume within ${DRILL_TAKEOVER_TIMEOUT_MS} ms`,
-          )
-          .catch((err: unknown) => {
-            if (err instanceof DrillInterruptedError) throw err;
-            log((err as Error).message);
-            return null;
-          })) ?? Date.now();
-      log(`round ${round}: the load resumed ${recoveredAt - faultAt} ms after the kill`);
-
-      // A node that crashed on the way (it must not) comes back, and is reported.
-      for (const [i, n] of nodes.entries()) {
-        if (n.exited) {
-          log(`round ${round}: ${n.plan.name} exited (${n.exitDescription}); restarting it`);
-          await cluster.waitForRole(cluster.launch(i), ['slave', 'master'], faultAt);
-        }
-      }
-
-      // The old primary must never come back as a second primary: re-join it as a standby.
-      log(`round ${round}: re-joining ${oldPrimary} as a standby of ${newPrimary}...`);
-      const rejoin = await topology.rejoin(oldPrimary, run.signal);
-      const primaries = await topology.primaries();
-      if (primaries.length !== 1 || primaries[0] !== newPrimary)
-        throw new Error(
-          `round ${round}: expected ${newPrimary} as the one primary after the re-join, found ${primaries.join(', ') || 'none'}`,
-        );
-      log(`round ${round}: ${oldPrimary} streams from ${newPrimary} (${rejoin.method}, ${rejoin.ms} ms)`);
-      await run.sleep(DRILL_SETTLE_MS);
-      run.checkAbort();
-      raw.push({
-        round,
-        oldPrimary,
-        newPrimary,
-        faultAt,
-        promotedAt,
-        newMasterAt: took?.atMs ?? null,
-        newMaster: took?.node ?? null,
-        recoveredAt,
-        rejoin,
-        endAt: Date.now(),
-      });
-    }
+    const stage = await startPgDrillStage(run, settings);
+    const { topology, load } = stage;
+    const raw: PgPromotion[] = [];
+    for (let round = 1; round <= settings.rounds; round++)
+      raw.push(await pgPromotionRound(run, stage, round));
 
     // ----- drain and results -----------------------------------------------------------------------
     await load.stopAndDrain();
