@@ -109,6 +109,19 @@ test('two consumers with complementary selectors split a queue exactly, each in 
   expect((await queueInfo('sel.split')).depth).toBe(0);
 });
 
+test.each(['client-individual', 'client'])(
+  'stomp.py with a selector, prefetch 5 and ack:%s acking as it goes gets every match, in order',
+  async (ackMode) => {
+    // More than the window (PAGE_SIZE) of messages the selector skips pile up while the producer
+    // sends: sends that wait for their commit must not be overtaken by later ones.
+    const count = 3 * PAGE_SIZE;
+    const r = await runPython(['acked', `sel.acked.${ackMode}`, String(count), ackMode]);
+    expect(r.errors).toEqual([]);
+    expect(r.red).toEqual(Array.from({ length: count / 2 }, (_, i) => `m${i * 2}`));
+    expect((await queueInfo(`sel.acked.${ackMode}`)).depth).toBe(count / 2);
+  },
+);
+
 test('an invalid selector gets an ERROR that says where and why', async () => {
   const r = await runPython(['invalid', 'sel.invalid']);
   const error = r.error as Record<string, string>;

@@ -9,6 +9,10 @@ Usage: stomp_selectors.py HOST PORT MODE NAME [COUNT]
   drain    one consumer with selector `colour = 'red'` on /queue/NAME, receives COUNT messages;
            prints {"red": [bodies], "seconds": s, "errors": [...]}
   invalid  a SUBSCRIBE with a broken selector; prints {"error": {headers}, "errors": [...]}
+  acked    ACK_MODE (client-individual or client) in NAME's place suffix: /queue/NAME gets a consumer
+           with selector `colour = 'red'`, activemq.prefetchSize 5 and that ack mode, acking each
+           message as it arrives; meanwhile another connection sends COUNT messages (red even i,
+           blue odd); prints {"red": [bodies], "errors": [...]}
   durable  a durable subscriber (client-id NAME) with selector `colour = 'red'` subscribes, goes away,
            COUNT messages alternate red/blue on /topic/NAME, it comes back; prints {"red": [bodies]}
 """
@@ -16,6 +20,7 @@ Usage: stomp_selectors.py HOST PORT MODE NAME [COUNT]
 import json
 import queue
 import sys
+import threading
 import time
 
 import stomp
@@ -91,6 +96,30 @@ def main():
         conn.subscribe(dest, id="red", ack="auto", headers={"selector": "colour = 'red'", "activemq.prefetchSize": "1000"})
         result["red"] = [f.body for f in take(listener, "red", count)]
         result["seconds"] = time.monotonic() - start
+    elif mode == "acked":
+        # Usage: acked NAME COUNT ACK_MODE
+        dest = "/queue/" + name
+        ack_mode = sys.argv[6]
+        got = []
+        done = threading.Event()
+
+        class Acker(stomp.ConnectionListener):
+            def on_message(self, frame):
+                got.append(frame.body)
+                conn.ack(frame.headers["ack"])
+                if len(got) == count // 2:
+                    done.set()
+
+        conn.set_listener("acker", Acker())
+        headers = {"selector": "colour = 'red'", "activemq.prefetchSize": "5"}
+        conn.subscribe(dest, id="red", ack=ack_mode, headers=headers)
+        pconn, _ = connect(host, port)
+        send(pconn, dest, count)
+        if not done.wait(TIMEOUT_S):
+            listener.errors.append("timed out after %d of %d" % (len(got), count // 2))
+        time.sleep(0.3)
+        pconn.disconnect()
+        result["red"] = list(got)
     elif mode == "invalid":
         conn.subscribe("/queue/" + name, id="bad", ack="auto", headers={"selector": "colour = 'red' AND", "receipt": "r1"})
         result["error"] = listener.error_frames.get(timeout=TIMEOUT_S)

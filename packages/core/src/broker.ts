@@ -942,10 +942,16 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
       if (!held && this.concurrentStoreAndDispatchQueues && rec.queue.acceptsBeforeStored()) {
         return this.storeAndDispatch(rec.queue, entry, destId);
       }
-      await this.writer!.write((b) => {
-        b.inserts.push(this.storedRow(id, destId, message));
-        this.noteProducer(b, message);
-      });
+      // Sends after this one wait for its commit too (MessageQueue.arriving): order is kept.
+      const arrived = rec.queue.arriving();
+      try {
+        await this.writer!.write((b) => {
+          b.inserts.push(this.storedRow(id, destId, message));
+          this.noteProducer(b, message);
+        });
+      } finally {
+        arrived();
+      }
     }
     if (held) this.holdResend(rec.queue, entry);
     else rec.queue.enqueue(entry);

@@ -47,6 +47,11 @@ function eligible(c: QueueConsumer, entry: QueueEntry): boolean {
   return c.selector == null || c.selector.matches(entry);
 }
 
+/** Whether `entry` lies after position `at` in delivery order (priority first, then id). */
+function isAfter(entry: PageCursor, at: PageCursor): boolean {
+  return entry.priority < at.priority || (entry.priority === at.priority && entry.id > at.id);
+}
+
 /** A cursor at or after both (null = before everything). */
 function laterCursor(a: PageCursor | null, b: PageCursor | null): PageCursor | null {
   if (a === null) return b;
@@ -167,6 +172,14 @@ export class MessageQueue {
   private selectorPages: Map<QueueConsumer, SelectorPage> | null = null;
   /** Page reads running (paging and selector pages): removals that commit meanwhile wait for them. */
   private reads = 0;
+  /**
+   * Per selector consumer: every waiting entry at or before this position is known not to match its
+   * selector (dispatchBySelectors), so a scan starts after it instead of at the head. Dropped when an
+   * entry is put back at or before it (pushPending).
+   */
+  private readonly selectorSkips = new Map<QueueConsumer, PageCursor>();
+  /** Sends to this queue waiting for their insert to commit before they enqueue (see arriving()). */
+  private arrivals = 0;
 
   constructor(
     readonly key: string,
@@ -245,6 +258,7 @@ export class MessageQueue {
     this.consumers = this.consumers.filter((x) => x !== c);
     if (c.selector && this.consumers.length < before) this.selective -= 1;
     this.selectorPages?.delete(c);
+    this.selectorSkips.delete(c);
     let freed = false;
     if (this.exclusive === c) {
       this.exclusive = exclusiveOwner(this.consumers);
@@ -269,7 +283,7 @@ export class MessageQueue {
       return;
     }
     this.hold(entry);
-    this.pending.push(entry);
+    this.pushPending(entry);
     this.scheduleDispatch();
   }
 
@@ -293,6 +307,13 @@ export class MessageQueue {
       return entry.priority < c.priority || (entry.priority === c.priority && entry.id > c.id);
     }
     return this.windowFull();
+  }
+
+  /** Put an entry among the waiting ones; a selector consumer's skip position before it is dropped. */
+  private pushPending(entry: QueueEntry): void {
+    this.pending.push(entry);
+    if (this.selectorSkips.size === 0) return;
+    for (const [c, at] of this.selectorSkips) if (!isAfter(entry, at)) this.selectorSkips.delete(c);
   }
 
   private hold(entry: QueueEntry): void {
@@ -329,7 +350,9 @@ export class MessageQueue {
       }
       return;
     }
-    if (this.groups !== null || this.exclusive !== null || this.selective > 0) this.dispatchByPolicy(now);
+    if (this.groups === null && this.exclusive === null && this.selective > 0) this.dispatchBySelectors(now);
+    else if (this.groups !== null || this.exclusive !== null || this.selective > 0)
+      this.dispatchByPolicy(now);
     else
       while (this.pending.size > 0) {
         const consumer = this.pickConsumer();
@@ -408,6 +431,54 @@ export class MessageQueue {
     }
   }
 
+  /**
+   * Dispatch with selector consumers only (no groups, no exclusive consumer): one pass over the
+   * waiting entries in delivery order, each to a consumer with credit whose selector matches it
+   * (pickConsumer), the pass going on after each hand-over instead of starting again at the head.
+   * A consumer that still has credit when the pass ends matched nothing up to the tail: that position
+   * is remembered (selectorSkips), so the next pass starts there for it, and a pass starts at the
+   * earliest such position among the consumers with credit. So non-matching entries ahead are
+   * evaluated once per consumer, not once per delivery (issue #21.1: a non-matching head never
+   * blocks, nor slows, the matching messages behind it).
+   */
+  private dispatchBySelectors(now: number): void {
+    let start: PageCursor | null = null;
+    let anyCredit = false;
+    for (const c of this.consumers) {
+      if (!c.canTake()) continue;
+      anyCredit = true;
+      const at = c.selector ? this.selectorSkips.get(c) : undefined;
+      if (at === undefined) {
+        start = null;
+        break;
+      }
+      if (start === null || isAfter(start, at)) start = at;
+    }
+    if (!anyCredit) return;
+    let last: QueueEntry | null = null;
+    for (const entry of this.pending.valuesAfter(start)) {
+      last = entry;
+      if (isExpired(entry, now)) {
+        this.pending.remove(entry);
+        this.expire(entry);
+        continue;
+      }
+      const consumer = this.pickConsumer(entry);
+      if (consumer === null) continue;
+      this.pending.remove(entry);
+      this.handOver(entry, consumer, false);
+      if (!this.anyCanTake()) return;
+    }
+    if (last === null) return;
+    const tail: PageCursor = { priority: last.priority, id: last.id };
+    for (const c of this.consumers) {
+      if (!c.selector || !c.canTake()) continue;
+      const at = this.selectorSkips.get(c);
+      // Entries before the pass's start are known not to match c (its position is at or after it).
+      if (at === undefined || isAfter(last, at)) this.selectorSkips.set(c, tail);
+    }
+  }
+
   /** The entry is no longer in flight (acknowledged, returned or redelivered). */
   private landed(entry: QueueEntry): void {
     this.inflight -= 1;
@@ -432,7 +503,11 @@ export class MessageQueue {
       const i = (this.rr + k) % n;
       const c = cs[i];
       if (!c.canTake()) continue;
-      if (entry !== undefined && this.selective > 0 && !eligible(c, entry)) continue;
+      if (entry !== undefined && this.selective > 0) {
+        // Known not to match (dispatchBySelectors) or tested now.
+        const at = this.selectorSkips.size > 0 ? this.selectorSkips.get(c) : undefined;
+        if ((at !== undefined && !isAfter(entry, at)) || !eligible(c, entry)) continue;
+      }
       if (best === null || c.priority > best.priority) {
         best = c;
         bestIndex = i;
@@ -563,7 +638,26 @@ export class MessageQueue {
    * store and dispatch): only while it has consumers and would be held in memory, not spilled.
    */
   acceptsBeforeStored(): boolean {
-    return !this.closed && !this.spilled && this.consumers.length > 0 && !this.windowFull();
+    return (
+      !this.closed && !this.spilled && this.arrivals === 0 && this.consumers.length > 0 && !this.windowFull()
+    );
+  }
+
+  /**
+   * A stored send to this queue that enqueues only once its insert commits (not dispatched before
+   * stored): until the returned function is called, later sends do not take the concurrent path
+   * either, or one could reach a consumer ahead of it (seen through stomp.py: a window full of
+   * messages a selector consumer skips sent the next sends down the committed path, and a send
+   * after the window freed overtook them).
+   */
+  arriving(): () => void {
+    this.arrivals += 1;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.arrivals -= 1;
+    };
   }
 
   /**
@@ -639,7 +733,7 @@ export class MessageQueue {
       this.delayed.add(entry);
       this.armDelayTimer();
     } else {
-      this.pending.push(entry);
+      this.pushPending(entry);
       this.scheduleDispatch();
     }
   }
@@ -657,7 +751,7 @@ export class MessageQueue {
       entry.delivering = false;
       entry.redelivered = true;
     } else this.settleDelivery(entry, true);
-    this.pending.push(entry);
+    this.pushPending(entry);
     this.scheduleDispatch();
   }
 
@@ -672,7 +766,7 @@ export class MessageQueue {
       for (const e of this.delayed) {
         if (e.notBefore <= now) {
           this.delayed.delete(e);
-          this.pending.push(e);
+          this.pushPending(e);
         }
       }
       if (this.delayed.size > 0) this.armDelayTimer();
@@ -717,7 +811,7 @@ export class MessageQueue {
           const entry = this.host.entryFromStored(row);
           this.noteSize(entry.size);
           this.hold(entry);
-          this.pending.push(entry);
+          this.pushPending(entry);
         }
         if (!truncated && rows.length < limit) {
           // Everything after the cursor is in memory now (or the count drifted: recount).
@@ -813,7 +907,7 @@ export class MessageQueue {
         if (!selector.matches(entry)) continue;
         this.spilledCount = Math.max(0, this.spilledCount - 1);
         this.hold(entry);
-        this.pending.push(entry);
+        this.pushPending(entry);
         admitted += 1;
       }
       if (rows.length < limit) page.done = true;

@@ -59,6 +59,23 @@ class Bucket {
   *values(): IterableIterator<QueueEntry> {
     for (let i = this.head; i < this.items.length; i++) yield this.items[i];
   }
+
+  /** Entries with an id above `id`, in order; the one just yielded may be removed meanwhile. */
+  *valuesAfter(id: number): IterableIterator<QueueEntry> {
+    let lo = this.head;
+    let hi = this.items.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.items[mid].id <= id) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < this.items.length; ) {
+      const e = this.items[i];
+      yield e;
+      // remove() splices: the next entry then sits at i.
+      if (this.items[i] === e) i += 1;
+    }
+  }
 }
 
 export class PendingList {
@@ -111,6 +128,18 @@ export class PendingList {
   /** In delivery order. */
   *values(): IterableIterator<QueueEntry> {
     for (let p = MAX_PRIORITY; p >= 0; p--) yield* this.buckets[p].values();
+  }
+
+  /**
+   * In delivery order, starting after position `after` (null: from the head); an entry may be
+   * removed (remove()) while the iteration stands on it.
+   */
+  *valuesAfter(after: { priority: number; id: number } | null): IterableIterator<QueueEntry> {
+    for (let p = after === null ? MAX_PRIORITY : after.priority; p >= 0; p--) {
+      yield* this.buckets[p].valuesAfter(
+        after !== null && p === after.priority ? after.id : Number.NEGATIVE_INFINITY,
+      );
+    }
   }
 
   clear(): QueueEntry[] {
