@@ -84,6 +84,7 @@ describe('web console in a browser on a master and a slave', () => {
     expect(await onMaster.locator('#lock-holder').textContent()).toBe('con-a');
     expect(await onMaster.locator('#role-banner').count()).toBe(0);
     await onMaster.locator('#takeover-timeline li', { hasText: 'con-a' }).first().waitFor();
+    await onMaster.locator('.chart canvas').waitFor(); // two ticks in: the chart has a line
     await shot(onMaster, 'cluster');
 
     const onSlave = await open(slave);
@@ -92,6 +93,7 @@ describe('web console in a browser on a master and a slave', () => {
     expect(await banner.textContent()).toMatch(/con-b, is the slave.*The master is con-a/s);
     expect(await onSlave.locator('#master-link').getAttribute('href')).toBe(`${url(master)}`);
     await onSlave.locator('#nodes tr[data-row="con-a"]', { hasText: 'master' }).waitFor();
+    await onSlave.locator('.chart canvas').waitFor();
     await shot(onSlave, 'cluster-slave');
     await onMaster.close();
     await onSlave.close();

@@ -22,7 +22,9 @@ export function Chart({ t, series, height = 180, title }) {
   const box = useRef(null);
   const plot = useRef(null);
   const data = [t.slice(), ...series.map((s) => s.values.slice())];
+  const enough = t.length >= 2;
   useEffect(() => {
+    if (!enough) return undefined;
     const width = Math.max(300, box.current.clientWidth || 600);
     plot.current = new uPlot(
       {
@@ -38,9 +40,10 @@ export function Chart({ t, series, height = 180, title }) {
       box.current,
     );
     return () => plot.current.destroy();
-  }, [series.map((s) => s.label).join('|')]);
+  }, [enough, series.map((s) => s.label).join('|')]);
   useEffect(() => {
     plot.current?.setData(data);
   });
+  if (!enough) return html`<div class="chart pending muted">Collecting points…</div>`;
   return html`<div class="chart" ref=${box}></div>`;
 }

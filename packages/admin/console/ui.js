@@ -40,7 +40,7 @@ export function Table({ rows, columns, rowKey, empty = 'Nothing here.', initialS
         ${shown.length === 0 ? html`<tr><td class="empty" colspan=${columns.length}>${empty}</td></tr>` : null}
         ${shown.map(
           (r) => html`<tr key=${rowKey(r)} data-row=${rowKey(r)}>
-            ${columns.map((c) => html`<td class=${c.num ? 'num' : ''}>${c.render ? c.render(r) : String(r[c.key] ?? '—')}</td>`)}
+            ${columns.map((c) => html`<td class=${c.num ? 'num' : ''}>${c.render ? c.render(r) : String((c.value ? c.value(r) : r[c.key]) ?? '—')}</td>`)}
           </tr>`,
         )}
       </tbody>

@@ -188,6 +188,14 @@ export function consoleRoutes(o: ConsoleRoutesOptions): FastifyPluginAsync {
           summary:
             'Server-sent events: a `snapshot` of the node (cluster, queues, topics, connections, consumers, bridges, store) and then a `delta` a second.',
           security: readSecurity,
+          produces: ['text/event-stream'],
+          response: {
+            200: {
+              description: 'text/event-stream: `snapshot` and `delta` events (JSON data)',
+              type: 'string',
+            },
+            ...errors,
+          },
         },
       },
       async (request, reply) => {

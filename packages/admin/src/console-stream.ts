@@ -245,7 +245,8 @@ export class ConsoleStream {
         epoch,
         nodes: nodes.map((x) => ({
           name: x.name,
-          role: x.role,
+          // A node still announced as master that does not hold the lock (killed, not yet stale).
+          role: x.role === 'master' && n.lockHolder !== null && x.name !== n.lockHolder ? 'unknown' : x.role,
           lastSeen: x.lastSeen ? x.lastSeen.toISOString() : null,
           adminUrl: x.adminUrl ?? (x.name === n.name ? n.listeners.admin : null),
           startedAt: x.startedAt ? x.startedAt.toISOString() : null,
