@@ -10,7 +10,14 @@
  *
  * No two chosen ports are equal. "Free" means it could be bound on the host just now.
  */
-import { ConfigError, DEFAULT_ADMIN_PORT, DEFAULT_PORT, DEFAULT_STOMP_PORT } from '@keel/server';
+import {
+  ConfigError,
+  DEFAULT_ADMIN_PORT,
+  DEFAULT_PORT,
+  DEFAULT_SSL_PORT,
+  DEFAULT_STOMP_PORT,
+  DEFAULT_STOMP_SSL_PORT,
+} from '@keel/server';
 import { isPortFree } from './ports';
 
 /** How far above a wanted port `keel start` looks for a free one. */
@@ -140,4 +147,35 @@ export async function planNodePorts(
     nodes.push(next);
   }
   return nodes;
+}
+
+/** `keel start --tls`: each node's ssl:// and stomp+ssl:// ports. */
+export interface NodeTlsPorts {
+  sslPort: number;
+  stompSslPort: number;
+}
+
+/**
+ * The TLS ports of `keel start --tls`'s nodes: from ActiveMQ's defaults (61617, 61612) upwards,
+ * free and clear of the ports already planned (`taken`: the nodes' other ports).
+ */
+export async function planTlsPorts(
+  count: number,
+  host: string,
+  taken: Iterable<number>,
+): Promise<NodeTlsPorts[]> {
+  const used = new Set(taken);
+  const out: NodeTlsPorts[] = [];
+  let ssl = DEFAULT_SSL_PORT;
+  let stompSsl = DEFAULT_STOMP_SSL_PORT;
+  for (let i = 0; i < count; i++) {
+    const sslPort = await nextFreePort(ssl, used, host, 'sslPort');
+    used.add(sslPort);
+    const stompSslPort = await nextFreePort(stompSsl, used, host, 'stompSslPort');
+    used.add(stompSslPort);
+    out.push({ sslPort, stompSslPort });
+    ssl = sslPort + 1;
+    stompSsl = stompSslPort + 1;
+  }
+  return out;
 }

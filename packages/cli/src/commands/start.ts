@@ -14,6 +14,10 @@
  * and the stop order is ours. The database URL (with its password) and the admin password reach the
  * nodes through their environment, not their command line (visible in `ps`).
  *
+ * With `--tls`, a throwaway CA, a server certificate (localhost, 127.0.0.1, ::1) and a client
+ * certificate are made in `./.keel/tls/` (kept across runs, tls/throwaway-certs.ts) and each node
+ * also listens on ssl:// and stomp+ssl:// (from 61617 and 61612) and serves its admin API over https.
+ *
  * The nodes' wiring is keel start's own: the KEEL_* variables that would rewire a node (WIRING_VARIABLES:
  * database, lock database, name, cluster, host, ports, advertised URLs, admin login, configuration
  * file) do not reach them; every other KEEL_* variable (users, locker, lock timing, store, redelivery,
@@ -32,17 +36,19 @@ import {
 } from 'node:fs';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
-import { ConfigError } from '@keel/server';
+import { ConfigError, type ThrowawayTlsFiles, writeThrowawayTls } from '@keel/server';
 import { ensureDatabase, ensureLockDatabase, migrate } from '@keel/store-pg';
 import { type LocalPostgres, startLocalPostgres } from '../local-postgres';
 import type { Output } from '../output';
 import { EXIT_USAGE } from '../report-error';
 import {
   type NodePorts,
+  type NodeTlsPorts,
   PORT_KINDS,
   type PortKind,
   type PortSetting,
   planNodePorts,
+  planTlsPorts,
   portSetting,
 } from '../start-ports';
 import { terminateChild } from './child-stop';
@@ -76,6 +82,12 @@ export const WIRING_VARIABLES: readonly string[] = [
   'KEEL_LOCKER',
   'KEEL_LOCK_DIR',
   'KEEL_STORE_DIR',
+  'KEEL_SSL_PORT',
+  'KEEL_STOMP_SSL_PORT',
+  'KEEL_TLS_CERT',
+  'KEEL_TLS_KEY',
+  'KEEL_TLS_CA',
+  'KEEL_ADMIN_HTTPS',
 ];
 
 export interface StartOptions {
@@ -93,10 +105,14 @@ export interface StartOptions {
    * `<shared>/lock` (--locker file) and the master runs Postgres on `<shared>/store` (--store-dir).
    */
   shared?: string;
+  /** A throwaway CA and certificates in `<dir>/tls`; the nodes listen on ssl:// and stomp+ssl:// too. */
+  tls?: boolean;
 }
 
 interface NodePlan extends NodePorts {
   name: string;
+  /** With --tls. */
+  tlsPorts?: NodeTlsPorts;
 }
 
 /** A `keel broker` child process. */
@@ -342,6 +358,22 @@ export function nodeEnv(
   };
 }
 
+/** `keel start --tls`: a node's TLS flags (the throwaway certificates, its ssl ports). */
+export function tlsNodeArgs(files: ThrowawayTlsFiles, ports: NodeTlsPorts): string[] {
+  return [
+    '--tls-cert',
+    files.certFile,
+    '--tls-key',
+    files.keyFile,
+    '--tls-ca',
+    files.caFile,
+    '--ssl-port',
+    String(ports.sslPort),
+    '--stomp-ssl-port',
+    String(ports.stompSslPort),
+  ];
+}
+
 /** `keel start --shared DIR`: each node's locker and store flags (the directories made here). */
 export function sharedStorageArgs(shared: string): string[] {
   const dir = path.resolve(shared);
@@ -385,7 +417,18 @@ export async function runStart(options: StartOptions, output: Output): Promise<n
   // refused before anything starts (ConfigError: `keel` reports it, exit 2), and Postgres keeps out
   // of the nodes' way.
   const ports = await planNodePorts(portSettings, '127.0.0.1', 2);
-  const plans: NodePlan[] = ['node-a', 'node-b'].map((name, i) => ({ name, ...(ports[i] as NodePorts) }));
+  const tlsPorts = options.tls
+    ? await planTlsPorts(
+        2,
+        '127.0.0.1',
+        ports.flatMap((p) => PORT_KINDS.map((k) => p[k])),
+      )
+    : [];
+  const plans: NodePlan[] = ['node-a', 'node-b'].map((name, i) => ({
+    name,
+    ...(ports[i] as NodePorts),
+    ...(tlsPorts[i] ? { tlsPorts: tlsPorts[i] } : {}),
+  }));
   for (const key of PORT_KINDS) {
     const wanted = portSettings[key];
     if (wanted.source === 'default' && plans[0]?.[key] !== wanted.value) {
@@ -465,7 +508,10 @@ export async function runStart(options: StartOptions, output: Output): Promise<n
         logFile: postgresLog,
         progress,
         port: pgPort,
-        avoidPorts: plans.flatMap((p) => PORT_KINDS.map((k) => p[k])),
+        avoidPorts: plans.flatMap((p) => [
+          ...PORT_KINDS.map((k) => p[k]),
+          ...(p.tlsPorts ? [p.tlsPorts.sslPort, p.tlsPorts.stompSslPort] : []),
+        ]),
       });
       if (shuttingDown) return new Promise<never>(() => {});
       db = withDatabase(pg.adminUrl, START_DATABASE);
@@ -477,6 +523,14 @@ export async function runStart(options: StartOptions, output: Output): Promise<n
       lockDb = await ensureLockDatabase(db);
       progress(
         `  ${migrated.applied.length > 0 ? `applied ${migrated.applied.join(', ')}` : 'schema up to date'} (version ${migrated.current})`,
+      );
+    }
+
+    let tlsFiles: ThrowawayTlsFiles | null = null;
+    if (options.tls) {
+      tlsFiles = await writeThrowawayTls(path.join(dir, 'tls'));
+      progress(
+        `${tlsFiles.created ? 'made a throwaway CA and certificates' : 'using the throwaway CA and certificates'} in ${path.join(shown, 'tls')}`,
       );
     }
 
@@ -495,7 +549,7 @@ export async function runStart(options: StartOptions, output: Output): Promise<n
         env,
         path.join(logsDir, `${plan.name}.log`),
         options.logLevel,
-        nodeArgs,
+        [...nodeArgs, ...(tlsFiles && plan.tlsPorts ? tlsNodeArgs(tlsFiles, plan.tlsPorts) : [])],
       );
       nodes.push(node);
       writeStartFile();
@@ -518,17 +572,31 @@ export async function runStart(options: StartOptions, output: Output): Promise<n
     }
     ready = true;
 
+    const withTls = tlsFiles !== null;
     const rows = [
-      ['NODE', 'ROLE', 'NATIVE', 'STOMP', 'ADMIN'],
+      ['NODE', 'ROLE', 'NATIVE', 'STOMP', ...(withTls ? ['SSL', 'STOMP+SSL'] : []), 'ADMIN'],
       ...nodes.map((n) => [
         n.plan.name,
         n.role ?? '?',
         `tcp://127.0.0.1:${n.plan.port}`,
         `stomp://127.0.0.1:${n.plan.stompPort}`,
-        `http://127.0.0.1:${n.plan.adminPort}`,
+        ...(n.plan.tlsPorts
+          ? [
+              `ssl://localhost:${n.plan.tlsPorts.sslPort}`,
+              `stomp+ssl://localhost:${n.plan.tlsPorts.stompSslPort}`,
+            ]
+          : []),
+        `${withTls ? 'https://localhost' : 'http://127.0.0.1'}:${n.plan.adminPort}`,
       ]),
     ];
     const failover = `failover:(${nodes.map((n) => `tcp://127.0.0.1:${n.plan.port}`).join(',')})`;
+    const tlsLines = tlsFiles
+      ? [
+          `  TLS failover  failover:(${nodes.map((n) => `ssl://localhost:${n.plan.tlsPorts?.sslPort}`).join(',')})`,
+          `  CA            ${tlsFiles.caFile} (clients trust it: tls.caFile, stomp.py set_ssl(ca_certs=...), curl --cacert)`,
+          `  Client cert   ${tlsFiles.clientCertFile}, key ${tlsFiles.clientKeyFile} (for --need-client-auth)`,
+        ]
+      : [];
     output.out(
       [
         '',
@@ -537,6 +605,7 @@ export async function runStart(options: StartOptions, output: Output): Promise<n
         table(rows),
         '',
         `  Failover URL  ${failover}`,
+        ...tlsLines,
         options.shared
           ? `  Store         ${path.join(options.shared, 'store')} (the master's Postgres; its log there)`
           : `  Postgres      ${db}`,
