@@ -3,6 +3,7 @@ import { emptyCount, silentLogger } from '@keel/core';
 import { InvalidArgumentError } from '@keel/protocol';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { type AdminContext, NODE_ROLES, type QueueView, type StoreHealth } from './admin-context';
+import { UsageMetrics } from './usage-metrics';
 
 export const DEFAULT_STORE_HEALTH_CACHE_MS = 10_000;
 /** Operations per group-commit round. */
@@ -74,6 +75,8 @@ export class KeelMetrics {
   private readonly storeHealthUp: Gauge;
   /** Scheduled delivery (AMQ_SCHEDULED_*): jobs pending, firings, firing lag (due → committed). */
   private readonly scheduledPending: Gauge;
+  /** memoryUsage, storeUsage, flow control and slow consumers (usage-metrics.ts, issue #23.3). */
+  private readonly usageMetrics: UsageMetrics;
   readonly scheduledFired: Counter;
   readonly scheduledLag: Histogram;
 
@@ -87,6 +90,7 @@ export class KeelMetrics {
     if (options.defaultLabels) this.registry.setDefaultLabels(options.defaultLabels);
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
     const registers = [this.registry];
+    this.usageMetrics = new UsageMetrics(registers);
 
     const perDestination = (name: string, help: string): Counter<'destination'> =>
       new Counter({ name, help, labelNames: ['destination'], registers });
@@ -291,6 +295,7 @@ export class KeelMetrics {
     this.epoch.set(node.epoch);
 
     const broker = ctx.broker();
+    this.usageMetrics.refresh(broker);
     this.connections.reset();
     for (const protocol of CONNECTION_PROTOCOLS) this.connections.set({ protocol }, 0);
     if (broker) {
