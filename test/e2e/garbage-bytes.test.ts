@@ -387,3 +387,35 @@ test('garbage and random frames on both ports never take the broker down; canari
   await native.close();
   expect(node.logs.filter((l) => typeof l.level === 'number' && l.level >= 60)).toEqual([]);
 });
+
+// Found by the coverage-guided campaign (packages/protocol/fuzz/crashes/native): JSON.parse turns
+// 1e999 into Infinity, and the native decoder let it through as a timestamp, an expiration, a
+// producer sequence or a property value although its checks promise finite numbers.
+test('a native SEND whose numbers overflow to Infinity is refused and nothing is stored', async () => {
+  const send = (json: string, receiptId: string) =>
+    rawNativeFrame(FrameType.Send, 1, json.replace('"R"', JSON.stringify(receiptId)), Buffer.alloc(0));
+  const open = encodeFrame({ type: FrameType.SessionOpen, channel: 1, transacted: false, ackMode: 'auto' });
+  const message = (fields: string) =>
+    `{"receiptId":"R","message":{"destination":"queue://garbage.inf","persistent":true,"priority":4,${fields}}}`;
+  for (const [i, fields] of [
+    '"timestamp":1e999,"expiration":0,"properties":{}',
+    '"timestamp":1,"expiration":-1e999,"properties":{}',
+    '"timestamp":1,"expiration":0,"producerSeq":1e999,"producerId":"p","properties":{}',
+    '"timestamp":1,"expiration":0,"properties":{"x":1e999}',
+  ].entries()) {
+    const answer = await hurl(node.port, {
+      handshake: NATIVE_HANDSHAKE,
+      parts: [open, send(message(fields), `inf-${i}`)],
+    });
+    // Before the fix the broker's own checks refused it as INVALID_ARGUMENT "(got null)"; now the
+    // decoder refuses the frame, as the compact form always did.
+    expect(answer.includes(Buffer.from('"code":"PROTOCOL_ERROR"'))).toBe(true);
+    expect(answer.toString('latin1')).toMatch(/finite number/);
+  }
+  const conn = await connect(`tcp://127.0.0.1:${node.port}`, { connectTimeoutMs: 5_000 });
+  const browsed: unknown[] = [];
+  for await (const m of await (await conn.createSession()).browse('queue://garbage.inf')) browsed.push(m);
+  await conn.close();
+  expect(browsed).toEqual([]);
+  expect(node.exitStatus).toBeUndefined();
+});

@@ -244,6 +244,37 @@ describe('native codec properties (issue #23.5)', () => {
     );
   });
 
+  it('refuses numbers JSON.parse reads as Infinity (1e999), as the compact form does (fuzzer finding)', () => {
+    const raw = (json: string) => {
+      const header = Buffer.from(json);
+      const buf = Buffer.alloc(12 + header.length);
+      buf[0] = FrameType.Send;
+      buf.writeUInt16BE(1, 1);
+      buf.writeUInt32BE(4 + header.length, 3);
+      buf.writeUInt32BE(header.length, 7);
+      header.copy(buf, 11);
+      buf[buf.length - 1] = 0xce;
+      return buf;
+    };
+    const base = '"destination":"queue://q","persistent":true,"priority":4';
+    for (const [fields, name] of [
+      ['"timestamp":1e999,"expiration":0,"properties":{}', '"timestamp"'],
+      ['"timestamp":1,"expiration":-1e999,"properties":{}', '"expiration"'],
+      ['"timestamp":1,"expiration":0,"producerSeq":1e400,"properties":{}', '"producerSeq"'],
+      ['"timestamp":1,"expiration":0,"properties":{"x":-1e999}', 'property "x"'],
+    ] as const) {
+      const d = new FrameDecoder();
+      expect(() => d.push(raw(`{"message":{${base},${fields}}}`))).toThrow(
+        expect.objectContaining({ code: 'PROTOCOL_ERROR', message: expect.stringContaining(name) }),
+      );
+    }
+    // The largest finite double still passes.
+    const ok = new FrameDecoder().push(
+      raw(`{"message":{${base},"timestamp":1.7976931348623157e308,"expiration":0,"properties":{}}}`),
+    );
+    expect(ok).toHaveLength(1);
+  });
+
   it('gives arbitrary bytes only ProtocolErrors, the same outcome whatever the chunking, within the frame limit', () => {
     const maxFrameSize = 512;
     const garbage = fc.oneof(

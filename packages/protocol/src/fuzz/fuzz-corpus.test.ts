@@ -70,19 +70,20 @@ describe('fuzz harness', () => {
         const { fuzz } = require(${JSON.stringify(join(DIST_FUZZ, 'coverage-fuzzer.js'))});
         const dir = ${JSON.stringify(dir)};
         fuzz({ target: require(dir + '/toy.js'), corpusDir: dir + '/corpus', crashDir: dir + '/crashes',
-          coverageFilter: (url) => url.endsWith('/toy.js'), seconds: 50, seed: 7, maxLen: 16,
+          coverageFilter: (url) => url.endsWith('/toy.js'), seconds: 100, seed: 7, maxLen: 16,
           stopOnCrash: true, log: () => {} }).then((s) => console.log(JSON.stringify(s)));`;
-      const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 90_000 });
+      const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 115_000 });
       const stats = JSON.parse(out.trim().split('\n').pop()!);
       expect(stats.crashes).toHaveLength(1);
       expect(readdirSync(join(dir, 'crashes'))).toHaveLength(1);
       // aaaa, K..., KE.., KEE.: one corpus entry per comparison passed.
       expect(readdirSync(join(dir, 'corpus')).length).toBeGreaterThanOrEqual(4);
-      expect(stats.execs).toBeLessThan(10_000_000);
+      // Deterministic for a seed: this one gets there in well under a million runs.
+      expect(stats.execs).toBeLessThan(1_000_000);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }, 120_000);
 });
 
 /** The bug sits behind four byte comparisons: blind inputs hit it once in 2^32 runs. */

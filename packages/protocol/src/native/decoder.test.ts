@@ -286,7 +286,7 @@ describe('malformed frames', () => {
       FrameType.Send,
       1,
       '{"message":{"destination":"queue://a","persistent":true,"priority":4,"timestamp":null,"expiration":0,"properties":{}}}',
-      /"timestamp" must be a number/,
+      /"timestamp" must be a finite number/,
     ],
     [
       FrameType.Send,
