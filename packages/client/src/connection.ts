@@ -14,7 +14,12 @@ import {
   TimeoutError,
 } from '@keel/protocol';
 import { reconnectDelayMs } from './backoff';
-import { type ClientTlsOptions, type ResolvedClientTls, resolveClientTls, tlsConnectOptions } from './client-tls';
+import {
+  type ClientTlsOptions,
+  type ResolvedClientTls,
+  resolveClientTls,
+  tlsConnectOptions,
+} from './client-tls';
 import type { Consumer } from './consumer';
 import { Deferred } from './deferred';
 import {
@@ -150,10 +155,20 @@ const FAILOVER_KEYS: (keyof FailoverOptions)[] = [
   'maxBufferedSends',
 ];
 
-/** Errors after which reconnecting is pointless: the broker will say the same again. */
+/**
+ * Errors after which reconnecting is pointless: the broker will say the same again. INVALID_CLIENT_ID
+ * too: ActiveMQ's failover transport does not retry an InvalidClientIDException (the id is in use,
+ * or another connection took it over with allowLinkStealing, and stealing it back would ping-pong).
+ */
 function isPermanent(err: Error): boolean {
   if (!KeelError.isInstance(err)) return false;
-  return ['AUTH_FAILED', 'NOT_AUTHORIZED', 'UNSUPPORTED_VERSION', 'INVALID_ARGUMENT'].includes(err.code);
+  return [
+    'AUTH_FAILED',
+    'NOT_AUTHORIZED',
+    'UNSUPPORTED_VERSION',
+    'INVALID_ARGUMENT',
+    'INVALID_CLIENT_ID',
+  ].includes(err.code);
 }
 
 /** Errors that mean "this broker connection is no good", as opposed to "this request failed". */
@@ -436,7 +451,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     for (const u of urls) {
       const ep = endpointFromAnnounced(u);
       if (ep === null) {
-        this._logger.warn({ url: u }, 'failover: ignoring an announced broker URL that is not tcp:// or ssl://');
+        this._logger.warn(
+          { url: u },
+          'failover: ignoring an announced broker URL that is not tcp:// or ssl://',
+        );
         continue;
       }
       // A TLS client takes only ssl:// brokers (never falls back to plain text), a TCP one only tcp://.
@@ -796,7 +814,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.stopDialing(this.dial);
-    const err = asConnectionError(cause);
+    // INVALID_CLIENT_ID stays itself (ActiveMQ's ExceptionListener gets the InvalidClientIDException):
+    // the application must learn that another connection holds, or took over, its client id.
+    const err =
+      KeelError.isInstance(cause) && cause.code === 'INVALID_CLIENT_ID' ? cause : asConnectionError(cause);
     this.rejectAll(err);
     for (const s of this.sessions.values()) s._onClosed(err);
     this.sessions.clear();
