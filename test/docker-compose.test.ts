@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { formatHost, parsePgUrl } from '@keel/store-pg';
 import { parse } from 'yaml';
 
 /** The failover drill's compose file: postgres plus three nodes of one cluster on one database. */
@@ -15,13 +16,17 @@ describe('docker-compose.yml', () => {
         depends_on?: Record<string, { condition: string }>;
         image?: string;
         build?: string;
+        profiles?: string[];
       }
     >;
   };
   const brokers = Object.entries(doc.services).filter(([name]) => name.startsWith('broker'));
+  const inProfile = (profile: string) =>
+    Object.entries(doc.services).filter(([, s]) => s.profiles?.includes(profile));
 
-  it('has postgres and three broker nodes', () => {
-    expect(Object.keys(doc.services).sort()).toEqual(['broker1', 'broker2', 'broker3', 'postgres']);
+  it('has postgres and three broker nodes (the services without a profile)', () => {
+    const byDefault = Object.entries(doc.services).filter(([, s]) => !s.profiles);
+    expect(byDefault.map(([name]) => name).sort()).toEqual(['broker1', 'broker2', 'broker3', 'postgres']);
     expect(doc.services.postgres.healthcheck?.test.join(' ')).toMatch(/pg_isready/);
   });
 
@@ -47,5 +52,32 @@ describe('docker-compose.yml', () => {
         published.add(host);
       }
     }
+  });
+
+  it('profile patroni: etcd, three Patroni members and two Keel nodes on their multi-host URL', () => {
+    const ha = inProfile('patroni');
+    expect(ha.map(([name]) => name).sort()).toEqual([
+      'etcd',
+      'keel-ha1',
+      'keel-ha2',
+      'pg-ha-1',
+      'pg-ha-2',
+      'pg-ha-3',
+    ]);
+    const members = ha.filter(([name]) => name.startsWith('pg-ha-'));
+    for (const [name, s] of members) {
+      expect(s.build).toBe('docker/patroni');
+      expect(s.environment?.PATRONI_NAME).toBe(name);
+      expect(s.environment?.PATRONI_POSTGRESQL_CONNECT_ADDRESS).toBe(`${name}:5432`);
+      expect(s.depends_on?.etcd.condition).toBe('service_healthy');
+    }
+    const keel = ha.filter(([name]) => name.startsWith('keel-ha'));
+    const urls = new Set(keel.map(([, s]) => s.environment?.KEEL_DB));
+    expect(urls.size).toBe(1);
+    const url = parsePgUrl([...urls][0] as string);
+    expect(url.hosts.map(formatHost)).toEqual(['pg-ha-1:5432', 'pg-ha-2:5432', 'pg-ha-3:5432']);
+    expect(url.targetSessionAttrs).toBe('read-write');
+    expect(new Set(keel.map(([, s]) => s.environment?.KEEL_NAME)).size).toBe(2);
+    for (const [, s] of keel) expect(s.depends_on?.postgres).toBeUndefined();
   });
 });
