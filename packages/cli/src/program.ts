@@ -211,6 +211,10 @@ export function buildProgram(options: BuildProgramOptions = {}): Command {
     )
     .option('--admin-read-auth', 'the admin API read routes need credentials too (KEEL_ADMIN_READ_AUTH)')
     .option(
+      '--scheduler-time-zone <zone>',
+      'IANA time zone AMQ_SCHEDULED_CRON expressions are evaluated in (KEEL_SCHEDULER_TIME_ZONE; default: UTC)',
+    )
+    .option(
       '--allow-link-stealing',
       "a client id already connected is taken over by the newer connection instead of refused (ActiveMQ's allowLinkStealing; KEEL_ALLOW_LINK_STEALING)",
     )

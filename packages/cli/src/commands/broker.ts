@@ -30,6 +30,7 @@ export interface BrokerOptions {
   adminPassword?: string;
   adminReadAuth?: boolean;
   allowLinkStealing?: boolean;
+  schedulerTimeZone?: string;
   locker?: string;
   lockDir?: string;
   lockAcquireSleepInterval?: string;
@@ -82,7 +83,10 @@ export async function runBroker(options: BrokerOptions, _output: Output): Promis
       try {
         node.reloadTls();
       } catch (err) {
-        logger.error({ err: (err as Error).message }, 'TLS reload failed: the previous certificates stay in use');
+        logger.error(
+          { err: (err as Error).message },
+          'TLS reload failed: the previous certificates stay in use',
+        );
       }
     });
   }
