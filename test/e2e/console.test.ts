@@ -157,9 +157,7 @@ describe('web console in a browser on a master and a slave', () => {
     expect(await body.textContent()).toBe(XSS_BODY);
     expect(await page.locator('h1.dest-name').textContent()).toBe(XSS_QUEUE);
     expect(await page.locator('main script, main img').count()).toBe(0);
-    expect(
-      await page.evaluate(() => (window as unknown as { __keelXss?: number }).__keelXss),
-    ).toBeUndefined();
+    expect(await page.evaluate(() => (globalThis as { __keelXss?: number }).__keelXss)).toBeUndefined();
     expect(dialogs).toEqual([]);
     await shot(page, 'escaping');
     await page.close();

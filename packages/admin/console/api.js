@@ -41,7 +41,10 @@ export class ApiError extends Error {
 
 /** JSON request to the admin API; throws ApiError with the API's message on a non-2xx answer. */
 export async function api(method, path, body, auth) {
-  const init = { method, headers: headers(body === undefined ? {} : { 'content-type': 'application/json' }, auth) };
+  const init = {
+    method,
+    headers: headers(body === undefined ? {} : { 'content-type': 'application/json' }, auth),
+  };
   if (body !== undefined) init.body = JSON.stringify(body);
   const res = await fetch(path, init);
   const text = await res.text();
@@ -84,7 +87,7 @@ export async function readStream(signal, onEvent, onStatus) {
           end = buffer.indexOf('\n\n');
         }
       }
-    } catch (err) {
+    } catch {
       if (signal.aborted) return;
     }
     onStatus('closed');

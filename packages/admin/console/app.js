@@ -1,7 +1,7 @@
 // The Keel web console: one page app over the admin API and its live stream (issue #24).
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { ApiError, api, authorization, basicHeader, readStream, setAuthorization } from './api.js';
+import { ApiError, api, basicHeader, readStream, setAuthorization } from './api.js';
 import { safeHref } from './format.js';
 import { html } from './html.js';
 import { live, onStreamEvent, subscribe } from './live.js';
@@ -57,10 +57,14 @@ function Login({ session, onSession }) {
   if (session?.user) {
     return html`<div class="who">
       <span id="signed-in">${session.user}</span> <span class="badge">${session.role}</span>
-      <button class="small" onClick=${() => { setAuthorization(null); onSession(); }}>Sign out</button>
+      <button class="small" onClick=${() => {
+        setAuthorization(null);
+        onSession();
+      }}>Sign out</button>
     </div>`;
   }
-  if (!open) return html`<div class="who"><button class="small" id="sign-in" onClick=${() => setOpen(true)}>Sign in</button></div>`;
+  if (!open)
+    return html`<div class="who"><button class="small" id="sign-in" onClick=${() => setOpen(true)}>Sign in</button></div>`;
   const submit = async (e) => {
     e.preventDefault();
     const auth = basicHeader(user, password);
@@ -133,16 +137,17 @@ function App() {
         : html`<p class="muted">Waiting for the node’s state…</p>`;
   } else {
     const props = { s, now, canChange, name: route.name };
-    page = {
-      cluster: () => html`<${ClusterPage} ...${props} />`,
-      queues: () => html`<${QueuesPage} ...${props} />`,
-      topics: () => html`<${TopicsPage} ...${props} />`,
-      queue: () => html`<${QueuePage} key=${route.name} ...${props} />`,
-      topic: () => html`<${TopicPage} key=${route.name} ...${props} />`,
-      connections: () => html`<${ConnectionsPage} ...${props} />`,
-      bridges: () => html`<${BridgesPage} ...${props} />`,
-      store: () => html`<${StorePage} ...${props} />`,
-    }[route.page]?.() ?? html`<${Notice} kind="warn">No such page.</${Notice}>`;
+    page =
+      {
+        cluster: () => html`<${ClusterPage} ...${props} />`,
+        queues: () => html`<${QueuesPage} ...${props} />`,
+        topics: () => html`<${TopicsPage} ...${props} />`,
+        queue: () => html`<${QueuePage} key=${route.name} ...${props} />`,
+        topic: () => html`<${TopicPage} key=${route.name} ...${props} />`,
+        connections: () => html`<${ConnectionsPage} ...${props} />`,
+        bridges: () => html`<${BridgesPage} ...${props} />`,
+        store: () => html`<${StorePage} ...${props} />`,
+      }[route.page]?.() ?? html`<${Notice} kind="warn">No such page.</${Notice}>`;
   }
   const current = route.page === 'queue' ? 'queues' : route.page === 'topic' ? 'topics' : route.page;
   return html`<div class="layout">

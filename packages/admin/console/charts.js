@@ -1,8 +1,9 @@
 // Charts: a tiny SVG sparkline per table row (cheap for thousands of rows) and uPlot for the
 // larger time series.
-import { html } from './html.js';
+
 import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
+import { html } from './html.js';
 
 export function Sparkline({ values, width = 100, height = 22 }) {
   const pts = (values ?? []).filter((v) => v !== null && v !== undefined);
@@ -12,7 +13,10 @@ export function Sparkline({ values, width = 100, height = 22 }) {
   const span = max - min || 1;
   const step = width / (pts.length - 1);
   const d = pts
-    .map((v, i) => `${i === 0 ? 'M' : 'L'}${(i * step).toFixed(1)},${(height - 2 - ((v - min) / span) * (height - 4)).toFixed(1)}`)
+    .map(
+      (v, i) =>
+        `${i === 0 ? 'M' : 'L'}${(i * step).toFixed(1)},${(height - 2 - ((v - min) / span) * (height - 4)).toFixed(1)}`,
+    )
     .join('');
   return html`<svg class="spark" width=${width} height=${height} viewBox="0 0 ${width} ${height}"><path d=${d} /></svg>`;
 }

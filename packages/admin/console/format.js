@@ -39,7 +39,10 @@ export function duration(ms) {
 export function time(iso) {
   if (!iso) return '—';
   const d = typeof iso === 'number' ? new Date(iso) : new Date(iso);
-  return d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  return d
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 /** Only http(s) links: a URL from the cluster table never becomes `javascript:`. */

@@ -34,7 +34,7 @@ function push(arr, v) {
   if (arr.length > HISTORY_POINTS) arr.shift();
 }
 
-function rate(prev, now, counter, dtSec) {
+function rate(prev, now, dtSec) {
   if (prev == null || now == null || dtSec <= 0) return null;
   return Math.max(0, (now - prev) / dtSec);
 }
@@ -46,8 +46,8 @@ function sample(history, item, t, depthOf) {
     history.set(item.name, h);
   }
   const dt = h.last ? (t - h.last.t) / 1000 : 0;
-  const enqRate = h.last ? rate(h.last.enq, item.enqueued, 'enq', dt) : null;
-  const deqRate = h.last ? rate(h.last.deq, item.dequeued ?? null, 'deq', dt) : null;
+  const enqRate = h.last ? rate(h.last.enq, item.enqueued, dt) : null;
+  const deqRate = h.last ? rate(h.last.deq, item.dequeued ?? null, dt) : null;
   push(h.t, t / 1000);
   push(h.depth, depthOf(item));
   push(h.enqRate, enqRate);

@@ -35,7 +35,12 @@ export function ClusterPage({ s, now }) {
           ['Held for', current && current.node === c.master ? duration(now - Date.parse(current.at)) : '—'],
           ...(locker.directory ? [['Lock directory', locker.directory]] : []),
           ...(locker.holder
-            ? [['Lock file', `${locker.holder.name} on ${locker.holder.host} (pid ${locker.holder.pid}) since ${time(locker.holder.acquiredAt)}`]]
+            ? [
+                [
+                  'Lock file',
+                  `${locker.holder.name} on ${locker.holder.host} (pid ${locker.holder.pid}) since ${time(locker.holder.acquiredAt)}`,
+                ],
+              ]
             : []),
         ]} />
       </div>
@@ -46,10 +51,25 @@ export function ClusterPage({ s, now }) {
       rows=${c.nodes}
       rowKey=${(x) => x.name}
       columns=${[
-        { key: 'name', label: 'Node', render: (x) => html`${x.name}${x.name === n.name ? html` <span class="muted">(this node)</span>` : null}` },
+        {
+          key: 'name',
+          label: 'Node',
+          render: (x) =>
+            html`${x.name}${x.name === n.name ? html` <span class="muted">(this node)</span>` : null}`,
+        },
         { key: 'role', label: 'Role', render: (x) => html`<${RoleBadge} role=${x.role} />` },
-        { key: 'holder', label: 'Holds lock', value: (x) => (x.name === c.master ? 1 : 0), render: (x) => (x.name === c.master ? 'yes' : '') },
-        { key: 'lastSeen', label: 'Last seen', value: (x) => (x.lastSeen ? Date.parse(x.lastSeen) : null), render: (x) => (x.lastSeen ? `${duration(now - Date.parse(x.lastSeen))} ago` : '—') },
+        {
+          key: 'holder',
+          label: 'Holds lock',
+          value: (x) => (x.name === c.master ? 1 : 0),
+          render: (x) => (x.name === c.master ? 'yes' : ''),
+        },
+        {
+          key: 'lastSeen',
+          label: 'Last seen',
+          value: (x) => (x.lastSeen ? Date.parse(x.lastSeen) : null),
+          render: (x) => (x.lastSeen ? `${duration(now - Date.parse(x.lastSeen))} ago` : '—'),
+        },
         { key: 'startedAt', label: 'Announced since', render: (x) => time(x.startedAt) },
         { key: 'adminUrl', label: 'Console', render: (x) => nodeLink(x) },
       ]}

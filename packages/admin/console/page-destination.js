@@ -60,10 +60,14 @@ export function QueuePage({ s, name, now, canChange }) {
     }
     ${h ? html`<${Chart} t=${h.t} series=${[{ label: 'depth', values: h.depth, color: '#2563eb' }, { label: 'in/s', values: h.enqRate, color: '#16a34a' }, { label: 'out/s', values: h.deqRate, color: '#ea580c' }]} />` : null}
     ${result ? html`<${Notice} kind=${result.kind}>${result.text}</${Notice}>` : null}
-    ${canChange ? html`<div class="actions">
+    ${
+      canChange
+        ? html`<div class="actions">
       <${SendForm} onSend=${(body) => act('Send', () => api('POST', `/api/queues/${enc(name)}/messages`, body))} />
       <${Purge} depth=${q?.depth ?? 0} onPurge=${() => act('Purge', () => api('DELETE', `/api/queues/${enc(name)}/messages`))} />
-    </div>` : null}
+    </div>`
+        : null
+    }
     <h2>Messages <button class="small" onClick=${refresh}>Refresh</button></h2>
     ${messages?.error ? html`<${Notice} kind="error">${messages.error}</${Notice}>` : null}
     ${messages && messages.list.length === 0 && !messages.error ? html`<p class="muted">No pending messages.</p>` : null}
@@ -100,8 +104,12 @@ export function TopicPage({ s, name, canChange }) {
     ${result ? html`<${Notice} kind=${result.kind}>${result.text}</${Notice}>` : null}
     ${canChange ? html`<div class="actions"><${SendForm} onSend=${send} label="Publish" /></div>` : null}
     <h2>Durable subscriptions</h2>
-    ${subs.length === 0 ? html`<p class="muted">None.</p>` : html`<table><thead><tr><th>Client id</th><th>Name</th><th>Active</th><th class="num">Pending</th><th class="num">In flight</th></tr></thead>
-      <tbody>${subs.map((d) => html`<tr key=${`${d.clientId}:${d.name}`}><td>${d.clientId}</td><td>${d.name}</td><td>${d.active === null ? '—' : d.active ? 'yes' : 'no'}</td><td class="num">${num(d.pending)}</td><td class="num">${num(d.inflight)}</td></tr>`)}</tbody></table>`}
+    ${
+      subs.length === 0
+        ? html`<p class="muted">None.</p>`
+        : html`<table><thead><tr><th>Client id</th><th>Name</th><th>Active</th><th class="num">Pending</th><th class="num">In flight</th></tr></thead>
+      <tbody>${subs.map((d) => html`<tr key=${`${d.clientId}:${d.name}`}><td>${d.clientId}</td><td>${d.name}</td><td>${d.active === null ? '—' : d.active ? 'yes' : 'no'}</td><td class="num">${num(d.pending)}</td><td class="num">${num(d.inflight)}</td></tr>`)}</tbody></table>`
+    }
   </section>`;
 }
 
@@ -137,10 +145,14 @@ function SendForm({ onSend, label = 'Send' }) {
 
 function Purge({ depth, onPurge }) {
   const [asking, setAsking] = useState(false);
-  if (!asking) return html`<div class="purge"><button class="danger" onClick=${() => setAsking(true)}>Purge…</button></div>`;
+  if (!asking)
+    return html`<div class="purge"><button class="danger" onClick=${() => setAsking(true)}>Purge…</button></div>`;
   return html`<div class="purge">
     <span>Remove all ${num(depth)} pending messages?</span>
-    <button class="danger" onClick=${() => { setAsking(false); onPurge(); }}>Purge now</button>
+    <button class="danger" onClick=${() => {
+      setAsking(false);
+      onPurge();
+    }}>Purge now</button>
     <button onClick=${() => setAsking(false)}>Cancel</button>
   </div>`;
 }

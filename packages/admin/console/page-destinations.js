@@ -28,14 +28,41 @@ export function QueuesPage({ s, now }) {
       rowKey=${(q) => q.name}
       empty=${filter ? 'No queue matches.' : 'No queues yet.'}
       columns=${[
-        { key: 'name', label: 'Queue', render: (q) => html`<a class="dest" href=${`#/queue/${encodeURIComponent(q.name)}`}>${q.name}</a>` },
+        {
+          key: 'name',
+          label: 'Queue',
+          render: (q) => html`<a class="dest" href=${`#/queue/${encodeURIComponent(q.name)}`}>${q.name}</a>`,
+        },
         { key: 'depth', label: 'Depth', num: true, render: (q) => num(q.depth) },
-        { key: 'trend', label: 'Depth, 2 min', value: (q) => q.depth, render: (q) => html`<${Sparkline} values=${h(q)?.depth} />` },
-        { key: 'enqRate', label: 'In', num: true, value: (q) => last(h(q)?.enqRate), render: (q) => rate(last(h(q)?.enqRate)) },
-        { key: 'deqRate', label: 'Out', num: true, value: (q) => last(h(q)?.deqRate), render: (q) => rate(last(h(q)?.deqRate)) },
+        {
+          key: 'trend',
+          label: 'Depth, 2 min',
+          value: (q) => q.depth,
+          render: (q) => html`<${Sparkline} values=${h(q)?.depth} />`,
+        },
+        {
+          key: 'enqRate',
+          label: 'In',
+          num: true,
+          value: (q) => last(h(q)?.enqRate),
+          render: (q) => rate(last(h(q)?.enqRate)),
+        },
+        {
+          key: 'deqRate',
+          label: 'Out',
+          num: true,
+          value: (q) => last(h(q)?.deqRate),
+          render: (q) => rate(last(h(q)?.deqRate)),
+        },
         { key: 'consumers', label: 'Consumers', num: true, render: (q) => num(q.consumers) },
         { key: 'inflight', label: 'In flight', num: true, render: (q) => num(q.inflight) },
-        { key: 'oldest', label: 'Oldest', num: true, value: (q) => (q.oldestMessageAt === null ? null : now - q.oldestMessageAt), render: (q) => (q.oldestMessageAt === null ? '—' : duration(now - q.oldestMessageAt)) },
+        {
+          key: 'oldest',
+          label: 'Oldest',
+          num: true,
+          value: (q) => (q.oldestMessageAt === null ? null : now - q.oldestMessageAt),
+          render: (q) => (q.oldestMessageAt === null ? '—' : duration(now - q.oldestMessageAt)),
+        },
         { key: 'enqueued', label: 'Enqueued', num: true, render: (q) => num(q.enqueued) },
         { key: 'deadLettered', label: 'DLQ’d', num: true, render: (q) => num(q.deadLettered) },
       ]}
@@ -57,12 +84,32 @@ export function TopicsPage({ s }) {
       rowKey=${(t) => t.name}
       empty=${filter ? 'No topic matches.' : 'No topics yet.'}
       columns=${[
-        { key: 'name', label: 'Topic', render: (t) => html`<a class="dest" href=${`#/topic/${encodeURIComponent(t.name)}`}>${t.name}</a>` },
+        {
+          key: 'name',
+          label: 'Topic',
+          render: (t) => html`<a class="dest" href=${`#/topic/${encodeURIComponent(t.name)}`}>${t.name}</a>`,
+        },
         { key: 'enqueued', label: 'Published', num: true, render: (t) => num(t.enqueued) },
-        { key: 'trend', label: 'Published, 2 min', value: (t) => t.enqueued, render: (t) => html`<${Sparkline} values=${h(t)?.enqRate} />` },
-        { key: 'rate', label: 'In', num: true, value: (t) => last(h(t)?.enqRate), render: (t) => rate(last(h(t)?.enqRate)) },
+        {
+          key: 'trend',
+          label: 'Published, 2 min',
+          value: (t) => t.enqueued,
+          render: (t) => html`<${Sparkline} values=${h(t)?.enqRate} />`,
+        },
+        {
+          key: 'rate',
+          label: 'In',
+          num: true,
+          value: (t) => last(h(t)?.enqRate),
+          render: (t) => rate(last(h(t)?.enqRate)),
+        },
         { key: 'subscribers', label: 'Subscribers', num: true, render: (t) => num(t.subscribers) },
-        { key: 'durableSubscriptions', label: 'Durable', num: true, render: (t) => num(t.durableSubscriptions) },
+        {
+          key: 'durableSubscriptions',
+          label: 'Durable',
+          num: true,
+          render: (t) => num(t.durableSubscriptions),
+        },
       ]}
     />
   </section>`;

@@ -18,7 +18,12 @@ export function ConnectionsPage({ s, now }) {
         { key: 'protocol', label: 'Protocol' },
         { key: 'username', label: 'User' },
         { key: 'remoteAddress', label: 'Remote address' },
-        { key: 'connectedAt', label: 'Connected for', value: (c) => Date.parse(c.connectedAt), render: (c) => duration(now - Date.parse(c.connectedAt)) },
+        {
+          key: 'connectedAt',
+          label: 'Connected for',
+          value: (c) => Date.parse(c.connectedAt),
+          render: (c) => duration(now - Date.parse(c.connectedAt)),
+        },
         { key: 'consumers', label: 'Consumers', num: true, render: (c) => num(c.consumers) },
         { key: 'messagesIn', label: 'In', num: true, render: (c) => num(c.messagesIn) },
         { key: 'messagesOut', label: 'Out', num: true, render: (c) => num(c.messagesOut) },
@@ -54,8 +59,17 @@ export function BridgesPage({ s }) {
         { key: 'connector', label: 'Connector' },
         { key: 'peerUrl', label: 'Peer' },
         { key: 'remoteName', label: 'Remote broker' },
-        { key: 'state', label: 'State', render: (b) => html`<span class=${`badge state-${b.state}`}>${b.state}</span>` },
-        { key: 'forwarding', label: 'Demand (forwarding)', value: (b) => b.forwarding.length, render: (b) => b.forwarding.join(', ') || '—' },
+        {
+          key: 'state',
+          label: 'State',
+          render: (b) => html`<span class=${`badge state-${b.state}`}>${b.state}</span>`,
+        },
+        {
+          key: 'forwarding',
+          label: 'Demand (forwarding)',
+          value: (b) => b.forwarding.length,
+          render: (b) => b.forwarding.join(', ') || '—',
+        },
         { key: 'forwarded', label: 'Forwarded', num: true, render: (b) => num(b.forwarded) },
         { key: 'received', label: 'Received', num: true, render: (b) => num(b.received) },
         { key: 'inflight', label: 'In flight', num: true, render: (b) => num(b.inflight) },
@@ -83,14 +97,26 @@ export function StorePage({ s }) {
         { key: 'current', label: 'Current host', render: (p) => p.current ?? 'none' },
         { key: 'hosts', label: 'Host list', value: (p) => p.hosts.join(', ') },
         { key: 'target', label: 'target_session_attrs' },
-        { key: 'rejected', label: 'Passed over', value: (p) => Object.entries(p.rejected).map(([h, why]) => `${h}: ${why}`).join('; ') || '' },
+        {
+          key: 'rejected',
+          label: 'Passed over',
+          value: (p) =>
+            Object.entries(p.rejected)
+              .map(([h, why]) => `${h}: ${why}`)
+              .join('; ') || '',
+        },
       ]}
     />
     <h2>Tables</h2>
     ${
       st
         ? html`<${Facts} items=${[
-            ['Oldest open transaction', st.oldestTransactionAgeSeconds === null ? 'none open' : duration(st.oldestTransactionAgeSeconds * 1000)],
+            [
+              'Oldest open transaction',
+              st.oldestTransactionAgeSeconds === null
+                ? 'none open'
+                : duration(st.oldestTransactionAgeSeconds * 1000),
+            ],
           ]} />
           <p class="muted small">An old open transaction in the store database holds back xmin: VACUUM cannot remove rows deleted after it began, and dead rows pile up.</p>
           <table id="store-tables"><thead><tr><th>Table</th><th class="num">Size</th><th class="num">Live rows</th><th class="num">Dead rows</th></tr></thead>

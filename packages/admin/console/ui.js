@@ -9,7 +9,15 @@ export const PAGE_SIZE = 50;
  * columns: [{ key, label, value(row) -> sortable value, render(row) -> content, num: bool }]
  * Only the current page is rendered, so 10,000 destinations cost one sort, not 10,000 rows.
  */
-export function Table({ rows, columns, rowKey, empty = 'Nothing here.', initialSort, pageSize = PAGE_SIZE, id }) {
+export function Table({
+  rows,
+  columns,
+  rowKey,
+  empty = 'Nothing here.',
+  initialSort,
+  pageSize = PAGE_SIZE,
+  id,
+}) {
   const [sort, setSort] = useState(initialSort ?? { key: columns[0].key, desc: false });
   const [page, setPage] = useState(0);
   const col = columns.find((c) => c.key === sort.key) ?? columns[0];

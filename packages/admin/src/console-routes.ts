@@ -143,7 +143,7 @@ export function consoleRoutes(o: ConsoleRoutesOptions): FastifyPluginAsync {
       { schema: { hide: true } },
       async (request, reply) => {
         const file = vendor.get(request.params.file);
-        if (!file) throw new KeelError('NOT_FOUND', `no console asset ${request.params.file}`);
+        if (!file) return reply.callNotFound();
         const type = VENDOR_FILES[request.params.file]?.type ?? 'application/octet-stream';
         return reply.type(type).sendFile(path.basename(file), path.dirname(file));
       },
