@@ -23,7 +23,7 @@ export interface SeriesChartData {
 
 const WIDTH = 1100;
 const PANEL_HEIGHT = 200;
-const MARGIN = { left: 90, right: 160, top: 70, bottom: 40, gap: 40 };
+const MARGIN = { left: 90, right: 160, top: 80, bottom: 56, gap: 40 };
 const COLOURS = ['#1f77b4', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#17becf'];
 const FAULT_COLOUR = '#d62728';
 
@@ -81,7 +81,7 @@ export function renderSeriesChart(data: SeriesChartData): string {
   }
   for (const m of data.markers) {
     out.push(
-      `<text x="${x(m.atMs).toFixed(1)}" y="${MARGIN.top - 24}" fill="${FAULT_COLOUR}" font-size="10" text-anchor="middle">${xmlEscape(m.label)}</text>`,
+      `<text x="${x(m.atMs).toFixed(1)}" y="${bottom + 34}" fill="${FAULT_COLOUR}" font-size="10" text-anchor="middle">${xmlEscape(m.label)}</text>`,
     );
   }
   out.push('</svg>');
