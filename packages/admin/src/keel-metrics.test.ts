@@ -66,6 +66,19 @@ describe('KeelMetrics', () => {
     expect(await b.scrape()).not.toContain('keel_takeovers_total 1');
   });
 
+  it('reads the scheduled firing lag at 1, 2, 5, 10, 15, 20, 25, 30, 40, 50, 75, 100 ms (issue #22.4)', async () => {
+    const m = new KeelMetrics({ processMetrics: false });
+    for (const ms of [0.5, 14, 37, 48, 60]) m.observeScheduledFiring(ms);
+    const text = await m.scrape();
+    const le = (bound: string): number =>
+      Number(
+        new RegExp(`keel_scheduled_firing_lag_seconds_bucket\\{le="${bound}"\\} (\\d+)`).exec(text)?.[1],
+      );
+    expect([le('0.001'), le('0.015'), le('0.03'), le('0.04'), le('0.05'), le('0.075')]).toEqual([
+      1, 2, 2, 3, 4, 5,
+    ]);
+  });
+
   it('validates its options', () => {
     expect(() => new KeelMetrics({ storeHealthCacheMs: -1 })).toThrow(/storeHealthCacheMs/);
   });
