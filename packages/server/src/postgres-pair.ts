@@ -269,7 +269,20 @@ export async function startPostgresPair(options: PostgresPairOptions): Promise<P
     },
     async rejoinOldPrimary() {
       const { primary, standby: old } = current();
-      if (!down.has(old.dataDir)) throw new Error(`${old.name} is not down: kill and promote first`);
+      // Killed by killPrimary() or by anything else (a test's own hook): its postmaster must be gone.
+      const alive = () => {
+        try {
+          process.kill(postmasterPid(old), 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      for (let i = 0; alive(); i++) {
+        if (i >= 50) throw new Error(`${old.name}'s postmaster still runs: kill it and promote first`);
+        await sleep(100);
+      }
+      down.add(old.dataDir);
       const started = Date.now();
       let method: PairRejoin['method'] = 'pg_rewind';
       let rewindError: string | undefined;
