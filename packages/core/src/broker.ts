@@ -44,7 +44,13 @@ import {
 } from './scheduler/message-scheduler';
 import type { AuthorizationMap, AuthorizationRight } from './security/authorization-map';
 import { MessageSelector } from './selector';
-import type { DurableSubscriptionRecord, Store, StoreBatch, StoredMessage } from './store/store';
+import type {
+  DurableSubscriptionRecord,
+  ScheduleRecord,
+  Store,
+  StoreBatch,
+  StoredMessage,
+} from './store/store';
 
 export interface DeadLetterOptions {
   /** 'shared': one queue for all (ActiveMQ's SharedDeadLetterStrategy); 'individual': one per queue. */
@@ -668,13 +674,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
       await this.scheduler.manage(message);
       return { messageId: '', duplicate: false };
     }
+    // Validated now (INVALID_ARGUMENT at the SEND); inside a transaction the job is stored at commit.
     const schedule = this.scheduler.parse(message);
-    if (schedule !== null && txId !== undefined) {
-      throw new InvalidArgumentError(
-        'a scheduled send (AMQ_SCHEDULED_*) inside a transaction',
-        'NOT_SUPPORTED',
-      );
-    }
     conn.messagesIn += 1;
     if (txId !== undefined) {
       const tx = this.transaction(conn, txId);
@@ -1625,17 +1626,25 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
     conn.transactions.delete(txId);
     const targets: RouteTarget[] = [];
     const fresh: Message[] = [];
+    /** Scheduled sends (AMQ_SCHEDULED_*): ActiveMQ stores their jobs at commit, drops them at rollback. */
+    const jobs: ScheduleRecord[] = [];
     for (const message of tx.sends) {
       if (await this.checkDuplicate(message)) continue;
       fresh.push(message);
     }
     for (const message of fresh) {
+      const schedule = this.scheduler.parse(message);
+      if (schedule !== null) {
+        jobs.push(this.scheduler.job(message, schedule));
+        continue;
+      }
       const dest = parseDestination(message.destination);
       // A composite or virtual-topic send in a transaction: its copies commit with the rest.
       targets.push(...(await this.routeTargets(conn, message, dest, Number(message.messageId))));
     }
     const committed = this.writer!.write((b) => {
       this.writeTargets(b, targets);
+      for (const job of jobs) b.schedules.push({ op: 'insert', schedule: job });
       for (const ref of tx.acks) ref.queue.removeOp(b, ref.entry);
       b.txOutcomes.push(txId);
     });
@@ -1655,6 +1664,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
     for (const ref of tx.acks) {
       ref.queue.acknowledgedInTransaction(ref.entry);
     }
+    for (const job of jobs) this.scheduler.stored(job);
     this.deliverTargets(targets);
   }
 

@@ -116,6 +116,37 @@ describe('MessageScheduler in the broker (memory store)', () => {
     expect(await b.store.countSchedules()).toBe(0);
   });
 
+  it('a scheduled send inside a transaction: stored at commit, dropped at rollback (ActiveMQ)', async () => {
+    const b = await broker();
+    const conn = b.openConnection({ protocol: 'internal' });
+    const inbox = new Inbox();
+    await b.subscribe(conn, { consumerId: 'k', destination: 'queue://txs', prefetch: 10 }, inbox.sink);
+    // Rolled back: neither the job nor the plain send of the transaction exists.
+    b.begin(conn, 'tx1');
+    const dropped = await b.send(conn, msg('queue://txs', 'dropped', { AMQ_SCHEDULED_DELAY: 100 }), 'tx1');
+    await b.send(conn, msg('queue://txs', 'plain-dropped'), 'tx1');
+    b.rollback(conn, 'tx1');
+    // Committed: the job is a row only after COMMIT, then fires once.
+    b.begin(conn, 'tx2');
+    const kept = await b.send(conn, msg('queue://txs', 'kept', { AMQ_SCHEDULED_DELAY: 200 }), 'tx2');
+    await b.send(conn, msg('queue://txs', 'plain-kept'), 'tx2');
+    expect(await b.store.getSchedule(kept.messageId)).toBeNull();
+    await b.commit(conn, 'tx2');
+    expect(await b.store.getSchedule(kept.messageId)).not.toBeNull();
+    expect(await b.store.getSchedule(dropped.messageId)).toBeNull();
+    expect(b.scheduler.stats().pending).toBe(1);
+    await inbox.wait(2);
+    await until(async () => (await b.store.countSchedules()) === 0);
+    await new Promise((r) => setTimeout(r, 200)); // room for the rolled-back one, which must not come
+    expect(inbox.items.map((m) => m.body.toString())).toEqual(['plain-kept', 'kept']);
+    expect(inbox.items[1]!.properties.scheduledJobId).toBe(kept.messageId);
+    // An invalid value is refused at the SEND, inside the transaction too.
+    b.begin(conn, 'tx3');
+    await expect(
+      b.send(conn, msg('queue://txs', 'x', { AMQ_SCHEDULED_DELAY: 'soon' }), 'tx3'),
+    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+
   it('refuses invalid values with INVALID_ARGUMENT naming the header and stores nothing', async () => {
     const b = await broker();
     const conn = b.openConnection({ protocol: 'internal' });

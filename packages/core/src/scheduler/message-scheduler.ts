@@ -150,9 +150,23 @@ export class MessageScheduler {
    * producer's sequence for duplicate detection).
    */
   async accept(message: Message, spec: ScheduleSpec, extra?: (b: StoreBatch) => void): Promise<void> {
+    const job = this.job(message, spec);
+    await this.host.writeSchedules((b) => {
+      b.schedules.push({ op: 'insert', schedule: job });
+      extra?.(b);
+    });
+    this.stored(job);
+  }
+
+  /**
+   * The job row for a scheduled send inside a transaction (ActiveMQ stores it at commit): the broker
+   * puts `{ op: 'insert', schedule: job }` in the commit's batch, and calls `stored(job)` once it
+   * committed; a rollback drops it with the rest of the transaction.
+   */
+  job(message: Message, spec: ScheduleSpec): ScheduleRecord {
     const now = this.host.clock.now();
     const first = firstFiring(spec, now, this.timeZone);
-    const job: ScheduleRecord = {
+    return {
       jobId: message.messageId!,
       destination: message.destination,
       headers: messageHeaders(message),
@@ -165,10 +179,10 @@ export class MessageScheduler {
       createdAt: now,
       ...first,
     };
-    await this.host.writeSchedules((b) => {
-      b.schedules.push({ op: 'insert', schedule: job });
-      extra?.(b);
-    });
+  }
+
+  /** A job's insert committed: count it and wake the loop if it is due before its next look. */
+  stored(job: ScheduleRecord): void {
     this.pendingCount += 1;
     this.wake(job.nextDue);
   }
