@@ -346,6 +346,11 @@ describe('spliceSection', () => {
     );
   });
 
+  it('leaves lines in fenced code blocks alone', () => {
+    const out = spliceSection('', 'S', '# B\n\n## Run\n\n```sh\n# a comment\nrun\n```\n');
+    expect(out).toContain('### Run\n\n```sh\n# a comment\nrun\n```');
+  });
+
   it('replaces the section it wrote before and keeps everything around it', () => {
     const once = `${spliceSection('# Doc\n', 'S', generated)}\n## After\n`;
     const twice = spliceSection(once, 'S', '# Benchmarks\n\nnew\n');

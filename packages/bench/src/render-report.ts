@@ -600,11 +600,14 @@ export function renderAmqpTargetsSection(groups: readonly CaseGroup[]): string[]
  * at the end the first time).
  */
 export function spliceSection(existing: string, title: string, generated: string): string {
+  let fenced = false; // inside a ``` block a leading # is not a heading (a shell comment, say)
   const body = generated
     .split('\n')
-    .map((line, i) =>
-      i === 0 && line.startsWith('# ') ? `## ${title}` : line.startsWith('#') ? `#${line}` : line,
-    )
+    .map((line, i) => {
+      if (line.startsWith('```')) fenced = !fenced;
+      if (i === 0 && line.startsWith('# ')) return `## ${title}`;
+      return !fenced && line.startsWith('#') ? `#${line}` : line;
+    })
     .join('\n')
     .trimEnd();
   const open = `<!-- bench-section: ${title} -->`;
