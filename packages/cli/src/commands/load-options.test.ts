@@ -51,8 +51,13 @@ describe('load command options', () => {
     });
     expect(errorOf(() => targetOptions({ queue: 'q' })).message).toMatch(/^--url is required/);
     expect(errorOf(() => targetOptions({ url: 'http://x', queue: 'q' })).message).toMatch(
-      /^--url must be a tcp:\/\/ or failover: URL/,
+      /^--url must be a tcp:\/\/, ssl:\/\/ or failover: URL/,
     );
+    // ssl:// (issue #23.1): the client verifies the broker; NODE_EXTRA_CA_CERTS adds a private CA.
+    expect(targetOptions({ url: 'failover:(ssl://a:1,ssl://b:2)', queue: 'q' }).url).toBe(
+      'failover:(ssl://a:1,ssl://b:2)',
+    );
+    expect(targetOptions({ url: 'ssl://a:1', queue: 'q' }).url).toBe('ssl://a:1');
     expect(errorOf(() => targetOptions({ url: 'failover:(tcp://a:1', queue: 'q' })).message).toMatch(
       /^--url: /,
     );

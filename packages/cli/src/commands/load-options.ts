@@ -55,13 +55,15 @@ export function rateOption(value: string | number | undefined, option: string): 
   return n;
 }
 
-/** `--url` (required, tcp:// or failover:), one of `--queue`/`--topic`, `--user` with `--password`. */
+/** `--url` (required, tcp://, ssl:// or failover:; ssl:// trusts NODE_EXTRA_CA_CERTS besides Node's roots), one of `--queue`/`--topic`, `--user` with `--password`. */
 export function targetOptions(raw: RawTargetOptions): Target {
   const url = raw.url?.trim();
   if (!url)
     throw new InvalidArgumentError('--url is required (tcp://host:61616 or failover:(tcp://a,tcp://b))');
-  if (!/^(tcp|failover):/i.test(url)) {
-    throw new InvalidArgumentError(`--url must be a tcp:// or failover: URL (got ${JSON.stringify(url)})`);
+  if (!/^(tcp|ssl|failover):/i.test(url)) {
+    throw new InvalidArgumentError(
+      `--url must be a tcp://, ssl:// or failover: URL (got ${JSON.stringify(url)})`,
+    );
   }
   try {
     parseConnectUrl(url);

@@ -595,6 +595,7 @@ export async function runStart(options: StartOptions, output: Output): Promise<n
           `  TLS failover  failover:(${nodes.map((n) => `ssl://localhost:${n.plan.tlsPorts?.sslPort}`).join(',')})`,
           `  CA            ${tlsFiles.caFile} (clients trust it: tls.caFile, stomp.py set_ssl(ca_certs=...), curl --cacert)`,
           `  Client cert   ${tlsFiles.clientCertFile}, key ${tlsFiles.clientKeyFile} (for --need-client-auth)`,
+          `  keel CLI      NODE_EXTRA_CA_CERTS=${tlsFiles.caFile} keel produce --url 'failover:(ssl://…)' …; keel status --admin https://localhost:${nodes[0]?.plan.adminPort}`,
         ]
       : [];
     output.out(
