@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { connect } from '@keel/client';
 import { type BrokerProcess, stopAll, useTestDatabase } from '@keel/testkit';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { startNode } from './helpers/cluster';
@@ -114,11 +115,20 @@ describe('web console in a browser on a master and a slave', () => {
     await page.locator('#queue-depth', { hasText: /^1$/ }).waitFor();
     // The queue list shows it too, live.
     await page.click('nav a[href="#/queues"]');
-    await page.locator('#queues tr[data-row="console.orders"]').waitFor();
+    await page.locator('#queues tr[data-row="console.orders"] svg.spark path').waitFor({ state: 'attached' }); // two ticks in
     await shot(page, 'queues');
     await page.click('#queues a.dest >> text=console.orders');
     await card.waitFor();
     await shot(page, 'queue');
+
+    // Copy the message to another queue through its card; the original stays.
+    await card.locator('input[aria-label="Target queue"]').fill('console.copies');
+    await card.locator('button:has-text("Copy")').click();
+    await page.locator('.notice.ok', { hasText: 'Copy' }).waitFor();
+    const copies = await fetch(`http://127.0.0.1:${master.adminPort}/api/queues/console.copies/messages`);
+    const copied = ((await copies.json()) as { messages: { bodyPreview: string }[] }).messages;
+    expect(copied.map((m) => m.bodyPreview)).toEqual(['hello from the console']);
+    await page.locator('#queue-depth', { hasText: /^1$/ }).waitFor();
 
     await page.click('button:has-text("Purge…")');
     await page.click('button:has-text("Purge now")');
@@ -164,8 +174,16 @@ describe('web console in a browser on a master and a slave', () => {
   });
 
   it('shows connections, topics, bridges and the store', async () => {
+    // A real client with a consumer, so that the page has something to show.
+    const client = await connect(`tcp://127.0.0.1:${master.port}`, {
+      username: 'ops',
+      password: 'ops-secret',
+    });
+    const session = await client.createSession();
+    await session.createConsumer('queue://console.work');
     const page = await open(master, '#/connections');
-    await page.locator('#connections').waitFor();
+    await page.locator('#connections tbody tr', { hasText: 'native' }).waitFor();
+    await page.locator('#consumers tbody tr', { hasText: 'queue://console.work' }).waitFor();
     await shot(page, 'connections');
     await page.click('nav a[href="#/topics"]');
     await page.locator('#topics').waitFor();
@@ -178,6 +196,7 @@ describe('web console in a browser on a master and a slave', () => {
     expect(await page.locator('#pools tr[data-row="store"]').count()).toBe(1);
     await shot(page, 'store');
     await page.close();
+    await client.close();
   });
 
   it('shows the takeover on the slave’s timeline after the master is killed', async () => {
