@@ -189,17 +189,24 @@ test('ssl://: verified with the CA; a wrong CA is refused; stomp+ssl:// with sto
   expect(py.out).toContain('RESULT ok');
 
   // The admin API answers https with the node's certificate, and no longer plain http.
-  const body = await new Promise<{ status: number; json: { name?: string } }>((resolve, reject) => {
-    https
-      .get(`https://localhost:${node.proc.adminPort}/api/broker`, { ca: ca.cert }, (res) => {
-        let text = '';
-        res.on('data', (c: Buffer) => (text += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) }));
-      })
-      .on('error', reject);
-  });
+  const body = await new Promise<{ status: number; json: { listeners?: Record<string, unknown> } }>(
+    (resolve, reject) => {
+      https
+        .get(`https://localhost:${node.proc.adminPort}/api/broker`, { ca: ca.cert }, (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) }));
+        })
+        .on('error', reject);
+    },
+  );
   expect(body.status).toBe(200);
   expect(JSON.stringify(body.json)).toContain('tls-basic');
+  expect(body.json.listeners).toMatchObject({
+    ssl: `ssl://127.0.0.1:${node.sslPort}`,
+    stompSsl: `stomp+ssl://127.0.0.1:${node.stompSslPort}`,
+    admin: `https://127.0.0.1:${node.proc.adminPort}`,
+  });
   await expect(fetch(`http://127.0.0.1:${node.proc.adminPort}/api/broker`)).rejects.toThrow();
   await node.proc.stop();
 });

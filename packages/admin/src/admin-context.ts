@@ -20,7 +20,11 @@ export interface NodeListeners {
   native: string | null;
   /** `stomp://host:port`, null when disabled or not listening. */
   stomp: string | null;
-  /** `http://host:port` of the admin API. */
+  /** `ssl://host:port` (native over TLS), null when not configured or not listening. */
+  ssl?: string | null;
+  /** `stomp+ssl://host:port`, null when not configured or not listening. */
+  stompSsl?: string | null;
+  /** `http://host:port` (or `https://`) of the admin API. */
   admin: string;
 }
 

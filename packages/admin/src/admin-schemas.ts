@@ -154,7 +154,13 @@ export const brokerReply = {
     listeners: {
       type: 'object',
       required: ['native', 'stomp', 'admin'],
-      properties: { native: nullableString, stomp: nullableString, admin: { type: 'string' } },
+      properties: {
+        native: nullableString,
+        stomp: nullableString,
+        ssl: nullableString,
+        stompSsl: nullableString,
+        admin: { type: 'string' },
+      },
     },
     postgres: {
       type: 'array',

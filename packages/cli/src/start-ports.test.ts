@@ -2,7 +2,7 @@ import * as net from 'node:net';
 import { ConfigError } from '@keel/server';
 import { nodeEnv } from './commands/start';
 import { freePort } from './ports';
-import { type PortKind, type PortSetting, planNodePorts, portSetting } from './start-ports';
+import { type PortKind, type PortSetting, planNodePorts, planTlsPorts, portSetting } from './start-ports';
 
 const HOST = '127.0.0.1';
 
@@ -127,4 +127,20 @@ describe('keel start node environment', () => {
       KEEL_ADMIN_PASSWORD: 'pw',
     });
   });
+});
+
+test('keel start --tls: ssl ports from 61617 and 61612 upwards, clear of the planned ports and of busy ones', async () => {
+  const busy = await occupy(61612).catch(() => null); // held: node-a's stomp+ssl moves up
+  try {
+    const [a, b] = await planTlsPorts(2, HOST, [61617, 61618]);
+    const all = [a?.sslPort, a?.stompSslPort, b?.sslPort, b?.stompSslPort];
+    expect(new Set(all).size).toBe(4);
+    expect(all).not.toContain(61617);
+    expect(all).not.toContain(61618);
+    expect(a?.stompSslPort).not.toBe(61612);
+    expect(a?.sslPort).toBeGreaterThan(61618);
+    expect(b?.sslPort).toBeGreaterThan(a?.sslPort as number);
+  } finally {
+    await new Promise((r) => (busy ? busy.close(r) : r(null)));
+  }
 });
