@@ -38,6 +38,31 @@ export const SNAPSHOT_END_PROPERTY = 'snapshotEnd';
  */
 export const NETWORK_DEMAND_PROPERTY = 'networkDemand';
 
+/**
+ * Property of a queue's consumer advisory carrying its local consumers' message selectors, a JSON
+ * array of selector texts, when every one of them has a selector; absent when any has none (the
+ * peer then forwards everything). ActiveMQ's advisories carry the ConsumerInfo with its selector,
+ * and the bridge's network consumer uses it (DemandForwardingBridgeSupport, "selector" of the
+ * demand subscription), so a peer forwards only what its consumers here could take (issue #21.1).
+ */
+export const SELECTORS_PROPERTY = 'selectors';
+
+/**
+ * The selector a bridge consumes with for a `selectors` property: the union (OR) of the texts, or
+ * null (forward everything) when absent or malformed.
+ */
+export function demandSelector(value: unknown): string | null {
+  if (typeof value !== 'string' || value.length === 0) return null;
+  try {
+    const v = JSON.parse(value) as unknown;
+    if (!Array.isArray(v) || v.length === 0 || !v.every((s) => typeof s === 'string' && s.trim() !== ''))
+      return null;
+    return v.length === 1 ? (v[0] as string) : v.map((s) => `(${s as string})`).join(' OR ');
+  } catch {
+    return null;
+  }
+}
+
 /** Parse a `networkDemand` property: broker paths (anything malformed is ignored). */
 export function parseNetworkDemand(value: unknown): string[][] {
   if (typeof value !== 'string' || value.length === 0) return [];
@@ -82,6 +107,8 @@ export class AdvisoryPublisher {
   private readonly counts = new Map<string, number>();
   private readonly durables = new Map<string, number>();
   private readonly tracked = new Map<BrokerConsumer, string>();
+  /** The selector text of each tracked queue consumer (null: none). */
+  private readonly selectorOf = new Map<BrokerConsumer, string | null>();
   /** Network demand learned by the bridges (consumerTTL > 1): destination → bridge → paths. */
   private readonly network = new Map<string, Map<string, string[][]>>();
   private readonly durablePollMs: number;
@@ -109,6 +136,7 @@ export class AdvisoryPublisher {
     }
     if (e.connection.info.protocol === 'network' || !isForwardableType(key)) return;
     this.tracked.set(e.consumer, key);
+    this.selectorOf.set(e.consumer, e.consumer.selector?.text ?? null);
     // A new durable subscription: its count goes out with (before) the consumer's.
     if (key.startsWith('topic://')) this.refreshDurables(key);
     this.change(key, +1);
@@ -118,6 +146,7 @@ export class AdvisoryPublisher {
     const key = this.tracked.get(e.consumer);
     if (key === undefined) return;
     this.tracked.delete(e.consumer);
+    this.selectorOf.delete(e.consumer);
     this.change(key, -1);
   };
 
@@ -240,7 +269,27 @@ export class AdvisoryPublisher {
     if (key.startsWith('topic://')) properties.durableCount = this.durables.get(key) ?? 0;
     const network = this.networkDemandOf(key);
     if (network.length > 0) properties[NETWORK_DEMAND_PROPERTY] = JSON.stringify(network);
+    else {
+      const selectors = consumerCount > 0 ? this.selectorsOf(key) : null;
+      if (selectors !== null) properties[SELECTORS_PROPERTY] = JSON.stringify(selectors);
+    }
     this.send(consumerAdvisoryTopic(key), properties);
+  }
+
+  /**
+   * The distinct selectors of a queue's local consumers, sorted, or null when one of them has none
+   * (or for a topic: its subscriptions filter at publish, and are advertised unfiltered).
+   */
+  private selectorsOf(key: string): string[] | null {
+    if (!key.startsWith('queue://')) return null;
+    const texts = new Set<string>();
+    for (const [c, k] of this.tracked) {
+      if (k !== key) continue;
+      const text = this.selectorOf.get(c) ?? null;
+      if (text === null) return null;
+      texts.add(text);
+    }
+    return texts.size === 0 ? null : [...texts].sort();
   }
 
   private send(destination: string, properties: Record<string, string | number | boolean>): void {

@@ -11,8 +11,10 @@ import type { Broker, Logger } from '@keel/core';
 import { silentLogger } from '@keel/core';
 import {
   CONSUMER_ADVISORY_WILDCARD,
+  demandSelector,
   NETWORK_DEMAND_PROPERTY,
   parseNetworkDemand,
+  SELECTORS_PROPERTY,
   SNAPSHOT_END_PROPERTY,
 } from './advisory-publisher';
 import { isForwardable, type NetworkConnectorOptions, reconnectDelay } from './connector-config';
@@ -391,7 +393,13 @@ export class DemandForwardingBridge {
       ];
       this.learn(link, destination, paths);
     }
-    await link.forwarding.demand(destination, count, Number.isFinite(durable) ? durable : 0, network.length);
+    await link.forwarding.demand(
+      destination,
+      count,
+      Number.isFinite(durable) ? durable : 0,
+      network.length,
+      demandSelector(m.properties[SELECTORS_PROPERTY]),
+    );
   }
 
   /**

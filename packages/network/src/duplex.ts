@@ -1,7 +1,12 @@
 import type { Connection, Consumer, ReceivedMessage, Session } from '@keel/client';
 import type { Broker, ConnectionState, Delivery, Logger } from '@keel/core';
 import { ConnectionError, type Message, type Properties, type PropertyValue } from '@keel/protocol';
-import { CONSUMER_ADVISORY_WILDCARD, SNAPSHOT_END_PROPERTY } from './advisory-publisher';
+import {
+  CONSUMER_ADVISORY_WILDCARD,
+  demandSelector,
+  SELECTORS_PROPERTY,
+  SNAPSHOT_END_PROPERTY,
+} from './advisory-publisher';
 import { DEFAULT_NETWORK_CONNECTOR_OPTIONS, type NetworkConnectorOptions } from './connector-config';
 import { ForwardingLink } from './forwarding-link';
 
@@ -355,7 +360,9 @@ export class DuplexAcceptor {
         this.chain = this.chain.then(async () => {
           if (p[SNAPSHOT_END_PROPERTY] === true) await link.endSnapshot();
           else if (typeof destination === 'string' && Number.isFinite(count)) {
-            await link.demand(destination, count, Number.isFinite(durable) ? durable : 0);
+            // The selectors of the initiator's consumers, when it relays them (SELECTORS_PROPERTY).
+            const selector = demandSelector(p[SELECTORS_PROPERTY]);
+            await link.demand(destination, count, Number.isFinite(durable) ? durable : 0, 0, selector);
           }
         });
         this.chain.catch((err: Error) =>

@@ -23,6 +23,8 @@ interface Forwarder {
   /** Waiting for the sends in flight to settle. */
   settled: (() => void)[];
   static: boolean;
+  /** The message selector it consumes with (a queue whose peer consumers all have one), or null. */
+  selector: string | null;
 }
 
 export interface ForwardingLinkOptions {
@@ -154,7 +156,17 @@ export class ForwardingLink {
    * demand it re-advertised from further brokers that this link accepts (consumerTTL > 1; see
    * DemandForwardingBridge), which is forwarded on like local demand. Call one at a time, in order.
    */
-  async demand(destination: string, localCount: number, durableCount = 0, networkCount = 0): Promise<void> {
+  async demand(
+    destination: string,
+    localCount: number,
+    durableCount = 0,
+    networkCount = 0,
+    /**
+     * The union of the peer's consumers' selectors (queues; SELECTORS_PROPERTY), null = all: only
+     * what matches is consumed here for the peer, the rest stays for local consumers (issue #21.1).
+     */
+    demandSelector: string | null = null,
+  ): Promise<void> {
     if (this.closed || !isForwardable(this.o, destination)) return;
     if (localCount === 0 && networkCount > 0) this.networkOnly.add(destination);
     else this.networkOnly.delete(destination);
@@ -172,17 +184,21 @@ export class ForwardingLink {
         : consumerCount > 0
           ? 'topic'
           : null;
-    if (existing && !existing.closing && existing.kind === want) return;
-    if (existing && existing.kind === want) {
+    // Network demand re-advertised from further on carries no selectors: forward everything.
+    const selector = want === 'queue' && networkCount === 0 ? demandSelector : null;
+    const same = existing !== undefined && existing.kind === want && existing.selector === selector;
+    if (existing && !existing.closing && same) return;
+    if (existing && same) {
       // Closing: let it finish (a durable subscription takes one consumer at a time), then reopen.
       await this.removeForwarder(existing);
-      await this.addForwarder(destination, existing.kind, false);
+      await this.addForwarder(destination, existing.kind, false, selector);
       return;
     }
     if (want !== null) {
       // The new consumer first, then the old one closes: nothing published in between is missed
       // (a persistent message both take is forwarded twice and dropped by the peer as a duplicate).
-      await this.addForwarder(destination, want, false);
+      // So too when only the selector changed (the peer's consumers changed theirs).
+      await this.addForwarder(destination, want, false, selector);
     }
     if (existing) await this.removeForwarder(existing);
     if (isTopic && want !== 'durable' && !this.closed) {
@@ -238,7 +254,12 @@ export class ForwardingLink {
     return local !== undefined && local(f.destination) === 0;
   }
 
-  private async addForwarder(destination: string, kind: ForwarderKind, isStatic: boolean): Promise<void> {
+  private async addForwarder(
+    destination: string,
+    kind: ForwarderKind,
+    isStatic: boolean,
+    selector: string | null = null,
+  ): Promise<void> {
     if (this.closed) return;
     consumerCounter += 1;
     const f: Forwarder = {
@@ -249,6 +270,7 @@ export class ForwardingLink {
       closing: false,
       settled: [],
       static: isStatic,
+      selector,
     };
     try {
       await this.opts.broker.subscribe(
@@ -263,10 +285,19 @@ export class ForwardingLink {
               // runs in forward() instead, which acknowledges what the peer must not get.
               { durableName: networkDurableName(destination) }
             : { accept: (message: Message) => this.accepts(f, message) }),
+          ...(selector !== null ? { selector } : {}),
         },
         (d) => this.forward(f, d),
       );
     } catch (err) {
+      if (selector !== null) {
+        // A selector this broker cannot parse (a peer of another version): forward everything.
+        this.logger.warn(
+          { destination, selector, err: (err as Error).message },
+          'network bridge: demand selector refused, forwarding unfiltered',
+        );
+        return this.addForwarder(destination, kind, isStatic, null);
+      }
       this.logger.warn(
         { destination, err: (err as Error).message },
         'network bridge: cannot consume locally',
@@ -276,7 +307,7 @@ export class ForwardingLink {
     if (this.closed) return;
     this.forwarders.set(destination, f);
     this.logger.info(
-      { destination, remote: this.opts.remoteName, durable: kind === 'durable' },
+      { destination, remote: this.opts.remoteName, durable: kind === 'durable', selector },
       'network bridge: forwarding on demand',
     );
   }
