@@ -8,8 +8,11 @@
 #   scripts/patroni-local.sh url                           the multi-host URL for --db
 #   scripts/patroni-local.sh leader                        the leader's member name, port and pids
 #   scripts/patroni-local.sh kill-leader                   SIGKILL the leader's Patroni and postmaster
-#                                                          (a node that dies), then restart its Patroni
-#                                                          (it rejoins as a replica, pg_rewind if needed)
+#                                                          (a machine that dies)
+#   scripts/patroni-local.sh rejoin                        restart the killed member's Patroni once a
+#                                                          new leader leads (it rejoins as a replica,
+#                                                          pg_rewind if its timeline diverged)
+#   scripts/patroni-local.sh failover                      kill-leader, time to a new leader, rejoin
 #   scripts/patroni-local.sh down                          stop everything, remove the directory
 #
 # Synchronous mode is on by default (`synchronous_mode: true`: Patroni keeps one replica in
@@ -207,6 +210,7 @@ up() {
   echo "e.g.: keel start --db '$(url)'"
 }
 
+# SIGKILL the leader's Patroni and postmaster, as if its machine died; remembers which member it was.
 kill_leader() {
   local name port pid ppid
   read -r name port < <(leader) || { echo "no leader" >&2; exit 1; }
@@ -215,13 +219,30 @@ kill_leader() {
   echo "killing leader $name (port $port): patroni pid $ppid, postmaster pid $pid ($(date -u +%H:%M:%S.%3N))"
   kill -9 "$ppid" 2>/dev/null || true
   [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
-  # The killed member's processes are gone; its Patroni comes back as a node that rebooted would,
-  # finds a new leader in etcd once the old key expired, and rejoins as a replica (pg_rewind).
-  local start
+  echo "$name" >"$dir/killed"
+}
+
+# Start the killed member's Patroni again, as a rebooted machine would: once the old leader key has
+# expired and another member leads, it rejoins as a replica (pg_rewind when its timeline diverged).
+rejoin() {
+  local name
+  name="$(cat "$dir/killed" 2>/dev/null)" || { echo "no member was killed" >&2; exit 1; }
+  wait_for "a new leader" $((ttl * 3)) "leader | grep -v '^$name '"
+  start_member "${name#pg}"
+  wait_for "$name back as a replica" 120 "curl -fsS http://127.0.0.1:$((28008 + ${name#pg}))/replica"
+  rm -f "$dir/killed"
+  echo "$name rejoined as a replica; leader: $(leader)"
+}
+
+# kill-leader, then the time until Patroni names a new leader, then rejoin.
+failover() {
+  local start name
+  kill_leader
+  name="$(cat "$dir/killed")"
   start=$(date +%s.%N)
   wait_for "a new leader" $((ttl * 3)) "leader | grep -v '^$name '"
-  echo "new leader: $(leader) after $(echo "$(date +%s.%N) - $start" | bc 2>/dev/null || echo '?') s"
-  start_member "${name#pg}"
+  echo "new leader: $(leader) after $(echo "$(date +%s.%N) - $start" | bc) s"
+  rejoin
 }
 
 down() {
@@ -251,5 +272,7 @@ case "${1:-}" in
   url) url ;;
   leader) leader ;;
   kill-leader) kill_leader ;;
-  *) sed -n '2,20p' "$0"; exit 2 ;;
+  rejoin) rejoin ;;
+  failover) failover ;;
+  *) sed -n '2,26p' "$0"; exit 2 ;;
 esac
