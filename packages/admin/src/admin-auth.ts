@@ -23,9 +23,10 @@ export interface AdminAuthOptions {
   verifyPassword?: (password: string, hash: string) => Promise<boolean>;
   /**
    * Full replacement for the above: returns the role of a user with this password, or null.
-   * With it, the admin role counts as configured.
+   * With it, the admin role counts as configured. It may refuse to check at all by throwing an
+   * error whose `code` is LOGIN_THROTTLED (too many checks pending): the request gets 429.
    */
-  authenticate?: (user: string, password: string) => Promise<AdminRole | null>;
+  authenticate?: (user: string, password: string, address?: string) => Promise<AdminRole | null>;
   /** Read routes need credentials too (any role). Default false: reads are open. */
   readAuth?: boolean;
   /**
@@ -127,7 +128,19 @@ export class AdminAuth {
         retryAfterMs: wait,
       };
     }
-    const role = await this.roleOf(creds.user, creds.password);
+    let role: AdminRole | null;
+    try {
+      role = await this.roleOf(creds.user, creds.password, address);
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'LOGIN_THROTTLED') throw err;
+      return {
+        ok: false,
+        status: 429,
+        code: 'LOGIN_THROTTLED',
+        message: (err as Error).message,
+        retryAfterMs: 1000,
+      };
+    }
     if (role === null) {
       this.throttle.failed(address);
       return { ok: false, status: 401, code: 'AUTH_FAILED', message: 'invalid user name or password' };
@@ -144,9 +157,9 @@ export class AdminAuth {
     return { ok: true, user: creds.user, role };
   }
 
-  private async roleOf(user: string, password: string): Promise<AdminRole | null> {
+  private async roleOf(user: string, password: string, address: string): Promise<AdminRole | null> {
     const o = this.opts;
-    if (o.authenticate) return o.authenticate(user, password);
+    if (o.authenticate) return o.authenticate(user, password, address);
     const verify = o.verifyPassword;
     if (!verify) return null;
     if (o.adminUser && o.adminPasswordHash && user === o.adminUser) {

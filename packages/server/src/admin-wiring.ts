@@ -12,6 +12,7 @@ import type { Broker, LockHolder } from '@keel/core';
 import { dummyPasswordHash, type NodeConfig, verifyPassword } from './config';
 import type { NodeLogger } from './logger';
 import type { KeelNode } from './node';
+import { PasswordCheckGate } from './password-check-gate';
 
 export interface AdminHandle {
   url: string;
@@ -23,23 +24,27 @@ export interface AdminHandle {
 /**
  * The admin API's users: adminUser (admin), and users of the configuration whose roles include
  * `admin` (may change state) or `admin-read` (may only read). Null: no such user or a wrong password.
+ * Every check queues at `gate`, the node's bound on concurrent password checks (shared with client
+ * logins), so Basic-auth floods cannot take the thread pool; past it, AuthError LOGIN_THROTTLED.
  */
 export function adminAuthenticator(
   config: NodeConfig,
-): ((user: string, password: string) => Promise<'admin' | 'read-only' | null>) | undefined {
+  gate: PasswordCheckGate = new PasswordCheckGate(),
+): ((user: string, password: string, address?: string) => Promise<'admin' | 'read-only' | null>) | undefined {
   const fileAdmins = config.users.filter((u) => u.roles.includes('admin') || u.roles.includes('admin-read'));
   if (config.adminUser === null && fileAdmins.length === 0) return undefined;
   // An unknown user's password is checked against this, so that timing does not tell names apart.
   const dummy = dummyPasswordHash(config.adminPasswordHash ?? fileAdmins[0]?.passwordHash);
-  return async (user, password) => {
-    if (user === config.adminUser && config.adminPasswordHash !== null) {
-      return (await verifyPassword(password, config.adminPasswordHash)) ? 'admin' : null;
-    }
-    const u = fileAdmins.find((x) => x.name === user);
-    const ok = await verifyPassword(password, u?.passwordHash ?? dummy);
-    if (!u || !ok) return null;
-    return u.roles.includes('admin') ? 'admin' : 'read-only';
-  };
+  return (user, password, address = 'unknown') =>
+    gate.run(address, async () => {
+      if (user === config.adminUser && config.adminPasswordHash !== null) {
+        return (await verifyPassword(password, config.adminPasswordHash)) ? 'admin' : null;
+      }
+      const u = fileAdmins.find((x) => x.name === user);
+      const ok = await verifyPassword(password, u?.passwordHash ?? dummy);
+      if (!u || !ok) return null;
+      return u.roles.includes('admin') ? 'admin' : 'read-only';
+    });
 }
 
 function adminRole(role: string): AdminRole {
@@ -141,7 +146,7 @@ export async function startAdmin(node: KeelNode, logger: NodeLogger): Promise<Ad
     port: config.adminPort,
     logger: logger.child({ component: 'admin' }),
     metrics,
-    authenticate: adminAuthenticator(config),
+    authenticate: adminAuthenticator(config, node.passwordGate),
     readAuth: config.adminReadAuth,
     // https with the node's certificate (tls.adminHttps); reloaded with the listeners' on SIGHUP.
     https: config.tls?.adminHttps ? node.tlsContext?.httpsOptions() : undefined,

@@ -1,6 +1,7 @@
 import { KeelError } from '@keel/protocol';
 import { ClientLogin } from './client-login';
 import { hashPassword, type UserConfig } from './config';
+import { PasswordCheckGate } from './password-check-gate';
 
 const user = (name: string, password: string, groups: string[] = []): UserConfig => ({
   name,
@@ -66,9 +67,7 @@ describe('ClientLogin', () => {
   test('concurrent checks are capped per address and overall; the rest is refused at once', async () => {
     const login = new ClientLogin({
       users,
-      maxConcurrentHashes: 1,
-      maxWaitingHashes: 2,
-      maxHashesPerAddress: 2,
+      gate: new PasswordCheckGate({ maxConcurrentHashes: 1, maxWaitingHashes: 2, maxHashesPerAddress: 2 }),
     });
     const same = [1, 2, 3].map(() => code(login.check('alice', 'x', 'flood')));
     expect(await Promise.all(same)).toEqual(['ok', 'ok', 'LOGIN_THROTTLED']);

@@ -22,6 +22,7 @@ import { startStoreUsageSampler } from './limits/store-usage-sampler';
 import { type NodeLogger, setLoggerRole } from './logger';
 import { NativeListener } from './native/native-listener';
 import { NodeRegistry } from './node-registry';
+import { PasswordCheckGate } from './password-check-gate';
 import {
   SHARED_STORE_EXIT_PREFIX,
   SharedStorePostgres,
@@ -87,6 +88,8 @@ export class KeelNode implements RunningNode {
   private readonly log: NodeLogger;
   /** Client logins (throttled, constant-time for unknown users) and the authorization map (#23.2). */
   private readonly login: ClientLogin;
+  /** The node's bound on concurrent password checks: client logins and the admin API's Basic auth. */
+  readonly passwordGate = new PasswordCheckGate();
   private readonly store: PgStore;
   private locker: Locker | null = null;
   private brokerValue: Broker | null = null;
@@ -122,7 +125,11 @@ export class KeelNode implements RunningNode {
   ) {
     this.name = config.name;
     this.log = logger;
-    this.login = new ClientLogin({ users: config.users, logger: logger.child({ component: 'login' }) });
+    this.login = new ClientLogin({
+      users: config.users,
+      gate: this.passwordGate,
+      logger: logger.child({ component: 'login' }),
+    });
     // Bad PEM files fail the start here (CONFIG_INVALID), before anything listens.
     this.tlsContext = config.tls ? new TlsContext(config.tls, logger.child({ component: 'tls' })) : null;
     this.sharedStore = config.storeDir
