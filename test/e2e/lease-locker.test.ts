@@ -1,5 +1,6 @@
+import { execFile } from 'node:child_process';
 import { connect } from '@keel/client';
-import { startBroker, stopAll, useTestDatabase } from '@keel/testkit';
+import { CLI_MAIN, startBroker, stopAll, useTestDatabase } from '@keel/testkit';
 
 /** `--locker lease` (ActiveMQ's LeaseDatabaseLocker): a killed master's lease runs out and a slave serves. */
 describe('lease locker failover with real nodes', () => {
@@ -28,6 +29,23 @@ describe('lease locker failover with real nodes', () => {
       env,
     });
     await b.waitForRole('slave', 30_000);
+    // The slave shows the master's lease (the console's cluster page reads it from here).
+    const broker = (await (await fetch(`http://127.0.0.1:${b.adminPort}/api/broker`)).json()) as {
+      locker: {
+        kind: string;
+        lease: { holder: string; renewedAt: string; expiresAt: string; durationMs: number };
+      };
+    };
+    expect(broker.locker).toMatchObject({ kind: 'lease', lease: { holder: 'lease-a', durationMs: 1500 } });
+    expect(Date.now() - Date.parse(broker.locker.lease.renewedAt)).toBeLessThan(5_000);
+    const status = await new Promise<string>((resolve, reject) =>
+      execFile(
+        process.execPath,
+        [CLI_MAIN, 'status', '--admin', `http://127.0.0.1:${b.adminPort}`],
+        (err, out) => (err ? reject(err) : resolve(out)),
+      ),
+    );
+    expect(status).toMatch(/^locker +lease; lease of lease-a renewed \d+\.\d s ago, runs out in \d+\.\d s$/m);
     const url = `failover:(tcp://127.0.0.1:${a.port},tcp://127.0.0.1:${b.port})?randomize=false&initialReconnectDelay=10&maxReconnectDelay=100`;
     const conn = await connect(url, { heartbeatMs: 1000 });
     try {

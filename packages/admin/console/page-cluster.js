@@ -33,6 +33,18 @@ export function ClusterPage({ s, now }) {
           ['Epoch', String(c.epoch)],
           ['Locker', locker.kind ?? '—'],
           ['Held for', current && current.node === c.master ? duration(now - Date.parse(current.at)) : '—'],
+          ...(locker.lease
+            ? [
+                [
+                  'Lease',
+                  html`<span id="lease-age">renewed ${duration(Math.max(0, now - Date.parse(locker.lease.renewedAt)))} ago by ${locker.lease.holder ?? '—'}</span>, ${
+                    Date.parse(locker.lease.expiresAt) > now
+                      ? `runs out in ${duration(Date.parse(locker.lease.expiresAt) - now)}`
+                      : `ran out ${duration(now - Date.parse(locker.lease.expiresAt))} ago`
+                  } (lease ${duration(locker.lease.durationMs)})`,
+                ],
+              ]
+            : []),
           ...(locker.directory ? [['Lock directory', locker.directory]] : []),
           ...(locker.holder
             ? [

@@ -66,6 +66,11 @@ export interface LockerInfo {
   directory: string | null;
   /** The holder as the lock file records it (file locker); null otherwise or when unknown. */
   holder: { name: string; host: string; pid: number; epoch: number; acquiredAt: string } | null;
+  /**
+   * The master's lease as the lock records it (lease locker; file locker with a leaseDuration):
+   * who renewed it last, when, until when; null for the row locker and a file lock without lease.
+   */
+  lease?: { holder: string | null; renewedAt: string; expiresAt: string; durationMs: number } | null;
 }
 
 export interface ClusterNode {

@@ -148,6 +148,18 @@ export const brokerReply = {
             acquiredAt: { type: 'string' },
           },
         },
+        lease: {
+          type: ['object', 'null'],
+          description:
+            "The master's lease as the lock records it (lease locker; file locker with leaseDuration): last renewal and expiry; null without a lease.",
+          required: ['holder', 'renewedAt', 'expiresAt', 'durationMs'],
+          properties: {
+            holder: nullableString,
+            renewedAt: { type: 'string' },
+            expiresAt: { type: 'string' },
+            durationMs: { type: 'integer' },
+          },
+        },
       },
     },
     readOnly: { type: 'boolean', description: 'True unless this node is the serving master.' },

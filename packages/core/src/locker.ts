@@ -24,6 +24,21 @@ export interface Locker {
   recordEpoch?(epoch: number): Promise<void>;
   /** The holder as the lock itself records it (file); absent when the store's cluster row says it. */
   holder?(): Promise<LockHolder | null>;
+  /**
+   * The master's lease as the lock records it, read by any node (lease locker; file locker with a
+   * leaseDuration); absent or null when the lock has no lease (row locker, file locker without one).
+   */
+  lease?(): Promise<LeaseState | null>;
+}
+
+/** A lease as the lock records it: who renewed it last, when, and until when it holds. */
+export interface LeaseState {
+  holder: string | null;
+  /** ISO 8601; the last renewal (by the clock the lock is judged by: Postgres's, or the holder's). */
+  renewedAt: string;
+  /** ISO 8601; after this a waiting node may take the lock (the file locker: fence first). */
+  expiresAt: string;
+  durationMs: number;
 }
 
 /** Who holds (or last held) a lock, as the lock records it. */

@@ -325,6 +325,24 @@ describe('FileLocker', () => {
     expect(await readLockRecord(dir)).toMatchObject({ name: 'n2' });
   });
 
+  it('shows the lease from lock.json to a waiting node (holder, last renewal, expiry); none without a lease', async () => {
+    const holder = locker({ leaseDuration: 400, lockKeepAlivePeriod: 50 });
+    const waiter = locker({ leaseDuration: 400, lockKeepAlivePeriod: 50 });
+    const noLease = locker();
+    await acquire(holder);
+    const waiting = acquire(waiter).catch(() => {}); // ends when the test aborts it
+    const first = await waiter.lease();
+    expect(first).toMatchObject({ holder: 'n1', durationMs: 400 });
+    expect(Date.parse(first!.expiresAt) - Date.parse(first!.renewedAt)).toBe(400);
+    await new Promise((r) => setTimeout(r, 200)); // a few keep-alives renew it
+    const later = await waiter.lease();
+    expect(Date.parse(later!.renewedAt)).toBeGreaterThan(Date.parse(first!.renewedAt));
+    expect(await noLease.lease()).toBeNull();
+    expect(waiter.held).toBe(false);
+    for (const a of aborts) a.abort(new Error('test over'));
+    await waiting;
+  });
+
   it('steps down when it finds its own lease overrun (it was frozen longer than leaseDuration)', async () => {
     const l = locker({ leaseDuration: 200, lockKeepAlivePeriod: 50 });
     await acquire(l);

@@ -30,7 +30,7 @@ import { type FileHandle, open, readFile, rename, stat, unlink, writeFile } from
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import type { Locker, LockHolder } from '@keel/core';
+import type { LeaseState, Locker, LockHolder } from '@keel/core';
 import { InvalidArgumentError } from '@keel/protocol';
 import * as fsx from 'fs-native-extensions';
 
@@ -454,6 +454,22 @@ export class FileLocker implements Locker {
   async holder(): Promise<LockHolder | null> {
     const r = this.heldFlag ? this.record : await readLockRecord(this.directory);
     return r ? { name: r.name, host: r.host, pid: r.pid, epoch: r.epoch, acquiredAt: r.acquiredAt } : null;
+  }
+
+  /** With a leaseDuration: the holder's last renewal in lock.json (by its clock) and when it runs out. */
+  async lease(): Promise<LeaseState | null> {
+    const durationMs = this.opts.leaseDuration;
+    if (durationMs <= 0) return null;
+    const r = this.heldFlag ? this.record : await readLockRecord(this.directory);
+    if (!r) return null;
+    const renewed = Date.parse(r.renewedAt);
+    if (Number.isNaN(renewed)) return null;
+    return {
+      holder: r.name,
+      renewedAt: r.renewedAt,
+      expiresAt: new Date(renewed + durationMs).toISOString(),
+      durationMs,
+    };
   }
 
   // ---- the master's keep-alive --------------------------------------------------------------------

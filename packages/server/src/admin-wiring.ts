@@ -8,7 +8,7 @@ import {
   startAdminServer,
   storeReadOnlyView,
 } from '@keel/admin';
-import type { Broker, LockHolder } from '@keel/core';
+import type { Broker, LeaseState, LockHolder } from '@keel/core';
 import { dummyPasswordHash, type NodeConfig, verifyPassword } from './config';
 import type { NodeLogger } from './logger';
 import type { KeelNode } from './node';
@@ -68,7 +68,9 @@ export async function startAdmin(node: KeelNode, logger: NodeLogger): Promise<Ad
   const readOnly: ReadOnlyView = storeReadOnlyView(node.pgStore);
   let lockHolder: string | null = null;
   let lockRecord: LockHolder | null = null;
+  let lease: LeaseState | null = null;
   const refreshHolder = async (): Promise<void> => {
+    lease = await node.lockLease();
     // The file locker's lock file names its holder; the Postgres lockers' holder is the cluster row.
     lockRecord = await node.lockHolderRecord();
     if (lockRecord) {
@@ -105,6 +107,7 @@ export async function startAdmin(node: KeelNode, logger: NodeLogger): Promise<Ad
         kind: node.lockerKind,
         directory: config.locker === 'file' ? config.fileLocker.directory : null,
         holder: lockRecord,
+        lease,
       },
       listeners: { ...node.endpoints(), admin: adminUrl },
       postgres: node.postgresHosts(),

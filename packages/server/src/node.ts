@@ -1,4 +1,4 @@
-import { Broker, type Locker, type LockHolder } from '@keel/core';
+import { Broker, type LeaseState, type Locker, type LockHolder } from '@keel/core';
 import { FileLocker } from '@keel/lock-file';
 import { type BridgeStatus, type NetworkService, startNetwork } from '@keel/network';
 import { type BrokerDescription, type KeelError, NotMasterError } from '@keel/protocol';
@@ -209,6 +209,11 @@ export class KeelNode implements RunningNode {
   /** The holder as the lock records it (file locker); null for the Postgres lockers or when unknown. */
   lockHolderRecord(): Promise<LockHolder | null> {
     return this.locker?.holder?.().catch(() => null) ?? Promise.resolve(null);
+  }
+
+  /** The master's lease as the lock records it (lease locker, file locker with a lease); else null. */
+  lockLease(): Promise<LeaseState | null> {
+    return this.locker?.lease?.().catch(() => null) ?? Promise.resolve(null);
   }
 
   private setRole(role: NodeRole, details: Record<string, unknown> = {}): void {

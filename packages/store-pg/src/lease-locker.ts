@@ -1,4 +1,4 @@
-import type { Locker } from '@keel/core';
+import type { LeaseState, Locker } from '@keel/core';
 import { Pool } from 'pg';
 import { type HostSelectionStatus, HostSelector } from './host-selection';
 import { type LockerLogger, lockerOptions } from './row-locker';
@@ -65,6 +65,24 @@ export class LeaseLocker implements Locker {
 
   get held(): boolean {
     return this.heldFlag;
+  }
+
+  /** The lease as the lock row records it (activemq_lock.time is its expiry, in ms); null without a holder. */
+  async lease(): Promise<LeaseState | null> {
+    const r = await this.pool.query<{ broker_name: string | null; time: string | null }>(
+      'SELECT broker_name, time FROM activemq_lock WHERE cluster = $1',
+      [this.opts.cluster],
+    );
+    const row = r.rows[0];
+    if (!row || row.broker_name === null || row.time === null) return null;
+    const expires = Number(row.time);
+    const durationMs = Math.round(this.opts.leaseMs);
+    return {
+      holder: row.broker_name,
+      renewedAt: new Date(expires - durationMs).toISOString(),
+      expiresAt: new Date(expires).toISOString(),
+      durationMs,
+    };
   }
 
   onLost(handler: (reason: string) => void): void {

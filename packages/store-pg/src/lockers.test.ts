@@ -99,3 +99,28 @@ describe.each(kinds)('%s', (kind, make) => {
     expect(waiter.held).toBe(true);
   });
 });
+
+describe('the lease as the lock records it (console and /api/broker)', () => {
+  it('LeaseLocker: any node reads the holder, its last renewal and the expiry; the row locker has none', async () => {
+    const cluster = 'lease-view';
+    const [holder, waiter] = ['holder', 'waiter'].map((n) => kinds[1]![1](n, cluster)) as [
+      LeaseLocker,
+      LeaseLocker,
+    ];
+    const row = kinds[0]![1]('row', 'lease-view-row');
+    try {
+      expect(await waiter.lease()).toBeNull();
+      await holder.acquire(new AbortController().signal);
+      const first = await waiter.lease();
+      expect(first).toMatchObject({ holder: 'holder', durationMs: 600 });
+      expect(Date.parse(first!.expiresAt) - Date.parse(first!.renewedAt)).toBe(600);
+      // Renewed every 100 ms: a later read sees a later renewal.
+      await new Promise((r) => setTimeout(r, 350));
+      const later = await waiter.lease();
+      expect(Date.parse(later!.renewedAt)).toBeGreaterThan(Date.parse(first!.renewedAt));
+      expect(row.lease).toBeUndefined();
+    } finally {
+      await Promise.all([holder.close(), waiter.close(), row.close()]);
+    }
+  });
+});

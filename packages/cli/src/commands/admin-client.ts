@@ -56,6 +56,8 @@ export interface BrokerReply {
     kind: string;
     directory: string | null;
     holder: { name: string; host: string; pid: number; epoch: number; acquiredAt: string } | null;
+    /** The master's lease (lease locker, file locker with a lease); absent from older nodes. */
+    lease?: { holder: string | null; renewedAt: string; expiresAt: string; durationMs: number } | null;
   };
   readOnly: boolean;
   listeners: { native: string | null; stomp: string | null; admin: string };

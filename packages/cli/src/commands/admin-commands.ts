@@ -352,12 +352,26 @@ export function registerAdminCommands(program: Command, actions: AdminCommandAct
   });
 }
 
-/** `file /shared/keel (lock file: n1 on host h, pid 123, epoch 4, since …)`, or just `row`. */
-function lockerText(locker: NonNullable<BrokerReply['locker']>): string {
-  if (!locker.directory) return locker.kind;
+/**
+ * `file /shared/keel (lock file: n1 on host h, pid 123, epoch 4, since …)`, or just `row`; with a
+ * lease, `; lease of n1 renewed 0.4 s ago, runs out in 1.1 s`.
+ */
+function lockerText(locker: NonNullable<BrokerReply['locker']>, now = Date.now()): string {
+  const lease = locker.lease
+    ? `; lease of ${locker.lease.holder ?? 'nobody'} renewed ${seconds(now - Date.parse(locker.lease.renewedAt))} ago, ${
+        Date.parse(locker.lease.expiresAt) >= now
+          ? `runs out in ${seconds(Date.parse(locker.lease.expiresAt) - now)}`
+          : `ran out ${seconds(now - Date.parse(locker.lease.expiresAt))} ago`
+      }`
+    : '';
+  if (!locker.directory) return `${locker.kind}${lease}`;
   const h = locker.holder;
   const holder = h
     ? `lock file names ${h.name} on host ${h.host}, pid ${h.pid}, epoch ${h.epoch}, since ${h.acquiredAt}`
     : 'no holder recorded';
-  return `${locker.kind} ${locker.directory} (${holder})`;
+  return `${locker.kind} ${locker.directory} (${holder})${lease}`;
+}
+
+function seconds(ms: number): string {
+  return `${(Math.max(0, ms) / 1000).toFixed(1)} s`;
 }
