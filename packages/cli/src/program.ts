@@ -318,7 +318,7 @@ function registerLoadCommands(program: Command, actions: CommandActions, output:
     .addOption(
       new Option(
         '--mode <mode>',
-        "kill (SIGKILL), stop (SIGSTOP, SIGCONT after the takeover), db-cut, pg-kill (SIGKILL of the master's own Postgres, --store shared), pg-failover (SIGKILL of the Postgres primary, standby promoted), or pg-soak (pg-failover's setup for --minutes, master kills and promotions at intervals; not for CI) (default: kill)",
+        "kill (SIGKILL), stop (SIGSTOP, SIGCONT after the takeover), db-cut, pg-kill (SIGKILL of the master's own Postgres, --store shared), pg-failover (SIGKILL of the Postgres primary, standby promoted), or pg-soak (pg-failover's setup for --minutes under mixed load, a queue and a durable topic subscription, master kills and promotions at intervals; not for CI) (default: kill)",
       ).choices(['kill', 'stop', 'db-cut', 'pg-kill', 'pg-failover', 'pg-soak']),
     )
     .option('--minutes <n>', 'pg-soak: how long (default: 30)')

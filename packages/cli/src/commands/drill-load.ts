@@ -1,9 +1,10 @@
 /**
  * The drill's steady persistent load and its ledger: a producer through a failover client paced to
- * a rate that waits for each receipt, and a consumer (individual acks) on the same queue; every
+ * a rate that waits for each receipt, and a consumer (individual acks) on the same queue — or, for
+ * a topic stream, a durable subscriber (client id + subscription name) on the same topic; every
  * body carries a sequence number, so the drill counts per time window receipted, delivered, lost
  * (receipted, never delivered), duplicated, and the longest gap between receipts (the client's
- * pause) and between deliveries around a fault.
+ * pause) and between deliveries around a fault. drill-mixed-load.ts runs two of them at once.
  */
 import { randomBytes } from 'node:crypto';
 import { type Connection, connect } from '@keel/client';
@@ -50,7 +51,37 @@ export interface DrillWindowCounts {
   duplicated: number;
 }
 
-export class DrillLoad {
+/** What one DrillLoad sends and to what. */
+export interface DrillStream {
+  /** Its name in log lines and ledgers. */
+  name: string;
+  kind: 'queue' | 'topic';
+  /**
+   * A topic stream's subscriber: a durable subscription (the connection's client id and the
+   * subscription name; the consumer connection must be opened with that client id). The failover
+   * client subscribes again with the same name on the new master.
+   */
+  durable?: { clientId: string; subscription: string };
+  /** The body size of message seq (default DRILL_BODY_BYTES for every message). */
+  bodyBytes?: (seq: number) => number;
+}
+
+/** The drills' load by default: one queue, bodies of DRILL_BODY_BYTES. */
+export const DRILL_QUEUE_STREAM: DrillStream = { name: 'queue', kind: 'queue' };
+
+/** What a Postgres drill stage needs of its load (DrillLoad, or several at once). */
+export interface DrillLedger {
+  readonly loadStart: number;
+  readonly loadEnd: number;
+  resumedAfter(afterMs: number): number | undefined;
+  stopAndDrain(): Promise<void>;
+  roundCounts(rounds: readonly { faultAt: number; endAt: number }[]): DrillWindowCounts[];
+  totals(): DrillTotals;
+  timeline(): { bucketMs: number; receipts: number[]; deliveries: number[] };
+  relativeClientEvents(): DrillClientEvent[];
+}
+
+export class DrillLoad implements DrillLedger {
   readonly clientEvents: DrillClientEvent[] = [];
   readonly connections: Connection[] = [];
   readonly receiptTimes: number[] = [];
@@ -67,7 +98,8 @@ export class DrillLoad {
   lastSendError: Error | null = null;
   loadStart = 0;
   loadEnd = 0;
-  queue = '';
+  /** The queue or topic, once started. */
+  destination = '';
   private readonly stopLoad = new AbortController();
   private sending: Promise<unknown> = Promise.resolve();
   private statusTimer: NodeJS.Timeout | undefined;
@@ -75,6 +107,7 @@ export class DrillLoad {
   constructor(
     private readonly run: DrillRun,
     private readonly failoverUrl: string,
+    readonly stream: DrillStream = DRILL_QUEUE_STREAM,
   ) {
     run.cleanup('client connections', async () => {
       this.stopLoad.abort();
@@ -84,9 +117,12 @@ export class DrillLoad {
   }
 
   /** A failover connection whose interruptions are logged and remembered. */
-  async open(name: string): Promise<Connection> {
+  async open(name: string, clientId?: string): Promise<Connection> {
     const log = this.run.log;
-    const conn = await connect(this.failoverUrl, { heartbeatMs: DRILL_CLIENT_HEARTBEAT_MS });
+    const conn = await connect(this.failoverUrl, {
+      heartbeatMs: DRILL_CLIENT_HEARTBEAT_MS,
+      ...(clientId !== undefined ? { clientId } : {}),
+    });
     this.connections.push(conn);
     conn.on('interrupted', ({ url, error }) => {
       this.clientEvents.push({
@@ -112,8 +148,9 @@ export class DrillLoad {
   }
 
   /**
-   * Starts consuming and producing `ratePerS` persistent messages/s to a fresh queue, with a status
-   * line every 5 s; resolves once the first message went round, after settleMs more of load.
+   * Starts consuming and producing `ratePerS` persistent messages/s to a fresh queue (or topic, with
+   * its durable subscriber), with a status line every 5 s; resolves once the first message went
+   * round, after settleMs more of load.
    */
   async start(
     consumerConn: Connection,
@@ -122,10 +159,15 @@ export class DrillLoad {
     settleMs: number,
   ): Promise<void> {
     const { log } = this.run;
-    this.queue = `queue://keel-drill-${randomBytes(3).toString('hex')}`;
+    const { kind, durable, bodyBytes } = this.stream;
+    const tag = this.tag;
+    this.destination = `${kind}://keel-drill-${randomBytes(3).toString('hex')}`;
     const consumerSession = await consumerConn.createSession({ ackMode: 'individual' });
-    const consumer = await consumerSession.createConsumer(this.queue, { prefetch: 200 });
-    consumer.on('error', (err) => log(`consumer: ${err.message}`));
+    const consumer = await consumerSession.createConsumer(this.destination, {
+      prefetch: 200,
+      ...(durable ? { durableName: durable.subscription } : {}),
+    });
+    consumer.on('error', (err) => log(`${tag}consumer: ${err.message}`));
     consumer.on('message', (m) => {
       const now = Date.now();
       this.allDeliveryTimes.push(now);
@@ -139,11 +181,12 @@ export class DrillLoad {
       m.ack().catch(() => {});
     });
     const producerSession = await producerConn.createSession();
-    const producer = producerSession.createProducer(this.queue, { persistent: true });
+    const producer = producerSession.createProducer(this.destination, { persistent: true });
     this.loadStart = Date.now();
     this.sending = sendLoop({
       producer,
       sizeBytes: DRILL_BODY_BYTES,
+      ...(bodyBytes ? { sizeOf: bodyBytes } : {}),
       ratePerS,
       window: DRILL_SEND_WINDOW,
       signal: this.stopLoad.signal,
@@ -161,11 +204,13 @@ export class DrillLoad {
         this.lastSendError = err;
       },
     });
-    log(`load: ${ratePerS} persistent messages/s of ${DRILL_BODY_BYTES} bytes to ${this.queue}`);
+    const sizes = bodyBytes ? 'varied sizes' : `${DRILL_BODY_BYTES} bytes`;
+    const subscriber = durable ? ` (durable subscription ${durable.clientId}:${durable.subscription})` : '';
+    log(`${tag}load: ${ratePerS} persistent messages/s of ${sizes} to ${this.destination}${subscriber}`);
     this.statusTimer = setInterval(() => {
       const now = Date.now();
       log(
-        `load: ${countBetween(this.receiptTimes, now - 1000, now)} receipts/s, ${countBetween(this.allDeliveryTimes, now - 1000, now)} deliveries/s; sent ${this.sent}, receipted ${this.receiptTimes.length}, delivered ${this.deliveryTimes.length}, failed ${this.failed}`,
+        `${tag}load: ${countBetween(this.receiptTimes, now - 1000, now)} receipts/s, ${countBetween(this.allDeliveryTimes, now - 1000, now)} deliveries/s; sent ${this.sent}, receipted ${this.receiptTimes.length}, delivered ${this.deliveryTimes.length}, failed ${this.failed}`,
       );
     }, 5_000);
     this.statusTimer.unref();
@@ -173,9 +218,14 @@ export class DrillLoad {
       () => this.receiptTimes.length > 0 && this.deliveryTimes.length > 0,
       30_000,
       () =>
-        `the load did not start within 30 s (sent ${this.sent}, receipted ${this.receiptTimes.length}, failed ${this.failed})`,
+        `the ${this.stream.name} load did not start within 30 s (sent ${this.sent}, receipted ${this.receiptTimes.length}, failed ${this.failed})`,
     );
     await this.run.sleep(settleMs);
+  }
+
+  /** Log prefix: none for the drills' one queue, the stream's name otherwise. */
+  private get tag(): string {
+    return this.stream === DRILL_QUEUE_STREAM ? '' : `${this.stream.name} `;
   }
 
   /** The time of the latest receipt and delivery both after `afterMs`, or undefined. */
@@ -188,7 +238,8 @@ export class DrillLoad {
   /** Stops the producer and waits until every receipted message came or nothing came for a while. */
   async stopAndDrain(): Promise<void> {
     const { log } = this.run;
-    log('stopping the producer, draining the consumer...');
+    const tag = this.tag;
+    log(`${tag}stopping the producer, draining the consumer...`);
     this.stopLoad.abort();
     await this.sending;
     const drainStart = Date.now();
@@ -210,11 +261,12 @@ export class DrillLoad {
     this.loadEnd = Date.now();
     clearInterval(this.statusTimer);
     log(
-      `drained in ${this.loadEnd - drainStart} ms; ${this.missing.size} receipted messages never delivered`,
+      `${tag}drained in ${this.loadEnd - drainStart} ms; ${this.missing.size} receipted messages never delivered`,
     );
     await Promise.all(this.connections.map((c) => c.close().catch(() => {})));
     const sendError = this.lastSendError as Error | null;
-    if (this.failed > 0 && sendError) log(`${this.failed} sends failed; last error: ${sendError.message}`);
+    if (this.failed > 0 && sendError)
+      log(`${tag}${this.failed} sends failed; last error: ${sendError.message}`);
   }
 
   /**

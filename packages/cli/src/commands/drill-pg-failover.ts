@@ -43,7 +43,13 @@ import {
 } from './drill';
 import { renderDrillChart } from './drill-chart';
 import { DrillCluster } from './drill-cluster';
-import { type DrillClientEvent, DrillLoad, type DrillTotals, totalsLine } from './drill-load';
+import {
+  type DrillClientEvent,
+  type DrillLedger,
+  DrillLoad,
+  type DrillTotals,
+  totalsLine,
+} from './drill-load';
 import { HookTopology, LocalPairTopology, type PgRejoin, type PgTopology } from './drill-pg-topology';
 import { DrillInterruptedError, DrillRun } from './drill-run';
 import { integerOption, rateOption, withInterrupt } from './load-options';
@@ -214,21 +220,48 @@ export function pgFailoverTable(rounds: readonly PgFailoverRound[], totals: Dril
 }
 
 /** The stage of a Postgres failover drill: the servers, the nodes on them, the running load. */
-export interface PgDrillStage {
+export interface PgDrillStage<L extends DrillLedger = DrillLoad> {
   topology: PgTopology;
   cluster: DrillCluster;
-  load: DrillLoad;
+  load: L;
   /** The nodes' multi-host URL. */
   db: string;
   /** A single-host superuser URL of the drill's database on the primary now. */
   primaryDb(): Promise<string>;
 }
 
-/** Postgres (a local pair or the given servers), the nodes on the multi-host URL, the load running. */
+type PgStageSettings = Pick<PgFailoverDrillSettings, 'standby' | 'nodes' | 'ratePerS' | 'pgUrl' | 'hooks'>;
+type StartDrillLoad<L extends DrillLedger> = (
+  run: DrillRun,
+  cluster: DrillCluster,
+  ratePerS: number,
+) => Promise<L>;
+
+/** The drills' load: one queue, a producer and a consumer (drill-load.ts). */
+async function startQueueLoad(run: DrillRun, cluster: DrillCluster, ratePerS: number): Promise<DrillLoad> {
+  const load = new DrillLoad(run, cluster.failoverUrl);
+  const consumerConn = await load.open('consumer');
+  const producerConn = await load.open('producer');
+  run.log(`clients connected: ${cluster.failoverUrl}`);
+  await load.start(consumerConn, producerConn, ratePerS, DRILL_SETTLE_MS);
+  return load;
+}
+
+/**
+ * Postgres (a local pair or the given servers), the nodes on the multi-host URL, the load running
+ * (by default the drills' one queue; `startLoad` gives another, e.g. the soak's mixed load).
+ */
+export function startPgDrillStage(run: DrillRun, settings: PgStageSettings): Promise<PgDrillStage>;
+export function startPgDrillStage<L extends DrillLedger>(
+  run: DrillRun,
+  settings: PgStageSettings,
+  startLoad: StartDrillLoad<L>,
+): Promise<PgDrillStage<L>>;
 export async function startPgDrillStage(
   run: DrillRun,
-  settings: Pick<PgFailoverDrillSettings, 'standby' | 'nodes' | 'ratePerS' | 'pgUrl' | 'hooks'>,
-): Promise<PgDrillStage> {
+  settings: PgStageSettings,
+  startLoad: StartDrillLoad<DrillLedger> = startQueueLoad,
+): Promise<PgDrillStage<DrillLedger>> {
   const { log } = run;
   // ----- Postgres --------------------------------------------------------------------------------
   let topology: PgTopology;
@@ -286,11 +319,7 @@ export async function startPgDrillStage(
     env: { KEEL_LOCKER: 'row' },
   }));
   await cluster.startAll();
-  const load = new DrillLoad(run, cluster.failoverUrl);
-  const consumerConn = await load.open('consumer');
-  const producerConn = await load.open('producer');
-  log(`clients connected: ${cluster.failoverUrl}`);
-  await load.start(consumerConn, producerConn, settings.ratePerS, DRILL_SETTLE_MS);
+  const load = await startLoad(run, cluster, settings.ratePerS);
 
   return {
     topology,
@@ -321,7 +350,7 @@ export interface PgPromotion {
  */
 export async function pgPromotionRound(
   run: DrillRun,
-  stage: PgDrillStage,
+  stage: PgDrillStage<DrillLedger>,
   round: number,
   settleMs = DRILL_SETTLE_MS,
 ): Promise<PgPromotion> {

@@ -1,5 +1,13 @@
 import { InvalidArgumentError } from '@keel/protocol';
-import { pgSoakSettings, type SoakSample, soakSamplesLine, soakTable } from './drill-pg-soak';
+import {
+  longestLived,
+  pgSoakSettings,
+  type SoakSample,
+  soakSample,
+  soakSamplesLine,
+  soakTable,
+  streamsTable,
+} from './drill-pg-soak';
 import { renderSeriesChart } from './drill-series-chart';
 
 function errorOf(fn: () => unknown): string {
@@ -88,5 +96,72 @@ describe('keel drill --mode pg-soak', () => {
     expect(svg).toContain('broker RSS (MiB)');
     expect(svg.match(/<path /g)).toHaveLength(1);
     expect(svg.match(/stroke-dasharray/g)).toHaveLength(2);
+  });
+
+  it("tables each stream's ledger and the sum", () => {
+    const t = {
+      sent: 1000,
+      receipted: 999,
+      failed: 1,
+      delivered: 999,
+      lost: 0,
+      duplicated: 0,
+      deliveredWithoutReceipt: 0,
+    };
+    const lines = streamsTable({
+      queue: { destination: 'queue://q', ...t },
+      topic: { destination: 'topic://t', ...t, duplicated: 2 },
+    }).split('\n');
+    expect(lines[0]).toMatch(/^STREAM +SENT +RECEIPTED +RECEIVED +LOST +DUPLICATED +FAILED$/);
+    expect(lines[1]).toMatch(/^queue \(queue:\/\/q\) +1000 +999 +999 +0 +0 +1$/);
+    expect(lines[2]).toMatch(/^topic \(topic:\/\/t\) +1000 +999 +999 +0 +2 +1$/);
+    expect(lines[3]).toMatch(/^total +2000 +1998 +1998 +0 +2 +2$/);
+  });
+
+  it('sums the message tables into a sample, NaN when the primary did not answer', () => {
+    const s = soakSample(5_000, [{ name: 'n1', pid: 42, rssMiB: 120.5 }], {
+      keel_messages: { mib: 1.25, deadTuples: 100, liveTuples: 10, autovacuums: 2 },
+      keel_sub_entries: { mib: 0.5, deadTuples: 30, liveTuples: 3, autovacuums: 1 },
+    });
+    expect(s).toMatchObject({
+      atMs: 5_000,
+      rssMiB: { n1: 120.5 },
+      pids: { n1: 42 },
+      deadTuples: 130,
+      liveTuples: 13,
+      tableMiB: 1.75,
+    });
+    const none = soakSample(6_000, [], null);
+    expect(Number.isNaN(none.tableMiB) && Number.isNaN(none.deadTuples)).toBe(true);
+    expect(none.tables).toBeUndefined();
+  });
+
+  it('finds the broker process sampled longest (a killed node restarts under another pid)', () => {
+    const at = (atMs: number, n1: [number, number], n2?: [number, number]): SoakSample =>
+      soakSample(
+        atMs,
+        [
+          { name: 'n1', pid: n1[0], rssMiB: n1[1] },
+          ...(n2 ? [{ name: 'n2', pid: n2[0], rssMiB: n2[1] }] : []),
+        ],
+        null,
+      );
+    const samples = [
+      at(0, [10, 100], [20, 90]),
+      at(10_000, [10, 110], [20, 95]),
+      at(20_000, [11, 80], [20, 97]), // n1 was killed and came back as pid 11
+      at(30_000, [11, 85], [20, 96]),
+      at(40_000, [11, 86]),
+    ];
+    expect(longestLived(samples)).toEqual({
+      node: 'n2',
+      pid: 20,
+      fromMs: 0,
+      toMs: 30_000,
+      firstMiB: 90,
+      lastMiB: 96,
+      maxMiB: 97,
+    });
+    expect(longestLived([])).toBeNull();
   });
 });

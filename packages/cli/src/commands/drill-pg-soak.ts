@@ -1,13 +1,17 @@
 /**
  * `keel drill --mode pg-soak` (issue #20.5; not for CI, scripts/soak-pg-ha.sh runs it): the
- * pg-failover drill's stage (a primary + streaming standby, nodes on the multi-host URL, the steady
- * persistent load) kept up for --minutes, with a SIGKILL of the Keel master every
+ * pg-failover drill's stage (a primary + streaming standby, nodes on the multi-host URL) under the
+ * mixed persistent load of drill-mixed-load.ts (a queue stream and a topic stream with a durable
+ * subscriber, bodies of 100 B to 16 KiB, --rate split between them, each with its own ledger) kept
+ * up for --minutes, with a SIGKILL of the Keel master every
  * --master-kill-every seconds and a Postgres promotion (SIGKILL of the primary, pg_ctl promote,
  * the old primary re-joined) every --promote-every seconds. Every --sample-every seconds it samples
- * each broker's RSS and the message tables' dead tuples and size (pg_stat_user_tables,
- * pg_total_relation_size on the primary). At the end: the events as a table (pause, lost,
- * duplicated per window), the samples at their first and last reading, the throughput chart and
- * the resources chart (SVG), JSON.
+ * each broker's RSS (and pid: a killed node restarts as a new process) and the message tables'
+ * dead tuples (their TOAST tables' included) and size (pg_stat_all_tables, pg_total_relation_size
+ * on the primary). At the end: the events as a table (pause, lost, duplicated per window), each
+ * stream's totals, the samples at their first and last reading, the throughput chart and the
+ * resources chart (SVG), JSON. Any lost or duplicated receipted message, in either stream, fails
+ * the run (exit status 1) with a synchronous standby.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -17,6 +21,7 @@ import { Client } from 'pg';
 import type { Output } from '../output';
 import {
   DEFAULT_DRILL_RATE_PER_S,
+  DRILL_SETTLE_MS,
   DRILL_TAKEOVER_TIMEOUT_MS,
   type DrillOptions,
   formatTable,
@@ -24,6 +29,7 @@ import {
 } from './drill';
 import { renderDrillChart } from './drill-chart';
 import { type DrillTotals, totalsLine } from './drill-load';
+import { DrillMixedLoad, sumTotals } from './drill-mixed-load';
 import type { DrillNode } from './drill-node';
 import {
   type PgDrillStage,
@@ -64,25 +70,48 @@ export interface PgSoakSettings {
   jsonFile?: string;
 }
 
+/** One stream's counts in one fault's window. */
+export interface SoakStreamCounts {
+  clientPauseMs: number;
+  receipted: number;
+  received: number;
+  lost: number;
+  duplicated: number;
+}
+
 export interface SoakEvent {
   kind: 'master-kill' | 'promotion';
   detail: string;
   faultAtMs: number;
   /** Fault → a master serving (broker), or null. */
   brokerPauseMs: number | null;
+  /** The longest of the streams' client pauses. */
   clientPauseMs: number;
   receipted: number;
   lost: number;
   duplicated: number;
+  /** By stream (queue, topic). */
+  streams?: Record<string, SoakStreamCounts>;
+}
+
+/** One message table (its TOAST table's dead tuples and autovacuums included). */
+export interface SoakTableStats {
+  mib: number;
+  deadTuples: number;
+  liveTuples: number;
+  autovacuums: number;
 }
 
 export interface SoakSample {
   atMs: number;
   /** RSS of each running broker node, MiB. */
   rssMiB: Record<string, number>;
+  /** The process id behind each rssMiB entry (a killed node comes back as another process). */
+  pids?: Record<string, number>;
   deadTuples: number;
   liveTuples: number;
   tableMiB: number;
+  tables?: Record<string, SoakTableStats>;
 }
 
 export interface PgSoakResult {
@@ -93,6 +122,10 @@ export interface PgSoakResult {
   events: SoakEvent[];
   samples: SoakSample[];
   totals: DrillTotals;
+  /** Each stream's totals and destination. */
+  streams: Record<string, DrillTotals & { destination: string }>;
+  /** The broker process that lived longest: its RSS over its life. */
+  longestLived: LongestLived | null;
   chartFile: string;
   resourcesChartFile: string;
   jsonFile?: string;
@@ -132,19 +165,38 @@ function rssMiB(node: DrillNode): number | null {
   }
 }
 
-async function tableStats(url: string): Promise<{ dead: number; live: number; bytes: number } | null> {
+/**
+ * The message tables on the primary: total size (heap, indexes, TOAST), dead and live tuples and
+ * autovacuum runs (heap + TOAST). The counters are the primary's statistics: a promoted standby
+ * starts them from zero (statistics are not replicated), the size is physical.
+ */
+async function tableStats(url: string): Promise<Record<string, SoakTableStats> | null> {
   const c = new Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
   c.on('error', () => {});
   try {
     await c.connect();
-    const { rows } = await c.query<{ dead: string; live: string; bytes: string }>(
-      `SELECT coalesce(sum(n_dead_tup), 0) AS dead, coalesce(sum(n_live_tup), 0) AS live,
-              coalesce(sum(pg_total_relation_size(relid)), 0) AS bytes
-         FROM pg_stat_user_tables WHERE relname = ANY($1)`,
+    const { rows } = await c.query<{ name: string; bytes: string; dead: string; live: string; av: string }>(
+      `SELECT c.relname AS name, pg_total_relation_size(c.oid) AS bytes,
+              coalesce(s.n_dead_tup, 0) + coalesce(t.n_dead_tup, 0) AS dead,
+              coalesce(s.n_live_tup, 0) AS live,
+              coalesce(s.autovacuum_count, 0) + coalesce(t.autovacuum_count, 0) AS av
+         FROM pg_class c
+         LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid
+         LEFT JOIN pg_stat_all_tables t ON t.relid = c.reltoastrelid
+        WHERE c.relname = ANY($1) AND c.relkind = 'r' AND pg_table_is_visible(c.oid)`,
       [[...SOAK_MESSAGE_TABLES]],
     );
-    const r = rows[0];
-    return r ? { dead: Number(r.dead), live: Number(r.live), bytes: Number(r.bytes) } : null;
+    return Object.fromEntries(
+      rows.map((r) => [
+        r.name,
+        {
+          mib: Math.round((Number(r.bytes) / 1048576) * 100) / 100,
+          deadTuples: Number(r.dead),
+          liveTuples: Number(r.live),
+          autovacuums: Number(r.av),
+        },
+      ]),
+    );
   } catch {
     return null;
   } finally {
@@ -152,10 +204,63 @@ async function tableStats(url: string): Promise<{ dead: number; live: number; by
   }
 }
 
+/** A sample from the node readings and the tables' (null: the primary did not answer). */
+export function soakSample(
+  atMs: number,
+  nodes: readonly { name: string; pid: number; rssMiB: number }[],
+  tables: Record<string, SoakTableStats> | null,
+): SoakSample {
+  const all = Object.values(tables ?? {});
+  const sum = (f: (t: SoakTableStats) => number) => (tables ? all.reduce((n, t) => n + f(t), 0) : Number.NaN);
+  return {
+    atMs,
+    rssMiB: Object.fromEntries(nodes.map((n) => [n.name, n.rssMiB])),
+    pids: Object.fromEntries(nodes.map((n) => [n.name, n.pid])),
+    deadTuples: sum((t) => t.deadTuples),
+    liveTuples: sum((t) => t.liveTuples),
+    tableMiB: tables ? Math.round(sum((t) => t.mib) * 100) / 100 : Number.NaN,
+    ...(tables ? { tables } : {}),
+  };
+}
+
+export interface LongestLived {
+  node: string;
+  pid: number;
+  fromMs: number;
+  toMs: number;
+  firstMiB: number;
+  lastMiB: number;
+  maxMiB: number;
+}
+
+/** Of the broker processes sampled, the one sampled over the longest span, and its RSS. */
+export function longestLived(samples: readonly SoakSample[]): LongestLived | null {
+  const lives = new Map<string, LongestLived>();
+  for (const s of samples) {
+    for (const [node, rss] of Object.entries(s.rssMiB)) {
+      const pid = s.pids?.[node];
+      if (pid === undefined) continue;
+      const key = `${node}/${pid}`;
+      const life = lives.get(key);
+      if (!life) {
+        lives.set(key, { node, pid, fromMs: s.atMs, toMs: s.atMs, firstMiB: rss, lastMiB: rss, maxMiB: rss });
+      } else {
+        life.toMs = s.atMs;
+        life.lastMiB = rss;
+        life.maxMiB = Math.max(life.maxMiB, rss);
+      }
+    }
+  }
+  let best: LongestLived | null = null;
+  for (const life of lives.values())
+    if (!best || life.toMs - life.fromMs > best.toMs - best.fromMs) best = life;
+  return best;
+}
+
 /** SIGKILL of the Keel master; another node takes over; the killed one restarts as a slave. */
 async function masterKill(
   run: DrillRun,
-  stage: PgDrillStage,
+  stage: PgDrillStage<DrillMixedLoad>,
 ): Promise<{ detail: string; faultAt: number; newMasterAt: number | null }> {
   const { cluster } = stage;
   const index = await cluster.oneMaster(DRILL_TAKEOVER_TIMEOUT_MS, 'master kill');
@@ -189,7 +294,9 @@ export async function runPgSoak(
   const run = new DrillRun(output, runOptions.signal, 'keel drill --mode pg-soak');
   let sampler: NodeJS.Timeout | undefined;
   try {
-    const stage = await startPgDrillStage(run, settings);
+    const stage = await startPgDrillStage(run, settings, (r, c, rate) =>
+      DrillMixedLoad.start(r, c.failoverUrl, rate, DRILL_SETTLE_MS),
+    );
     const { load, cluster } = stage;
     const t0 = load.loadStart;
     const endAt = t0 + settings.minutes * 60_000;
@@ -199,22 +306,16 @@ export async function runPgSoak(
       if (sampling) return;
       sampling = true;
       try {
-        const rss: Record<string, number> = {};
+        const readings: { name: string; pid: number; rssMiB: number }[] = [];
         for (const n of cluster.nodes) {
           const v = rssMiB(n);
-          if (v !== null) rss[n.plan.name] = v;
+          if (v !== null && n.pid !== undefined) readings.push({ name: n.plan.name, pid: n.pid, rssMiB: v });
         }
-        const stats = await tableStats(await stage.primaryDb().catch(() => ''));
-        const s: SoakSample = {
-          atMs: Date.now() - t0,
-          rssMiB: rss,
-          deadTuples: stats?.dead ?? Number.NaN,
-          liveTuples: stats?.live ?? Number.NaN,
-          tableMiB: stats ? Math.round((stats.bytes / 1048576) * 100) / 100 : Number.NaN,
-        };
+        const atMs = Date.now() - t0;
+        const s = soakSample(atMs, readings, await tableStats(await stage.primaryDb().catch(() => '')));
         samples.push(s);
         run.log(
-          `sample: rss ${Object.entries(rss)
+          `sample: rss ${Object.entries(s.rssMiB)
             .map(([k, v]) => `${k} ${v} MiB`)
             .join(
               ', ',
@@ -270,8 +371,24 @@ export async function runPgSoak(
     await load.stopAndDrain();
 
     const counts = load.roundCounts(raw);
+    const perStream = load.streamRoundCounts(raw);
     const events: SoakEvent[] = raw.map((e, i) => {
       const c = counts[i] as (typeof counts)[number];
+      const streams = Object.fromEntries(
+        Object.entries(perStream).map(([name, list]) => {
+          const w = list[i] as (typeof list)[number];
+          return [
+            name,
+            {
+              clientPauseMs: w.pauseMs,
+              receipted: w.receipted,
+              received: w.delivered,
+              lost: w.lost,
+              duplicated: w.duplicated,
+            },
+          ];
+        }),
+      );
       return {
         kind: e.kind,
         detail: e.detail,
@@ -281,13 +398,16 @@ export async function runPgSoak(
         receipted: c.receipted,
         lost: c.lost,
         duplicated: c.duplicated,
+        streams,
       };
     });
     const totals = load.totals();
+    const streams = load.streamTotals();
+    const longest = longestLived(samples);
     const timeline = load.timeline();
     const chartFile = path.resolve(settings.chartFile);
     const resourcesChartFile = chartFile.replace(/(\.svg)?$/, '-resources.svg');
-    const title = `keel drill --mode pg-soak: ${settings.minutes} min, master SIGKILL every ${settings.masterKillEveryS} s, promotion every ${settings.promoteEveryS} s, ${settings.standby} standby, ${settings.ratePerS} msg/s`;
+    const title = `keel drill --mode pg-soak: ${settings.minutes} min, master SIGKILL every ${settings.masterKillEveryS} s, promotion every ${settings.promoteEveryS} s, ${settings.standby} standby, ${settings.ratePerS} msg/s (queue + durable topic, 100 B-16 KiB)`;
     const subtitle = `${new Date(t0).toISOString()} · receipted ${totals.receipted}, received ${totals.delivered}, lost ${totals.lost}, duplicated ${totals.duplicated}`;
     const markers = events.map((e) => ({
       atMs: e.faultAtMs,
@@ -328,7 +448,7 @@ export async function runPgSoak(
             })),
           },
           {
-            title: 'message tables, dead and live tuples',
+            title: 'message tables, dead (incl. TOAST) and live tuples',
             unit: 'rows',
             series: [
               { name: 'dead', points: finite.map((s) => ({ atMs: s.atMs, value: s.deadTuples })) },
@@ -336,9 +456,18 @@ export async function runPgSoak(
             ],
           },
           {
-            title: 'message tables, total size',
+            title: 'message tables, size (heap + indexes + TOAST)',
             unit: 'MiB',
-            series: [{ name: 'size', points: finite.map((s) => ({ atMs: s.atMs, value: s.tableMiB })) }],
+            series: [
+              { name: 'total', points: finite.map((s) => ({ atMs: s.atMs, value: s.tableMiB })) },
+              ...SOAK_MESSAGE_TABLES.map((t) => ({
+                name: t,
+                points: finite.flatMap((s) => {
+                  const table = s.tables?.[t];
+                  return table ? [{ atMs: s.atMs, value: table.mib }] : [];
+                }),
+              })),
+            ],
           },
         ],
       }),
@@ -351,6 +480,8 @@ export async function runPgSoak(
       events,
       samples,
       totals,
+      streams,
+      longestLived: longest,
       chartFile,
       resourcesChartFile,
     };
@@ -358,8 +489,12 @@ export async function runPgSoak(
       result.jsonFile = path.resolve(settings.jsonFile);
       writeFileSync(result.jsonFile, `${JSON.stringify(result, null, 2)}\n`);
     }
-    output.out(`${soakTable(events)}\n\n${totalsLine(totals)}\n`);
+    output.out(`${soakTable(events)}\n\n${streamsTable(streams)}\n\n${totalsLine(totals)}\n`);
     output.out(`${soakSamplesLine(samples)}\n`);
+    if (longest)
+      output.out(
+        `longest-lived broker process: ${longest.node} pid ${longest.pid}, sampled ${Math.round(longest.fromMs / 1000)}-${Math.round(longest.toMs / 1000)} s, RSS first ${longest.firstMiB} MiB, last ${longest.lastMiB} MiB, max ${longest.maxMiB} MiB\n`,
+      );
     output.out(`charts: ${chartFile}, ${resourcesChartFile}\n`);
     if (result.jsonFile) output.out(`json: ${result.jsonFile}\n`);
     return result;
@@ -383,6 +518,24 @@ export function soakTable(events: readonly SoakEvent[]): string {
       String(e.lost),
       String(e.duplicated),
     ]),
+  ]);
+}
+
+/** Each stream's ledger and the sum. */
+export function streamsTable(streams: Record<string, DrillTotals & { destination: string }>): string {
+  const row = (name: string, t: DrillTotals) => [
+    name,
+    String(t.sent),
+    String(t.receipted),
+    String(t.delivered),
+    String(t.lost),
+    String(t.duplicated),
+    String(t.failed),
+  ];
+  return formatTable([
+    ['STREAM', 'SENT', 'RECEIPTED', 'RECEIVED', 'LOST', 'DUPLICATED', 'FAILED'],
+    ...Object.entries(streams).map(([name, t]) => row(`${name} (${t.destination})`, t)),
+    row('total', sumTotals(Object.values(streams))),
   ]);
 }
 

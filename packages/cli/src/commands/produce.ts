@@ -82,6 +82,8 @@ export function produceSettings(options: ProduceOptions): ProduceSettings {
 export interface SendLoopOptions {
   producer: Producer;
   sizeBytes: number;
+  /** The body size of message seq, when they vary (default sizeBytes for each). */
+  sizeOf?: (seq: number) => number;
   /** Stop after this many sends; undefined = until stopped. */
   count?: number;
   /** First sequence number (default 1). */
@@ -134,7 +136,7 @@ export async function sendLoop(options: SendLoopOptions): Promise<{ sent: number
     options.onSent?.(seq);
     let promise: Promise<unknown>;
     try {
-      promise = options.producer.send(sequenceBody(seq, options.sizeBytes));
+      promise = options.producer.send(sequenceBody(seq, options.sizeOf?.(seq) ?? options.sizeBytes));
     } catch (err) {
       promise = Promise.reject(err);
     }
