@@ -95,9 +95,10 @@ export interface BrokerOptions {
   maxBatchMessages?: number;
   maxMessageSize?: number;
   /**
-   * After a takeover, messages recovered from the store are not delivered for this long, so that
-   * failover clients can reconnect and replay acknowledgements the old master may not have
-   * committed (ackReplay) before those messages go to another consumer. 0 = no hold.
+   * After a takeover, messages recovered from the store are not delivered for this long (counted
+   * from the end of recovery, when clients can connect), so that failover clients can reconnect
+   * and replay acknowledgements the old master may not have committed (ackReplay) before those
+   * messages go to another consumer. 0 = no hold.
    */
   recoveryHoldMs?: number;
   /**
@@ -557,6 +558,9 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
       ...[...this.queues.values()].map((q) => q.queue.recover()),
       ...[...this.durables.values()].map((s) => s.queue.recover()),
     ]);
+    // The hold counts from now, when clients can connect: a recovery slowed by a busy machine must
+    // not use up the time failover consumers have to replay their acknowledgements.
+    if (holdMs > 0) this.holdRecoveredUntil = this.clock.now() + holdMs;
     this.running = true;
     this.slowConsumers.start();
     this.logger.info(
