@@ -76,10 +76,19 @@ describe('/metrics: redelivered, dead-lettered and expired counters, connections
     await c.close();
   }
 
-  async function next(consumer: Consumer): Promise<ReceivedMessage> {
-    const r = await consumer[Symbol.asyncIterator]().next();
-    if (r.done) throw new Error('consumer closed');
-    return r.value;
+  /** The consumer's next message; a step that gets none in 20 s says which step it was. */
+  async function next(consumer: Consumer, step: string): Promise<ReceivedMessage> {
+    let timer: NodeJS.Timeout | undefined;
+    const none = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no message within 20 s: ${step}`)), 20_000);
+    });
+    try {
+      const r = await Promise.race([consumer[Symbol.asyncIterator]().next(), none]);
+      if (r.done) throw new Error(`consumer closed: ${step}`);
+      return r.value;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   it('counts a redelivery, a dead-lettering and an expiry, every series there at 0 before', async () => {
@@ -101,7 +110,10 @@ describe('/metrics: redelivered, dead-lettered and expired counters, connections
 
     // Redelivery: a connection closes with the message unacknowledged.
     const c1 = await open();
-    const first = await next(await (await c1.createSession({ ackMode: 'individual' })).createConsumer(q));
+    const first = await next(
+      await (await c1.createSession({ ackMode: 'individual' })).createConsumer(q),
+      'first delivery',
+    );
     expect(first.text()).toBe('one');
     await closeConn(c1);
     const afterClose = await until('keel_messages_redelivered_total', { destination: q }, 1);
@@ -111,11 +123,11 @@ describe('/metrics: redelivered, dead-lettered and expired counters, connections
     // Dead-lettering: a NACK past maximumRedeliveries=1 moves it to ActiveMQ.DLQ.
     const c2 = await open();
     const s2 = await c2.createSession({ ackMode: 'individual' });
-    const again = await next(await s2.createConsumer(q));
+    const again = await next(await s2.createConsumer(q), 'redelivery after the connection closed');
     expect(again.redelivered).toBe(true);
     await again.nack();
     const dlqConsumer = await s2.createConsumer('queue://ActiveMQ.DLQ');
-    const dead = await next(dlqConsumer);
+    const dead = await next(dlqConsumer, 'dead letter after the NACK');
     expect(dead.text()).toBe('one');
     await dead.ack();
     const afterDlq = await metrics();
@@ -136,7 +148,7 @@ describe('/metrics: redelivered, dead-lettered and expired counters, connections
     const s3 = await c3.createSession({ ackMode: 'individual' });
     await s3.createConsumer(e);
     // The expired message goes to the DLQ on dispatch: the DLQ consumer gets it.
-    const expired = await next(dlqConsumer);
+    const expired = await next(dlqConsumer, 'expired message in the DLQ');
     expect(expired.text()).toBe('stale');
     await expired.ack();
     const afterExpiry = await until('keel_messages_expired_total', { destination: e }, 1);
