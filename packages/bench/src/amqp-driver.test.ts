@@ -176,4 +176,72 @@ describeRabbit('AmqpDriver against RabbitMQ', () => {
     expect(run.cost?.brokerCpuUsPerMsg).toBeGreaterThan(0);
     expect(lines.join('')).toContain('broker µs/msg');
   });
+
+  test('many-queues over AMQP: queues × 4 consumers on channels of a few connections, each message once (#25.4)', async () => {
+    const sink = { write: () => true } as unknown as NodeJS.WritableStream;
+    const report = await runBench(
+      [
+        'many-queues',
+        '--target',
+        'rabbitmq-amqp',
+        '--url',
+        url,
+        '--queues',
+        '20',
+        '--consumers',
+        '3',
+        '--count',
+        '400',
+      ].concat([
+        '--in-flight',
+        '8',
+        '--producers',
+        '2',
+        '--idle-settle-ms',
+        '500',
+        '--broker-pid',
+        String(brokerPid),
+        '--quiet',
+      ]),
+      { stdout: sink, stderr: sink },
+    );
+    const run = report!.runs[0]!;
+    if (run.kind !== 'many-queues') throw new Error(`not a many-queues run: ${run.kind}`);
+    expect(run.errors).toEqual([]);
+    expect([run.sent, run.received, run.missing, run.duplicates]).toEqual([400, 400, 0, 0]);
+    expect(run.subscriptions).toBe(80);
+    expect(run.rss?.idleKiB).toBeGreaterThan(0);
+    expect(run.cost?.brokerCpuUsPerMsg).toBeGreaterThan(0);
+    // 20 messages on each queue, all consumed.
+    const ch = await raw.createChannel();
+    const name = run.destinationPrefix.replace('/queue/', '');
+    expect((await ch.checkQueue(`${name}.q-19`)).messageCount).toBe(0);
+    await ch.close();
+  });
+
+  test('connections over AMQP: idle connections (a channel each) beside a paced load (#25.4)', async () => {
+    const sink = { write: () => true } as unknown as NodeJS.WritableStream;
+    const report = await runBench(
+      [
+        'connections',
+        '--target',
+        'rabbitmq-amqp',
+        '--url',
+        url,
+        '--idle-connections',
+        '30',
+        '--duration-ms',
+        '1500',
+      ].concat(['--rate', '100', '--broker-pid', String(brokerPid), '--quiet']),
+      { stdout: sink, stderr: sink },
+    );
+    const run = report!.runs[0]!;
+    if (run.kind !== 'connections') throw new Error(`not a connections run: ${run.kind}`);
+    expect(run.idle.opened).toBe(30);
+    expect(run.idle.failed).toBe(0);
+    expect(run.missing).toBe(0);
+    expect(run.before.sent).toBeGreaterThan(0);
+    expect(run.withIdle.sent).toBeGreaterThan(0);
+    expect(run.rss?.perIdleConnectionKiB).not.toBeNull();
+  });
 });

@@ -40,6 +40,11 @@ const CLOSE_BOUND_MS = 2_000;
  */
 export class AmqpDriver implements BenchDriver {
   readonly protocol = 'amqp';
+  /**
+   * Queues this driver's connections have declared: a queue exists broker-wide once declared, so a
+   * producer need not declare again what a consumer (or another producer) declared.
+   */
+  private readonly declaredQueues = new Set<string>();
 
   constructor(private readonly options: AmqpDriverOptions) {}
 
@@ -57,7 +62,7 @@ export class AmqpDriver implements BenchDriver {
     });
     try {
       const confirm = await model.createConfirmChannel();
-      return new AmqpBenchConnection(model, confirm, name, o.queueType);
+      return new AmqpBenchConnection(model, confirm, name, o.queueType, this.declaredQueues);
     } catch (err) {
       await model.close().catch(() => undefined);
       throw err;
@@ -67,8 +72,7 @@ export class AmqpDriver implements BenchDriver {
 
 class AmqpBenchConnection implements BenchConnection {
   private readonly errorListeners: Array<(err: Error) => void> = [];
-  /** Queues declared on this connection (a declaration is idempotent; once is enough), and in progress. */
-  private readonly declaredQueues = new Set<string>();
+  /** Declarations in progress on this connection (the ones done are the driver's declaredQueues). */
   private readonly declaring = new Map<string, Promise<unknown>>();
   private closing = false;
   private failed = false;
@@ -78,6 +82,8 @@ class AmqpBenchConnection implements BenchConnection {
     private readonly confirm: amqp.ConfirmChannel,
     private readonly name: string,
     private readonly queueType: AmqpQueueType,
+    /** Queues declared by any connection of the driver (a declaration is idempotent; once is enough). */
+    private readonly declaredQueues: Set<string>,
   ) {
     model.on('error', (err: Error) => this.fail(err));
     model.on('close', (err?: Error) => this.fail(err ?? new Error('connection closed by the broker')));

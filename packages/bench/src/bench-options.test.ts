@@ -1,9 +1,12 @@
 import { InvalidArgumentError } from '@keel/protocol';
 import {
   DEFAULT_AMQP_BENCH_URL,
+  DEFAULT_CONSUMERS_PER_QUEUE,
   DEFAULT_COST_SETTLE_MS,
   DEFAULT_IDLE_CONNECTIONS,
+  DEFAULT_IDLE_SETTLE_MS,
   DEFAULT_PREFETCH,
+  DEFAULT_QUEUES,
   parseBenchArgs,
   SCENARIO_DEFAULTS,
 } from './bench-options';
@@ -234,6 +237,44 @@ describe('parseBenchArgs', () => {
     );
   });
 
+  it('checks the many-queues options (issue #25.4)', () => {
+    expect(
+      parseBenchArgs([
+        'many-queues',
+        '--queues',
+        '1_000',
+        '--consumers-per-queue',
+        '4',
+        '--idle-settle-ms',
+        '0',
+        '--pg-url',
+        'postgres://u@h/db',
+      ]),
+    ).toMatchObject({
+      queues: 1000,
+      consumersPerQueue: 4,
+      idleSettleMs: 0,
+      pgUrl: 'postgres://u@h/db',
+      durationMs: 30_000,
+    });
+    expect(parseBenchArgs(['many-queues'])).toMatchObject({
+      queues: DEFAULT_QUEUES,
+      consumersPerQueue: DEFAULT_CONSUMERS_PER_QUEUE,
+      idleSettleMs: DEFAULT_IDLE_SETTLE_MS,
+      consumers: 4,
+      producers: 4,
+    });
+    expect(errorOf(['many-queues', '--queues', '0']).message).toMatch(/--queues must be at least 1/);
+    expect(errorOf(['throughput', '--queues', '10']).message).toMatch(
+      /--queues is an option of the many-queues/,
+    );
+  });
+
+  it('runs connections and many-queues over AMQP 0-9-1 too', () => {
+    expect(parseBenchArgs(['connections', '--target', 'rabbitmq-amqp']).protocol).toBe('amqp');
+    expect(parseBenchArgs(['many-queues', '--target', 'rabbitmq-amqp']).protocol).toBe('amqp');
+  });
+
   it('paces only when asked, except failover and connections', () => {
     expect(parseBenchArgs(['throughput']).ratePerS).toBe(0);
     expect(parseBenchArgs(['throughput', '--rate', '500']).ratePerS).toBe(500);
@@ -272,9 +313,12 @@ describe('AMQP 0-9-1 targets (issue #25)', () => {
       ['throughput', '--target', 'rabbitmq-amqp', '--url', 'amqp://guest:guest@h:1'],
       /--login and --passcode/,
     ],
-    [['connections', '--target', 'rabbitmq-amqp'], /not connections/],
+    [['failover', '--target', 'rabbitmq-amqp', '--master-pid', '1'], /every scenario but failover/],
     [['throughput', '--pg-url', 'mysql://x'], /not a postgres:\/\/ URL/],
-    [['backlog', '--pg-url', 'postgres://x/y'], /--pg-url is an option of the throughput, fanout scenario/],
+    [
+      ['backlog', '--pg-url', 'postgres://x/y'],
+      /--pg-url is an option of the throughput, fanout, many-queues scenario/,
+    ],
   ])('refuses %j', (argv, message) => {
     expect(() => parseBenchArgs(argv)).toThrow(message);
   });

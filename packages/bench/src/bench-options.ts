@@ -2,7 +2,14 @@ import { parseConnectUrl } from '@keel/client';
 import { InvalidArgumentError, parseBrokerUri } from '@keel/protocol';
 
 /** The scenarios this bench runs. */
-export const SCENARIOS = ['throughput', 'fanout', 'backlog', 'failover', 'connections'] as const;
+export const SCENARIOS = [
+  'throughput',
+  'fanout',
+  'backlog',
+  'failover',
+  'connections',
+  'many-queues',
+] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 /**
@@ -84,6 +91,12 @@ export interface BenchOptions {
   connectBatch: number;
   /** connections: each idle connection subscribes to a queue of its own. */
   idleSubscribe: boolean;
+  /** many-queues: queues the producers spread their messages over. */
+  queues: number;
+  /** many-queues: consumers on each queue (spread over the --consumers connections). */
+  consumersPerQueue: number;
+  /** many-queues: wait with every consumer attached and no load before the idle RSS reading. */
+  idleSettleMs: number;
   /** No progress line on stderr. */
   quiet: boolean;
   help: boolean;
@@ -103,6 +116,7 @@ export const SCENARIO_DEFAULTS: Readonly<Record<Scenario, Readonly<ScenarioDefau
   backlog: { producers: 4, consumers: 4, count: 1_000_000, durationMs: 600_000, ratePerS: 0 },
   failover: { producers: 4, consumers: 4, count: 1_000_000, durationMs: 30_000, ratePerS: 200 },
   connections: { producers: 4, consumers: 4, count: 1_000_000, durationMs: 10_000, ratePerS: 200 },
+  'many-queues': { producers: 4, consumers: 4, count: 1_000_000, durationMs: 30_000, ratePerS: 0 },
 });
 
 export const DEFAULT_BENCH_URL = 'stomp://127.0.0.1:61613';
@@ -121,6 +135,9 @@ export const DEFAULT_PREFETCH = 1000;
 export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
 export const DEFAULT_IDLE_CONNECTIONS = 5_000;
 export const DEFAULT_CONNECT_BATCH = 200;
+export const DEFAULT_QUEUES = 100;
+export const DEFAULT_CONSUMERS_PER_QUEUE = 4;
+export const DEFAULT_IDLE_SETTLE_MS = 5_000;
 /** The body carries `KB1 <run> <seq> <sentAt>`; below this there is no room for it. */
 export const MIN_SIZE_BYTES = 64;
 
@@ -137,6 +154,10 @@ Scenarios:
   connections  steady load (--rate, default 200 msg/s) for --duration-ms, then open
                --idle-connections (default 5,000) idle connections, then load for --duration-ms
                again: connect times, broker RSS (--broker-pid), latency before and with them
+  many-queues  --queues N (default ${DEFAULT_QUEUES}) queues, --consumers-per-queue K (default
+               ${DEFAULT_CONSUMERS_PER_QUEUE}) consumers on each, spread over --consumers connections; producers
+               send to the queues in turn; broker RSS (--broker-pid) before, with the consumers
+               attached and idle, peak and steady under load; broker CPU per message
 
 Options:
   --target keel|activemq|rabbitmq|rabbitmq-amqp|rabbitmq-quorum
@@ -163,11 +184,11 @@ Options:
   --queue NAME                      destination name (default: a fresh name per run)
   --runs N                          repeat the scenario N times (default 1); the table shows the median
   --out FILE.json                   write the results as JSON
-  --broker-pid PID                  sample the broker's VmRSS every second; throughput and fanout:
-                                    its CPU time per message (/proc/PID/stat utime+stime)
-  --pg-url URL                      throughput and fanout: CPU time per message of that Postgres
-                                    server's processes and its WAL bytes and fsyncs per message
-                                    (pg_stat_wal); the server must run on this machine
+  --broker-pid PID                  sample the broker's VmRSS every second; throughput, fanout and
+                                    many-queues: its CPU time per message (/proc/PID/stat utime+stime)
+  --pg-url URL                      throughput, fanout and many-queues: CPU time per message of that
+                                    Postgres server's processes and its WAL bytes and fsyncs per
+                                    message (pg_stat_wal); the server must run on this machine
   --cost-settle-ms MS               wait before the closing pg_stat_wal reading (default ${DEFAULT_COST_SETTLE_MS})
   --quiet                           no progress line on stderr
 
@@ -181,6 +202,13 @@ connections:
   --connect-batch N                 opened at a time while ramping up (default ${DEFAULT_CONNECT_BATCH})
   --idle-subscribe                  each idle connection subscribes to a queue of its own
                                     (default: connect only)
+
+many-queues:
+  --queues N                        queues (default ${DEFAULT_QUEUES}); message i goes to queue i mod N
+  --consumers-per-queue K           consumers per queue (default ${DEFAULT_CONSUMERS_PER_QUEUE}); consumer k of queue q
+                                    on consumer connection (q*K + k) mod --consumers
+  --idle-settle-ms MS               consumers attached, no load, before the idle RSS reading
+                                    (default ${DEFAULT_IDLE_SETTLE_MS})
 `;
 
 type Kind = 'int' | 'string' | 'flag';
@@ -210,14 +238,22 @@ const OPTIONS: Record<string, OptionSpec> = {
   runs: { key: 'runs', kind: 'int', min: 1 },
   out: { key: 'out', kind: 'string' },
   'broker-pid': { key: 'brokerPid', kind: 'int', min: 1 },
-  'pg-url': { key: 'pgUrl', kind: 'string', scenarios: ['throughput', 'fanout'] },
-  'cost-settle-ms': { key: 'costSettleMs', kind: 'int', min: 0, scenarios: ['throughput', 'fanout'] },
+  'pg-url': { key: 'pgUrl', kind: 'string', scenarios: ['throughput', 'fanout', 'many-queues'] },
+  'cost-settle-ms': {
+    key: 'costSettleMs',
+    kind: 'int',
+    min: 0,
+    scenarios: ['throughput', 'fanout', 'many-queues'],
+  },
   'master-pid': { key: 'masterPid', kind: 'int', min: 1, scenarios: ['failover'] },
   'kill-after-ms': { key: 'killAfterMs', kind: 'int', min: 0, scenarios: ['failover'] },
   'admin-url': { key: 'adminUrls', kind: 'string', scenarios: ['failover'] },
   'idle-connections': { key: 'idleConnections', kind: 'int', min: 0, scenarios: ['connections'] },
   'connect-batch': { key: 'connectBatch', kind: 'int', min: 1, scenarios: ['connections'] },
   'idle-subscribe': { key: 'idleSubscribe', kind: 'flag', scenarios: ['connections'] },
+  queues: { key: 'queues', kind: 'int', min: 1, scenarios: ['many-queues'] },
+  'consumers-per-queue': { key: 'consumersPerQueue', kind: 'int', min: 1, scenarios: ['many-queues'] },
+  'idle-settle-ms': { key: 'idleSettleMs', kind: 'int', min: 0, scenarios: ['many-queues'] },
   quiet: { key: 'quiet', kind: 'flag' },
   help: { key: 'help', kind: 'flag' },
 };
@@ -355,8 +391,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
         : `--protocol amqp drives --target ${AMQP_TARGETS.join(' or ')} only (got --target ${target})`,
     );
   }
-  if (amqpTarget && (scenario === 'failover' || scenario === 'connections')) {
-    bad(`--target ${target} runs the throughput, fanout and backlog scenarios, not ${scenario}`);
+  if (amqpTarget && scenario === 'failover') {
+    bad(`--target ${target} runs every scenario but failover (one RabbitMQ node, no failover URL)`);
   }
   if (protocol === 'native' && target !== 'keel') {
     bad(
@@ -425,6 +461,9 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     idleConnections: (given.idleConnections as number | undefined) ?? DEFAULT_IDLE_CONNECTIONS,
     connectBatch: (given.connectBatch as number | undefined) ?? DEFAULT_CONNECT_BATCH,
     idleSubscribe: given.idleSubscribe === true,
+    queues: (given.queues as number | undefined) ?? DEFAULT_QUEUES,
+    consumersPerQueue: (given.consumersPerQueue as number | undefined) ?? DEFAULT_CONSUMERS_PER_QUEUE,
+    idleSettleMs: (given.idleSettleMs as number | undefined) ?? DEFAULT_IDLE_SETTLE_MS,
     quiet: given.quiet === true,
     help,
   };

@@ -150,7 +150,56 @@ export interface ConnectionsRunResult {
   errors: string[];
 }
 
-export type RunResult = FlowRunResult | BacklogRunResult | FailoverRunResult | ConnectionsRunResult;
+/** VmRSS of the broker at the points of a many-queues run, KiB (null where not read). */
+export interface ManyQueuesRss {
+  /** Before the consumers connected (the broker as the run found it). */
+  baselineKiB: number | null;
+  /** Every consumer attached, --idle-settle-ms later, no load yet. */
+  idleKiB: number | null;
+  /** Highest sample from the start of the load to the end of the drain. */
+  peakKiB: number | null;
+  /** Median of the samples of the second half of the load phase. */
+  steadyKiB: number | null;
+  /** (idle - baseline) / queues: the memory of one queue with its consumers. */
+  idlePerQueueKiB: number | null;
+  samples: RssSample[];
+}
+
+/** One run of `many-queues`: N queues × K consumers each, producers spreading over all queues. */
+export interface ManyQueuesRunResult {
+  kind: 'many-queues';
+  run: number;
+  /** The queues' common prefix: queues are `<prefix>.q-0` … `<prefix>.q-(N-1)`. */
+  destinationPrefix: string;
+  queues: number;
+  consumersPerQueue: number;
+  /** Subscriptions made (queues × consumersPerQueue when all succeeded). */
+  subscriptions: number;
+  /** Connecting the consumers and subscribing them all, ms. */
+  subscribeMs: number;
+  sent: number;
+  sendFailed: number;
+  received: number;
+  missing: number;
+  duplicates: number;
+  /** From the first send to the last message received. */
+  durationMs: number;
+  sendRate: number;
+  receiveRate: number;
+  latencyMs: LatencySummary;
+  receiptLatencyMs: LatencySummary;
+  /** CPU (and WAL with --pg-url) per message sent, over the load phase only. */
+  cost?: MessageCost;
+  rss: ManyQueuesRss | null;
+  errors: string[];
+}
+
+export type RunResult =
+  | FlowRunResult
+  | BacklogRunResult
+  | FailoverRunResult
+  | ConnectionsRunResult
+  | ManyQueuesRunResult;
 
 /** True when a run lost messages or could not do what it was asked (the command exits 1). */
 export function runIncomplete(r: RunResult): boolean {
@@ -163,6 +212,8 @@ export function runIncomplete(r: RunResult): boolean {
       return r.lost > 0 || r.failed > 0 || r.killAtMs === null;
     case 'connections':
       return r.missing > 0 || r.sendFailed > 0 || r.idle.failed > 0;
+    case 'many-queues':
+      return r.missing > 0 || r.sendFailed > 0 || r.subscriptions < r.queues * r.consumersPerQueue;
   }
 }
 
@@ -183,25 +234,52 @@ export interface BenchReport {
   median: Record<string, number>;
 }
 
+/** The finite per-message costs of a run, flat. */
+function costMetrics(c: MessageCost | undefined): Record<string, number> {
+  const costs: Record<string, number> = {};
+  if (c === undefined) return costs;
+  for (const k of [
+    'brokerCpuUsPerMsg',
+    'brokerReadsPerMsg',
+    'brokerWritesPerMsg',
+    'pgCpuUsPerMsg',
+    'loadCpuUsPerMsg',
+    'walBytesPerMsg',
+    'walSyncsPerMsg',
+  ] as const) {
+    const v = c[k];
+    if (v !== undefined && Number.isFinite(v)) costs[k] = v;
+  }
+  return costs;
+}
+
 /** The numbers of a run, flat, for medians and tables. */
 export function runMetrics(r: RunResult): Record<string, number> {
+  if (r.kind === 'many-queues') {
+    const m: Record<string, number> = {
+      ...costMetrics(r.cost),
+      queues: r.queues,
+      subscriptions: r.subscriptions,
+      subscribeMs: r.subscribeMs,
+      sent: r.sent,
+      received: r.received,
+      missing: r.missing,
+      sendRate: r.sendRate,
+      receiveRate: r.receiveRate,
+      latencyP50Ms: r.latencyMs.p50,
+      latencyP99Ms: r.latencyMs.p99,
+      latencyMaxMs: r.latencyMs.max,
+    };
+    const rss = r.rss;
+    if (rss?.baselineKiB != null) m.rssBaselineMiB = rss.baselineKiB / 1024;
+    if (rss?.idleKiB != null) m.rssIdleMiB = rss.idleKiB / 1024;
+    if (rss?.peakKiB != null) m.rssPeakMiB = rss.peakKiB / 1024;
+    if (rss?.steadyKiB != null) m.rssSteadyMiB = rss.steadyKiB / 1024;
+    if (rss?.idlePerQueueKiB != null) m.rssIdlePerQueueKiB = rss.idlePerQueueKiB;
+    return m;
+  }
   if (r.kind === 'flow') {
-    const c = r.cost;
-    const costs: Record<string, number> = {};
-    if (c !== undefined) {
-      for (const k of [
-        'brokerCpuUsPerMsg',
-        'brokerReadsPerMsg',
-        'brokerWritesPerMsg',
-        'pgCpuUsPerMsg',
-        'loadCpuUsPerMsg',
-        'walBytesPerMsg',
-        'walSyncsPerMsg',
-      ] as const) {
-        const v = c[k];
-        if (v !== undefined && Number.isFinite(v)) costs[k] = v;
-      }
-    }
+    const costs = costMetrics(r.cost);
     return {
       ...costs,
       sent: r.sent,

@@ -104,6 +104,7 @@ const SCENARIO_ORDER: Record<BenchReport['scenario'], number> = {
   backlog: 2,
   failover: 3,
   connections: 4,
+  'many-queues': 5,
 };
 
 function caseOf(r: BenchReport): { key: string; title: string; slug: string } {
@@ -119,6 +120,10 @@ function caseOf(r: BenchReport): { key: string; title: string; slug: string } {
     const idle = `${formatNumber(c.idleConnections ?? 0)} idle connections${c.idleSubscribe ? ' (each subscribed)' : ''}`;
     title = `connections: ${idle}, load ${conns}, window ${c.inFlight}, ${c.sizeBytes} B${rate}`;
     slug += `-i${c.idleConnections ?? 0}${c.idleSubscribe ? 's' : ''}-r${c.ratePerS ?? 0}`;
+  } else if (r.scenario === 'many-queues') {
+    const q = c.queues ?? 0;
+    title = `many-queues: ${formatNumber(q)} queues × ${c.consumersPerQueue ?? 0} consumers on ${c.consumers} connections, ${c.producers} producers, window ${c.inFlight}, ${c.sizeBytes} B${rate}`;
+    slug += `-q${q}x${c.consumersPerQueue ?? 0}`;
   } else if (r.scenario === 'failover') {
     title = `failover: master SIGKILLed under load, ${conns}, window ${c.inFlight}, ${c.sizeBytes} B${rate}`;
     slug += `-r${c.ratePerS ?? 0}`;
@@ -265,6 +270,17 @@ const CONNECTIONS_METRICS: MetricColumn[] = [
   ['idleP99Ms', 'p99 with idle ms', 2],
 ];
 
+const MANY_QUEUES_METRICS: MetricColumn[] = [
+  ['queues', 'queues', 0],
+  ['receiveRate', 'received msg/s', 0],
+  ['latencyP99Ms', 'latency p99 ms', 2],
+  ['brokerCpuUsPerMsg', 'broker CPU µs/msg', 1],
+  ['rssIdleMiB', 'RSS idle MiB', 0],
+  ['rssIdlePerQueueKiB', 'KiB per queue', 1],
+  ['rssSteadyMiB', 'RSS steady MiB', 0],
+  ['rssPeakMiB', 'RSS peak MiB', 0],
+];
+
 /** Cost per message (cost-meter.ts), a table of its own under a throughput or fanout case. */
 const COST_METRICS: MetricColumn[] = [
   ['brokerCpuUsPerMsg', 'broker CPU µs/msg', 1],
@@ -282,6 +298,7 @@ const METRICS: Record<BenchReport['scenario'], MetricColumn[]> = {
   backlog: BACKLOG_METRICS,
   failover: FAILOVER_METRICS,
   connections: CONNECTIONS_METRICS,
+  'many-queues': MANY_QUEUES_METRICS,
 };
 
 /** The bar chart of a case: [metric, title, unit]. */
@@ -291,6 +308,7 @@ const CHART: Record<BenchReport['scenario'], [key: string, title: string, unit: 
   backlog: ['drainRate', 'drain rate (median)', 'msg/s'],
   failover: ['receiptPauseMs', 'longest pause between receipts (median)', 'ms'],
   connections: ['idleP99Ms', 'latency p99 with the idle connections open (median)', 'ms'],
+  'many-queues': ['receiveRate', 'received msg/s (median)', 'msg/s'],
 };
 
 function targets(g: CaseGroup): string[] {

@@ -48,6 +48,11 @@ export class RssSampler {
     this.sample();
   }
 
+  /** Milliseconds since the sampler was made: the clock of the samples' `tMs`. */
+  elapsedMs(): number {
+    return performance.now() - this.startedAt;
+  }
+
   get peakKiB(): number | null {
     return this.samples.length === 0 ? null : Math.max(...this.samples.map((s) => s.rssKiB));
   }

@@ -12,6 +12,7 @@ import { runBacklogScenario } from './scenarios/backlog-scenario';
 import { runConnectionsScenario } from './scenarios/connections-scenario';
 import { runFailoverScenario } from './scenarios/failover-scenario';
 import { runFlowScenario, type ScenarioRunContext } from './scenarios/flow-scenario';
+import { runManyQueuesScenario } from './scenarios/many-queues-scenario';
 import { medianOfRecords } from './stats';
 import { StompDriver } from './stomp-driver';
 import { StompFailoverDriver } from './stomp-failover-driver';
@@ -127,12 +128,35 @@ const CONNECTIONS_COLUMNS: TableColumn<Row>[] = [
   { header: 'missing', value: (r) => r.m.missing },
 ];
 
+const MANY_QUEUES_COLUMNS: TableColumn<Row>[] = [
+  { header: 'run', value: (r) => r.label },
+  { header: 'queues', value: (r) => r.m.queues },
+  {
+    header: 'subscribe s',
+    value: (r) => (r.m.subscribeMs === undefined ? undefined : r.m.subscribeMs / 1000),
+    decimals: 1,
+  },
+  { header: 'sent', value: (r) => r.m.sent },
+  { header: 'missing', value: (r) => r.m.missing },
+  { header: 'recv/s', value: (r) => r.m.receiveRate },
+  { header: 'p50 ms', value: (r) => r.m.latencyP50Ms, decimals: 2 },
+  { header: 'p99 ms', value: (r) => r.m.latencyP99Ms, decimals: 2 },
+  { header: 'broker µs/msg', value: (r) => r.m.brokerCpuUsPerMsg, decimals: 1 },
+  { header: 'pg µs/msg', value: (r) => r.m.pgCpuUsPerMsg, decimals: 1 },
+  { header: 'RSS base MiB', value: (r) => r.m.rssBaselineMiB, decimals: 1 },
+  { header: 'RSS idle MiB', value: (r) => r.m.rssIdleMiB, decimals: 1 },
+  { header: 'KiB/queue', value: (r) => r.m.rssIdlePerQueueKiB, decimals: 1 },
+  { header: 'RSS steady MiB', value: (r) => r.m.rssSteadyMiB, decimals: 1 },
+  { header: 'RSS peak MiB', value: (r) => r.m.rssPeakMiB, decimals: 1 },
+];
+
 const COLUMNS: Record<Scenario, TableColumn<Row>[]> = {
   throughput: FLOW_COLUMNS,
   fanout: FLOW_COLUMNS,
   backlog: BACKLOG_COLUMNS,
   failover: FAILOVER_COLUMNS,
   connections: CONNECTIONS_COLUMNS,
+  'many-queues': MANY_QUEUES_COLUMNS,
 };
 
 /** The table printed after a bench: one row per run, then the median row. */
@@ -155,6 +179,9 @@ export function describeRun(o: BenchOptions, protocol: string): string {
   }
   if (o.scenario === 'connections') {
     line += `; ${o.idleConnections} idle connections, ${o.connectBatch} at a time, ${o.idleSubscribe ? 'each subscribed to its own queue' : 'no subscription'}`;
+  }
+  if (o.scenario === 'many-queues') {
+    line += `; ${o.queues} queues × ${o.consumersPerQueue} consumers over ${o.consumers} connections, idle ${o.idleSettleMs} ms before the load`;
   }
   return `${line}\n`;
 }
@@ -195,6 +222,8 @@ function runScenario(ctx: ScenarioRunContext): Promise<RunResult> {
       return runFailoverScenario(ctx);
     case 'connections':
       return runConnectionsScenario(ctx);
+    case 'many-queues':
+      return runManyQueuesScenario(ctx);
     case 'fanout':
       return runFlowScenario(ctx, 'topic');
     case 'throughput':

@@ -11,6 +11,8 @@ export interface FlowCounters {
 export interface ProduceOptions {
   driver: BenchDriver;
   destination: BenchDestination;
+  /** Where send `seq` goes (many-queues spreads them); default `destination` for every send. */
+  destinationFor?: (seq: number) => BenchDestination;
   producers: number;
   /** Messages to send in total, claimed by the producers' send loops as they go. */
   count: number;
@@ -66,6 +68,7 @@ export async function produce(o: ProduceOptions): Promise<ProduceResult> {
   const rate = o.ratePerS ?? 0;
   let started = 0;
   const stopped = () => claimed >= o.count || performance.now() >= o.deadline || o.shouldStop?.() === true;
+  const destinationFor = o.destinationFor ?? (() => o.destination);
   try {
     for (let i = 0; i < o.producers; i++) {
       const name = `producer-${i + 1}`;
@@ -89,7 +92,7 @@ export async function produce(o: ProduceOptions): Promise<ProduceResult> {
         const t0 = performance.now();
         const body = encodePayload({ runId: o.runId, seq, sentAtMs: t0 }, o.sizeBytes);
         try {
-          await conn.send(o.destination, body);
+          await conn.send(destinationFor(seq), body);
         } catch (err) {
           failed++;
           errors.push((err as Error).message);
@@ -116,7 +119,15 @@ export async function produce(o: ProduceOptions): Promise<ProduceResult> {
 export interface ConsumeOptions {
   driver: BenchDriver;
   destination: BenchDestination;
+  /** Consumer connections. */
   consumers: number;
+  /**
+   * many-queues: every destination gets `consumersPerDestination` subscriptions, spread over the
+   * `consumers` connections (see subscriptionPlan). Default: `destination`, one subscription per
+   * connection.
+   */
+  destinations?: readonly BenchDestination[];
+  consumersPerDestination?: number;
   prefetch: number;
   runId: string;
   counters: FlowCounters;
@@ -148,7 +159,31 @@ export interface Consumers {
   close(): Promise<void>;
 }
 
-/** C consumer connections subscribed with ack:client-individual; every message is acked on arrival. */
+/**
+ * Which destinations each of `connections` connections subscribes to: subscription k (0-based) of
+ * destination q goes on connection (q × perDestination + k) mod connections, so each destination's
+ * consumers sit on different connections while there are enough, and the connections carry equal
+ * shares. Returns, per connection, the destination indexes in subscription order. Pure.
+ */
+export function subscriptionPlan(
+  destinations: number,
+  perDestination: number,
+  connections: number,
+): number[][] {
+  const plan: number[][] = Array.from({ length: connections }, () => []);
+  for (let q = 0; q < destinations; q++) {
+    for (let k = 0; k < perDestination; k++) plan[(q * perDestination + k) % connections]!.push(q);
+  }
+  return plan;
+}
+
+/** Subscriptions awaiting their confirmation at once on one connection while subscribing. */
+export const SUBSCRIBE_CONCURRENCY = 32;
+
+/**
+ * C consumer connections subscribed with ack:client-individual (one subscription each, or the
+ * subscriptionPlan of `destinations`); every message is acked on arrival.
+ */
 export async function startConsumers(o: ConsumeOptions): Promise<Consumers> {
   const latency = new LatencyRecorder();
   const errors: string[] = [];
@@ -191,21 +226,34 @@ export async function startConsumers(o: ConsumeOptions): Promise<Consumers> {
     await Promise.all(conns.map((c) => c.close()));
   };
 
+  const destinations = o.destinations ?? [o.destination];
+  const plan =
+    o.destinations === undefined
+      ? Array.from({ length: o.consumers }, () => [0])
+      : subscriptionPlan(destinations.length, o.consumersPerDestination ?? 1, o.consumers);
+  const subscribeOptions = {
+    prefetch: o.prefetch,
+    onMessage: (m: { ack(): void; body: Buffer }) => {
+      m.ack();
+      onBody(m.body);
+    },
+  };
   try {
     for (let i = 0; i < o.consumers; i++) {
       const name = `consumer-${i + 1}`;
       const conn = await o.driver.connect(name);
       conns.push(conn);
       conn.onError((err) => errors.push(err.message));
-      subs.push(
-        await conn.subscribe(o.destination, {
-          prefetch: o.prefetch,
-          onMessage: (m) => {
-            m.ack();
-            onBody(m.body);
-          },
-        }),
-      );
+      const mine = plan[i]!;
+      for (let j = 0; j < mine.length; j += SUBSCRIBE_CONCURRENCY) {
+        const batch = mine.slice(j, j + SUBSCRIBE_CONCURRENCY);
+        const settled = await Promise.allSettled(
+          batch.map((q) => conn.subscribe(destinations[q]!, subscribeOptions)),
+        );
+        for (const s of settled) if (s.status === 'fulfilled') subs.push(s.value);
+        const failed = settled.find((s) => s.status === 'rejected');
+        if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+      }
       o.onConnection?.(conn, name);
     }
   } catch (err) {
