@@ -16,7 +16,8 @@
 # Every size runs on a FRESH broker, so RSS against N compares like with like: Keel on a fresh
 # database of $PG (keel-node.js, as compare.sh; dropped after), RabbitMQ started by peers.sh with
 # a state directory of its own (deleted after). Sizes run smallest first, targets alternating.
-# Writes RESULTS_DIR/<case>-<n>-<target>.json, setup.json, command.txt, loadavg.txt, and
+# ROUNDS (1) repeats the whole set; the summary shows the median of a size's runs.
+# Writes RESULTS_DIR/r<round>-<case>-<n>-<target>.json, setup.json, command.txt, loadavg.txt, and
 # summary.md (scale-summary-main.js: the tables with the increments per unit and the verdicts).
 # Stops only what it started, by PID.
 #
@@ -40,6 +41,7 @@ IN_FLIGHT=${IN_FLIGHT:-64}
 CONN_DURATION_MS=${CONN_DURATION_MS:-10000}
 RATE=${RATE:-200}
 BROKER_SETTLE_S=${BROKER_SETTLE_S:-10}
+ROUNDS=${ROUNDS:-1}
 PG=${PG:-postgres://postgres@127.0.0.1:55432}
 KEEL_PORT=${KEEL_PORT:-61910}
 KEEL_STOMP_PORT=${KEEL_STOMP_PORT:-61911}
@@ -115,7 +117,7 @@ stop_broker() {
   case $1 in keel-native) stop_keel ;; rabbitmq-amqp) stop_rabbit ;; esac
 }
 
-echo "TARGETS='$TARGETS' CASES='$CASES' QUEUES='$QUEUES' IDLE='$IDLE' MQ_DURATION_MS=$MQ_DURATION_MS IN_FLIGHT=$IN_FLIGHT CONN_DURATION_MS=$CONN_DURATION_MS RATE=$RATE BROKER_SETTLE_S=$BROKER_SETTLE_S packages/bench/scripts/scale.sh" >"$RESULTS/command.txt"
+echo "ROUNDS=$ROUNDS TARGETS='$TARGETS' CASES='$CASES' QUEUES='$QUEUES' IDLE='$IDLE' MQ_DURATION_MS=$MQ_DURATION_MS IN_FLIGHT=$IN_FLIGHT CONN_DURATION_MS=$CONN_DURATION_MS RATE=$RATE BROKER_SETTLE_S=$BROKER_SETTLE_S packages/bench/scripts/scale.sh" >"$RESULTS/command.txt"
 {
   echo "{"
   echo "  \"Machine\": \"$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r), Node $(node -v), open files limit $(ulimit -n)\","
@@ -128,7 +130,7 @@ echo "TARGETS='$TARGETS' CASES='$CASES' QUEUES='$QUEUES' IDLE='$IDLE' MQ_DURATIO
 (while :; do echo "$(date -u +%H:%M:%S) $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RESULTS/loadavg.txt"; sleep 10; done) &
 loadavg_pid=$!
 
-bench() { # case n target
+bench() { # case n target round
   local args
   case $1 in
     many-queues) args="many-queues --queues $2 --consumers-per-queue 4 --consumers 4 --producers 4 --in-flight $IN_FLIGHT --duration-ms $MQ_DURATION_MS --pg-url $PG/postgres --cost-settle-ms 2000" ;;
@@ -139,17 +141,19 @@ bench() { # case n target
   # A broker's RSS moves for a while after its start (RabbitMQ's boot garbage is collected): the
   # bench's 'before' reading comes after this pause.
   sleep "$BROKER_SETTLE_S"
-  echo "== $(date -u +%H:%M:%S) $1 $2 on $3 (broker pid $BROKER_PID)" >&2
+  echo "== $(date -u +%H:%M:%S) round $4: $1 $2 on $3 (broker pid $BROKER_PID)" >&2
   # shellcheck disable=SC2086
   timeout 900 node --max-old-space-size=4096 packages/bench/dist/main.js $args $BROKER_ARGS --broker-pid "$BROKER_PID" \
-    --quiet --out "$RESULTS/$1-$2-$3.json" || echo "($1 $2 on $3 ended with status $?)" >&2
+    --quiet --out "$RESULTS/r$4-$1-$2-$3.json" || echo "($1 $2 on $3 ended with status $?)" >&2
   stop_broker "$3"
 }
 
-for c in $CASES; do
-  case $c in many-queues) sizes=$QUEUES ;; connections) sizes=$IDLE ;; *) echo "unknown case $c" >&2; exit 2 ;; esac
-  for n in $sizes; do
-    for t in $TARGETS; do bench "$c" "$n" "$t"; done
+for round in $(seq 1 "$ROUNDS"); do
+  for c in $CASES; do
+    case $c in many-queues) sizes=$QUEUES ;; connections) sizes=$IDLE ;; *) echo "unknown case $c" >&2; exit 2 ;; esac
+    for n in $sizes; do
+      for t in $TARGETS; do bench "$c" "$n" "$t" "$round"; done
+    done
   done
 done
 cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/loadavg-end.txt"

@@ -2,7 +2,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchReport } from './bench-result';
-import { connectionsTables, LINEAR_TOLERANCE, manyQueuesTables } from './scale-summary';
+import { connectionsTables, LINEAR_TOLERANCE, manyQueuesTables, RSS_NOISE_KIB } from './scale-summary';
 
 /**
  * `node packages/bench/dist/scale-summary-main.js RESULTS_DIR` (scripts/scale.sh runs it): the
@@ -25,7 +25,9 @@ function main(argv: string[]): number {
   }
   const queues = manyQueuesTables(reports);
   const conns = connectionsTables(reports);
-  const rule = `Verdict: RSS grows no faster than linearly when no later step costs more per unit than ${LINEAR_TOLERANCE}× the first step.`;
+  const rule =
+    `Verdict: RSS grows no faster than linearly when no later step costs more per unit than ${LINEAR_TOLERANCE}× the first step, ` +
+    `or its excess over the first step's rate is below ${RSS_NOISE_KIB / 1024} MiB in all (the readings' noise).`;
   process.stdout.write(
     [queues && `#### Many queues\n\n${queues}`, conns && `#### Idle connections\n\n${conns}`, rule]
       .filter((s) => s)

@@ -28,13 +28,21 @@ describe('linearVerdict', () => {
     perUnit.map((p, i) => ({ from: i, to: i + 1, perUnitKiB: p }));
   it('linear when no later step costs more per unit than 1.5× the first', () => {
     expect(linearVerdict(steps(100, 100))).toBe('linear or better');
-    expect(linearVerdict(steps(100, 149))).toBe('linear or better');
+    expect(linearVerdict(steps(100, 150))).toBe('linear or better');
     expect(linearVerdict(steps(100, 40))).toBe('linear or better');
     expect(linearVerdict(steps(-5, -1))).toBe('linear or better');
   });
-  it('faster than linear when a later step costs more', () => {
-    expect(linearVerdict(steps(100, 151))).toBe('faster than linear');
-    expect(linearVerdict(steps(-5, 10))).toBe('faster than linear');
+  it('faster than linear when a later step costs more, beyond the RSS noise', () => {
+    // Steps of 1 unit: 8 MiB of excess are noise, more are not.
+    const wide = (a: number, b: number) => [
+      { from: 0, to: 100, perUnitKiB: a },
+      { from: 100, to: 1100, perUnitKiB: b },
+    ];
+    expect(linearVerdict(wide(100, 151))).toBe('faster than linear');
+    expect(linearVerdict(wide(-5, 10))).toBe('faster than linear');
+    expect(linearVerdict(wide(-5, 8))).toBe('linear or better'); // 8 MiB over 1,000 units
+    expect(linearVerdict(steps(100, 8000))).toBe('linear or better'); // 7.9 MiB over one unit
+    expect(linearVerdict(steps(100, 8400))).toBe('faster than linear');
   });
   it('not measured without two known steps', () => {
     expect(linearVerdict(steps(100))).toBe('not measured');
