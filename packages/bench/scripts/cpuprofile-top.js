@@ -2,6 +2,9 @@
 // Summarise a V8 .cpuprofile (from `node --cpu-prof`): top functions by self time, and self time
 // grouped by package/area. NOT run by CI.
 //   node packages/bench/scripts/cpuprofile-top.js /tmp/prof/CPU.*.cpuprofile [--top 25] [--json]
+//     [--from-us T0 --to-us T1]
+// --from-us/--to-us: only the samples taken in [T0, T1], monotonic µs (the clock of the profile's
+// startTime, CLOCK_MONOTONIC on Linux: process.hrtime), e.g. network-bench.js's `monoUs` of a run.
 
 const { readFileSync } = require('node:fs');
 
@@ -13,16 +16,30 @@ if (!file) {
 const topIdx = process.argv.indexOf('--top');
 const top = topIdx === -1 ? 25 : Number(process.argv[topIdx + 1]);
 const asJson = process.argv.includes('--json');
+const optNum = (name) => {
+  const i = process.argv.indexOf(name);
+  return i === -1 ? null : Number(process.argv[i + 1]);
+};
+const fromUs = optNum('--from-us');
+const toUs = optNum('--to-us');
 
 const prof = JSON.parse(readFileSync(file, 'utf8'));
 const byId = new Map(prof.nodes.map((n) => [n.id, n]));
 // Self time: each sample is attributed to one node; timeDeltas[i] is the time before sample i.
 const selfUs = new Map();
+let at = prof.startTime;
+let windowUs = 0;
+let windowSamples = 0;
 for (let i = 0; i < prof.samples.length; i++) {
+  at += prof.timeDeltas[i] ?? 0;
+  if ((fromUs !== null && at < fromUs) || (toUs !== null && at > toUs)) continue;
   const id = prof.samples[i];
   selfUs.set(id, (selfUs.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0));
+  windowUs += prof.timeDeltas[i] ?? 0;
+  windowSamples += 1;
 }
-const totalUs = prof.endTime - prof.startTime;
+const windowed = fromUs !== null || toUs !== null;
+const totalUs = windowed ? windowUs : prof.endTime - prof.startTime;
 
 function area(url, name) {
   if (name === '(idle)') return '(idle)';
@@ -72,7 +89,7 @@ const pct = (us) => ((100 * us) / totalUs).toFixed(1);
 const result = {
   file,
   totalMs: Math.round(totalUs / 1000),
-  samples: prof.samples.length,
+  samples: windowed ? windowSamples : prof.samples.length,
   functions: sorted(fn)
     .slice(0, top)
     .map(([name, us]) => ({ name, selfMs: Math.round(us / 1000), selfPct: Number(pct(us)) })),

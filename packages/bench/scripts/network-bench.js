@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // Networks of brokers: throughput, latency and demand arrival with two real Keel broker processes
-// (not run by CI). Needs the dist of @keel/cli and @keel/client (`npx tsc -b tsconfig.json`), psql,
+// (not run by CI). Needs the dist of @keel/cli, @keel/client and @keel/bench (`npx tsc -b tsconfig.json`), psql,
 // and a Postgres where the user may CREATE/DROP DATABASE.
 //
 //   node packages/bench/scripts/network-bench.js [--pg postgres://postgres@127.0.0.1:55432]
 //     [--runs 3] [--count 20000] [--size 1024] [--window 64] [--prefetch 1000]
 //     [--demand-count 1000] [--probe-count 1000] [--base-port 62710] [--json out.json]
+//     [--cases local,forwarded,demand,probe]
 //
 // Setup: broker A (cluster nbA, own database) and broker B (cluster nbB, own database) with one
 // network connector on B: `static:(tcp://127.0.0.1:<A port>)` (defaults: prefetchSize 1000 ...).
@@ -22,6 +23,15 @@
 // /proc/stat) and `readsWritesPerMsg` ([read, write] syscalls per message from /proc/PID/io).
 // The producer keeps `--window` sends in flight (each resolves on the broker's receipt, after the
 // store commit). Every process started here is stopped by PID and both databases are dropped.
+// `postgresOwn`: only the Postgres processes of this benchmark (its databases' backends and the
+// server's background processes). `storePerMsg`: each broker's group commit per message (inserts,
+// rounds, operations; /metrics). `monoUs`: the run's window on the monotonic clock, for
+// `cpuprofile-top.js --from-us --to-us` on profiles taken with
+// KEEL_BENCH_BROKER_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR' (`--cases forwarded` runs one case).
+// KEEL_BENCH_CLI=path/to/cli/dist/main.js runs the brokers of another build (before/after).
+// Issue #25.5's figure, per run and as medians (`forwardCost` in the JSON, src/forward-cost.ts):
+// (broker A + broker B CPU per forwarded message) / (broker A CPU per local message), and the same
+// with Postgres; the target is <= 1.5x.
 
 const path = require('node:path');
 const { spawn, execFileSync } = require('node:child_process');
@@ -29,8 +39,12 @@ const { performance } = require('node:perf_hooks');
 const os = require('node:os');
 const fs = require('node:fs');
 const { connect } = require(path.resolve(__dirname, '../../client/dist'));
+const { forwardCost, formatForwardCost, summarizeForwardCost } = require(
+  path.resolve(__dirname, '../dist/forward-cost'),
+);
 
-const CLI = path.resolve(__dirname, '../../cli/dist/main.js');
+// KEEL_BENCH_CLI: the brokers from another build (e.g. a worktree of the base revision, to compare).
+const CLI = process.env.KEEL_BENCH_CLI ?? path.resolve(__dirname, '../../cli/dist/main.js');
 
 function arg(name, fallback) {
   const i = process.argv.indexOf(`--${name}`);
@@ -48,6 +62,8 @@ const PREFETCH = Number(arg('prefetch', '1000'));
 const DEMAND_COUNT = Number(arg('demand-count', '1000'));
 const BASE_PORT = Number(arg('base-port', '62710'));
 const JSON_OUT = arg('json', null);
+/** Which cases run (default all): e.g. `--cases forwarded` to profile the brokers on one path only. */
+const CASES = new Set(arg('cases', 'local,forwarded,demand,probe').split(','));
 /** Bound on any one phase (a run that stalls fails instead of hanging). */
 const PHASE_TIMEOUT_MS = Number(arg('phase-timeout-ms', '180000'));
 
@@ -118,6 +134,25 @@ function postgresPids() {
   return out;
 }
 
+/**
+ * The Postgres processes working for this benchmark: backends of its databases (brokers' pools and
+ * lock sessions) and the server's background processes (WAL writer, checkpointer, autovacuum …),
+ * not other clients' backends on the same server.
+ */
+function ownPostgresPids(dbs) {
+  const names = dbs.flatMap((d) => [d, `${d}_lock`]).map((d) => `'${d}'`);
+  const out = execFileSync(
+    'psql',
+    [
+      `${PG}/postgres`,
+      '-qAtc',
+      `SELECT pid FROM pg_stat_activity WHERE datname IN (${names.join(',')}) OR backend_type <> 'client backend'`,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  return new Set(String(out).split('\n').filter(Boolean).map(Number));
+}
+
 /** Busy and total CPU time of the machine (µs), from the first line of /proc/stat. */
 function machineCpuUs() {
   const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
@@ -131,12 +166,14 @@ function machineCpuUs() {
  * clusters on this machine) and this load generator: µs since `start()`.
  */
 function cpuMeter(A, B) {
+  const dbs = [A.db, B.db].map((u) => u.slice(u.lastIndexOf('/') + 1));
   const read = () => {
     const self = process.cpuUsage();
     return {
+      own: ownPostgresPids(dbs),
       A: procCpuUs(A.child.pid),
       B: procCpuUs(B.child.pid),
-      postgres: postgresPids().reduce((s, pid) => s + procCpuUs(pid), 0),
+      postgres: new Map(postgresPids().map((pid) => [pid, procCpuUs(pid)])),
       client: self.user + self.system,
       machine: machineCpuUs().busy,
       io: { A: procSyscalls(A.child.pid), B: procSyscalls(B.child.pid), client: procSyscalls('self') },
@@ -146,12 +183,60 @@ function cpuMeter(A, B) {
   return (count) => {
     const t1 = read();
     const cpu = {};
-    for (const k of Object.keys(t1)) if (k !== 'io') cpu[k] = Math.round((t1[k] - t0[k]) / count);
+    const own = new Set([...t0.own, ...t1.own]);
+    let ownUs = 0;
+    for (const [pid, us] of t1.postgres) if (own.has(pid)) ownUs += us - (t0.postgres.get(pid) ?? 0);
+    cpu.postgresOwn = Math.round((10 * ownUs) / count) / 10;
+    for (const k of Object.keys(t1)) {
+      if (k === 'io' || k === 'own') continue;
+      // Postgres: per backend, so one that exits meanwhile (another client's) takes nothing away;
+      // one that started meanwhile counts whole.
+      const used =
+        k === 'postgres'
+          ? [...t1.postgres].reduce((s, [pid, us]) => s + us - (t0.postgres.get(pid) ?? 0), 0)
+          : t1[k] - t0[k];
+      cpu[k] = Math.round((10 * used) / count) / 10;
+    }
     const io = {};
     for (const k of Object.keys(t1.io)) {
       io[k] = t1.io[k].map((v, i) => +((v - t0.io[k][i]) / count).toFixed(2));
     }
     return { cpuUsPerMsg: cpu, readsWritesPerMsg: io };
+  };
+}
+
+/** A Prometheus sample's value from a /metrics text (0 when absent). */
+function metricValue(text, name) {
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+/**
+ * Group commit of broker A and B while the messages flowed, per message: messages inserted (a queue
+ * message consumed before its round starts is never written: concurrent store and dispatch), rounds
+ * (transactions) and store operations, from each broker's /metrics.
+ */
+async function storeMeter(A, B) {
+  const read = async (b) => {
+    const text = await (await fetch(`http://127.0.0.1:${b.adminPort}/metrics`)).text();
+    return {
+      inserts: metricValue(text, 'keel_store_commit_inserts_total'),
+      rounds: metricValue(text, 'keel_store_commit_batch_operations_count'),
+      operations: metricValue(text, 'keel_store_commit_batch_operations_sum'),
+    };
+  };
+  const t0 = { A: await read(A), B: await read(B) };
+  return async (count) => {
+    const out = {};
+    for (const [k, b] of [
+      ['A', A],
+      ['B', B],
+    ]) {
+      const t1 = await read(b);
+      out[k] = {};
+      for (const f of Object.keys(t1)) out[k][f] = +((t1[f] - t0[k][f]) / count).toFixed(3);
+    }
+    return out;
   };
 }
 
@@ -266,7 +351,7 @@ function pct(sorted, p) {
  * Consumer first (on `consNode`), then `count` persistent messages from `prodNode` with `WINDOW`
  * sends in flight. Returns msg/s (first send to last receive), latency percentiles, duplicates.
  */
-async function flow(prodNode, consNode, queue, count, waitDemand, window = WINDOW, cpu = null) {
+async function flow(prodNode, consNode, queue, count, waitDemand, window = WINDOW, cpu = null, store = null) {
   const body = Buffer.alloc(SIZE, 0x61);
   const cc = await client(consNode);
   const cs = await cc.createSession();
@@ -296,7 +381,9 @@ async function flow(prodNode, consNode, queue, count, waitDemand, window = WINDO
   const pc = await client(prodNode);
   const ps = await pc.createSession();
   const producer = ps.createProducer(queue, { persistent: true });
+  const storeUsed = store ? await store() : null;
   const t0 = performance.now();
+  const monoStartUs = Number(process.hrtime.bigint() / 1000n);
   const cpuUsed = cpu?.();
   const inflight = new Set();
   for (let i = 0; i < count; i++) {
@@ -317,17 +404,22 @@ async function flow(prodNode, consNode, queue, count, waitDemand, window = WINDO
   clearTimeout(timer);
   // CPU (µs) and read/write syscalls per message of each process while the messages flowed.
   const perMsg = cpuUsed?.(count);
+  const storePerMsg = storeUsed ? await storeUsed(count) : undefined;
+  // The run's window on the monotonic clock of a --cpu-prof profile (cpuprofile-top.js --from-us).
+  const monoUs = [monoStartUs, Number(process.hrtime.bigint() / 1000n)];
   await cc.close();
   await pc.close();
   const sorted = Array.from(lat).sort((a, b) => a - b);
   return {
     count,
     ...perMsg,
+    ...(storePerMsg ? { storePerMsg } : {}),
     msgPerSec: count / ((lastAt - t0) / 1000),
     sendPerSec: count / ((sentAt - t0) / 1000),
     p50Ms: pct(sorted, 50),
     p99Ms: pct(sorted, 99),
     duplicates: dup,
+    monoUs,
   };
 }
 
@@ -440,20 +532,32 @@ async function main() {
 
   const results = { local: [], forwarded: [], demand: [], probeLocal: [], probeForwarded: [] };
   for (let r = 1; r <= RUNS; r++) {
-    const lq = `queue://nb.local.${tag}.${r}`;
     const meter = () => cpuMeter(A, B);
-    const l = await flow(A, A, lq, COUNT, undefined, WINDOW, meter);
-    results.local.push(l);
-    log(`run ${r} local: ${JSON.stringify(l)}`);
-    const fq = `queue://nb.fwd.${tag}.${r}`;
-    const f = await flow(B, A, fq, COUNT, forwardDemand(fq), WINDOW, meter);
-    results.forwarded.push(f);
-    log(`run ${r} forwarded: ${JSON.stringify(f)}`);
-    const dq = `queue://nb.demand.${tag}.${r}`;
-    const d = await demandCase(A, B, dq, DEMAND_COUNT);
-    results.demand.push(d);
-    log(`run ${r} demand: ${JSON.stringify(d)}`);
-    if (PROBE_COUNT > 0) {
+    const storeMeterAB = () => storeMeter(A, B);
+    let l;
+    if (CASES.has('local')) {
+      const lq = `queue://nb.local.${tag}.${r}`;
+      l = await flow(A, A, lq, COUNT, undefined, WINDOW, meter, storeMeterAB);
+      results.local.push(l);
+      log(`run ${r} local: ${JSON.stringify(l)}`);
+    }
+    if (CASES.has('forwarded')) {
+      const fq = `queue://nb.fwd.${tag}.${r}`;
+      const f = await flow(B, A, fq, COUNT, forwardDemand(fq), WINDOW, meter, storeMeterAB);
+      results.forwarded.push(f);
+      log(`run ${r} forwarded: ${JSON.stringify(f)}`);
+      if (l)
+        log(
+          `run ${r} cost per forwarded message: ${formatForwardCost(forwardCost(l.cpuUsPerMsg, f.cpuUsPerMsg))}`,
+        );
+    }
+    if (CASES.has('demand')) {
+      const dq = `queue://nb.demand.${tag}.${r}`;
+      const d = await demandCase(A, B, dq, DEMAND_COUNT);
+      results.demand.push(d);
+      log(`run ${r} demand: ${JSON.stringify(d)}`);
+    }
+    if (PROBE_COUNT > 0 && CASES.has('probe')) {
       const pl = await flow(A, A, `queue://nb.probe.local.${tag}.${r}`, PROBE_COUNT, undefined, 1);
       results.probeLocal.push(pl);
       log(`run ${r} probe local (window 1): ${JSON.stringify(pl)}`);
@@ -465,6 +569,15 @@ async function main() {
   }
 
   const m = (k, f) => median(results[k].map((x) => x[f]));
+  const cost =
+    results.local.length > 0 && results.local.length === results.forwarded.length
+      ? summarizeForwardCost(
+          results.local.map((x) => x.cpuUsPerMsg),
+          results.forwarded.map((x) => x.cpuUsPerMsg),
+        )
+      : null;
+  if (cost)
+    log(`cost per forwarded message, median of ${RUNS}: ${formatForwardCost(cost.median, cost.target)}`);
   const summary = {
     date: new Date().toISOString(),
     machine: {
@@ -482,6 +595,7 @@ async function main() {
       demandCount: DEMAND_COUNT,
       probeCount: PROBE_COUNT,
       runs: RUNS,
+      cases: [...CASES],
     },
     commands: { A: A.command, B: B.command },
     medians: {
@@ -501,6 +615,7 @@ async function main() {
           }
         : {}),
     },
+    forwardCost: cost,
     runs: results,
     bridgeAfter: await bridgeOf(B),
   };
