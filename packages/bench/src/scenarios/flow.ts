@@ -1,4 +1,10 @@
-import type { BenchConnection, BenchDestination, BenchDriver, BenchSubscription } from '../bench-driver';
+import type {
+  BenchConnection,
+  BenchDestination,
+  BenchDriver,
+  BenchSubscribeOptions,
+  BenchSubscription,
+} from '../bench-driver';
 import { decodePayload, encodePayload } from '../payload';
 import { LatencyRecorder } from '../stats';
 
@@ -231,9 +237,9 @@ export async function startConsumers(o: ConsumeOptions): Promise<Consumers> {
     o.destinations === undefined
       ? Array.from({ length: o.consumers }, () => [0])
       : subscriptionPlan(destinations.length, o.consumersPerDestination ?? 1, o.consumers);
-  const subscribeOptions = {
+  const subscribeOptions: BenchSubscribeOptions = {
     prefetch: o.prefetch,
-    onMessage: (m: { ack(): void; body: Buffer }) => {
+    onMessage: (m) => {
       m.ack();
       onBody(m.body);
     },
