@@ -37,9 +37,13 @@ describe('web console in a browser on a master and a slave', () => {
       ].join('\n'),
     );
     const args = ['--config', config];
-    master = await startNode({ db: db.url, cluster: 'con', name: 'con-a', args });
+    // A lease longer than the drills' 1.5 s: chromium and the nodes share a machine that may be busy
+    // (beside stress-ng a master missed its 1.5-s lease and stepped down mid-test). The takeover
+    // test kills the master, which frees the row lock at once whatever the lease.
+    const env = { KEEL_LOCK_LEASE_MS: '10000', KEEL_LOCK_KEEP_ALIVE_MS: '1000' };
+    master = await startNode({ db: db.url, cluster: 'con', name: 'con-a', args, env });
     await master.waitForRole('master', 30_000);
-    slave = await startNode({ db: db.url, cluster: 'con', name: 'con-b', args });
+    slave = await startNode({ db: db.url, cluster: 'con', name: 'con-b', args, env });
     await slave.waitForRole('slave', 30_000);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
   });

@@ -70,11 +70,11 @@ describe.each([
     expect(await store.getMessage(poison.id)).toBeNull();
     expect(await store.producerSequence('poison')).toBe(-1);
     expect(await store.producerSequence('p3')).toBe(1);
-    // Not a store outage: no store:error, and the next write commits at once (no back-off).
+    // Not a store outage: no store:error (the back-off after a failed round goes with one), and
+    // the next write commits in a round of its own.
     expect(errors).toEqual([]);
-    const before = performance.now();
     await writer.write((b) => b.inserts.push(makeMessage(destId)));
-    expect(performance.now() - before).toBeLessThan(40);
+    expect(errors).toEqual([]);
     expect(rounds.reduce((n, r) => n + r.inserts, 0)).toBe(good.length + 1);
   });
 });
