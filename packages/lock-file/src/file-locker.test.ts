@@ -174,7 +174,8 @@ describe('FileLocker', () => {
     const killedAt = Date.now();
     holder.kill('SIGKILL');
     await got;
-    expect(Date.now() - killedAt).toBeLessThan(1_000);
+    // At once: well inside 3 s even on a busy machine (not after a lease or a stale-lock timeout).
+    expect(Date.now() - killedAt).toBeLessThan(3_000);
     expect(await readLockRecord(dir)).toMatchObject({ name: 'n1', pid: process.pid, epoch: 8 });
   });
 

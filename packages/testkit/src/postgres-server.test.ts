@@ -41,7 +41,7 @@ describe('startPostgresServer', () => {
     const started = Date.now();
     const answer = await dockerAnswers(300);
     expect(typeof answer).toBe('boolean');
-    expect(Date.now() - started).toBeLessThan(2000);
+    expect(Date.now() - started).toBeLessThan(5000); // a 300-ms probe, on a possibly busy machine
   });
 
   test('finds the PostgreSQL binaries of this machine (CI installs them)', () => {
