@@ -1,9 +1,7 @@
+import { BoundedSet } from '@keel/protocol';
 import type { Store } from './store/store';
 
-/**
- * How many accepted network forwards a broker remembers in memory (besides the store): the last
- * RECENT_FORWARDS / 2 at least, RECENT_FORWARDS at most (RecentForwards).
- */
+/** How many accepted network forwards a broker remembers in memory (besides the store). */
 export const RECENT_FORWARDS = 100_000;
 
 /**
@@ -23,7 +21,7 @@ export const RECENT_FORWARDS = 100_000;
 export class ForwardedMessages {
   /** Accepted attempts whose send has not settled (stored, consumed or failed). */
   private readonly inProgress = new Map<string, Promise<unknown>>();
-  private readonly recent = new RecentForwards(RECENT_FORWARDS / 2);
+  private readonly recent = new BoundedSet<string>(RECENT_FORWARDS);
 
   constructor(private readonly store: Store) {}
 
@@ -52,46 +50,14 @@ export class ForwardedMessages {
   /** An attempt was accepted; `done` settles with its send (the message stored or consumed). */
   accepted(producerId: string, done: Promise<unknown>): void {
     this.inProgress.set(producerId, done);
+    const settle = (ok: boolean): void => {
+      if (this.inProgress.get(producerId) === done) this.inProgress.delete(producerId);
+      if (ok) this.recent.add(producerId);
+    };
     done.then(
-      () => {
-        if (this.inProgress.get(producerId) === done) this.inProgress.delete(producerId);
-        this.recent.add(producerId);
-      },
-      () => {
-        if (this.inProgress.get(producerId) === done) this.inProgress.delete(producerId);
-      },
+      () => settle(true),
+      () => settle(false),
     );
-  }
-}
-
-/**
- * The forwards accepted lately, in two generations of `generation` keys: adds go to the young one;
- * when it is full it becomes the old one and the old one is dropped whole. So it remembers the last
- * `generation` keys at least and 2 × `generation` at most. Every forwarded message is added once
- * (a lookup happens only for a possible resend): unlike an insertion-ordered set trimmed to a fixed
- * size (BoundedSet, which deleted a tenth of 100,000 keys in every 10,000 adds and rehashed the
- * table), a new Set only grows (issue #25.5: the trim showed in the receiving broker's profile).
- */
-export class RecentForwards {
-  private young = new Set<string>();
-  private old = new Set<string>();
-
-  constructor(private readonly generation: number) {}
-
-  has(key: string): boolean {
-    return this.young.has(key) || this.old.has(key);
-  }
-
-  add(key: string): void {
-    if (this.generation <= 0) return;
-    this.young.add(key);
-    if (this.young.size < this.generation) return;
-    this.old = this.young;
-    this.young = new Set();
-  }
-
-  get size(): number {
-    return this.young.size + this.old.size;
   }
 }
 
