@@ -32,7 +32,10 @@ afterAll(async () => {
 });
 
 test('SIGKILL of the master: 10,000 messages, each delivered exactly once, the client sees a pause', async () => {
-  const nodes = await startCluster(db.url, CLUSTER, 3);
+  // The recovery hold covers the consumers' reconnect and ack replay. The default 1 s did not always
+  // cover it beside stress-ng (16 duplicates in 1 of 4 runs: two consumers replayed after the hold);
+  // operations.md says to raise lock.recoveryHoldMs on hosts that may be that busy.
+  const nodes = await startCluster(db.url, CLUSTER, 3, { env: { KEEL_RECOVERY_HOLD_MS: '3000' } });
   const master = nodes[0]!;
   const url = failoverUrl(nodes.map((n) => n.port));
   const ledger = new Ledger();
