@@ -32,7 +32,9 @@ import {
 } from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { COPY_MESSAGES_SQL, decodeMessagesCopy, encodeMessagesCopy } from './copy-binary';
+import { forwardRanges } from './forward-ranges';
 import { type HostSelectionStatus, HostSelector } from './host-selection';
+import { corked } from './pg-corked';
 import { sqlState, toStoreError } from './pg-errors';
 import { pgIntArray } from './pg-int-array';
 import { pageArgs, SCHEDULE_SQL, type ScheduleRow, scheduleStatements, toSchedule } from './pg-schedules';
@@ -183,11 +185,11 @@ const SQL = {
     SELECT $1, u.producer_id, u.last_seq FROM unnest($2::text[], $3::bigint[]) AS u(producer_id, last_seq)
     ON CONFLICT (cluster, producer_id)
     DO UPDATE SET last_seq = GREATEST(keel_producers.last_seq, EXCLUDED.last_seq), updated_at = now()`,
-  // One row per forwarding broker per round: its message ids as one multirange (range_agg joins
-  // consecutive ids into one range).
+  // One row per forwarding broker per round: its message ids as one multirange, from the closed
+  // ranges the round's ids make (forward-ranges.ts; range_agg joins them).
   insertForwards: `INSERT INTO keel_forwarded (cluster, origin, ids)
-    SELECT $1, u.origin, range_agg(int8range(u.id, u.id, '[]'))
-    FROM unnest($2::text[], $3::bigint[]) AS u(origin, id) GROUP BY u.origin`,
+    SELECT $1, u.origin, range_agg(int8range(u.lo, u.hi, '[]'))
+    FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS u(origin, lo, hi) GROUP BY u.origin`,
   forwardedSeen: `SELECT EXISTS (SELECT 1 FROM keel_forwarded WHERE ids @> $3::bigint AND cluster = $1 AND origin = $2)
     AS seen`,
   insertTxOutcomes: `INSERT INTO keel_tx_outcomes (cluster, tx_id) SELECT $1, unnest($2::text[])
@@ -919,7 +921,9 @@ export class PgStore implements Store {
   ): Promise<PromiseSettledResult<QueryResult>[]> {
     const { client, guard } = await this.checkOut(this.pool, context);
     const settled = await Promise.allSettled(
-      statements.map((st) => (typeof st === 'string' ? client.query(st) : client.query(st))),
+      corked(client, () =>
+        statements.map((st) => (typeof st === 'string' ? client.query(st) : client.query(st))),
+      ),
     );
     if (firstRejection(settled) === undefined) {
       client.release(guard.done());
@@ -1002,10 +1006,11 @@ export class PgStore implements Store {
       });
     }
     if (b.forwards.length > 0) {
+      const r = forwardRanges(b.forwards);
       out.push({
-        name: 'keel_insert_forwards',
+        name: 'keel_insert_forwards_ranges',
         text: SQL.insertForwards,
-        values: [this.cluster, b.forwards.map((f) => f.origin), b.forwards.map((f) => f.id)],
+        values: [this.cluster, r.origins, pgIntArray(r.lo), pgIntArray(r.hi)],
       });
     }
     if (b.txOutcomes.length > 0) {
