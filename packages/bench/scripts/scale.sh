@@ -24,7 +24,7 @@
 # Environment: TARGETS ("keel-native rabbitmq-amqp"), CASES ("many-queues connections"),
 # QUEUES ("100 300 1000"), IDLE ("1000 3000 10000"), MQ_DURATION_MS (20000), IN_FLIGHT (64),
 # CONN_DURATION_MS (10000), RATE (200), BROKER_SETTLE_S (10: idle after a broker's start), PG (postgres://postgres@127.0.0.1:55432), SKIP_BUILD,
-# KEEL_PORT (61910), KEEL_STOMP_PORT (61911), KEEL_ADMIN_PORT (8911), RABBIT_AMQP_PORT (5673).
+# KEEL_MAXIMUM_CONNECTIONS (20000), KEEL_PORT (61910), KEEL_STOMP_PORT (61911), KEEL_ADMIN_PORT (8911), RABBIT_AMQP_PORT (5673).
 # Raise the open-files limit first where you can (`ulimit -n 65536`): 10,000 idle connections need
 # that many descriptors in the bench and in the broker.
 set -euo pipefail
@@ -41,6 +41,7 @@ IN_FLIGHT=${IN_FLIGHT:-64}
 CONN_DURATION_MS=${CONN_DURATION_MS:-10000}
 RATE=${RATE:-200}
 BROKER_SETTLE_S=${BROKER_SETTLE_S:-10}
+KEEL_MAXIMUM_CONNECTIONS=${KEEL_MAXIMUM_CONNECTIONS:-20000}
 ROUNDS=${ROUNDS:-1}
 PG=${PG:-postgres://postgres@127.0.0.1:55432}
 KEEL_PORT=${KEEL_PORT:-61910}
@@ -96,7 +97,9 @@ start_broker() {
     keel-native)
       keel_db=keel_scale_$(date +%s)_$$
       psql "$PG/postgres" -qc "CREATE DATABASE $keel_db"
-      node "$HERE/keel-node.js" --db "$PG/$keel_db" --port "$KEEL_PORT" --stomp-port "$KEEL_STOMP_PORT" \
+      # Keel refuses client connections beyond maximumConnections (default 10,000 per node,
+      # limits-config.ts); RabbitMQ has no such limit by default: lift it above the test for both.
+      KEEL_MAXIMUM_CONNECTIONS=$KEEL_MAXIMUM_CONNECTIONS node "$HERE/keel-node.js" --db "$PG/$keel_db" --port "$KEEL_PORT" --stomp-port "$KEEL_STOMP_PORT" \
         --admin-port "$KEEL_ADMIN_PORT" >"$RESULTS/keel-node-$2.log" 2>&1 &
       keel_pid=$!
       for _ in $(seq 1 300); do grep -q '^ready' "$RESULTS/keel-node-$2.log" && break; sleep 0.1; done
@@ -117,7 +120,7 @@ stop_broker() {
   case $1 in keel-native) stop_keel ;; rabbitmq-amqp) stop_rabbit ;; esac
 }
 
-echo "ROUNDS=$ROUNDS TARGETS='$TARGETS' CASES='$CASES' QUEUES='$QUEUES' IDLE='$IDLE' MQ_DURATION_MS=$MQ_DURATION_MS IN_FLIGHT=$IN_FLIGHT CONN_DURATION_MS=$CONN_DURATION_MS RATE=$RATE BROKER_SETTLE_S=$BROKER_SETTLE_S packages/bench/scripts/scale.sh" >"$RESULTS/command.txt"
+echo "ROUNDS=$ROUNDS TARGETS='$TARGETS' CASES='$CASES' QUEUES='$QUEUES' IDLE='$IDLE' MQ_DURATION_MS=$MQ_DURATION_MS IN_FLIGHT=$IN_FLIGHT CONN_DURATION_MS=$CONN_DURATION_MS RATE=$RATE BROKER_SETTLE_S=$BROKER_SETTLE_S KEEL_MAXIMUM_CONNECTIONS=$KEEL_MAXIMUM_CONNECTIONS packages/bench/scripts/scale.sh" >"$RESULTS/command.txt"
 {
   echo "{"
   echo "  \"Machine\": \"$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r), Node $(node -v), open files limit $(ulimit -n)\","
