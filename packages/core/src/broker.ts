@@ -32,7 +32,7 @@ import { MessageQueue, type QueueBacking, type QueueHost } from './message-queue
 import { validateMessageFields } from './message-validation';
 import { type Clock, type Logger, silentLogger, systemClock } from './ports';
 import { QueueBrowser } from './queue-browser';
-import { deliveryCountToInsert, entrySize, type QueueEntry } from './queue-entry';
+import { deliveryCountToInsert, entrySize, PendingInsert, type QueueEntry } from './queue-entry';
 import { type RedeliveryPolicy, redeliveryPolicy } from './redelivery-policy';
 import { ResendClaims } from './resend-claims';
 import { DestinationRouter, type RoutingOptions } from './routing/destination-router';
@@ -215,6 +215,13 @@ export interface SendResult {
   messageId: string;
   duplicate: boolean;
 }
+
+export interface SendOptions {
+  /** Whether this send may have reached a broker before (see Broker.send). */
+  resent?: boolean;
+}
+
+const NO_SEND_OPTIONS: SendOptions = Object.freeze({});
 
 export interface BrokerEvents {
   'connection:open': [ConnectionState];
@@ -640,7 +647,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
    * resolves without storing it again. Producer flow control first (issue #23.3): while memoryUsage
    * or storeUsage is at its limit the send waits, or fails with RESOURCE_LIMIT (sendFailIfNoSpace).
    */
-  async send(
+  send(
     conn: ConnectionState,
     message: Message,
     txId?: string,
@@ -649,11 +656,32 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
      * client's resend, a network bridge forwarding a redelivered message). false — a declared first
      * attempt — lets a new producer's first send skip the store lookup of its sequence.
      */
-    options: { resent?: boolean } = {},
+    options: SendOptions = NO_SEND_OPTIONS,
   ): Promise<SendResult> {
     const bytes = Buffer.isBuffer(message?.body) ? messageBytes(message.body) : 0;
-    const wait = this.usage.acquire(bytes, message?.persistent === true);
-    if (wait !== null) await wait;
+    let wait: Promise<void> | null;
+    try {
+      wait = this.usage.acquire(bytes, message?.persistent === true);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (wait !== null) return this.sendWhenAdmitted(wait, bytes, conn, message, txId, options);
+    // The common case, without an async frame of its own: this is every message's path.
+    const sent = this.sendAdmitted(conn, message, txId, options);
+    const release = (): void => this.usage.release(bytes);
+    sent.then(release, release);
+    return sent;
+  }
+
+  private async sendWhenAdmitted(
+    wait: Promise<void>,
+    bytes: number,
+    conn: ConnectionState,
+    message: Message,
+    txId: string | undefined,
+    options: SendOptions,
+  ): Promise<SendResult> {
+    await wait;
     try {
       return await this.sendAdmitted(conn, message, txId, options);
     } finally {
@@ -665,7 +693,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
     conn: ConnectionState,
     message: Message,
     txId: string | undefined,
-    options: { resent?: boolean },
+    options: SendOptions,
   ): Promise<SendResult> {
     this.assertRunning();
     if (this.suspended) await this.whileSuspended();
@@ -940,13 +968,17 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
     for (const rec of this.queues.values()) if (rec.type === 'queue') yield rec.name;
   }
 
-  private async enqueueTo(rec: QueueRecord, id: number, message: Message, held = false): Promise<void> {
+  private enqueueTo(rec: QueueRecord, id: number, message: Message, held = false): Promise<void> {
     const entry = this.newEntry(id, message, rec.destId !== null && message.persistent);
+    if (entry.stored && !held && this.concurrentStoreAndDispatchQueues && rec.queue.acceptsBeforeStored())
+      return this.storeAndDispatch(rec.queue, entry, rec.destId!);
+    return this.storeThenEnqueue(rec, entry, held);
+  }
+
+  private async storeThenEnqueue(rec: QueueRecord, entry: QueueEntry, held: boolean): Promise<void> {
     if (entry.stored) {
+      const { id, message } = entry;
       const destId = rec.destId!;
-      if (!held && this.concurrentStoreAndDispatchQueues && rec.queue.acceptsBeforeStored()) {
-        return this.storeAndDispatch(rec.queue, entry, destId);
-      }
       // Sends after this one wait for its commit too (MessageQueue.arriving): order is kept.
       const arrived = rec.queue.arriving();
       try {
@@ -1001,23 +1033,24 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
       (b) => this.noteProducer(b, message),
       hold,
     );
-    let consumed!: () => void;
-    const whenConsumed = new Promise<void>((resolve) => {
-      consumed = resolve;
+    // Resolves at the insert's commit or the consumer's acknowledgement, whichever comes first.
+    let resolve!: () => void;
+    let reject!: (err: unknown) => void;
+    const safe = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
     });
-    entry.storing = { committed: write.committed, cancel: write.cancel, consumed };
-    const stored = write.committed.then(
+    entry.storing = new PendingInsert(write, resolve);
+    write.committed.then(
       () => {
         if (entry.storing) entry.storing = null;
+        resolve();
       },
-      (err) => {
-        // Never "failed" for a message a consumer may have (issue #17.3): in doubt instead.
-        if (queue.storeFailed(entry)) throw err;
-        throw this.inDoubt.add(entry, err);
-      },
+      // Never "failed" for a message a consumer may have (issue #17.3): in doubt instead.
+      (err) => reject(queue.storeFailed(entry) ? err : this.inDoubt.add(entry, err)),
     );
     queue.enqueue(entry);
-    return Promise.race([stored, whenConsumed]);
+    return safe;
   }
 
   private async publish(

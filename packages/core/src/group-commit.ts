@@ -41,6 +41,14 @@ export interface CancellableWrite {
   readonly committed: Promise<void>;
   /** Withdraw the operation if its round has not started: true when it will never be written. */
   cancel(): boolean;
+  /** Whether the round that holds it has started (its mutation was applied then, if not cancelled). */
+  started(): boolean;
+}
+
+/** A fire-and-forget write that its owner may withdraw until its round starts (see writeWithdrawable). */
+export interface WithdrawableWrite {
+  /** The owner no longer wants it: true when it will never be written. */
+  withdraw(): boolean;
 }
 
 /** The batch's arrays, in StoreBatch order: an operation's share of a round is a slice of each. */
@@ -57,44 +65,65 @@ const BATCH_KEYS = [
   'txOutcomes',
   'schedules',
 ] as const;
+const KEYS = BATCH_KEYS.length;
 
-interface Waiter {
-  resolve: () => void;
-  reject: (err: Error) => void;
+/** Which round is open for new operations: a cancellable operation compares its own round with it. */
+interface RoundClock {
+  open: number;
 }
 
 /**
  * One caller's operations in a round (a write, a cancellable write, a fire-and-forget write) and
  * who learns how they ended. Kept apart so that a round refused for one row's data can be committed
- * again without that operation, each waiter still tied to its own rows.
+ * again without that operation, each waiter still tied to its own rows. One object per operation
+ * (it is the handle writeCancellable and writeWithdrawable return): this is the broker's hot path.
  */
-interface Op {
-  waiter: Waiter | null;
-  /** Fire-and-forget: retried in the next round if this one fails for a passing reason. */
-  retry: { mutate: (b: StoreBatch) => void; done: () => void } | null;
-  settled: boolean;
-}
+class Op implements CancellableWrite, WithdrawableWrite {
+  resolve: (() => void) | null = null;
+  reject: ((err: Error) => void) | null = null;
+  /** Fire-and-forget (writeLater): its mutation, retried in the next round if this one fails for a passing reason. */
+  retry: ((b: StoreBatch) => void) | null = null;
+  /** Cancellable: its mutation, applied when the round starts unless cancelled. */
+  deferred: ((b: StoreBatch) => void) | null = null;
+  cancelled = false;
+  /** A withdrawable write (fire-and-forget): carried over a failed round unless withdrawn. */
+  withdrawable = false;
+  withdrawn = false;
+  settled = false;
+  committed!: Promise<void>;
 
-/** Where an operation's mutation starts in the round's batch (it ends where the next one starts). */
-interface Part {
-  op: Op;
-  from: number[];
-}
+  constructor(
+    private readonly clock: RoundClock,
+    private readonly round: number,
+    /** Its place in the round's operations. */
+    readonly index: number,
+  ) {}
 
-interface Deferred {
-  mutate: (b: StoreBatch) => void;
-  cancelled: boolean;
-  op: Op;
+  started(): boolean {
+    return this.clock.open !== this.round;
+  }
+
+  cancel(): boolean {
+    if (this.started()) return this.cancelled;
+    this.cancelled = true;
+    return true;
+  }
+
+  withdraw(): boolean {
+    this.withdrawn = true;
+    return this.cancel();
+  }
 }
 
 interface Round {
+  no: number;
   batch: StoreBatch;
   /** Cancellable operations, applied to the batch when the round starts unless cancelled. */
-  deferred: Deferred[];
+  deferred: Op[];
   /** Every operation, in arrival order. */
   ops: Op[];
   /** The batch's slices, in the order they were written. */
-  parts: Part[];
+  parts: PartLog;
   /**
    * When the round should start (performance.now()): the earliest due time of its held operations,
    * 0 once an operation joined that is not held, Infinity while it holds none.
@@ -102,34 +131,63 @@ interface Round {
   dueAt: number;
 }
 
-function newRound(): Round {
-  return { batch: emptyBatch(), deferred: [], ops: [], parts: [], dueAt: Number.POSITIVE_INFINITY };
+/**
+ * Where each slice of a round's batch starts, and whose it is: per slice the operation's index in
+ * the round and the KEYS array lengths before it, in one typed array that the writer reuses round
+ * after round (this bookkeeping runs for every operation; it is read only when a round is refused
+ * for a row's data).
+ */
+class PartLog {
+  private rows = new Uint32Array(64 * (KEYS + 1));
+  count = 0;
+
+  add(opIndex: number, b: StoreBatch): void {
+    const at = this.count * (KEYS + 1);
+    if (at + KEYS + 1 > this.rows.length) {
+      const grown = new Uint32Array(this.rows.length * 2);
+      grown.set(this.rows);
+      this.rows = grown;
+    }
+    const rows = this.rows;
+    rows[at] = opIndex;
+    for (let k = 0; k < KEYS; k++) rows[at + 1 + k] = b[BATCH_KEYS[k]!].length;
+    this.count += 1;
+  }
+
+  opIndex(part: number): number {
+    return this.rows[part * (KEYS + 1)]!;
+  }
+
+  /** The length of key `k`'s array before slice `part` was written. */
+  from(part: number, k: number): number {
+    return this.rows[part * (KEYS + 1) + 1 + k]!;
+  }
 }
 
-function lengths(b: StoreBatch): number[] {
-  return BATCH_KEYS.map((k) => b[k].length);
+function newRound(no: number, parts: PartLog): Round {
+  parts.count = 0;
+  return { no, batch: emptyBatch(), deferred: [], ops: [], parts, dueAt: Number.POSITIVE_INFINITY };
 }
 
 /** Apply `mutate` to the round's batch on behalf of `op`, remembering which rows it wrote. */
 function applyTo(round: Round, op: Op, mutate: (b: StoreBatch) => void): void {
-  round.parts.push({ op, from: lengths(round.batch) });
+  round.parts.add(op.index, round.batch);
   mutate(round.batch);
 }
 
 /** The rows the operations in `ops` wrote to the round's batch, in their order. */
 function batchOf(round: Round, ops: ReadonlySet<Op>): StoreBatch {
   const out = emptyBatch();
-  const parts = round.parts;
-  const end = lengths(round.batch);
-  for (let i = 0; i < parts.length; i++) {
-    if (!ops.has(parts[i]!.op)) continue;
-    const from = parts[i]!.from;
-    const to = i + 1 < parts.length ? parts[i + 1]!.from : end;
-    for (let k = 0; k < BATCH_KEYS.length; k++) {
+  const { parts, batch } = round;
+  for (let i = 0; i < parts.count; i++) {
+    if (!ops.has(round.ops[parts.opIndex(i)]!)) continue;
+    const last = i + 1 === parts.count;
+    for (let k = 0; k < KEYS; k++) {
       const key = BATCH_KEYS[k]!;
-      const src = round.batch[key] as unknown[];
+      const src = batch[key] as unknown[];
       const dst = out[key] as unknown[];
-      for (let j = from[k]!; j < to[k]!; j++) dst.push(src[j]);
+      const to = last ? src.length : parts.from(i + 1, k);
+      for (let j = parts.from(i, k); j < to; j++) dst.push(src[j]);
     }
   }
   return out;
@@ -171,7 +229,10 @@ export class GroupCommitWriter {
   private holdTimerDue = 0;
   private readonly log: Logger;
   private readonly opts: GroupCommitOptions;
-  private next: Round = newRound();
+  private readonly clock: RoundClock = { open: 0 };
+  private next: Round = newRound(0, new PartLog());
+  /** The part log of the last round that finished, for the next round to reuse. */
+  private spareParts: PartLog | null = null;
   private inFlight = false;
   private scheduled = false;
   private fenced: FencedError | null = null;
@@ -197,13 +258,13 @@ export class GroupCommitWriter {
     const refused = this.refusal();
     if (refused) return Promise.reject(refused);
     const round = this.next;
-    const op: Op = { waiter: null, retry: null, settled: false };
-    round.ops.push(op);
+    const op = this.join(round);
     applyTo(round, op, mutate);
     // Someone waits for this one: the round starts at once, whatever it holds.
     round.dueAt = 0;
     return new Promise<void>((resolve, reject) => {
-      op.waiter = { resolve, reject };
+      op.resolve = resolve;
+      op.reject = reject;
       this.schedule();
     });
   }
@@ -221,26 +282,35 @@ export class GroupCommitWriter {
     holdMs: number = this.holdMs,
   ): CancellableWrite {
     const refused = this.refusal();
-    if (refused) return { committed: Promise.reject(refused), cancel: () => false };
+    if (refused) {
+      // Never in an open round: started, and cannot be cancelled.
+      const op = new Op(this.clock, -1, -1);
+      op.committed = Promise.reject(refused);
+      return op;
+    }
     const round = this.next;
-    const op: Op = { waiter: null, retry: null, settled: false };
-    round.ops.push(op);
+    const op = this.defer(round, mutate, holdMs);
     if (always) applyTo(round, op, always);
-    const deferred: Deferred = { mutate, cancelled: false, op };
-    round.dueAt = Math.min(round.dueAt, holdMs > 0 ? performance.now() + holdMs : 0);
-    round.deferred.push(deferred);
-    const committed = new Promise<void>((resolve, reject) => {
-      op.waiter = { resolve, reject };
+    op.committed = new Promise<void>((resolve, reject) => {
+      op.resolve = resolve;
+      op.reject = reject;
       this.schedule();
     });
-    return {
-      committed,
-      cancel: () => {
-        if (this.next !== round) return deferred.cancelled;
-        deferred.cancelled = true;
-        return true;
-      },
-    };
+    return op;
+  }
+
+  /**
+   * A fire-and-forget operation its owner may withdraw until its round starts (a delivery count
+   * that the consumer's acknowledgement makes moot). Held like writeCancellable's; if its round
+   * fails for a passing reason it is carried into the next one as writeLater's are, unless
+   * withdrawn meanwhile. A fenced or closed writer drops it.
+   */
+  writeWithdrawable(mutate: (b: StoreBatch) => void, holdMs: number = this.holdMs): WithdrawableWrite {
+    if (this.refusal()) return new Op(this.clock, -1, -1);
+    const op = this.defer(this.next, mutate, holdMs);
+    op.withdrawable = true;
+    this.schedule();
+    return op;
   }
 
   /**
@@ -251,16 +321,40 @@ export class GroupCommitWriter {
   writeLater(mutate: (b: StoreBatch) => void): Promise<void> {
     if (this.refusal()) return new Promise(() => {});
     return new Promise<void>((resolve) => {
-      this.addRetry({ mutate, done: resolve });
+      this.addRetry(mutate, resolve);
       this.schedule();
     });
   }
 
-  private addRetry(retry: NonNullable<Op['retry']>): void {
-    const round = this.next;
-    const op: Op = { waiter: null, retry, settled: false };
+  private join(round: Round): Op {
+    const op = new Op(this.clock, round.no, round.ops.length);
     round.ops.push(op);
-    applyTo(round, op, retry.mutate);
+    return op;
+  }
+
+  private defer(round: Round, mutate: (b: StoreBatch) => void, holdMs: number): Op {
+    const op = this.join(round);
+    op.deferred = mutate;
+    round.deferred.push(op);
+    round.dueAt = Math.min(round.dueAt, holdMs > 0 ? performance.now() + holdMs : 0);
+    return op;
+  }
+
+  private addRetry(mutate: (b: StoreBatch) => void, done: (() => void) | null): void {
+    const round = this.next;
+    const op = this.join(round);
+    op.retry = mutate;
+    op.resolve = done;
+    applyTo(round, op, mutate);
+  }
+
+  /** The next round opens: operations of the one it replaces can no longer be cancelled. */
+  private openRound(): Round {
+    const round = this.next;
+    this.clock.open = round.no + 1;
+    this.next = newRound(this.clock.open, this.spareParts ?? new PartLog());
+    this.spareParts = null;
+    return round;
   }
 
   /** Resolves when nothing is pending or in flight. */
@@ -274,9 +368,8 @@ export class GroupCommitWriter {
   /** Refuse further writes; pending ones fail with `reason`. */
   close(reason: KeelError = new StoreError('store writer closed', 'STORE_CLOSED')): void {
     this.closed = true;
-    const round = this.next;
-    this.next = newRound();
-    for (const op of round.ops) op.waiter?.reject(reason);
+    const round = this.openRound();
+    for (const op of round.ops) op.reject?.(reason);
     this.notifyIdle();
   }
 
@@ -320,10 +413,10 @@ export class GroupCommitWriter {
       this.notifyIdle();
       return;
     }
-    this.next = newRound();
+    this.openRound();
     this.inFlight = true;
     try {
-      for (const d of round.deferred) if (!d.cancelled) applyTo(round, d.op, d.mutate);
+      for (const op of round.deferred) if (!op.cancelled) applyTo(round, op, op.deferred!);
       const failure = await this.commitOps(round, round.ops, true);
       if (failure === null) this.retryDelayMs = 0;
       else this.failRound(round, failure);
@@ -331,6 +424,7 @@ export class GroupCommitWriter {
       this.failRound(round, err);
     } finally {
       this.inFlight = false;
+      this.spareParts = round.parts;
     }
     if (!isEmptyBatch(this.next.batch) || this.next.ops.length > 0) {
       if (this.next.batch.inserts.length + this.next.deferred.length >= this.maxBatchMessages)
@@ -370,8 +464,7 @@ export class GroupCommitWriter {
     }
     for (const op of ops) {
       op.settled = true;
-      op.waiter?.resolve();
-      op.retry?.done();
+      op.resolve?.();
     }
     this.opts.onCommit?.({
       operations: countOps(batch),
@@ -385,13 +478,13 @@ export class GroupCommitWriter {
   private failData(op: Op, err: KeelError): void {
     op.settled = true;
     this.log.warn({ err: err.message, code: err.code }, 'store refused an operation for its data');
-    op.waiter?.reject(err);
-    if (op.retry) {
+    op.reject?.(err);
+    if (op.retry || op.withdrawable) {
       this.log.error(
         { err: err.message },
         'a fire-and-forget store operation was refused for its data and dropped',
       );
-      op.retry.done();
+      op.resolve?.();
     }
   }
 
@@ -400,10 +493,9 @@ export class GroupCommitWriter {
     if (err instanceof FencedError || (KeelError.isInstance(err) && err.code === 'FENCED')) {
       const fenced = err instanceof FencedError ? err : new FencedError(err.message, { cause: err });
       this.fenced = fenced;
-      for (const op of unsettled) op.waiter?.reject(fenced);
-      const pending = this.next;
-      this.next = newRound();
-      for (const op of pending.ops) op.waiter?.reject(fenced);
+      for (const op of unsettled) op.reject?.(fenced);
+      const pending = this.openRound();
+      for (const op of pending.ops) op.reject?.(fenced);
       this.log.error({ err: fenced.message }, 'store write fenced: another node took over');
       this.opts.onFenced?.(fenced);
       return;
@@ -421,13 +513,15 @@ export class GroupCommitWriter {
     // Fail what queued behind the failed round too: a producer's later send must not commit while
     // an earlier one failed, or duplicate detection (highest sequence per producer) would take a
     // resend of the earlier one for a duplicate.
-    const queued = this.next;
-    this.next = newRound();
-    for (const op of unsettled) op.waiter?.reject(storeErr);
-    for (const op of queued.ops) op.waiter?.reject(storeErr);
+    const queued = this.openRound();
+    for (const op of unsettled) op.reject?.(storeErr);
+    for (const op of queued.ops) op.reject?.(storeErr);
     this.retryDelayMs = Math.min(2000, Math.max(50, this.retryDelayMs * 2));
     // Carry fire-and-forget operations (acks, delivery counts) into the next round.
-    for (const op of [...unsettled, ...queued.ops]) if (op.retry) this.addRetry(op.retry);
+    for (const op of [...unsettled, ...queued.ops]) {
+      if (op.retry) this.addRetry(op.retry, op.resolve);
+      else if (op.withdrawable && !op.withdrawn) this.addRetry(op.deferred!, null);
+    }
     this.log.warn({ err: storeErr.message, code: storeErr.code }, 'store commit failed');
     this.opts.onStoreError?.(storeErr);
   }

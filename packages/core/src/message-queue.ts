@@ -1,4 +1,3 @@
-import { DeliveryMark } from './delivery-mark';
 import type { DestinationCounters } from './destination-counters';
 import { exclusiveOwner } from './dispatch/exclusive-consumer';
 import { GROUP_ID, groupIdOf, MessageGroups } from './dispatch/message-groups';
@@ -525,12 +524,26 @@ export class MessageQueue {
    * delivery itself (deliveryCountToInsert); one being written is marked once it committed. A
    * consumer the broker acknowledges for on delivery needs no mark.
    */
+  /**
+   * The store's record that a stored message was handed to a consumer (issue #17.5): its delivery
+   * count raised before the consumer settles it, so that a master taking over after a handover or a
+   * crash flags exactly the messages delivered before as redelivered (JMSRedelivered, STOMP
+   * `redelivered`), and not every message stored under an earlier epoch.
+   *
+   * An entry whose insert has not started yet (concurrent store and dispatch) needs no mark: its row
+   * is inserted already counted (deliveryCountToInsert). Otherwise the mark is a withdrawable
+   * fire-and-forget write of group commit (writeWithdrawable): a consumer that acknowledges (or
+   * nacks, whose own count supersedes it) before the mark's round starts withdraws it, so fast
+   * consumers cost no extra write; a round that fails for a passing reason carries it over unless
+   * the message was settled meanwhile. The one window left: a crash between a dispatch and the
+   * commit of its mark (docs/architecture.md, "Redelivered flag").
+   */
   private noteDelivery(entry: QueueEntry, consumer: QueueConsumer): void {
     entry.delivering = true;
     if (!entry.stored || !this.backing || !this.host.writer || consumer.ackOnDelivery === true) return;
     const storing = entry.storing;
-    if (storing) storing.committed.then(() => this.markDelivery(entry), ignore);
-    else this.markDelivery(entry);
+    if (!storing) this.markDelivery(entry);
+    else if (storing.started()) storing.committed.then(() => this.markDelivery(entry), ignore);
   }
 
   private markDelivery(entry: QueueEntry): void {
@@ -543,7 +556,7 @@ export class MessageQueue {
     const id = entry.id;
     // Held like concurrent store and dispatch's inserts: only for consumers that ack within the hold.
     const hold = this.acksWithin(this.host.dispatchHoldMs) ? this.host.dispatchHoldMs : 0;
-    entry.deliveryMark = new DeliveryMark(writer, (b) => backing.setDeliveryCount(b, id, count), hold);
+    entry.deliveryMark = writer.writeWithdrawable((b) => backing.setDeliveryCount(b, id, count), hold);
   }
 
   /**
@@ -595,11 +608,11 @@ export class MessageQueue {
       entry.onConsumed();
       entry.onConsumed = null;
     }
-    if (!entry.stored || !this.backing) return Promise.resolve();
+    if (!entry.stored || !this.backing) return RESOLVED;
     const id = entry.id;
     this.memoryIds.delete(id);
     const writer = this.host.writer;
-    if (!writer) return Promise.resolve();
+    if (!writer) return RESOLVED;
     return this.forgetStored(entry, id, writer, this.backing);
   }
 
@@ -614,23 +627,29 @@ export class MessageQueue {
     writer: GroupCommitWriter,
     backing: QueueBacking,
   ): Promise<void> {
-    const remove = (): Promise<void> =>
-      writer.writeLater((b) => backing.remove(b, id)).then(() => this.removalCommitted(id));
     const storing = entry.storing;
     if (storing) {
       // Dispatched before its insert committed: the message is done, so the producer's send is
-      // safe now. An insert not yet written is withdrawn; one being written is deleted after it.
+      // safe now. An insert not yet written is withdrawn (the common case for a fast consumer: no
+      // closure, no promise of its own); one being written is deleted after it.
       entry.storing = null;
       storing.consumed();
       if (storing.cancel()) {
         entry.stored = false;
-        return Promise.resolve();
+        return RESOLVED;
       }
       this.removing.add(id);
-      return storing.committed.then(remove, () => this.removalCommitted(id));
+      return storing.committed.then(
+        () => this.removeStored(id, writer, backing),
+        () => this.removalCommitted(id),
+      );
     }
     this.removing.add(id);
-    return remove();
+    return this.removeStored(id, writer, backing);
+  }
+
+  private removeStored(id: number, writer: GroupCommitWriter, backing: QueueBacking): Promise<void> {
+    return writer.writeLater((b) => backing.remove(b, id)).then(() => this.removalCommitted(id));
   }
 
   /**

@@ -1,5 +1,5 @@
 import type { Message } from '@keel/protocol';
-import type { DeliveryMark } from './delivery-mark';
+import type { CancellableWrite, WithdrawableWrite } from './group-commit';
 
 /** A message held by a queue (or a subscription) in memory, with its delivery bookkeeping. */
 export interface QueueEntry {
@@ -32,21 +32,35 @@ export interface QueueEntry {
   delivering?: boolean;
   /**
    * The delivery count the store holds for this stored entry, or will hold once a write already
-   * queued commits (see DeliveryMark); undefined = 0.
+   * queued commits (see MessageQueue.noteDelivery); undefined = 0.
    */
   storedDeliveryCount?: number;
-  /** The store write recording the current delivery, withdrawn if the consumer settles it first. */
-  deliveryMark?: DeliveryMark | null;
+  /** The store write recording the current delivery, withdrawn if the consumer settles it first (MessageQueue.noteDelivery). */
+  deliveryMark?: WithdrawableWrite | null;
 }
 
 /** The insert of a message dispatched before it committed (Broker, concurrent store and dispatch). */
-export interface PendingInsert {
+export class PendingInsert {
+  constructor(
+    private readonly write: CancellableWrite,
+    /** The consumer acknowledged the message: the producer's send is safe whatever the insert does. */
+    readonly consumed: () => void,
+  ) {}
+
   /** Settles when the insert committed (or failed). */
-  readonly committed: Promise<void>;
+  get committed(): Promise<void> {
+    return this.write.committed;
+  }
+
   /** Withdraw the insert if it is not written yet: true when it never will be. */
-  cancel(): boolean;
-  /** The consumer acknowledged the message: the producer's send is safe whatever the insert does. */
-  consumed(): void;
+  cancel(): boolean {
+    return this.write.cancel();
+  }
+
+  /** Whether the insert's round has started (its row is written as the entry then was). */
+  started(): boolean {
+    return this.write.started();
+  }
 }
 
 /**

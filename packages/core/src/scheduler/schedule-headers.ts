@@ -69,6 +69,13 @@ export function checkCron(cron: string, timeZone: string): void {
   }
 }
 
+/** Whether any scheduling header is present (every send asks: a loop, no closure). */
+function asksForSchedule(properties: Properties): boolean {
+  for (let i = 0; i < SCHEDULING_PROPERTIES.length; i++)
+    if (Object.hasOwn(properties, SCHEDULING_PROPERTIES[i]!)) return true;
+  return false;
+}
+
 /**
  * The schedule a message asks for, or null when it asks for none: ActiveMQ's SchedulerBroker
  * schedules a message that has no `scheduledJobId` and a cron entry, a delay, a period or a repeat
@@ -76,9 +83,7 @@ export function checkCron(cron: string, timeZone: string): void {
  * schedules or not; a bad one throws INVALID_ARGUMENT naming the header.
  */
 export function parseScheduleSpec(properties: Properties | undefined, timeZone: string): ScheduleSpec | null {
-  if (!properties) return null;
-  const present = SCHEDULING_PROPERTIES.some((p) => Object.hasOwn(properties, p));
-  if (!present) return null;
+  if (!properties || !asksForSchedule(properties)) return null;
   const delayMs = nonNegativeInteger(AMQ_SCHEDULED_DELAY, properties[AMQ_SCHEDULED_DELAY], MAX_MS);
   const periodMs = nonNegativeInteger(AMQ_SCHEDULED_PERIOD, properties[AMQ_SCHEDULED_PERIOD], MAX_MS);
   const repeat = nonNegativeInteger(AMQ_SCHEDULED_REPEAT, properties[AMQ_SCHEDULED_REPEAT], 2_147_483_647);
