@@ -276,6 +276,14 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return this.servers.map((s) => s.endpoint.url);
   }
 
+  /**
+   * @internal close() has begun: deliveries that arrive now are not handed to the application
+   * (their acknowledgements would reach the broker after CLOSE; it redelivers them instead).
+   */
+  get _closing(): boolean {
+    return this.state === 'closing' || this.state === 'closed';
+  }
+
   /** @internal Connected and restored: new work may go out. */
   get _isConnected(): boolean {
     return this.state === 'connected' && this.link !== null;
@@ -1121,9 +1129,12 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     if (this.state === 'closed') return;
     this.closeDeferred = new Deferred<void>();
     const wasConnected = this._isConnected;
+    // Acknowledgements the application made go out before CLOSE, while the link still counts as
+    // up (_write refuses once closing: they were dropped, and the broker redelivered messages
+    // already processed to the next consumer).
+    for (const s of this.sessions.values()) s._flushAcks();
     this.state = 'closing';
     this.stopDialing(this.dial);
-    for (const s of this.sessions.values()) s._flushAcks();
     const wire = this.link;
     if (wire && wasConnected) {
       const bye = this.callNow({ type: FrameType.Close, channel: 0 }, 'resolve', undefined, wire);

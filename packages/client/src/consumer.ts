@@ -247,7 +247,8 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
   private dispatchLoop(): void {
     this.dispatching = true;
     try {
-      while (!this.closed && this.buffer.length > 0 && this.listeners.length > 0) {
+      const conn = this.session.connection;
+      while (!this.closed && !conn._closing && this.buffer.length > 0 && this.listeners.length > 0) {
         const pending = this.dispatchOne(this.buffer.shift()!);
         if (pending !== undefined) {
           // An async listener: the next message waits until it settled.

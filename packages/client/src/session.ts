@@ -247,6 +247,8 @@ export class Session {
 
   /** @internal */
   _deliver(consumerId: string, message: DeliveredMessage, generation: number, browseEnd = false): void {
+    // Closing: the application must not see a message it could no longer acknowledge.
+    if (this.connection._closing) return;
     const consumer = this._consumers.get(consumerId);
     if (consumer) consumer._deliver(message, generation);
     else this._browsers.get(consumerId)?._deliver(message, browseEnd);
