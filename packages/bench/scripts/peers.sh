@@ -146,10 +146,11 @@ EOF
   if ! [ -f "$STATE/epmd.pid" ] || ! kill -0 "$(cat "$STATE/epmd.pid")" 2>/dev/null; then
     epmd -address 127.0.0.1 -port "$ERL_EPMD_PORT" >>"$base/log/epmd.log" 2>&1 &
     echo $! >"$STATE/epmd.pid"
-    wait_port 127.0.0.1 "$ERL_EPMD_PORT" 10
+    wait_port 127.0.0.1 "$ERL_EPMD_PORT" 30
   fi
   /usr/lib/rabbitmq/bin/rabbitmq-server >>"$base/log/stdout.log" 2>&1 &
-  wait_port 127.0.0.1 "$RABBIT_STOMP_PORT" 120 || { tail -30 "$base/log/stdout.log" >&2; exit 1; }
+  # PEER_START_WAIT_S: how long a start may take (Erlang boots slowly on a busy machine).
+  wait_port 127.0.0.1 "$RABBIT_STOMP_PORT" "${PEER_START_WAIT_S:-120}" || { tail -30 "$base/log/stdout.log" >&2; exit 1; }
   cat "$STATE/rabbitmq.pid"; echo
 }
 

@@ -45,12 +45,14 @@ describeRabbit('AmqpDriver against RabbitMQ', () => {
       RABBIT_DIST_PORT: String(distPort),
       ERL_EPMD_PORT: String(epmdPort),
       RABBIT_NODE: `keeltest${process.pid}@localhost`,
+      // Beside two CPU-bound processes and the rest of the suite, RabbitMQ took over 110 s to boot.
+      PEER_START_WAIT_S: '270',
     };
-    const { stdout } = await exec('bash', [PEERS, 'start', 'rabbitmq'], { env, timeout: 110_000 });
+    const { stdout } = await exec('bash', [PEERS, 'start', 'rabbitmq'], { env, timeout: 280_000 });
     brokerPid = Number(stdout.trim().split('\n').pop());
     url = `amqp://127.0.0.1:${amqpPort}`;
     raw = await amqp.connect(url);
-  });
+  }, 300_000);
 
   afterAll(async () => {
     await raw?.close().catch(() => undefined);
