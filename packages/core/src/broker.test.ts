@@ -497,6 +497,32 @@ describe('Broker over the memory store', () => {
     expect(broker.getQueue('work')!.depth).toBe(1);
   });
 
+  it('a replayed acknowledgement removes a recovered message the first page did not bring (issue #17)', async () => {
+    const db = new MemoryDatabase();
+    broker = await startBroker({}, db);
+    conn = broker.openConnection({ protocol: 'internal', clientId: 'app' });
+    // More than the first page after a takeover reads (64 rows while no size is known).
+    for (let i = 0; i < 100; i++) await broker.send(conn, msg('queue://deep', `m${i}`));
+    const first = new Inbox();
+    await broker.subscribe(conn, { consumerId: 'c1', destination: 'queue://deep', prefetch: 200 }, first.sink);
+    await first.wait(100);
+    await broker.stop({ drain: true });
+    broker = await startBroker({ recoveryHoldMs: 300 }, db);
+    const other = broker.openConnection({ protocol: 'internal', clientId: 'other' });
+    const second = new Inbox();
+    await broker.subscribe(other, { consumerId: 'c2', destination: 'queue://deep', prefetch: 200 }, second.sink);
+    const back = broker.openConnection({ protocol: 'internal', clientId: 'app' });
+    // The consumer of the old master replays every acknowledgement the old master may have lost.
+    broker.ackReplay(back, { destination: 'queue://deep', messageIds: first.items.map((m) => m.messageId) });
+    await broker.send(back, msg('queue://deep', 'after'));
+    const [m] = await second.wait(1);
+    // Only the new message: none of the 100 consumed ones comes again, from memory or from the store.
+    expect(m.body.toString()).toBe('after');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(second.texts()).toEqual(['after']);
+    expect(broker.getQueue('deep')!.depth).toBe(1);
+  });
+
   it('counts the recovery hold from the end of a slow recovery, when clients can connect', async () => {
     const db = new MemoryDatabase();
     broker = await startBroker({}, db);

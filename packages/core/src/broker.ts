@@ -1626,7 +1626,11 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
       const id = parseMessageId(raw);
       if (Number.isNaN(id)) continue;
       const entry = queue.takePending(id);
-      if (!entry) continue;
+      if (!entry) {
+        // Not in memory: a recovered row past the pages read so far is removed when paged in.
+        queue.noteReplayedAck(id);
+        continue;
+      }
       queue.stats.dequeued += 1;
       void queue.forget(entry);
       removed += 1;

@@ -156,6 +156,8 @@ export class MessageQueue {
   private readonly memoryIds = new Set<number>();
   /** Ids whose removal is not yet committed: a page read before the commit must skip them. */
   private readonly removing = new Set<number>();
+  /** Stored ids failover consumers replayed as consumed before a page brought them (noteReplayedAck). */
+  private replayedAcks: Set<number> | null = null;
   private removedDuringPage: number[] = [];
   private closed = false;
 
@@ -825,7 +827,7 @@ export class MessageQueue {
             break;
           }
           this.cursor = { priority: row.priority, id: row.id };
-          if (this.memoryIds.has(row.id) || this.removing.has(row.id)) continue;
+          if (this.memoryIds.has(row.id) || this.removing.has(row.id) || this.dropReplayed(row.id)) continue;
           this.spilledCount -= 1;
           const entry = this.host.entryFromStored(row);
           this.noteSize(entry.size);
@@ -841,6 +843,7 @@ export class MessageQueue {
             this.spilled = false;
             this.cursor = null;
             this.spilledCount = 0;
+            this.replayedAcks = null;
           }
         }
       } catch (err) {
@@ -921,7 +924,7 @@ export class MessageQueue {
       if (this.selectorPages?.get(c) !== page) return; // the consumer left, or the pages were reset
       for (const row of rows) {
         page.cursor = { priority: row.priority, id: row.id };
-        if (this.memoryIds.has(row.id) || this.removing.has(row.id)) continue;
+        if (this.memoryIds.has(row.id) || this.removing.has(row.id) || this.dropReplayed(row.id)) continue;
         const entry = this.host.entryFromStored(row);
         if (!selector.matches(entry)) continue;
         this.spilledCount = Math.max(0, this.spilledCount - 1);
@@ -1043,6 +1046,31 @@ export class MessageQueue {
   }
 
   /** Find a pending entry in memory by id and take it out (admin move/retry). */
+  /**
+   * A failover consumer replayed its acknowledgement of a stored message that is not in memory
+   * (Broker.ackReplay): after a takeover the queue reads the store page by page and holds no more
+   * than its window, so a replayed id may be a row not read yet. It is remembered, and when a page
+   * brings its row the row is removed instead of delivered — else it went to another consumer once
+   * the recovery hold ended (duplicates beside stress-ng, issue #17). Most replayed ids were removed
+   * by the old master already; they are forgotten once the whole queue has been read.
+   */
+  noteReplayedAck(id: number): void {
+    if (!this.backing || !this.spilled || this.memoryIds.has(id) || this.removing.has(id)) return;
+    this.replayedAcks ??= new Set();
+    this.replayedAcks.add(id);
+  }
+
+  /** A paged row that a failover consumer replayed as consumed: removed, not delivered. */
+  private dropReplayed(id: number): boolean {
+    const writer = this.host.writer;
+    if (!this.replayedAcks?.delete(id) || !writer || !this.backing) return false;
+    this.spilledCount = Math.max(0, this.spilledCount - 1);
+    this.stats.dequeued += 1;
+    this.removing.add(id);
+    void this.removeStored(id, writer, this.backing);
+    return true;
+  }
+
   takePending(id: number): QueueEntry | null {
     for (const e of this.pending.values()) {
       if (e.id === id) {
