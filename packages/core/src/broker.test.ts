@@ -504,13 +504,21 @@ describe('Broker over the memory store', () => {
     // More than the first page after a takeover reads (64 rows while no size is known).
     for (let i = 0; i < 100; i++) await broker.send(conn, msg('queue://deep', `m${i}`));
     const first = new Inbox();
-    await broker.subscribe(conn, { consumerId: 'c1', destination: 'queue://deep', prefetch: 200 }, first.sink);
+    await broker.subscribe(
+      conn,
+      { consumerId: 'c1', destination: 'queue://deep', prefetch: 200 },
+      first.sink,
+    );
     await first.wait(100);
     await broker.stop({ drain: true });
     broker = await startBroker({ recoveryHoldMs: 300 }, db);
     const other = broker.openConnection({ protocol: 'internal', clientId: 'other' });
     const second = new Inbox();
-    await broker.subscribe(other, { consumerId: 'c2', destination: 'queue://deep', prefetch: 200 }, second.sink);
+    await broker.subscribe(
+      other,
+      { consumerId: 'c2', destination: 'queue://deep', prefetch: 200 },
+      second.sink,
+    );
     const back = broker.openConnection({ protocol: 'internal', clientId: 'app' });
     // The consumer of the old master replays every acknowledgement the old master may have lost.
     broker.ackReplay(back, { destination: 'queue://deep', messageIds: first.items.map((m) => m.messageId) });
