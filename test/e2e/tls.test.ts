@@ -319,7 +319,7 @@ test('a network bridge over ssl://: messages sent on A reach a consumer on B', a
   await ledger.waitFor(() => ledger.lost().length === 0, 60_000, 'every message across the bridge');
   const s = ledger.summary();
   console.log(
-    `bridge over ssl://: sent ${result.receipted}, received ${s.distinctDelivered}, lost ${s.lost}, duplicated ${s.duplicates}`,
+    `bridge over ssl://: sent ${result.receipted}, received ${s.distinctDelivered}, lost ${s.lost}, duplicated ${s.duplicates}, failed sends ${JSON.stringify(result.errors)}`,
   );
   expect(result.receipted).toBe(200);
   expect(s.lost).toBe(0);
