@@ -522,23 +522,13 @@ export class MessageQueue {
   /**
    * Record in the store that the entry is being delivered (issue #17.5), so that after a handover or
    * a crash it comes back flagged redelivered, and only then: a recovered row is redelivered iff its
-   * stored delivery count is above 0 (Broker.entryFromStored). An insert not written yet carries the
-   * delivery itself (deliveryCountToInsert); one being written is marked once it committed. A
-   * consumer the broker acknowledges for on delivery needs no mark.
-   */
-  /**
-   * The store's record that a stored message was handed to a consumer (issue #17.5): its delivery
-   * count raised before the consumer settles it, so that a master taking over after a handover or a
-   * crash flags exactly the messages delivered before as redelivered (JMSRedelivered, STOMP
-   * `redelivered`), and not every message stored under an earlier epoch.
-   *
-   * An entry whose insert has not started yet (concurrent store and dispatch) needs no mark: its row
-   * is inserted already counted (deliveryCountToInsert). Otherwise the mark is a withdrawable
-   * fire-and-forget write of group commit (writeWithdrawable): a consumer that acknowledges (or
-   * nacks, whose own count supersedes it) before the mark's round starts withdraws it, so fast
-   * consumers cost no extra write; a round that fails for a passing reason carries it over unless
-   * the message was settled meanwhile. The one window left: a crash between a dispatch and the
-   * commit of its mark (docs/architecture.md, "Redelivered flag").
+   * stored delivery count is above 0 (Broker.entryFromStored). An insert whose round has not started
+   * carries the delivery itself (deliveryCountToInsert); one being written is marked once it
+   * committed. A consumer the broker acknowledges for on delivery needs no mark. The mark is a
+   * withdrawable fire-and-forget write of group commit (writeWithdrawable): an ack or nack before
+   * its round starts withdraws it, so fast consumers cost no extra write; a round that fails for a
+   * passing reason carries it over unless the message was settled meanwhile. The one window left: a
+   * crash between a dispatch and the commit of its mark (docs/architecture.md, "Redelivered flag").
    */
   private noteDelivery(entry: QueueEntry, consumer: QueueConsumer): void {
     entry.delivering = true;
@@ -1045,7 +1035,6 @@ export class MessageQueue {
     return this.backing ? this.backing.page(cursor, limit) : Promise.resolve([]);
   }
 
-  /** Find a pending entry in memory by id and take it out (admin move/retry). */
   /**
    * A failover consumer replayed its acknowledgement of a stored message that is not in memory
    * (Broker.ackReplay): after a takeover the queue reads the store page by page and holds no more
@@ -1071,6 +1060,7 @@ export class MessageQueue {
     return true;
   }
 
+  /** Find a pending entry in memory by id and take it out (admin move/retry). */
   takePending(id: number): QueueEntry | null {
     for (const e of this.pending.values()) {
       if (e.id === id) {
