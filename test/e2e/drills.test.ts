@@ -111,12 +111,16 @@ async function epochOf(url: string, cluster: string): Promise<{ epoch: number; m
   return { epoch: Number(rows[0]?.epoch ?? 0), master: rows[0]?.master ?? '' };
 }
 
-/** Ids of stored messages of this cluster written under `epoch` (ids are epoch * 2^32 + counter). */
+/**
+ * Ids of stored messages of this cluster written under `epoch`: ids are idBlock * 2^32 + counter,
+ * with the id block that epoch's takeover took (keel_takeovers.id_block).
+ */
 async function idsOfEpoch(url: string, cluster: string, epoch: number): Promise<Set<string>> {
   const rows = await sql<{ id: string }>(
     url,
     `SELECT m.id::text AS id FROM keel_messages m JOIN keel_destinations d ON d.id = m.dest_id
-      WHERE d.cluster = $1 AND (m.id >> 32) = $2`,
+      WHERE d.cluster = $1
+        AND (m.id >> 32) = (SELECT id_block FROM keel_takeovers WHERE cluster = $1 AND epoch = $2)`,
     [cluster, epoch],
   );
   return new Set(rows.map((r) => r.id));

@@ -437,7 +437,7 @@ describe('Broker over the memory store', () => {
       ...(await import('./store/store')).emptyBatch(),
       inserts: [
         {
-          id: broker.epoch * 2 ** 32 + 999,
+          id: broker.store.idBlock * 2 ** 32 + 999,
           destId,
           priority: 4,
           expiration: 0,

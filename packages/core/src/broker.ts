@@ -528,7 +528,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
    */
   async start(): Promise<void> {
     this.epoch = this.store.epoch;
-    this.ids = new MessageIdAllocator(this.epoch);
+    this.ids = new MessageIdAllocator(this.store.idBlock);
     this.writer = new GroupCommitWriter(this.store, {
       logger: this.logger,
       maxBatchMessages: this.opts.maxBatchMessages,

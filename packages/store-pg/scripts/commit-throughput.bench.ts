@@ -56,8 +56,8 @@ test('commit throughput', async () => {
         });
         try {
           const q = await store.ensureDestination('queue', 'bench');
-          const epoch = await store.takeOver('bench', 'bench');
-          let next = epoch * 2 ** 32;
+          await store.takeOver('bench', 'bench');
+          let next = store.idBlock * 2 ** 32;
           let previous: number[] = [];
           const rounds = Math.ceil(TOTAL / batchSize);
           // warm-up (connections, prepared statements)

@@ -380,6 +380,8 @@ export class PgStore implements Store {
   /** `BEGIN; SELECT epoch ... FOR SHARE` as one simple-protocol round trip. */
   private readonly beginFencedSql: string;
   private currentEpoch = 0;
+  /** The message id block of the last takeover (migrations/006_id_blocks.sql). */
+  private currentIdBlock = 0;
   /** The node named in this store's last takeover (the cluster row's master while it holds). */
   private node: string | null = null;
   /** takeOver calls running: a refused write may arrive before the takeover's own answer. */
@@ -477,6 +479,10 @@ export class PgStore implements Store {
     return this.currentEpoch;
   }
 
+  get idBlock(): number {
+    return this.currentIdBlock;
+  }
+
   /** The host list and the host the store's pools use now (admin API, `keel status`). */
   hostSelection(): HostSelectionStatus {
     return this.hosts.status();
@@ -548,17 +554,24 @@ export class PgStore implements Store {
         text: `WITH bumped AS (
            UPDATE keel_clusters SET epoch = epoch + 1, master = $2, updated_at = now() WHERE cluster = $1
            RETURNING epoch)
-         INSERT INTO keel_takeovers (cluster, node, epoch, reason) SELECT $1, $2, epoch, $3 FROM bumped
-         RETURNING epoch`,
+         INSERT INTO keel_takeovers (cluster, node, epoch, reason, id_block)
+           SELECT $1, $2, epoch, $3, nextval('keel_id_blocks') FROM bumped
+         RETURNING epoch, id_block`,
         values: [this.cluster, node, reason],
       },
       'COMMIT',
     ]);
     const failed = firstRejection(settled);
     if (failed !== undefined) throw toStoreError(failed.reason, 'takeOver');
-    const epoch = (settled[3] as PromiseFulfilledResult<QueryResult<{ epoch: number }>>).value.rows[0]!.epoch;
+    const row = (settled[3] as PromiseFulfilledResult<QueryResult<{ epoch: number; id_block: string }>>).value
+      .rows[0]!;
+    const epoch = row.epoch;
     this.currentEpoch = epoch;
-    this.logger.info({ cluster: this.cluster, node, epoch, reason }, 'took over the cluster epoch');
+    this.currentIdBlock = Number(row.id_block);
+    this.logger.info(
+      { cluster: this.cluster, node, epoch, idBlock: this.currentIdBlock, reason },
+      'took over the cluster epoch',
+    );
     return epoch;
   }
 

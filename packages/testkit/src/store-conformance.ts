@@ -14,7 +14,7 @@
  * unique per database: the suite allocates them from one counter per test file.
  */
 import type { ScheduleRecord, Store, StoreBatch, StoredMessage } from '@keel/core';
-import { emptyBatch } from '@keel/core';
+import { emptyBatch, MessageIdAllocator } from '@keel/core';
 import { FencedError, KeelError, type MessageHeaders } from '@keel/protocol';
 
 export interface StoreUnderTest {
@@ -738,6 +738,29 @@ export function storeConformanceSuite(name: string, makeStore: StoreFactory): vo
         // the new master writes normally
         await other.commit(batch({ inserts: [late] }));
         expect(await store.getMessage(late.id)).not.toBeNull();
+      });
+
+      it('clusters sharing the database take id blocks of their own, above the ones before', async () => {
+        // Ids are idBlock * 2^32 + counter and the message table is the database's: two clusters at
+        // the same epoch once handed out the same ids, and the second insert failed (23505).
+        const q = await store.ensureDestination('queue', 'ids');
+        const epoch = await store.takeOver('node-a', 'startup');
+        const other = await sut.other();
+        peers.push(other);
+        await other.open();
+        const otherQ = await other.ensureDestination('queue', 'ids');
+        expect(await other.takeOver('node-x', 'startup')).toBe(epoch);
+        expect(store.idBlock).toBeGreaterThan(0);
+        expect(other.idBlock).not.toBe(store.idBlock);
+        const mine = makeMessage(q, { id: new MessageIdAllocator(store.idBlock).next() });
+        const theirs = makeMessage(otherQ, { id: new MessageIdAllocator(other.idBlock).next() });
+        await store.commit(batch({ inserts: [mine] }));
+        await other.commit(batch({ inserts: [theirs] }));
+        expect(await store.getMessage(mine.id)).not.toBeNull();
+        expect(await other.getMessage(theirs.id)).not.toBeNull();
+        const next = await peer();
+        await next.takeOver('node-b', 'master lost');
+        expect(next.idBlock).toBeGreaterThan(Math.max(store.idBlock, other.idBlock));
       });
 
       it('a store that never took over is fenced once the cluster has an epoch', async () => {

@@ -64,6 +64,8 @@ export class MemoryDatabase {
   readonly schedules = new Map<string, Map<string, ScheduleRecord>>();
   nextDestinationId = 1;
   nextSubscriptionId = 1;
+  /** The last message id block a takeover took (PgStore: the keel_id_blocks sequence). */
+  lastIdBlock = 0;
 }
 
 export interface MemoryStoreOptions {
@@ -107,6 +109,7 @@ export class MemoryStore implements Store {
   readonly cluster: string;
   readonly database: MemoryDatabase;
   private currentEpoch = 0;
+  private currentIdBlock = 0;
   private node: string | null = null;
   private closed = false;
   private pendingFailure: Error | null = null;
@@ -118,6 +121,10 @@ export class MemoryStore implements Store {
 
   get epoch(): number {
     return this.currentEpoch;
+  }
+
+  get idBlock(): number {
+    return this.currentIdBlock;
   }
 
   async open(): Promise<void> {
@@ -156,6 +163,8 @@ export class MemoryStore implements Store {
     this.assertOpen();
     this.node = node;
     this.currentEpoch = this.bumpEpoch(node, reason);
+    this.database.lastIdBlock += 1;
+    this.currentIdBlock = this.database.lastIdBlock;
     return this.currentEpoch;
   }
 

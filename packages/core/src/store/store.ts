@@ -6,8 +6,9 @@ import type { MessageHeaders } from '@keel/protocol';
  * Implementations: MemoryStore (core, tests and non-persistent use) and PgStore (store-pg). Both
  * pass the conformance suite in packages/testkit.
  *
- * Ids: message ids are assigned by the master as `epoch * 2^32 + counter` (see message-ids.ts), so
- * they grow across takeovers and delivery order within a priority is id order.
+ * Ids: message ids are assigned by the master as `idBlock * 2^32 + counter` (see message-ids.ts),
+ * where each takeover takes a new block: they grow across takeovers, never repeat across the clusters
+ * of one database, and delivery order within a priority is id order.
  */
 
 export type StoredDestinationType = 'queue' | 'topic';
@@ -211,6 +212,12 @@ export interface Store {
   takeOver(node: string, reason: string): Promise<number>;
   /** The epoch writes are checked against (set by takeOver). */
   readonly epoch: number;
+  /**
+   * The high part of the message ids this writer hands out (`idBlock * 2^32 + counter`), set by
+   * takeOver: above every block taken before, and unique across all clusters of the database, which
+   * share the message table (PgStore: a database-wide sequence). 0 before the first takeover.
+   */
+  readonly idBlock: number;
   takeovers(limit: number): Promise<TakeoverRecord[]>;
 
   /** Find or create a destination row; returns its id. Not fenced (idempotent, race-safe). */
