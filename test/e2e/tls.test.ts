@@ -140,11 +140,18 @@ function servedSerial(port: number): Promise<string> {
 
 function runPython(script: string, args: string[]): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn('/usr/bin/python3', ['-c', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Unbuffered (-u): the steps it printed show where a run that had to be killed stood.
+    const child = spawn('/usr/bin/python3', ['-u', '-c', script, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    // Under the suite's CPU load one run printed nothing within 30 s (stop 29).
+    const timer = setTimeout(() => {
+      out += '[killed after 60 s]';
+      child.kill('SIGKILL');
+    }, 60_000);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
@@ -165,10 +172,13 @@ class L(stomp.ConnectionListener):
 c = stomp.Connection12([(host, port)])
 c.set_ssl(for_hosts=[(host, port)], ca_certs=ca)
 c.set_listener('l', L())
+print('STEP connecting')
 c.connect(wait=True)
+print('STEP connected')
 c.subscribe('/queue/tls.stomp', id='1', ack='auto')
 c.send('/queue/tls.stomp', 'hello over stomp+ssl', headers={'persistent': 'true'})
 ok = got.wait(15)
+print('STEP received' if ok else 'STEP nothing received')
 c.disconnect()
 print('RESULT', 'ok' if ok and bodies == ['hello over stomp+ssl'] else 'missing %r' % bodies)
 `;
