@@ -35,6 +35,9 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../../.." && pwd)
 RESULTS=${1:-$ROOT/bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
+# Absolute: the private Postgres (PRIVATE_PG=1) puts its socket lock file in RESULTS/pgdata and
+# resolves a relative path from its own working directory.
+mkdir -p "$RESULTS" && RESULTS=$(cd "$RESULTS" && pwd)
 ROUNDS=${ROUNDS:-3}
 TARGETS=${TARGETS:-keel keel-native activemq rabbitmq}
 KEEL_EXTRA=${KEEL_EXTRA:-1}
