@@ -5,6 +5,7 @@
 #
 #   packages/bench/scripts/profile-keel.sh OUT_DIR [bench args...]
 #     default bench args: throughput --producers 4 --consumers 4 --in-flight 64 --count 200000 --duration-ms 20000
+#     over STOMP; with `--protocol native` among them, over @keel/client to the native port
 #
 # Writes OUT_DIR/: *.cpuprofile (the broker), cpuprofile-top.txt / .json (self time by function and
 # by area), pg-before.txt / pg-after.txt (pg_stat_database of the node's database, WAL position,
@@ -20,6 +21,12 @@ ARGS=("$@")
 PG=${PG:-postgres://postgres@127.0.0.1:55432}
 DB=keel_prof_$(date +%s)
 STOMP_PORT=${KEEL_STOMP_PORT:-61821}
+NATIVE_PORT=${KEEL_PORT:-61820}
+# The bench over STOMP unless its arguments ask for `--protocol native` (@keel/client over tcp://).
+URL="stomp://127.0.0.1:$STOMP_PORT"
+for ((i = 0; i + 1 < ${#ARGS[@]}; i++)); do
+  [ "${ARGS[i]}" = --protocol ] && [ "${ARGS[i + 1]}" = native ] && URL="tcp://127.0.0.1:$NATIVE_PORT"
+done
 ADMIN_PORT=${KEEL_ADMIN_PORT:-8821}
 mkdir -p "$OUT/prof"
 cd "$ROOT"
@@ -49,7 +56,7 @@ snapshot() { # label
 
 psql "$PG/postgres" -qc "CREATE DATABASE $DB"
 node --cpu-prof --cpu-prof-dir="$OUT/prof" "$HERE/keel-node.js" --db "$PG/$DB" --stomp-port "$STOMP_PORT" \
-  --port "${KEEL_PORT:-61820}" --admin-port "$ADMIN_PORT" >"$OUT/node.log" 2>&1 &
+  --port "$NATIVE_PORT" --admin-port "$ADMIN_PORT" >"$OUT/node.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 300); do grep -q '^ready' "$OUT/node.log" && break; sleep 0.1; done
 grep -q '^ready' "$OUT/node.log" || { cat "$OUT/node.log" >&2; exit 1; }
@@ -58,7 +65,7 @@ snapshot before
 TIMECMD=()
 [ -x /usr/bin/time ] && TIMECMD=(/usr/bin/time -f "bench_cpu user=%U sys=%S wall=%e")
 cat /proc/loadavg >"$OUT/loadavg-before.txt"
-timeout 600 "${TIMECMD[@]}" node packages/bench/dist/main.js "${ARGS[@]}" --target keel --url "stomp://127.0.0.1:$STOMP_PORT" \
+timeout 600 "${TIMECMD[@]}" node packages/bench/dist/main.js "${ARGS[@]}" --target keel --url "$URL" \
   --broker-pid "$pid" --quiet --out "$OUT/bench.json" | tee "$OUT/bench.txt"
 cat /proc/loadavg >"$OUT/loadavg-after.txt"
 snapshot after
