@@ -12,7 +12,6 @@ SELECT setval(
     (SELECT COALESCE(max(id), 0) / 4294967296 FROM keel_messages)
   ) + 1,
   false
-)
-WHERE NOT EXISTS (SELECT 1 FROM keel_id_blocks WHERE is_called);
+);
 -- Which block each takeover took, for operators (and drills that look for an old master's rows).
 ALTER TABLE keel_takeovers ADD COLUMN IF NOT EXISTS id_block bigint;

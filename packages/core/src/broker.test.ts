@@ -462,26 +462,35 @@ describe('Broker over the memory store', () => {
     expect(inbox.texts().sort()).toEqual(['known', 'stranded']);
   });
 
-  it('after a takeover, holds recovered messages while a failover client replays its acknowledgements', async () => {
+  /**
+   * `count` messages sent to `queue` and delivered to consumer c1 of client 'app', unacknowledged;
+   * then a takeover (drained, so the new master knows all were delivered) by a broker with a 300 ms
+   * recovery hold, where consumer c2 of another client is subscribed and 'app' is back (`back`).
+   */
+  async function deliverThenTakeOver(queue: string, count: number, prefetch: number) {
     const db = new MemoryDatabase();
     broker = await startBroker({}, db);
     conn = broker.openConnection({ protocol: 'internal', clientId: 'app' });
-    for (let i = 0; i < 3; i++) await broker.send(conn, msg('queue://work', `m${i}`));
+    for (let i = 0; i < count; i++) await broker.send(conn, msg(`queue://${queue}`, `m${i}`));
     const first = new Inbox();
-    await broker.subscribe(conn, { consumerId: 'c1', destination: 'queue://work', prefetch: 10 }, first.sink);
-    await first.wait(3);
-    // The master hands over before the acks of m0 and m1 reach it; draining commits the delivery
-    // marks, so the new master knows all three were delivered.
+    await broker.subscribe(conn, { consumerId: 'c1', destination: `queue://${queue}`, prefetch }, first.sink);
+    await first.wait(count);
     await broker.stop({ drain: true });
     broker = await startBroker({ recoveryHoldMs: 300 }, db);
     const other = broker.openConnection({ protocol: 'internal', clientId: 'other' });
     const second = new Inbox();
     await broker.subscribe(
       other,
-      { consumerId: 'c2', destination: 'queue://work', prefetch: 10 },
+      { consumerId: 'c2', destination: `queue://${queue}`, prefetch },
       second.sink,
     );
     const back = broker.openConnection({ protocol: 'internal', clientId: 'app' });
+    return { first, second, back };
+  }
+
+  it('after a takeover, holds recovered messages while a failover client replays its acknowledgements', async () => {
+    // The master hands over before the acks of m0 and m1 reach it.
+    const { first, second, back } = await deliverThenTakeOver('work', 3, 10);
     expect(
       broker.ackReplay(back, {
         destination: 'queue://work',
@@ -498,28 +507,8 @@ describe('Broker over the memory store', () => {
   });
 
   it('a replayed acknowledgement removes a recovered message the first page did not bring (issue #17)', async () => {
-    const db = new MemoryDatabase();
-    broker = await startBroker({}, db);
-    conn = broker.openConnection({ protocol: 'internal', clientId: 'app' });
     // More than the first page after a takeover reads (64 rows while no size is known).
-    for (let i = 0; i < 100; i++) await broker.send(conn, msg('queue://deep', `m${i}`));
-    const first = new Inbox();
-    await broker.subscribe(
-      conn,
-      { consumerId: 'c1', destination: 'queue://deep', prefetch: 200 },
-      first.sink,
-    );
-    await first.wait(100);
-    await broker.stop({ drain: true });
-    broker = await startBroker({ recoveryHoldMs: 300 }, db);
-    const other = broker.openConnection({ protocol: 'internal', clientId: 'other' });
-    const second = new Inbox();
-    await broker.subscribe(
-      other,
-      { consumerId: 'c2', destination: 'queue://deep', prefetch: 200 },
-      second.sink,
-    );
-    const back = broker.openConnection({ protocol: 'internal', clientId: 'app' });
+    const { first, second, back } = await deliverThenTakeOver('deep', 100, 200);
     // The consumer of the old master replays every acknowledgement the old master may have lost.
     broker.ackReplay(back, { destination: 'queue://deep', messageIds: first.items.map((m) => m.messageId) });
     await broker.send(back, msg('queue://deep', 'after'));

@@ -563,11 +563,11 @@ export class PgStore implements Store {
     ]);
     const failed = firstRejection(settled);
     if (failed !== undefined) throw toStoreError(failed.reason, 'takeOver');
-    const row = (settled[3] as PromiseFulfilledResult<QueryResult<{ epoch: number; id_block: string }>>).value
+    const row = (settled[3] as PromiseFulfilledResult<QueryResult<{ epoch: number; id_block: number }>>).value
       .rows[0]!;
     const epoch = row.epoch;
     this.currentEpoch = epoch;
-    this.currentIdBlock = Number(row.id_block);
+    this.currentIdBlock = row.id_block;
     this.logger.info(
       { cluster: this.cluster, node, epoch, idBlock: this.currentIdBlock, reason },
       'took over the cluster epoch',
