@@ -114,19 +114,21 @@ describe('MulticastDiscoveryAgent (loopback only)', () => {
       );
     await say('tcp://127.0.0.1:2001');
     await until(a, () => a.up.length === 1);
+    // Taken before the last announcement is sent, so it is no later than the moment A hears it: a
+    // loaded machine may run the test's next line long after A recorded the announcement.
+    const silentFrom = Date.now();
     await say('tcp://127.0.0.1:2002');
     await until(a, () => a.up.length === 2);
     expect(a.down[0]).toMatchObject({
       peer: { url: 'tcp://127.0.0.1:2001' },
       reason: 'replaced by tcp://127.0.0.1:2002',
     });
-    const silentFrom = Date.now();
     await until(a, () => a.down.length === 2, 2000);
     expect(a.down[1]).toMatchObject({
       peer: { url: 'tcp://127.0.0.1:2002' },
       reason: 'announcements stopped',
     });
-    expect(Date.now() - silentFrom).toBeGreaterThanOrEqual(10 * 30 - 5);
+    expect(Date.now() - silentFrom).toBeGreaterThanOrEqual(10 * 30);
     await new Promise<void>((resolve) => s.close(() => resolve()));
   });
 });
