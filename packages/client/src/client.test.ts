@@ -146,6 +146,22 @@ describe('client over tcp:// against a fake broker', () => {
     expect((await it.next()).done).toBe(true);
   });
 
+  it('an iterator yields no buffered message once the connection is closing (its ack could not go out)', async () => {
+    const conn = await client();
+    const session = await conn.createSession({ ackMode: 'client' });
+    const producer = session.createProducer('queue://closing');
+    for (let i = 1; i <= 3; i++) await producer.send(`m${i}`);
+    const consumer = await session.createConsumer('queue://closing', { prefetch: 10 });
+    const it = consumer[Symbol.asyncIterator]();
+    expect(((await it.next()).value as ReceivedMessage).text()).toBe('m1');
+    const buffered = () => (consumer as unknown as { buffer: ReceivedMessage[] }).buffer.length;
+    for (let i = 0; i < 500 && buffered() < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(buffered()).toBe(2); // m2 and m3 arrived and wait in the consumer
+    const closing = conn.close();
+    expect((await it.next()).done).toBe(true);
+    await closing;
+  });
+
   it('acknowledges by itself in auto mode after the listener returns', async () => {
     const conn = await client();
     const session = await conn.createSession({ ackMode: 'auto' });

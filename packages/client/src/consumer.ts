@@ -209,7 +209,10 @@ export class Consumer implements AsyncIterable<ReceivedMessage> {
 
   private next(): Promise<IteratorResult<ReceivedMessage>> {
     this._ackLastYielded();
-    const m = this.buffer.shift();
+    // Once the connection is closing, a buffered message is not handed out: its ack could no
+    // longer be sent, and the broker would give it to the next consumer as well. The iterator
+    // waits for the close, which ends it.
+    const m = this.session.connection._closing ? undefined : this.buffer.shift();
     if (m) {
       this.lastYielded = m;
       return Promise.resolve({ value: m, done: false });
