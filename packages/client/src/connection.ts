@@ -116,7 +116,7 @@ interface SendOp {
   writtenGen: number;
   /** Written to a link that was lost before the receipt came: the next write is a resend. */
   resent?: boolean;
-  /** How many times the broker answered it IN_DOUBT (resendInDoubt). */
+  /** How many times the broker answered it with an error it is resent on (resendSend). */
   inDoubt?: number;
   deferred: Deferred<SendResult>;
   timer?: NodeJS.Timeout;
@@ -170,6 +170,13 @@ function isPermanent(err: Error): boolean {
     'INVALID_CLIENT_ID',
   ].includes(err.code);
 }
+
+/**
+ * Non-fatal answers to a send after which a failover producer sends it again (resendSend): the
+ * message may be with a consumer but is not stored, or it is not stored because the node or its store
+ * is failing; the broker, or the next master, takes the resend.
+ */
+const RESEND_SEND_ON = new Set(['IN_DOUBT', 'STORE_UNAVAILABLE', 'FENCED', 'NOT_MASTER']);
 
 /** Errors that mean "this broker connection is no good", as opposed to "this request failed". */
 export function isLinkError(err: unknown): boolean {
@@ -503,7 +510,13 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         if (frame.receiptId !== undefined) this.settle(frame.receiptId, frame);
         return;
       case FrameType.Error: {
-        if (frame.code === 'IN_DOUBT' && frame.receiptId !== undefined && this.resendInDoubt(frame.receiptId))
+        if (
+          frame.receiptId !== undefined &&
+          !frame.fatal &&
+          frame.retryable !== false &&
+          RESEND_SEND_ON.has(frame.code) &&
+          this.resendSend(frame.receiptId, frame.code)
+        )
           return;
         const typed = errorFromCode(frame.code, frame.message, frame.retryable);
         // A fatal, retryable error (NOT_MASTER …) with failover: the request is resent elsewhere.
@@ -534,14 +547,17 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   }
 
   /**
-   * A send answered IN_DOUBT (docs/errors.md): its message may be with a consumer but is not stored.
-   * With failover the producer resolves it: the same message (producer id and sequence) goes out
-   * again with the `resent` flag, and the broker stores it once or, if its consumer acknowledged it
-   * meanwhile, answers at once. The first resend goes at once (on the same link, ahead of any later
-   * send of the application), later ones after the reconnect back-off (the store may be away); the
-   * failover `timeout` bounds the wait. False when the error is the application's to see.
+   * A send answered IN_DOUBT (its message may be with a consumer but is not stored), or refused for
+   * a passing reason of the node or its store (STORE_UNAVAILABLE, FENCED, NOT_MASTER: not stored;
+   * docs/errors.md). With failover the producer rides through it as through a lost link: the same
+   * message (producer id and sequence) goes out again with the `resent` flag, and the broker stores
+   * it once or, if its consumer acknowledged it meanwhile, answers at once. The first resend goes at
+   * once (on the same link, ahead of any later send of the application), later ones after the
+   * reconnect back-off (the store may be away; a node that stops serving closes the link, and the
+   * send goes to the next master); the failover `timeout` bounds the wait. False when the error is
+   * the application's to see.
    */
-  private resendInDoubt(receiptId: string): boolean {
+  private resendSend(receiptId: string, code: string): boolean {
     const op = this.sendOps.get(receiptId);
     if (!op || op.transacted || !this.target.failover) return false;
     op.resent = true;
@@ -550,7 +566,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     const f = this._failover;
     const delay =
       op.inDoubt === 1 ? 0 : Math.min(f.maxReconnectDelay, f.initialReconnectDelay * 2 ** (op.inDoubt - 2));
-    this._logger.warn({ receiptId, attempt: op.inDoubt, delayMs: delay }, 'send in doubt: resending it');
+    this._logger.warn(
+      { receiptId, code, attempt: op.inDoubt, delayMs: delay },
+      code === 'IN_DOUBT' ? 'send in doubt: resending it' : 'send refused for a passing reason: resending it',
+    );
     this.armSend(op);
     const resend = (): void => {
       // Rewritten on a new link meanwhile (failover), or settled: nothing to do.

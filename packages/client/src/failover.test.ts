@@ -247,6 +247,31 @@ describe('failover transport', () => {
     expect(store.stored.map((e) => e.message.body.toString())).toEqual(['1', '2']);
   });
 
+  it('a send refused STORE_UNAVAILABLE (not fatal) is resent with the same producer id/seq and the resent flag; a tcp:// client sees the error', async () => {
+    const a = await start('a', new FakeStore());
+    let refusals = 2;
+    a.errorFor = (f) =>
+      f.type === FrameType.Send && refusals-- > 0
+        ? { code: 'STORE_UNAVAILABLE', message: 'store commit failed', retryable: true }
+        : undefined;
+    const conn = await failover(`failover:(${a.url})?initialReconnectDelay=10`);
+    const producer = (await conn.createSession()).createProducer('queue://in');
+    expect((await producer.send('m1')).messageId).toBe('1');
+    const sends = a.framesOf(FrameType.Send) as SendFrame[];
+    expect(sends.map((f) => [f.message.producerSeq, f.resent === true])).toEqual([
+      [1, false],
+      [1, true],
+      [1, true],
+    ]);
+    expect(new Set(sends.map((f) => f.message.producerId)).size).toBe(1);
+    expect(a.depth('queue://in')).toBe(1);
+
+    refusals = 1;
+    const plain = await failover(a.url);
+    const p2 = (await plain.createSession()).createProducer('queue://in');
+    await expect(p2.send('m2')).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE', retryable: true });
+  });
+
   it('gives up after maxReconnectAttempts: everything pending rejects with ConnectionError and close is emitted', async () => {
     const store = new FakeStore();
     const a = await start('a', store);

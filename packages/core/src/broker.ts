@@ -770,6 +770,11 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
             : this.inDoubt.failedAgain(message, err);
         },
       );
+    } else if (forward === null) {
+      // Not stored for a passing reason: its resend must not be taken for a duplicate.
+      done = done.catch((err: unknown) => {
+        throw this.inDoubt.notStored(message, err);
+      });
     }
     const pid = message.producerId;
     if (forward !== null) this.forwards.accepted(pid!, done);

@@ -157,6 +157,22 @@ describe('concurrent store and dispatch (concurrentStoreAndDispatchQueues)', () 
     expect(received.map((m) => m.body.toString())).toEqual(['held by the consumer']);
   });
 
+  it('stores the resend of a send refused STORE_UNAVAILABLE although a later send of its producer committed since', async () => {
+    await start({}, false, 1); // the consumer holds the first message: the others wait, undelivered
+    await broker.send(conn, msg('held by the consumer'));
+    const p1 = (seq: number, text: string): Message => ({ ...msg(text), producerId: 'p1', producerSeq: seq });
+    store.failNext = new StoreError('connection lost', 'STORE_UNAVAILABLE', { retryable: true });
+    await expect(broker.send(conn, p1(1, 'refused'))).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    await broker.send(conn, p1(2, 'later'));
+    // The failover producer's resend (same producer id and sequence, resent): not a duplicate.
+    const again = await broker.send(conn, p1(1, 'refused'), undefined, { resent: true });
+    expect(again.duplicate).toBe(false);
+    expect(broker.getQueue('work')!.depth).toBe(3);
+    expect([...db.messages.values()].map((m) => m.body.toString()).sort()).toEqual(
+      ['held by the consumer', 'later', 'refused'].sort(),
+    );
+  });
+
   it('dispatches only after the commit when turned off', async () => {
     await start({ concurrentStoreAndDispatchQueues: false });
     store.hold();

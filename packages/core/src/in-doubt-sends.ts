@@ -1,4 +1,4 @@
-import { InDoubtError, type KeelError, type Message } from '@keel/protocol';
+import { InDoubtError, KeelError, type Message } from '@keel/protocol';
 import type { Clock } from './ports';
 import type { QueueEntry } from './queue-entry';
 
@@ -27,6 +27,9 @@ interface InDoubt {
  * later sequence of the same producer may have committed since, and that must not make the resend
  * look like a duplicate of something never stored). A failover consumer's audit then drops the
  * second copy if its application had the first.
+ *
+ * Sends that failed STORE_UNAVAILABLE before any consumer had their message are remembered the same
+ * way (notStored), so that a failover producer's resend of one is stored too.
  */
 export class InDoubtSends {
   private readonly sends = new Map<string, InDoubt>();
@@ -42,17 +45,37 @@ export class InDoubtSends {
     );
     const key = keyOf(entry.message);
     if (key === null) return err;
-    const now = this.host.clock.now();
-    const doubt: InDoubt = { consumed: false, at: now };
-    this.sends.delete(key);
-    this.sends.set(key, doubt);
+    const doubt: InDoubt = { consumed: false, at: this.host.clock.now() };
+    this.remember(key, doubt);
     entry.onConsumed = () => {
       doubt.consumed = true;
     };
+    return err;
+  }
+
+  /** Records `doubt` under `key` as the newest, dropping the oldest beyond the count and age bounds. */
+  private remember(key: string, doubt: InDoubt): void {
+    this.sends.delete(key);
+    this.sends.set(key, doubt);
     for (const [k, d] of this.sends) {
-      if (this.sends.size <= MAX_IN_DOUBT_SENDS && d.at > now - IN_DOUBT_TTL_MS) break;
+      if (this.sends.size <= MAX_IN_DOUBT_SENDS && d.at > doubt.at - IN_DOUBT_TTL_MS) break;
       this.sends.delete(k);
     }
+  }
+
+  /**
+   * The store write of `m` (never handed to a consumer) failed for a passing reason
+   * (STORE_UNAVAILABLE): nothing of it is stored, and its send is answered with that error. A
+   * failover producer resends it (same producer id and sequence, `resent`; @keel/client does), and
+   * by then a later send of the same producer may have committed, so the producer's highest stored
+   * sequence would take the resend for a duplicate and drop it. Remembered here, the resend is stored
+   * whatever duplicate detection says (`resent` answers 'store'). Returns `err`.
+   */
+  notStored(m: Message, err: unknown): unknown {
+    if (!KeelError.isInstance(err) || err.code !== 'STORE_UNAVAILABLE') return err;
+    const key = keyOf(m);
+    if (key === null || this.sends.has(key)) return err;
+    this.remember(key, { consumed: false, at: this.host.clock.now() });
     return err;
   }
 

@@ -13,7 +13,8 @@ import { NativeListener } from './native-listener';
  * pg_terminate_backend, again and again, while producers send and a consumer is attached), the
  * send must not be answered "failed" — docs/errors.md promises a failed request stored and so
  * delivered nothing. It is answered IN_DOUBT, which @keel/client's failover producer resolves by
- * resending (same producer id and sequence, `resent`): nothing receipted is lost.
+ * resending (same producer id and sequence, `resent`): nothing receipted is lost. A send refused
+ * STORE_UNAVAILABLE (nothing stored) the failover producer resends as well: none fails.
  *
  * Real broker on real Postgres, real TCP, the real client. Every message is counted: sent,
  * receipted, failed (by code), received.
@@ -162,13 +163,13 @@ test('plain tcp:// client: no message is both received and answered as failed (I
   expect([...r.receipted].filter((b) => !r.received.has(b))).toEqual([]);
 });
 
-test('failover client: in-doubt sends are resolved by resending; nothing receipted is lost', async () => {
+test('failover client: sends in doubt or refused STORE_UNAVAILABLE are resent; every send receipted, nothing lost', async () => {
   const r = await run(true);
   console.log(report('failover', r));
   expect(r.terminated).toBeGreaterThan(0);
-  const receivedAndFailed = [...r.failed].filter(([b]) => r.received.has(b));
-  expect(receivedAndFailed).toEqual([]);
-  expect([...r.failed.values()].filter((code) => code === 'IN_DOUBT')).toEqual([]);
-  expect(r.receipted.size + r.failed.size).toBe(r.sent);
+  // The failover producer rides through the store's failures: no send fails (it did: some were
+  // answered STORE_UNAVAILABLE and given to the application), and none is taken for a duplicate.
+  expect(Object.fromEntries(r.failed)).toEqual({});
+  expect(r.receipted.size).toBe(r.sent);
   expect([...r.receipted].filter((b) => !r.received.has(b))).toEqual([]);
 });
