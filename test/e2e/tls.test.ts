@@ -161,26 +161,35 @@ function runPython(script: string, args: string[]): Promise<{ code: number | nul
 }
 
 const STOMP_TLS_PY = `
-import sys, threading, stomp
+import logging, sys, threading, stomp
+# stomp.py's own warnings (a failed connect attempt, a lost socket) go to stderr, in the output.
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 host, port, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def say(line):
+    # One write per line: the listener's thread prints too, and print('a', 'b') writes in pieces.
+    sys.stdout.write(line + '\\n')
 got = threading.Event()
 bodies = []
 class L(stomp.ConnectionListener):
     def on_message(self, frame):
         bodies.append(frame.body)
         got.set()
+    def on_error(self, frame):
+        say('STEP error frame %r %r' % (frame.headers, frame.body))
+    def on_disconnected(self):
+        say('STEP disconnected')
 c = stomp.Connection12([(host, port)])
 c.set_ssl(for_hosts=[(host, port)], ca_certs=ca)
 c.set_listener('l', L())
-print('STEP connecting')
+say('STEP connecting')
 c.connect(wait=True)
-print('STEP connected')
+say('STEP connected')
 c.subscribe('/queue/tls.stomp', id='1', ack='auto')
 c.send('/queue/tls.stomp', 'hello over stomp+ssl', headers={'persistent': 'true'})
 ok = got.wait(15)
-print('STEP received' if ok else 'STEP nothing received')
+say('STEP received' if ok else 'STEP nothing received')
 c.disconnect()
-print('RESULT', 'ok' if ok and bodies == ['hello over stomp+ssl'] else 'missing %r' % bodies)
+say('RESULT ' + ('ok' if ok and bodies == ['hello over stomp+ssl'] else 'missing %r' % bodies))
 `;
 
 test('ssl://: verified with the CA; a wrong CA is refused; stomp+ssl:// with stomp.py; https admin API', async () => {
@@ -194,8 +203,18 @@ test('ssl://: verified with the CA; a wrong CA is refused; stomp+ssl:// with sto
   );
   await expect(open(`ssl://localhost:${node.sslPort}`)).rejects.toThrow(/TLS:/);
 
-  // stomp.py over TLS, verifying the broker against the CA.
-  const py = await runPython(STOMP_TLS_PY, ['localhost', String(node.stompSslPort), files.ca]);
+  // stomp.py over TLS, verifying the broker against the CA. One CI run (stop 30) had stomp.py raise
+  // ConnectFailedException before CONNECTED; not reproduced in 160 runs under CPU load. A connect
+  // that fails so is tried once more, as a client would, and what the first attempt printed (its
+  // error frame or disconnect, stomp.py's warnings) and the node's log go to the test's output.
+  const stompPy = () => runPython(STOMP_TLS_PY, ['localhost', String(node.stompSslPort), files.ca]);
+  let py = await stompPy();
+  if (!py.out.includes('STEP connected')) {
+    console.log(
+      `stomp.py over TLS did not connect; once more. It printed:\n${py.out}\nnode:\n${node.proc.tail(30)}`,
+    );
+    py = await stompPy();
+  }
   expect(py.out).toContain('RESULT ok');
 
   // The admin API answers https with the node's certificate, and no longer plain http.
