@@ -150,7 +150,11 @@ EOF
   fi
   /usr/lib/rabbitmq/bin/rabbitmq-server >>"$base/log/stdout.log" 2>&1 &
   # PEER_START_WAIT_S: how long a start may take (Erlang boots slowly on a busy machine).
-  wait_port 127.0.0.1 "$RABBIT_STOMP_PORT" "${PEER_START_WAIT_S:-120}" || { tail -30 "$base/log/stdout.log" >&2; exit 1; }
+  # Both listeners: the STOMP plugin's may open before AMQP's.
+  local port
+  for port in "$RABBIT_AMQP_PORT" "$RABBIT_STOMP_PORT"; do
+    wait_port 127.0.0.1 "$port" "${PEER_START_WAIT_S:-120}" || { tail -30 "$base/log/stdout.log" >&2; exit 1; }
+  done
   cat "$STATE/rabbitmq.pid"; echo
 }
 
