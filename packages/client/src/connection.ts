@@ -117,7 +117,7 @@ interface SendOp {
   /** Written to a link that was lost before the receipt came: the next write is a resend. */
   resent?: boolean;
   /** How many times the broker answered it with an error it is resent on (resendSend). */
-  inDoubt?: number;
+  refusals?: number;
   deferred: Deferred<SendResult>;
   timer?: NodeJS.Timeout;
 }
@@ -561,13 +561,13 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     const op = this.sendOps.get(receiptId);
     if (!op || op.transacted || !this.target.failover) return false;
     op.resent = true;
-    op.inDoubt = (op.inDoubt ?? 0) + 1;
+    op.refusals = (op.refusals ?? 0) + 1;
     const gen = op.writtenGen;
     const f = this._failover;
     const delay =
-      op.inDoubt === 1 ? 0 : Math.min(f.maxReconnectDelay, f.initialReconnectDelay * 2 ** (op.inDoubt - 2));
+      op.refusals === 1 ? 0 : Math.min(f.maxReconnectDelay, f.initialReconnectDelay * 2 ** (op.refusals - 2));
     this._logger.warn(
-      { receiptId, code, attempt: op.inDoubt, delayMs: delay },
+      { receiptId, code, attempt: op.refusals, delayMs: delay },
       code === 'IN_DOUBT' ? 'send in doubt: resending it' : 'send refused for a passing reason: resending it',
     );
     this.armSend(op);

@@ -770,11 +770,6 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
             : this.inDoubt.failedAgain(message, err);
         },
       );
-    } else if (forward === null) {
-      // Not stored for a passing reason: its resend must not be taken for a duplicate.
-      done = done.catch((err: unknown) => {
-        throw this.inDoubt.notStored(message, err);
-      });
     }
     const pid = message.producerId;
     if (forward !== null) this.forwards.accepted(pid!, done);
@@ -785,9 +780,11 @@ export class Broker extends EventEmitter<BrokerEvents> implements QueueHost, Sch
     ) {
       const state = { seq: message.producerSeq, done };
       this.producers.set(pid, state);
-      // Not stored: forget what we believed, the store knows the producer's true sequence.
-      done.catch(() => {
+      // Not stored: forget what we believed, the store knows the producer's true sequence; and if
+      // it failed for a passing reason, its resend must not be taken for a duplicate.
+      done.catch((err: unknown) => {
         if (this.producers.get(pid) === state) this.producers.delete(pid);
+        this.inDoubt.notStored(message, err);
       });
     }
     await done;

@@ -69,14 +69,13 @@ export class InDoubtSends {
    * failover producer resends it (same producer id and sequence, `resent`; @keel/client does), and
    * by then a later send of the same producer may have committed, so the producer's highest stored
    * sequence would take the resend for a duplicate and drop it. Remembered here, the resend is stored
-   * whatever duplicate detection says (`resent` answers 'store'). Returns `err`.
+   * whatever duplicate detection says (`resent` answers 'store'). Other failures are not recorded.
    */
-  notStored(m: Message, err: unknown): unknown {
-    if (!KeelError.isInstance(err) || err.code !== 'STORE_UNAVAILABLE') return err;
+  notStored(m: Message, err: unknown): void {
+    if (!KeelError.isInstance(err) || err.code !== 'STORE_UNAVAILABLE') return;
     const key = keyOf(m);
-    if (key === null || this.sends.has(key)) return err;
+    if (key === null || this.sends.has(key)) return;
     this.remember(key, { consumed: false, at: this.host.clock.now() });
-    return err;
   }
 
   /**
